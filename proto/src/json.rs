@@ -4,7 +4,9 @@
 //! - keys are the proto field names (snake_case); unknown keys are ignored;
 //! - enums are their value names; a JSON number for an enum is an error; an unknown name leaves
 //!   an optional field unset and is an error for a required one;
-//! - `bytes` are standard base64;
+//! - `bytes` are standard base64 (read leniently: padding optional);
+//! - a lone value where a repeated field is expected counts as a one-element list;
+//! - booleans also read from `"true"` and `"false"`;
 //! - 64-bit integers are written as numbers and read from numbers or numeric strings;
 //! - doubles read from numbers or numeric strings, with `"Infinity"`, `"-Infinity"` and `"NaN"`;
 //! - `null` means unset; empty repeated fields are left out;
@@ -199,8 +201,10 @@ fn parse_field(field: &FieldDescriptor, json: &Json, path: &mut Vec<String>) -> 
         return Ok(Some(Value::Map(map)));
     }
     if field.is_list() {
-        let Json::Array(items) = json else {
-            return Err(format!("expected a JSON array for a repeated field, found {}", json_kind(json)));
+        // Like stout, a lone value stands for a one-element list.
+        let items = match json {
+            Json::Array(items) => items.as_slice(),
+            single => std::slice::from_ref(single),
         };
         let mut list = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
@@ -237,6 +241,7 @@ fn parse_single(kind: &Kind, json: &Json, path: &mut Vec<String>) -> Result<Opti
         Kind::Uint64 | Kind::Fixed64 => Value::U64(parse_u64(json)?),
         Kind::Bool => match json {
             Json::Bool(b) => Value::Bool(*b),
+            Json::String(s) if s == "true" || s == "false" => Value::Bool(s == "true"),
             other => return Err(format!("expected a JSON boolean, found {}", json_kind(other))),
         },
         Kind::String => match json {
@@ -244,9 +249,7 @@ fn parse_single(kind: &Kind, json: &Json, path: &mut Vec<String>) -> Result<Opti
             other => return Err(format!("expected a JSON string, found {}", json_kind(other))),
         },
         Kind::Bytes => match json {
-            Json::String(s) => {
-                Value::Bytes(BASE64.decode(s).map_err(|e| format!("invalid base64 for a bytes field: {e}"))?.into())
-            }
+            Json::String(s) => Value::Bytes(decode_base64(s)?.into()),
             other => return Err(format!("expected a base64 JSON string, found {}", json_kind(other))),
         },
         Kind::Enum(e) => match json {
@@ -260,6 +263,15 @@ fn parse_single(kind: &Kind, json: &Json, path: &mut Vec<String>) -> Result<Opti
         Kind::Message(m) => Value::Message(parse_message(m, json, path)?),
     };
     Ok(Some(value))
+}
+
+/// Standard-alphabet base64 read as leniently as stout does: whitespace is skipped, padding is
+/// optional and decoding stops at the first `=`.
+fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).take_while(|c| *c != '=').collect();
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(compact.as_bytes())
+        .map_err(|e| format!("invalid base64 for a bytes field: {e}"))
 }
 
 fn parse_map_key(kind: &Kind, key: &str) -> Result<MapKey, String> {
@@ -292,7 +304,7 @@ fn parse_i64(json: &Json) -> Result<i64, String> {
     match json {
         Json::Number(n) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64))
+            .or_else(|| n.as_f64().filter(|f| f.abs() < 9.2e18).map(|f| f.trunc() as i64))
             .ok_or_else(|| format!("{n} is not a valid integer")),
         Json::String(s) => s.trim().parse().map_err(|_| format!("{s:?} is not an integer")),
         other => Err(format!("expected a JSON integer, found {}", json_kind(other))),
@@ -303,7 +315,7 @@ fn parse_u64(json: &Json) -> Result<u64, String> {
     match json {
         Json::Number(n) => n
             .as_u64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1.8e19).map(|f| f as u64))
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0 && *f < 1.8e19).map(|f| f.trunc() as u64))
             .ok_or_else(|| format!("{n} is not a valid unsigned integer")),
         Json::String(s) => s.trim().parse().map_err(|_| format!("{s:?} is not an unsigned integer")),
         other => Err(format!("expected a JSON unsigned integer, found {}", json_kind(other))),

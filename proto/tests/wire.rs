@@ -391,7 +391,7 @@ fn malformed_input_is_an_error_not_a_panic() {
         b"{\"type\":\"SUBSCRIBE\",\"subscribe\":{\"framework_info\":{\"user\":\"u\"}}}",
         b"{\"type\":\"ACKNOWLEDGE\",\"acknowledge\":{\"agent_id\":{\"value\":\"a\"},\"task_id\":{\"value\":\"t\"},\"uuid\":\"***\"}}",
         b"{\"framework_id\":{\"value\":7}}",
-        b"{\"type\":\"ACCEPT\",\"accept\":{\"offer_ids\":{\"value\":\"o\"}}}",
+        b"{\"type\":\"ACCEPT\",\"accept\":{\"offer_ids\":[{\"value\":[]}]}}",
         b"{\"type\":\"SUBSCRIBE\",\"framework_id\":{\"value\":\"\xff\xfe\"}}",
     ];
     for case in cases {

@@ -1,0 +1,245 @@
+//! An embedded Mesos-compatible cluster: one master and any number of agents in one process,
+//! speaking the real Mesos v1 scheduler API (on the master's port) and executor API (on each
+//! agent's port) over HTTP. It is `framework`'s default runtime on a machine without Mesos
+//! and the test bed of the whole project.
+//!
+//! Layout:
+//! - [`master`]: the master actor (frameworks, offers, tasks, reconciliation, failover);
+//! - [`agent`]: agent actors (task launch, status update manager, custom executors);
+//! - [`runner`]: command tasks as processes, health checks, kill policies;
+//! - [`http`]: the HTTP shells of both APIs;
+//! - [`resources`]: resource arithmetic;
+//! - [`protocol`]: the messages between them.
+
+// `Resource.role` is deprecated upstream but still part of the wire format we must speak.
+#![allow(deprecated)]
+
+pub mod agent;
+pub mod http;
+pub mod master;
+pub mod protocol;
+pub mod resources;
+pub mod runner;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use mesos_proto::v1::{self, AgentId, AgentInfo, MasterInfo};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+pub use protocol::{Fault, UpdateDelivery};
+pub use resources::Resources;
+
+/// What one agent offers.
+#[derive(Debug, Clone)]
+pub struct AgentSpec {
+    /// Hostname the agent advertises (tasks still run on this machine).
+    pub hostname: String,
+    /// Total resources.
+    pub resources: Resources,
+    /// Text attributes (`rack`, `zone`, ...).
+    pub attributes: Vec<(String, String)>,
+}
+
+/// Settings of the whole cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Where the master listens (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// The agents.
+    pub agents: Vec<AgentSpec>,
+    /// HEARTBEAT interval (Mesos: 15 s).
+    pub heartbeat_interval: Duration,
+    /// Offer timeout (Mesos: none).
+    pub offer_timeout: Option<Duration>,
+    /// How often unused resources are offered (Mesos: 1 s).
+    pub allocation_interval: Duration,
+    /// First retry of unacknowledged status updates (Mesos: 10 s).
+    pub update_retry: Duration,
+    /// How long executors have to subscribe (Mesos: 1 min).
+    pub executor_registration_timeout: Duration,
+    /// Where sandboxes go.
+    pub work_dir: PathBuf,
+    /// Tasks start without processes (scale tests).
+    pub simulated: bool,
+}
+
+impl ClusterConfig {
+    /// `agents` identical agents on this machine, each with its own slice of `ports`.
+    pub fn uniform(listen: SocketAddr, agents: usize, cpus: f64, mem: f64, disk: f64, ports: (u64, u64), work_dir: PathBuf) -> Self {
+        let agents = agents.max(1);
+        let span = (ports.1.saturating_sub(ports.0) + 1) / agents as u64;
+        let specs = (0..agents)
+            .map(|i| {
+                let begin = ports.0 + span * i as u64;
+                let end = if i + 1 == agents { ports.1 } else { begin + span.saturating_sub(1) };
+                AgentSpec {
+                    hostname: "localhost".to_owned(),
+                    resources: Resources::new(&[("cpus", cpus), ("mem", mem), ("disk", disk)], &[("ports", &[(begin, end)])]),
+                    attributes: vec![("agent".to_owned(), format!("a{i}")), ("rack".to_owned(), format!("r{}", i % 2))],
+                }
+            })
+            .collect();
+        Self {
+            listen,
+            agents: specs,
+            heartbeat_interval: Duration::from_secs(15),
+            offer_timeout: None,
+            allocation_interval: Duration::from_millis(1000),
+            update_retry: Duration::from_secs(10),
+            executor_registration_timeout: Duration::from_secs(60),
+            work_dir,
+            simulated: false,
+        }
+    }
+}
+
+/// A running local cluster. Dropping it stops serving; call [`LocalCluster::shutdown`] to also
+/// kill the tasks' processes.
+pub struct LocalCluster {
+    addr: SocketAddr,
+    master: mpsc::UnboundedSender<MasterMsg>,
+    agents: Vec<(String, SocketAddr, mpsc::UnboundedSender<agent::AgentMsg>)>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+use protocol::MasterMsg;
+
+impl LocalCluster {
+    /// Starts the master and agents and begins serving.
+    pub async fn start(config: ClusterConfig) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let master_id = uuid::Uuid::new_v4().to_string();
+        let (master_tx, master_rx) = mpsc::unbounded_channel();
+        let ip = match addr.ip() {
+            IpAddr::V4(v4) => v4,
+            IpAddr::V6(_) => std::net::Ipv4Addr::LOCALHOST,
+        };
+        let hostname = if addr.ip().is_loopback() { "localhost".to_owned() } else { addr.ip().to_string() };
+        let info = MasterInfo {
+            id: master_id.clone(),
+            // Mesos stores the address in network byte order.
+            ip: u32::from_le_bytes(ip.octets()),
+            port: u32::from(addr.port()),
+            pid: Some(format!("master@{}:{}", ip, addr.port())),
+            hostname: Some(hostname.clone()),
+            version: Some("1.11.0".to_owned()),
+            address: Some(v1::Address { hostname: Some(hostname), ip: Some(ip.to_string()), port: i32::from(addr.port()) }),
+            ..Default::default()
+        };
+        let mcfg = master::MasterConfig {
+            id: master_id.clone(),
+            info,
+            heartbeat_interval: config.heartbeat_interval,
+            offer_timeout: config.offer_timeout,
+            allocation_interval: config.allocation_interval,
+        };
+        let mut master = master::Master::new(mcfg, master_tx.clone());
+        let mut handles = Vec::new();
+        let mut agents = Vec::new();
+        for (i, spec) in config.agents.iter().enumerate() {
+            let agent_id = format!("{master_id}-S{i}");
+            let agent_listener = TcpListener::bind((addr.ip(), 0)).await.context("cannot listen for an agent")?;
+            let agent_addr = agent_listener.local_addr()?;
+            let info = AgentInfo {
+                hostname: spec.hostname.clone(),
+                port: Some(i32::from(agent_addr.port())),
+                resources: spec.resources.to_proto(None),
+                attributes: spec.attributes.iter().map(|(k, v)| resources::text_attribute(k, v)).collect(),
+                id: Some(AgentId { value: agent_id.clone() }),
+                ..Default::default()
+            };
+            let (agent_tx, agent_rx) = mpsc::unbounded_channel();
+            let settings = agent::AgentSettings {
+                update_retry: config.update_retry,
+                executor_registration_timeout: config.executor_registration_timeout,
+                simulated: config.simulated,
+                work_dir: config.work_dir.clone(),
+            };
+            let actor = agent::Agent::new(info.clone(), settings, agent_addr, master_tx.clone(), agent_tx.clone());
+            handles.push(tokio::spawn(actor.run(agent_rx)));
+            // The master's commands reach the agent actor through a forwarding channel.
+            let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel();
+            let fwd = agent_tx.clone();
+            handles.push(tokio::spawn(async move {
+                while let Some(cmd) = cmd_rx.recv().await {
+                    if fwd.send(agent::AgentMsg::Cmd(cmd)).is_err() {
+                        return;
+                    }
+                }
+            }));
+            master.add_agent(info, cmd_tx);
+            let router = http::agent_router(agent_tx.clone());
+            handles.push(tokio::spawn(async move {
+                let _ = axum::serve(agent_listener, router).await;
+            }));
+            agents.push((agent_id, agent_addr, agent_tx));
+        }
+        handles.push(tokio::spawn(master.run(master_rx)));
+        let router = http::master_router(http::MasterHttp { master: master_tx.clone(), advertised: addr.to_string() });
+        handles.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        }));
+        tracing::info!(%addr, agents = agents.len(), "local Mesos cluster is up");
+        Ok(Self { addr, master: master_tx, agents, handles })
+    }
+
+    /// The master's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The master's base URL, e.g. `http://127.0.0.1:5050`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The agents' ids, in order.
+    pub fn agent_ids(&self) -> Vec<String> {
+        self.agents.iter().map(|(id, _, _)| id.clone()).collect()
+    }
+
+    /// The address of an agent's executor API.
+    pub fn agent_addr(&self, index: usize) -> Option<SocketAddr> {
+        self.agents.get(index).map(|(_, a, _)| *a)
+    }
+
+    /// The master's state, as `/master/state` serves it.
+    pub async fn state(&self) -> anyhow::Result<serde_json::Value> {
+        let (tx, rx) = oneshot::channel();
+        self.master.send(MasterMsg::State(tx)).map_err(|_| anyhow::anyhow!("master stopped"))?;
+        Ok(rx.await?)
+    }
+
+    /// Injects a fault.
+    pub async fn fault(&self, fault: Fault) -> anyhow::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.master.send(MasterMsg::Fault(fault, tx)).map_err(|_| anyhow::anyhow!("master stopped"))?;
+        rx.await?.map_err(|e| anyhow::anyhow!(e))
+    }
+
+    /// Kills every task and executor, then stops serving.
+    pub async fn shutdown(self) {
+        for (_, _, agent) in &self.agents {
+            let _ = agent.send(agent::AgentMsg::Cmd(protocol::AgentCmd::Stop));
+        }
+        // Give the kills (SIGTERM, then SIGKILL without grace) a moment to land.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for h in &self.handles {
+            h.abort();
+        }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for h in &self.handles {
+            h.abort();
+        }
+    }
+}

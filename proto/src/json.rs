@@ -72,6 +72,41 @@ pub fn from_json_slice<M: prost::Message + prost::Name + Default>(bytes: &[u8]) 
     from_json(&json)
 }
 
+/// Lists the keys of `json` (at any depth) that are not fields of message `M`, as dotted paths.
+/// Mesos ignores such keys; a peer that must be exact (our local master, in tests) can use this
+/// to check that what it writes is strictly under the schema.
+pub fn unknown_keys<M: prost::Name>(json: &Json) -> Vec<String> {
+    let mut out = Vec::new();
+    collect_unknown(&message_descriptor::<M>(), json, "", &mut out);
+    out
+}
+
+fn collect_unknown(desc: &MessageDescriptor, json: &Json, path: &str, out: &mut Vec<String>) {
+    let Json::Object(obj) = json else { return };
+    for (key, value) in obj {
+        let here = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+        let Some(field) = desc.get_field_by_name(key) else {
+            out.push(here);
+            continue;
+        };
+        let Kind::Message(m) = field.kind() else { continue };
+        if field.is_map() {
+            let value_kind = m.map_entry_value_field().kind();
+            if let (Some(vm), Json::Object(entries)) = (value_kind.as_message(), value) {
+                for (k, v) in entries {
+                    collect_unknown(vm, v, &format!("{here}.{k}"), out);
+                }
+            }
+        } else if let Json::Array(items) = value {
+            for (i, item) in items.iter().enumerate() {
+                collect_unknown(&m, item, &format!("{here}[{i}]"), out);
+            }
+        } else {
+            collect_unknown(&m, value, &here, out);
+        }
+    }
+}
+
 fn write_message(msg: &DynamicMessage) -> Json {
     let mut out = Map::new();
     for field in msg.descriptor().fields() {

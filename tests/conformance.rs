@@ -309,3 +309,68 @@ async fn teardown_kills_tasks_and_retires_the_framework_id() {
     assert_eq!(first["type"], "ERROR");
     c.shutdown().await;
 }
+
+fn executor_info(id: &str, log: &std::path::Path) -> Json {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/echo_executor.py");
+    json!({
+        "executor_id": {"value": id},
+        "type": "CUSTOM",
+        "command": {"value": format!("exec python3 {script}"), "environment": {"variables": [{"name": "EXECUTOR_EVENT_LOG", "value": log.display().to_string()}]}},
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.05}}, {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}]
+    })
+}
+
+fn logged_events(log: &std::path::Path) -> Vec<Json> {
+    std::fs::read_to_string(log).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+#[tokio::test]
+async fn custom_executor_over_the_executor_api() {
+    let c = cluster("executor", 1, |_| {}).await;
+    let log = integration_tests::work_dir("executor-log").join("events.jsonl");
+    let mut s = Session::subscribe(&c.url(), subscribe_call(None, 3600.0, &[]), Encoding::Json).await.expect("subscribed");
+    let (task, _, _) = s.launch("on-exec", Json::Null, json!({"command": null, "executor": executor_info("echo-exec", &log)})).await.expect("launch");
+    let starting = s.wait_state(&task, "TASK_STARTING").await.expect("starting from the executor");
+    assert_eq!(starting["source"], "SOURCE_EXECUTOR");
+    assert_eq!(starting["executor_id"]["value"], "echo-exec");
+    s.wait_state(&task, "TASK_RUNNING").await.expect("running");
+    s.call(json!({"type": "KILL", "kill": {"task_id": {"value": task}}})).await.expect("kill");
+    s.wait_state(&task, "TASK_KILLED").await.expect("killed by the executor");
+    // The executor saw SUBSCRIBED (with framework and agent info), LAUNCH, KILL and the acknowledgements.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = logged_events(&log);
+    let types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(types.first(), Some(&"SUBSCRIBED"), "{types:?}");
+    assert!(events[0]["subscribed"]["framework_info"]["id"]["value"] == s.framework_id.as_str());
+    assert!(events[0]["subscribed"]["agent_info"]["hostname"].is_string());
+    assert!(types.contains(&"LAUNCH") && types.contains(&"KILL"), "{types:?}");
+    assert!(types.iter().filter(|t| **t == "ACKNOWLEDGED").count() >= 2, "{types:?}");
+    // SHUTDOWN: the executor exits and the scheduler hears FAILURE for it.
+    let agent = starting["agent_id"].clone();
+    s.call(json!({"type": "SHUTDOWN", "shutdown": {"executor_id": {"value": "echo-exec"}, "agent_id": agent}})).await.expect("shutdown");
+    let failure = s.next("FAILURE").await.expect("executor terminated");
+    assert_eq!(failure["failure"]["executor_id"]["value"], "echo-exec");
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn launch_group_runs_every_task_on_the_executor() {
+    let c = cluster("group", 1, |_| {}).await;
+    let log = integration_tests::work_dir("group-log").join("events.jsonl");
+    let mut s = Session::subscribe(&c.url(), subscribe_call(None, 3600.0, &[]), Encoding::Json).await.expect("subscribed");
+    let offer = s.next("OFFERS").await.expect("offer")["offers"]["offers"][0].clone();
+    let task = |id: &str| json!({"name": id, "task_id": {"value": id}, "agent_id": offer["agent_id"],
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}, {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}]});
+    let op = json!({"type": "LAUNCH_GROUP", "launch_group": {"executor": executor_info("group-exec", &log), "task_group": {"tasks": [task("g1"), task("g2")]}}});
+    assert_eq!(s.call(json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [op]}})).await.expect("accept"), 202);
+    let mut running = std::collections::BTreeSet::new();
+    while running.len() < 2 {
+        let ev = s.next("UPDATE").await.expect("update");
+        let st = &ev["update"]["status"];
+        s.ack(st).await.expect("ack");
+        assert_eq!(st["state"], "TASK_RUNNING", "{st}");
+        running.insert(st["task_id"]["value"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(running.into_iter().collect::<Vec<_>>(), vec!["g1".to_owned(), "g2".to_owned()]);
+    c.shutdown().await;
+}

@@ -503,7 +503,7 @@ impl Master {
                     let mut error = None;
                     let mut seen = HashSet::new();
                     for t in &tasks {
-                        if let Err(e) = self.validate_task(fid, &agent_id, t, &probe, &seen).and_then(|r| {
+                        if let Err(e) = self.validate_task(fid, &agent_id, t, true, &probe, &seen).and_then(|r| {
                             probe.subtract(&r);
                             Ok(())
                         }) {
@@ -540,7 +540,7 @@ impl Master {
     }
 
     /// Validates one task against what is left of the offer; returns its resources.
-    fn validate_task(&self, fid: &str, agent_id: &str, task: &TaskInfo, available: &Resources, batch: &HashSet<String>) -> Result<Resources, String> {
+    fn validate_task(&self, fid: &str, agent_id: &str, task: &TaskInfo, in_group: bool, available: &Resources, batch: &HashSet<String>) -> Result<Resources, String> {
         validate_id("Task ID", &task.task_id.value)?;
         let fw = self.frameworks.get(fid).ok_or("Unknown framework")?;
         if fw.tasks.contains_key(&task.task_id.value) || batch.contains(&task.task_id.value) {
@@ -549,7 +549,10 @@ impl Master {
         if task.agent_id.value != agent_id {
             return Err(format!("Task uses invalid agent: {}", task.agent_id.value));
         }
-        if task.command.is_some() == task.executor.is_some() {
+        if in_group && task.executor.is_some() {
+            return Err("'TaskInfo.executor' must not be set for a task in a task group".to_owned());
+        }
+        if !in_group && task.command.is_some() == task.executor.is_some() {
             return Err("Task should have at least one (but not both) of CommandInfo or ExecutorInfo present".to_owned());
         }
         if task.resources.is_empty() {
@@ -569,7 +572,7 @@ impl Master {
     }
 
     fn launch(&mut self, fid: &str, agent_id: &str, mut task: TaskInfo, group_executor: Option<&v1::ExecutorInfo>, available: &mut Resources) {
-        let needed = match self.validate_task(fid, agent_id, &task, available, &HashSet::new()) {
+        let needed = match self.validate_task(fid, agent_id, &task, group_executor.is_some(), available, &HashSet::new()) {
             Ok(r) => r,
             Err(msg) => {
                 self.send_update(fid, master_status(&task.task_id.value, Some(agent_id), TaskState::TaskError, Reason::TaskInvalid, msg));

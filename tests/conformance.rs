@@ -158,9 +158,17 @@ async fn bad_calls_get_mesos_status_codes() {
     let fid = s.framework_id.clone();
     let stream = s.stream_id.clone();
     drop(s);
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let revive = json!({"type": "REVIVE", "framework_id": {"value": fid}});
-    assert_eq!(post(&http, &url, &revive, Encoding::Json, Some(&stream)).await.expect("post").0, 403);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut code = 0;
+    while tokio::time::Instant::now() < deadline {
+        code = post(&http, &url, &revive, Encoding::Json, Some(&stream)).await.expect("post").0;
+        if code != 202 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(code, 403, "a disconnected framework's calls are forbidden");
     // Role rules: roles without MULTI_ROLE is refused with an ERROR event.
     let mut call = subscribe_call(None, 1.0, &[]);
     call["subscribe"]["framework_info"]["roles"] = json!(["web"]);
@@ -205,7 +213,16 @@ async fn failover_timeout_removes_the_framework_and_kills_its_tasks() {
     s.wait_state(&task, "TASK_RUNNING").await.expect("running");
     let fid = s.framework_id.clone();
     drop(s);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Wait until the master has noticed the disconnection and the timeout has run out.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        let state = c.state().await.expect("state");
+        if state["completed_frameworks"].as_array().is_some_and(|f| f.iter().any(|f| f["id"] == fid.as_str())) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(task_state(&c, &task).await, None, "the removed framework's tasks are gone from the master");
     let err = Session::subscribe(&c.url(), subscribe_call(Some(&fid), 1.0, &[]), Encoding::Json).await.err().expect("refused");
     assert!(err.to_string().contains("Framework has been removed"), "{err}");
     let state = c.state().await.expect("state");

@@ -654,17 +654,7 @@ async fn run_executor_process(command: v1::CommandInfo, sandbox: PathBuf, env: V
     let out = std::fs::File::create(sandbox.join("stdout")).ok()?;
     let err = std::fs::File::create(sandbox.join("stderr")).ok()?;
     let value = command.value.clone().unwrap_or_default();
-    let mut cmd = if command.shell.unwrap_or(true) {
-        let mut c = tokio::process::Command::new("/bin/sh");
-        c.arg("-c").arg(&value);
-        c
-    } else {
-        let mut c = tokio::process::Command::new(&value);
-        if let Some((arg0, rest)) = command.arguments.split_first() {
-            c.arg0(arg0).args(rest);
-        }
-        c
-    };
+    let mut cmd = runner::build_command(&command);
     cmd.current_dir(&sandbox).envs(env).stdin(std::process::Stdio::null()).stdout(out).stderr(err).process_group(0).kill_on_drop(true);
     let mut child = match cmd.spawn() {
         Ok(c) => c,

@@ -263,10 +263,7 @@ impl Master {
                 fw.suppressed = sub.suppressed_roles.iter().any(|r| fw.info.roles.contains(r) || r == "*");
                 fw.next_heartbeat = Instant::now() + heartbeat;
                 // Outstanding offers are discarded without RESCIND and offered again.
-                let stale: Vec<String> = self.offers.iter().filter(|(_, o)| o.framework_id == framework_id).map(|(id, _)| id.clone()).collect();
-                for id in stale {
-                    self.remove_offer(&id);
-                }
+                self.discard_offers_of(&framework_id);
                 tracing::info!(framework = %framework_id, "framework re-subscribed");
             }
             None => {
@@ -306,10 +303,7 @@ impl Master {
         fw.conn = None;
         let timeout = fw.info.failover_timeout.unwrap_or(0.0).clamp(0.0, 1.0e9);
         tracing::info!(framework = %framework_id, failover_timeout = timeout, "framework disconnected");
-        let stale: Vec<String> = self.offers.iter().filter(|(_, o)| o.framework_id == framework_id).map(|(id, _)| id.clone()).collect();
-        for id in stale {
-            self.remove_offer(&id);
-        }
+        self.discard_offers_of(framework_id);
         if timeout <= 0.0 {
             self.remove_framework(framework_id);
         } else if let Some(fw) = self.frameworks.get_mut(framework_id) {
@@ -323,10 +317,7 @@ impl Master {
         if let Some(conn) = fw.conn {
             drop(conn.tx);
         }
-        let offers: Vec<String> = self.offers.iter().filter(|(_, o)| o.framework_id == framework_id).map(|(id, _)| id.clone()).collect();
-        for id in offers {
-            self.remove_offer(&id);
-        }
+        self.discard_offers_of(framework_id);
         for task in fw.tasks.values() {
             if !task.released
                 && let Some(agent) = self.agents.get_mut(&task.agent_id)
@@ -626,6 +617,14 @@ impl Master {
             && let Some(fw) = self.frameworks.get_mut(fid)
         {
             fw.filters.insert(o.agent_id, Instant::now() + refuse);
+        }
+    }
+
+    /// Drops a framework's outstanding offers without RESCIND (their resources are offered again).
+    fn discard_offers_of(&mut self, framework_id: &str) {
+        let ids: Vec<String> = self.offers.iter().filter(|(_, o)| o.framework_id == framework_id).map(|(id, _)| id.clone()).collect();
+        for id in ids {
+            self.remove_offer(&id);
         }
     }
 

@@ -132,17 +132,7 @@ async fn spawn(spec: &RunSpec) -> Result<Child, String> {
     let stdout = std::fs::File::create(spec.sandbox.join("stdout")).map_err(|e| format!("Failed to create stdout: {e}"))?;
     let stderr = std::fs::File::create(spec.sandbox.join("stderr")).map_err(|e| format!("Failed to create stderr: {e}"))?;
     let value = command.value.clone().unwrap_or_default();
-    let mut cmd = if command.shell.unwrap_or(true) {
-        let mut c = Command::new("/bin/sh");
-        c.arg("-c").arg(&value);
-        c
-    } else {
-        let mut c = Command::new(&value);
-        if let Some((arg0, rest)) = command.arguments.split_first() {
-            c.arg0(arg0).args(rest);
-        }
-        c
-    };
+    let mut cmd = build_command(command);
     cmd.current_dir(&spec.sandbox)
         .stdin(Stdio::null())
         .stdout(Stdio::from(stdout))
@@ -154,6 +144,23 @@ async fn spawn(spec: &RunSpec) -> Result<Child, String> {
         cmd.env(&var.name, var.value.as_deref().unwrap_or_default());
     }
     cmd.spawn().map_err(|e| format!("Failed to launch command '{value}': {e}"))
+}
+
+/// The process a CommandInfo describes: `/bin/sh -c value` when `shell` (the default), else
+/// `value` as the executable with `arguments` as the whole argv (argv[0] included).
+pub fn build_command(command: &v1::CommandInfo) -> Command {
+    let value = command.value.clone().unwrap_or_default();
+    if command.shell.unwrap_or(true) {
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c").arg(&value);
+        c
+    } else {
+        let mut c = Command::new(&value);
+        if let Some((arg0, rest)) = command.arguments.split_first() {
+            c.arg0(arg0).args(rest);
+        }
+        c
+    }
 }
 
 fn exit_report(status: std::process::ExitStatus) -> Report {

@@ -391,3 +391,28 @@ async fn launch_group_runs_every_task_on_the_executor() {
     assert_eq!(running.into_iter().collect::<Vec<_>>(), vec!["g1".to_owned(), "g2".to_owned()]);
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn held_status_updates_are_delivered_when_delivery_resumes() {
+    let c = cluster("hold", 1, |_| {}).await;
+    let agent = c.agent_ids()[0].clone();
+    let mut s = Session::subscribe(&c.url(), subscribe_call(None, 3600.0, &[]), Encoding::Json).await.expect("subscribed");
+    c.fault(Fault::UpdateDelivery(agent.clone(), mesos_local::UpdateDelivery::Hold)).await.expect("hold");
+    let (task, _, _) = s.launch("held", sleep_cmd(), json!({})).await.expect("launch");
+    assert!(!s.sees_within("UPDATE", Duration::from_millis(800)).await, "no update while delivery is held");
+    c.fault(Fault::UpdateDelivery(agent, mesos_local::UpdateDelivery::Normal)).await.expect("resume");
+    s.wait_state(&task, "TASK_STARTING").await.expect("held update arrives");
+    s.wait_state(&task, "TASK_RUNNING").await.expect("then the next");
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn simulated_agents_run_tasks_without_processes() {
+    let c = cluster("simulated", 3, |cfg| cfg.simulated = true).await;
+    let mut s = Session::subscribe(&c.url(), subscribe_call(None, 3600.0, &[]), Encoding::Json).await.expect("subscribed");
+    let (task, _, _) = s.launch("sim", json!({"value": "/no/such/binary"}), json!({})).await.expect("launch");
+    s.wait_state(&task, "TASK_RUNNING").await.expect("running without a process");
+    s.call(json!({"type": "KILL", "kill": {"task_id": {"value": task}}})).await.expect("kill");
+    s.wait_state(&task, "TASK_KILLED").await.expect("killed");
+    c.shutdown().await;
+}

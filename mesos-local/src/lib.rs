@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use protocol::MasterMsg;
 pub use protocol::{Fault, UpdateDelivery};
 pub use resources::Resources;
 
@@ -107,8 +108,6 @@ pub struct LocalCluster {
     handles: Vec<JoinHandle<()>>,
 }
 
-use protocol::MasterMsg;
-
 impl LocalCluster {
     /// Starts the master and agents and begins serving.
     pub async fn start(config: ClusterConfig) -> anyhow::Result<Self> {
@@ -139,7 +138,7 @@ impl LocalCluster {
             offer_timeout: config.offer_timeout,
             allocation_interval: config.allocation_interval,
         };
-        let mut master = master::Master::new(mcfg, master_tx.clone());
+        let mut master = master::Master::new(mcfg);
         let mut handles = Vec::new();
         let mut agents = Vec::new();
         for (i, spec) in config.agents.iter().enumerate() {

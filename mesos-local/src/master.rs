@@ -131,12 +131,11 @@ pub struct Master {
     next_framework: u64,
     round_robin: usize,
     start_time: f64,
-    self_tx: mpsc::UnboundedSender<MasterMsg>,
 }
 
 impl Master {
     /// A master with no agents yet.
-    pub fn new(config: MasterConfig, self_tx: mpsc::UnboundedSender<MasterMsg>) -> Self {
+    pub fn new(config: MasterConfig) -> Self {
         Self {
             config,
             frameworks: HashMap::new(),
@@ -147,7 +146,6 @@ impl Master {
             next_framework: 0,
             round_robin: 0,
             start_time: now_secs(),
-            self_tx,
         }
     }
 
@@ -800,8 +798,9 @@ impl Master {
                 Ok(())
             }
             Fault::CloseStream(fid) => {
-                let fw = self.frameworks.get_mut(&fid).ok_or_else(|| format!("no framework {fid}"))?;
-                fw.conn = None;
+                if !self.frameworks.contains_key(&fid) {
+                    return Err(format!("no framework {fid}"));
+                }
                 self.disconnect(&fid);
                 Ok(())
             }
@@ -954,9 +953,6 @@ impl Master {
         let Some(conn) = &fw.conn else { return };
         if conn.tx.try_send(ev).is_err() {
             tracing::warn!(framework = %fid, "event stream closed or too slow; disconnecting the framework");
-            let stream_id = conn.stream_id.clone();
-            let _ = self.self_tx.send(MasterMsg::StreamClosed { framework_id: fid.to_owned(), stream_id });
-            fw.conn = None;
             self.disconnect(fid);
         }
     }

@@ -1,0 +1,1 @@
+//! The Marathon app definition.

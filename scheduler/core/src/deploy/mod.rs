@@ -1,0 +1,1 @@
+//! Deployment planning, rolling restarts and launch backoff.

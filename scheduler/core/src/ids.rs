@@ -1,0 +1,392 @@
+//! Identifiers and timestamps: Marathon path ids (`/group/app`), task and instance ids in
+//! Marathon's form, deployment ids and millisecond timestamps printed as ISO-8601.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use thiserror::Error;
+
+/// Why a path id was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum IdError {
+    /// A segment breaks Marathon's id rules.
+    #[error(
+        "'{segment}' is not a valid path segment: use lowercase letters, digits, dashes and dots, \
+         starting and ending with a letter or digit"
+    )]
+    BadSegment {
+        /// The offending segment.
+        segment: String,
+    },
+    /// `..` climbs above the root.
+    #[error("path '{0}' climbs above the root")]
+    AboveRoot(String),
+    /// A timestamp is not ISO-8601.
+    #[error("'{0}' is not an ISO-8601 timestamp such as 2014-03-01T23:29:30.158Z")]
+    BadTimestamp(String),
+    /// A task id does not have Marathon's form.
+    #[error("'{0}' is not a task id of this framework (expected <app>.instance-<uuid>._app.<n>)")]
+    BadTaskId(String),
+}
+
+/// An absolute Marathon path id such as `/prod/web`; the root is `/`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct PathId {
+    segments: Vec<String>,
+}
+
+/// App ids are path ids.
+pub type AppId = PathId;
+
+/// Whether `s` is a valid path segment: `[a-z0-9]` or `[a-z0-9][a-z0-9.-]*[a-z0-9]`.
+fn valid_segment(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let edge = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    match bytes {
+        [] => false,
+        [only] => edge(*only),
+        [first, middle @ .., last] => {
+            edge(*first) && edge(*last) && middle.iter().all(|&b| edge(b) || b == b'-' || b == b'.')
+        }
+    }
+}
+
+impl PathId {
+    /// The root group `/`.
+    pub fn root() -> Self {
+        Self::default()
+    }
+
+    /// Parses `raw` relative to `base` (absolute when it starts with `/`), resolving `.` and `..`.
+    pub fn parse_relative(raw: &str, base: &PathId) -> Result<Self, IdError> {
+        let mut segments = if raw.starts_with('/') { Vec::new() } else { base.segments.clone() };
+        for part in raw.split('/').filter(|p| !p.is_empty()) {
+            match part {
+                "." => {}
+                ".." => {
+                    if segments.pop().is_none() {
+                        return Err(IdError::AboveRoot(raw.to_string()));
+                    }
+                }
+                seg if valid_segment(seg) => segments.push(seg.to_string()),
+                seg => return Err(IdError::BadSegment { segment: seg.to_string() }),
+            }
+        }
+        Ok(Self { segments })
+    }
+
+    /// Parses an id relative to the root.
+    pub fn parse(raw: &str) -> Result<Self, IdError> {
+        Self::parse_relative(raw, &Self::root())
+    }
+
+    /// Whether this is the root `/`.
+    pub fn is_root(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// The path segments.
+    pub fn segments(&self) -> &[String] {
+        &self.segments
+    }
+
+    /// The enclosing group (the root's parent is the root).
+    pub fn parent(&self) -> PathId {
+        let mut segments = self.segments.clone();
+        segments.pop();
+        Self { segments }
+    }
+
+    /// Whether `self` is `other` or lies below it.
+    pub fn is_within(&self, other: &PathId) -> bool {
+        self.segments.starts_with(&other.segments)
+    }
+
+    /// This id with `child` appended (which must be a valid segment).
+    pub fn child(&self, child: &str) -> Result<PathId, IdError> {
+        if !valid_segment(child) {
+            return Err(IdError::BadSegment { segment: child.to_string() });
+        }
+        let mut segments = self.segments.clone();
+        segments.push(child.to_string());
+        Ok(Self { segments })
+    }
+
+    /// The id as Marathon writes it into task ids: segments joined by `_` (`/a/b` → `a_b`).
+    pub fn safe_name(&self) -> String {
+        self.segments.join("_")
+    }
+}
+
+impl fmt::Display for PathId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.segments.is_empty() {
+            return f.write_str("/");
+        }
+        for seg in &self.segments {
+            write!(f, "/{seg}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for PathId {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl Serialize for PathId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PathId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        PathId::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A Marathon instance id: `<app safe name>.instance-<uuid>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InstanceId(String);
+
+impl InstanceId {
+    /// A new instance id of `app` from a fresh `uuid` (the caller generates it).
+    pub fn new(app: &AppId, uuid: &str) -> Self {
+        Self(format!("{}.instance-{uuid}", app.safe_name()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The task id of this instance's `incarnation`-th task (Marathon: `<instance>._app.<n>`).
+    pub fn task_id(&self, incarnation: u32) -> TaskId {
+        TaskId(format!("{}._app.{incarnation}", self.0))
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A Mesos task id in Marathon's form: `<app safe name>.instance-<uuid>._app.<n>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(String);
+
+impl TaskId {
+    /// Checks that `raw` has Marathon's task id form.
+    pub fn parse(raw: &str) -> Result<Self, IdError> {
+        let id = Self(raw.to_string());
+        id.instance_id().ok_or_else(|| IdError::BadTaskId(raw.to_string()))?;
+        Ok(id)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The instance this task belongs to.
+    pub fn instance_id(&self) -> Option<InstanceId> {
+        let (instance, n) = self.0.rsplit_once("._app.")?;
+        let (prefix, uuid) = instance.rsplit_once(".instance-")?;
+        let ok = !prefix.is_empty() && !uuid.is_empty() && !uuid.contains('.') && n.parse::<u32>().is_ok();
+        ok.then(|| InstanceId(instance.to_string()))
+    }
+
+    /// The `_`-joined app name the id starts with (`a_b` for app `/a/b`).
+    pub fn app_safe_name(&self) -> Option<&str> {
+        self.0.rsplit_once(".instance-").map(|(prefix, _)| prefix)
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A deployment plan id (a UUID chosen by the caller).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DeploymentId(pub String);
+
+impl fmt::Display for DeploymentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Milliseconds since the Unix epoch, written as ISO-8601 UTC with milliseconds
+/// (`2014-03-01T23:29:30.158Z`), as Marathon writes versions and event timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// Milliseconds since the epoch.
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+}
+
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil date of a day count since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.div_euclid(1000);
+        let ms = self.0.rem_euclid(1000);
+        let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+        let rem = secs.rem_euclid(86_400);
+        write!(f, "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z", rem / 3600, rem / 60 % 60, rem % 60)
+    }
+}
+
+impl FromStr for Timestamp {
+    type Err = IdError;
+    /// Reads `YYYY-MM-DDTHH:MM:SS[.fff]Z` (also `+00:00` for the zone).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || IdError::BadTimestamp(s.to_string());
+        let body = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00")).ok_or_else(bad)?;
+        let (date, time) = body.split_once('T').ok_or_else(bad)?;
+        let num = |t: &str| -> Result<i64, IdError> {
+            if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            t.parse().map_err(|_| bad())
+        };
+        let mut dparts = date.split('-');
+        let (y, mo, d) = match (dparts.next(), dparts.next(), dparts.next(), dparts.next()) {
+            (Some(y), Some(mo), Some(d), None) => (num(y)?, num(mo)?, num(d)?),
+            _ => return Err(bad()),
+        };
+        let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+        let mut tparts = hms.split(':');
+        let (h, mi, se) = match (tparts.next(), tparts.next(), tparts.next(), tparts.next()) {
+            (Some(h), Some(mi), Some(se), None) => (num(h)?, num(mi)?, num(se)?),
+            _ => return Err(bad()),
+        };
+        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+            return Err(bad());
+        }
+        let ms = if frac.is_empty() {
+            0
+        } else {
+            let digits: String = frac.chars().chain("000".chars()).take(3).collect();
+            if !frac.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            num(&digits)?
+        };
+        let days = days_from_civil(y, mo, d);
+        Ok(Timestamp(((days * 86_400 + h * 3600 + mi * 60 + se) * 1000) + ms))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        raw.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn path_ids_follow_marathon_rules() {
+        assert_eq!(PathId::parse("/prod/web").unwrap().to_string(), "/prod/web");
+        assert_eq!(PathId::parse("web").unwrap().to_string(), "/web");
+        assert_eq!(PathId::parse("/").unwrap(), PathId::root());
+        let base = PathId::parse("/a/b").unwrap();
+        assert_eq!(PathId::parse_relative("../c", &base).unwrap().to_string(), "/a/c");
+        assert_eq!(PathId::parse_relative("/x", &base).unwrap().to_string(), "/x");
+        assert_eq!(PathId::parse("/a.b-1/c").unwrap().segments().len(), 2);
+        for bad in ["/Web", "/-a", "/a-", "/a_b", "/a b", "/ä"] {
+            assert!(PathId::parse(bad).is_err(), "{bad} accepted");
+        }
+        assert!(matches!(PathId::parse("/.."), Err(IdError::AboveRoot(_))));
+        assert!(PathId::parse("/a/b/c").unwrap().is_within(&base));
+        assert_eq!(base.safe_name(), "a_b");
+    }
+
+    #[test]
+    fn task_ids_have_marathons_form() {
+        let app = PathId::parse("/shop/web").unwrap();
+        let instance = InstanceId::new(&app, "4b2d1e6a-0f3c-11ee-9f1a-0242ac120002");
+        let task = instance.task_id(1);
+        assert_eq!(task.as_str(), "shop_web.instance-4b2d1e6a-0f3c-11ee-9f1a-0242ac120002._app.1");
+        assert_eq!(task.instance_id(), Some(instance));
+        assert_eq!(task.app_safe_name(), Some("shop_web"));
+        assert!(TaskId::parse(task.as_str()).is_ok());
+        for bad in ["nonsense", "a.instance-._app.1", "a.instance-x._app.z", ".instance-x._app.1"] {
+            assert!(TaskId::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn timestamps_print_and_parse_iso() {
+        let t: Timestamp = "2014-03-01T23:29:30.158Z".parse().unwrap();
+        assert_eq!(t.to_string(), "2014-03-01T23:29:30.158Z");
+        assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!("2014-03-01T23:29:30Z".parse::<Timestamp>().unwrap().to_string(), "2014-03-01T23:29:30.000Z");
+        for bad in ["", "2014-03-01", "2014-13-01T00:00:00Z", "x2014-03-01T00:00:00Z", "2014-03-01T00:00:00.1a2Z"] {
+            assert!(bad.parse::<Timestamp>().is_err(), "{bad} accepted");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn timestamps_round_trip(ms in -62_135_596_800_000i64..253_402_300_799_999i64) {
+            let t = Timestamp(ms);
+            prop_assert_eq!(t.to_string().parse::<Timestamp>().unwrap(), t);
+        }
+
+        #[test]
+        fn path_ids_round_trip(segs in proptest::collection::vec("[a-z0-9]([a-z0-9-]{0,6}[a-z0-9])?", 0..5)) {
+            let raw = format!("/{}", segs.join("/"));
+            let id = PathId::parse(&raw).unwrap();
+            prop_assert_eq!(PathId::parse(&id.to_string()).unwrap(), id);
+        }
+    }
+}

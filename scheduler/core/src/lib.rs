@@ -1,0 +1,15 @@
+//! The pure core of `framework`: plain functions over plain data, no I/O, no async runtime,
+//! no clock (callers pass the time in). The async shells in the `framework` crate translate
+//! between the outside world (HTTP, Mesos, storage) and these types.
+//!
+//! - [`ids`]: app path ids, task and instance ids, deployment ids, timestamps;
+//! - [`app`]: the Marathon app definition, its defaults, normalization and validation;
+//! - [`matching`]: offer matching by resources, ports and constraints;
+//! - [`deploy`]: deployment planning, rolling-restart arithmetic and launch backoff;
+//! - [`instance`]: instance conditions and their transitions from Mesos task states.
+
+pub mod app;
+pub mod deploy;
+pub mod ids;
+pub mod instance;
+pub mod matching;

@@ -1,0 +1,1 @@
+//! `framework`: a Marathon-compatible Mesos framework scheduler.

@@ -1,0 +1,2 @@
+//! The `framework` binary.
+fn main() {}

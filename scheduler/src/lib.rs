@@ -1,1 +1,140 @@
-//! `framework`: a Marathon-compatible Mesos framework scheduler.
+//! `framework`: a Marathon-compatible Apache Mesos framework scheduler.
+//!
+//! The pure decisions live in `framework-core`; this crate holds the shells around it:
+//! - [`actor`]: the single owner of scheduler state;
+//! - [`mesos`]: the v1 scheduler API client;
+//! - [`api`]: the Marathon REST API;
+//! - [`store`]: durable state; [`events`]: the event bus; [`spec`]: app → Mesos translation;
+//! - [`config`]: command-line flags.
+
+// `Resource.role` and `FrameworkInfo.role` are deprecated upstream but still on the wire.
+#![allow(deprecated)]
+
+pub mod actor;
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod mesos;
+pub mod spec;
+pub mod state;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use mesos_proto::codec::Encoding;
+use mesos_proto::v1::{self, framework_info};
+use tokio::sync::mpsc;
+
+use crate::actor::{Actor, ActorConfig};
+use crate::config::{Flags, WireEncoding};
+use crate::events::EventBus;
+use crate::store::{FileStore, Store};
+
+/// Total memory of this machine in MB (for sizing the embedded agents).
+fn machine_mem_mb() -> f64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(4096.0)
+}
+
+/// Runs `framework` until interrupted.
+pub async fn run(flags: Flags) -> anyhow::Result<()> {
+    let listen = flags.listen()?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}: is another process using it? choose another with --http-address"))?;
+    let listen = listener.local_addr()?;
+    let store = Store::Files(FileStore::open(&flags.data_dir).await.with_context(|| format!("cannot use --data-dir {}", flags.data_dir.display()))?);
+    let loaded = actor::load(&store).await.context("cannot load the stored state")?;
+
+    let mut local = None;
+    let master = if flags.master == "local" {
+        let agents = flags.local_agents.max(1);
+        let cpus = std::thread::available_parallelism().map(|n| n.get() as f64).unwrap_or(2.0);
+        let mem = (machine_mem_mb() / agents as f64).floor();
+        let work_dir = std::path::absolute(flags.data_dir.join("local-cluster"))?;
+        let config = mesos_local::ClusterConfig::uniform(flags.local_master_address, agents, cpus, mem, 10_240.0, flags.local_ports()?, work_dir);
+        let cluster = mesos_local::LocalCluster::start(config).await.context("cannot start the embedded Mesos cluster")?;
+        let url = cluster.url();
+        tracing::info!(master = %url, agents, "embedded Mesos master and agents running");
+        local = Some(cluster);
+        url
+    } else if flags.master.starts_with("http://") {
+        flags.master.trim_end_matches('/').to_string()
+    } else {
+        anyhow::bail!("--master '{}' is not supported: use 'local' or http://host:port", flags.master);
+    };
+
+    let user = if flags.mesos_user.is_empty() { std::env::var("USER").unwrap_or_else(|_| "root".into()) } else { flags.mesos_user.clone() };
+    let framework = v1::FrameworkInfo {
+        user,
+        name: flags.framework_name.clone(),
+        failover_timeout: Some(flags.failover_timeout),
+        checkpoint: Some(true),
+        roles: vec![flags.role.clone()],
+        hostname: Some(flags.hostname.clone()),
+        webui_url: Some(format!("http://{}:{}", flags.hostname, listen.port())),
+        capabilities: [framework_info::capability::Type::MultiRole, framework_info::capability::Type::PartitionAware, framework_info::capability::Type::TaskKillingState]
+            .into_iter()
+            .map(|t| framework_info::Capability { r#type: Some(t as i32) })
+            .collect(),
+        ..Default::default()
+    };
+    let bus = EventBus::new();
+    let actor_config = ActorConfig {
+        role: flags.role.clone(),
+        task_launch_timeout: Duration::from_millis(flags.task_launch_timeout),
+        kill_retry: Duration::from_millis(flags.kill_retry_timeout),
+        decline_refuse_seconds: flags.decline_offer_duration as f64 / 1000.0,
+        max_running_deployments: flags.max_running_deployments,
+    };
+    let (actor, handle, commands) = Actor::new(actor_config, store.clone(), bus.clone(), loaded);
+    let (updates_tx, updates_rx) = mpsc::channel(1024);
+    let mesos_config = mesos::MesosConfig {
+        master: master.clone(),
+        encoding: match flags.mesos_encoding {
+            WireEncoding::Json => Encoding::Json,
+            WireEncoding::Protobuf => Encoding::Protobuf,
+        },
+        framework,
+        missed_heartbeats: flags.missed_heartbeats,
+    };
+    let calls = mesos::start(mesos_config, actor.framework_id(), updates_tx);
+    let actor_task = tokio::spawn(actor.run(calls, commands, updates_rx));
+
+    let info = api::Info {
+        advertised: format!("{}:{}", flags.hostname, listen.port()),
+        master: flags.master.clone(),
+        framework_name: flags.framework_name.clone(),
+        failover_timeout: flags.failover_timeout,
+        role: flags.role.clone(),
+        hostname: flags.hostname.clone(),
+        http_port: listen.port(),
+    };
+    let app = api::router(api::ApiState { actor: handle, bus, store, info: Arc::new(info) });
+    tracing::info!(%listen, "Marathon API listening");
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(shutdown_signal());
+    let result = server.await.context("the API server failed");
+    actor_task.abort();
+    if let Some(cluster) = local {
+        cluster.shutdown().await;
+    }
+    result
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

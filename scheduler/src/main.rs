@@ -1,2 +1,13 @@
-//! The `framework` binary.
-fn main() {}
+//! The `framework` binary: a Marathon-compatible Mesos framework.
+
+use clap::Parser as _;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let flags = framework::config::Flags::parse();
+    framework::run(flags).await
+}

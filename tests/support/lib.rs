@@ -14,6 +14,8 @@ use mesos_proto::v1::scheduler;
 use serde_json::{Value as Json, json};
 use tokio::sync::mpsc;
 
+pub mod framework;
+
 /// How long a test waits for an expected event before failing.
 pub const WAIT: Duration = Duration::from_secs(20);
 

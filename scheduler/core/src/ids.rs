@@ -298,7 +298,8 @@ impl FromStr for Timestamp {
             (Some(h), Some(mi), Some(se), None) => (num(h)?, num(mi)?, num(se)?),
             _ => return Err(bad()),
         };
-        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        // Four-digit years only (as written); this also keeps the arithmetic below in range.
+        if y > 9999 || !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
             return Err(bad());
         }
         let ms = if frac.is_empty() {
@@ -370,7 +371,7 @@ mod tests {
         assert_eq!(t.to_string(), "2014-03-01T23:29:30.158Z");
         assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000Z");
         assert_eq!("2014-03-01T23:29:30Z".parse::<Timestamp>().unwrap().to_string(), "2014-03-01T23:29:30.000Z");
-        for bad in ["", "2014-03-01", "2014-13-01T00:00:00Z", "x2014-03-01T00:00:00Z", "2014-03-01T00:00:00.1a2Z"] {
+        for bad in ["", "2014-03-01", "2014-13-01T00:00:00Z", "9223372036854775807-01-01T00:00:00Z", "x2014-03-01T00:00:00Z", "2014-03-01T00:00:00.1a2Z"] {
             assert!(bad.parse::<Timestamp>().is_err(), "{bad} accepted");
         }
     }

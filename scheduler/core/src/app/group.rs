@@ -1,0 +1,304 @@
+//! Group bodies (`/v2/groups`): a tree of apps and groups, each id relative to its enclosing
+//! group, and the special bodies `{"scaleBy": f}` and `{"version": ts}`.
+//!
+//! As in Marathon 1.10, every app and group must be an *immediate* child of its enclosing group
+//! (`Identifier is not child of /g. Hint: use relative paths.`), and an app and a group may not
+//! share an id (`Groups and Applications may not have the same identifier.`). Duplicate app ids
+//! or duplicate group ids (which Marathon silently collapses) are refused here. Group
+//! dependencies are resolved, like app dependencies, relative to the enclosing group. Cycles
+//! across the whole dependency graph need the root group and are left to deployment planning.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::definition::AppDefinition;
+use super::error::{AppError, Violation, Violations, prefixed};
+use super::parse::{check_app, parse_json};
+use super::read::{Obj, at, list, nth, read_app, string, timestamp};
+use crate::ids::{PathId, Timestamp};
+
+/// A group as given in a request body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupDefinition {
+    /// The absolute group id.
+    pub id: PathId,
+    /// The apps directly in this group (normalized and validated).
+    pub apps: Vec<AppDefinition>,
+    /// The subgroups.
+    pub groups: Vec<GroupDefinition>,
+    /// Apps or groups this group depends on (absolute ids).
+    pub dependencies: Vec<PathId>,
+    /// The version, if the body gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<Timestamp>,
+}
+
+impl GroupDefinition {
+    /// An empty group.
+    pub fn new(id: PathId) -> Self {
+        Self { id, apps: Vec::new(), groups: Vec::new(), dependencies: Vec::new(), version: None }
+    }
+
+    /// Every app of this group and its subgroups, depth first.
+    pub fn all_apps(&self) -> Vec<&AppDefinition> {
+        let mut out: Vec<&AppDefinition> = self.apps.iter().collect();
+        for g in &self.groups {
+            out.extend(g.all_apps());
+        }
+        out
+    }
+}
+
+/// What a group request body asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupRequest {
+    /// Create or change the group's tree.
+    Update(GroupDefinition),
+    /// `{"scaleBy": f}`: multiply every app's instances by `f` (at least 0).
+    ScaleBy(f64),
+    /// `{"version": ts}`: roll the group back to an earlier version.
+    Rollback(Timestamp),
+}
+
+/// Marathon's message for a special field mixed with others.
+const ALONE: &str = "not allowed in conjunction with other properties.";
+
+/// Parses a group body: ids relative to `base` (the group id of the URL, or the root); a body
+/// without `id` is the group `base` itself.
+pub fn parse_group(body: &[u8], base: &PathId) -> Result<GroupDefinition, AppError> {
+    let value = parse_json(body)?;
+    group_from_value(&value, base)
+}
+
+/// Parses a group request body, recognizing `{"scaleBy": f}` and `{"version": ts}` (each
+/// allowed only alone, or with `id`) before falling back to [`parse_group`].
+pub fn parse_group_request(body: &[u8], base: &PathId) -> Result<GroupRequest, AppError> {
+    let value = parse_json(body)?;
+    let mut e = Violations::default();
+    let Some(o) = Obj::new(&value, "", &mut e) else {
+        return Err(AppError::malformed(e.into_vec()));
+    };
+    for special in ["version", "scaleBy"] {
+        let Some((v, p)) = o.field(special) else { continue };
+        let others = value
+            .as_object()
+            .is_some_and(|fields| fields.iter().any(|(k, x)| !x.is_null() && k != "id" && k != special));
+        if others {
+            return Err(AppError::Invalid(vec![Violation::new(p, ALONE)]));
+        }
+        let request = if special == "version" {
+            timestamp(v, &p, &mut e).map(GroupRequest::Rollback)
+        } else {
+            match v.as_f64() {
+                Some(f) if f >= 0.0 => Some(GroupRequest::ScaleBy(f)),
+                Some(_) => {
+                    e.add(&p, "error.min");
+                    None
+                }
+                None => {
+                    e.add(&p, "error.expected.jsnumber");
+                    None
+                }
+            }
+        };
+        return request.ok_or_else(|| AppError::malformed(e.into_vec()));
+    }
+    group_from_value(&value, base).map(GroupRequest::Update)
+}
+
+/// Reads and checks a whole group tree: shape errors first (422 "Invalid JSON"), then rules.
+fn group_from_value(value: &Value, base: &PathId) -> Result<GroupDefinition, AppError> {
+    let mut shape = Violations::default();
+    let mut rules = Violations::default();
+    let group = read_group(value, "", base, true, &mut shape, &mut rules);
+    match group {
+        Some(g) if shape.is_empty() && rules.is_empty() => Ok(g),
+        _ if !shape.is_empty() => Err(AppError::malformed(shape.into_vec())),
+        _ => Err(AppError::Invalid(rules.into_vec())),
+    }
+}
+
+/// Reads the group at `path`, its id relative to `base`.
+fn read_group(
+    value: &Value,
+    path: &str,
+    base: &PathId,
+    top: bool,
+    shape: &mut Violations,
+    rules: &mut Violations,
+) -> Option<GroupDefinition> {
+    let o = Obj::new(value, path, shape)?;
+    let id = if top {
+        o.opt("id", shape, |v, p, e| group_id(v, p, e, base)).unwrap_or_else(|| base.clone())
+    } else {
+        o.req("id", shape, |v, p, e| group_id(v, p, e, base)).unwrap_or_else(|| base.clone())
+    };
+    let mut group = GroupDefinition::new(id.clone());
+    group.version = o.opt("version", shape, timestamp);
+    group.dependencies =
+        o.opt("dependencies", shape, |v, p, e| list(v, p, e, |v, p, e| group_id(v, p, e, base))).unwrap_or_default();
+
+    let apps_path = at(path, "apps");
+    if let Some((apps, _)) = o.field("apps") {
+        let items = list(apps, &apps_path, shape, |v, p, _| Some((v, p.to_string()))).unwrap_or_default();
+        for (v, p) in items {
+            match read_app(v, &p, &id) {
+                Err(found) => shape.extend(found),
+                Ok(raw) => match check_app(raw, v) {
+                    Ok(app) => group.apps.push(app),
+                    Err(found) => rules.extend(prefixed(&p, found)),
+                },
+            }
+        }
+    }
+    let groups_path = at(path, "groups");
+    if let Some((groups, _)) = o.field("groups") {
+        let items = list(groups, &groups_path, shape, |v, p, _| Some((v, p.to_string()))).unwrap_or_default();
+        for (v, p) in items {
+            if let Some(g) = read_group(v, &p, &id, false, shape, rules) {
+                group.groups.push(g);
+            }
+        }
+    }
+
+    // Tree rules: immediate children, no duplicate ids, no app/group clash.
+    let hint = format!("Identifier is not child of {id}. Hint: use relative paths.");
+    let mut app_ids = BTreeSet::new();
+    for (i, app) in group.apps.iter().enumerate() {
+        let p = at(&nth(&apps_path, i), "id");
+        if app.id.parent() != id || app.id.is_root() {
+            rules.add(&p, hint.clone());
+        }
+        if !app_ids.insert(&app.id) {
+            rules.add(&p, format!("Duplicate app id {}", app.id));
+        }
+    }
+    let mut group_ids = BTreeSet::new();
+    for (i, sub) in group.groups.iter().enumerate() {
+        let p = at(&nth(&groups_path, i), "id");
+        if sub.id.parent() != id || sub.id.is_root() {
+            rules.add(&p, hint.clone());
+        }
+        if !group_ids.insert(&sub.id) {
+            rules.add(&p, format!("Duplicate group id {}", sub.id));
+        }
+    }
+    if !app_ids.is_disjoint(&group_ids) {
+        rules.add(path, "Groups and Applications may not have the same identifier.");
+    }
+    Some(group)
+}
+
+/// A group id relative to `base`.
+fn group_id(v: &Value, p: &str, e: &mut Violations, base: &PathId) -> Option<PathId> {
+    let raw = string(v, p, e)?;
+    match PathId::parse_relative(&raw, base) {
+        Ok(id) => Some(id),
+        Err(_) => {
+            e.add(p, "error.pattern");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value, base: &str) -> Result<GroupDefinition, AppError> {
+        parse_group(v.to_string().as_bytes(), &PathId::parse(base).unwrap())
+    }
+
+    #[test]
+    fn nested_ids_are_relative_to_their_group() {
+        let g = parse(
+            json!({"id": "prod", "dependencies": ["db"], "apps": [{"id": "web", "cmd": "run", "dependencies": ["../db"]}],
+                "groups": [{"id": "back", "apps": [{"id": "/prod/back/api", "cmd": "run"}], "groups": []}]}),
+            "/",
+        )
+        .unwrap();
+        assert_eq!(g.id.to_string(), "/prod");
+        assert_eq!(g.dependencies[0].to_string(), "/db");
+        assert_eq!(g.apps[0].id.to_string(), "/prod/web");
+        assert_eq!(g.apps[0].dependencies[0].to_string(), "/db");
+        assert_eq!(g.groups[0].id.to_string(), "/prod/back");
+        let ids: Vec<String> = g.all_apps().iter().map(|a| a.id.to_string()).collect();
+        assert_eq!(ids, ["/prod/web", "/prod/back/api"]);
+    }
+
+    #[test]
+    fn body_without_id_is_the_base_group() {
+        let g = parse(json!({"apps": [{"id": "a", "cmd": "run"}]}), "/team").unwrap();
+        assert_eq!(g.id.to_string(), "/team");
+        assert_eq!(g.apps[0].id.to_string(), "/team/a");
+    }
+
+    #[test]
+    fn children_must_be_immediate() {
+        let e = parse(json!({"id": "/g", "apps": [{"id": "/app", "cmd": "run"}, {"id": "x/y", "cmd": "run"}]}), "/").unwrap_err();
+        assert_eq!(e.status(), 422);
+        assert_eq!(
+            e.details(),
+            [
+                Violation::new("/apps(0)/id", "Identifier is not child of /g. Hint: use relative paths."),
+                Violation::new("/apps(1)/id", "Identifier is not child of /g. Hint: use relative paths."),
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicates_and_clashes() {
+        let e = parse(
+            json!({"id": "/g", "apps": [{"id": "a", "cmd": "run"}, {"id": "a", "cmd": "run"}, {"id": "b", "cmd": "run"}],
+                "groups": [{"id": "b"}, {"id": "c"}, {"id": "c"}]}),
+            "/",
+        )
+        .unwrap_err();
+        let d = e.details();
+        assert!(d.contains(&Violation::new("/apps(1)/id", "Duplicate app id /g/a")), "{d:?}");
+        assert!(d.contains(&Violation::new("/groups(2)/id", "Duplicate group id /g/c")), "{d:?}");
+        assert!(d.contains(&Violation::new("/", "Groups and Applications may not have the same identifier.")), "{d:?}");
+    }
+
+    #[test]
+    fn app_errors_carry_their_position() {
+        let e = parse(json!({"id": "/g", "groups": [{"id": "s", "apps": [{"id": "a", "instances": "x"}]}]}), "/").unwrap_err();
+        assert_eq!(e, AppError::malformed(vec![Violation::new("/groups(0)/apps(0)/instances", "error.expected.jsnumber")]));
+        let e = parse(json!({"id": "/g", "apps": [{"id": "a"}]}), "/").unwrap_err();
+        assert_eq!(e.details()[0].path, "/apps(0)");
+        assert_eq!(e.to_json()["message"], "Object is not valid");
+        let e = parse(json!({"id": "/g", "groups": [{"apps": []}]}), "/").unwrap_err();
+        assert_eq!(e.details()[0], Violation::new("/groups(0)/id", "error.path.missing"));
+    }
+
+    #[test]
+    fn special_bodies() {
+        let root = PathId::root();
+        assert_eq!(parse_group_request(br#"{"scaleBy": 1.5}"#, &root).unwrap(), GroupRequest::ScaleBy(1.5));
+        assert_eq!(
+            parse_group_request(br#"{"id": "/g", "version": "2020-01-01T00:00:00Z"}"#, &root).unwrap(),
+            GroupRequest::Rollback("2020-01-01T00:00:00Z".parse().unwrap())
+        );
+        let e = parse_group_request(br#"{"scaleBy": 2, "apps": []}"#, &root).unwrap_err();
+        assert_eq!(e, AppError::Invalid(vec![Violation::new("/scaleBy", ALONE)]));
+        let e = parse_group_request(br#"{"scaleBy": -1}"#, &root).unwrap_err();
+        assert_eq!(e.details()[0].errors, ["error.min"]);
+        let e = parse_group_request(br#"{"version": 3}"#, &root).unwrap_err();
+        assert_eq!(e.details()[0].path, "/version");
+        assert!(matches!(parse_group_request(br#"{"id": "/g"}"#, &root).unwrap(), GroupRequest::Update(_)));
+        assert_eq!(parse_group_request(b"nope", &root).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn serializes_like_marathon() {
+        let g = parse(json!({"id": "/g", "apps": [{"id": "a", "cmd": "run"}]}), "/").unwrap();
+        let v = serde_json::to_value(&g).unwrap();
+        assert_eq!(v["id"], "/g");
+        assert_eq!(v["apps"][0]["id"], "/g/a");
+        assert_eq!(v["groups"], json!([]));
+    }
+}

@@ -1,0 +1,1088 @@
+//! The scheduler actor: the single owner of apps, instances and deployments. It is fed API
+//! commands, Mesos updates and clock ticks over channels, asks the pure core what to do,
+//! persists every change before it is acknowledged (to an API client or to Mesos), sends Mesos
+//! calls and publishes a snapshot for API reads.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use framework_core::app::AppDefinition;
+use framework_core::deploy::{self, Action, Backoff, Decision, InstanceView};
+use framework_core::ids::{AppId, DeploymentId, InstanceId, TaskId, Timestamp};
+use framework_core::instance::{Condition, Goal, condition_from_status, next_condition};
+use framework_core::matching::{Placement, match_offer, placement_of};
+use mesos_proto::v1::scheduler::{Call, call, event};
+use mesos_proto::v1::{self, Filters, TaskState, task_status};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::error::ApiError;
+use crate::events::EventBus;
+use crate::mesos::{MesosCalls, MesosUpdate};
+use crate::spec;
+use crate::state::{Counters, Deployment, Instance, OfferStats, QueueEntry, Snapshot, TaskFailure};
+use crate::store::Store;
+
+/// Scheduler settings the actor needs.
+#[derive(Debug, Clone)]
+pub struct ActorConfig {
+    /// The Mesos role we launch with.
+    pub role: String,
+    /// A task that is not RUNNING this long after launch is killed (Marathon: 300 s).
+    pub task_launch_timeout: Duration,
+    /// Unconfirmed kills are re-sent after this long (Marathon: 30 s).
+    pub kill_retry: Duration,
+    /// How long to refuse offers we have no use for (Marathon: 120 s).
+    pub decline_refuse_seconds: f64,
+    /// At most this many deployments run at once (Marathon: 100).
+    pub max_running_deployments: usize,
+}
+
+/// A change of the desired apps, already validated by the API shell.
+#[derive(Debug)]
+pub struct Change {
+    /// Apps to create or replace (as the client sent them; versions are set here).
+    pub put: Vec<AppDefinition>,
+    /// Apps to delete.
+    pub delete: Vec<AppId>,
+    /// Apps to restart (new version, same configuration).
+    pub restart: Vec<AppId>,
+    /// Instances to kill as part of a scale-down (`scale=true` kills).
+    pub to_kill: BTreeMap<AppId, Vec<InstanceId>>,
+}
+
+/// What a deployment-creating command answers.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    /// Deployment id (also when nothing had to change, as Marathon does).
+    pub deployment_id: DeploymentId,
+    /// Version of the change.
+    pub version: Timestamp,
+    /// The apps as stored after the change.
+    pub apps: Vec<Arc<AppDefinition>>,
+}
+
+/// A request to the actor.
+#[derive(Debug)]
+pub enum Command {
+    /// Change apps (create, update, scale, restart, delete).
+    Deploy {
+        /// The change.
+        change: Change,
+        /// Cancel conflicting deployments instead of answering 409.
+        force: bool,
+        /// Answer.
+        reply: oneshot::Sender<Result<Deployed, ApiError>>,
+    },
+    /// Kill tasks without changing apps (they are replaced).
+    KillTasks {
+        /// The tasks.
+        tasks: Vec<TaskId>,
+        /// Answer: the killed instances as they were.
+        reply: oneshot::Sender<Result<Vec<Arc<Instance>>, ApiError>>,
+    },
+    /// Cancel a deployment: roll back (`force=false`) or just stop it.
+    CancelDeployment {
+        /// The deployment.
+        id: DeploymentId,
+        /// Stop without rollback.
+        force: bool,
+        /// Answer: the rollback deployment, if one was started.
+        reply: oneshot::Sender<Result<Option<Deployed>, ApiError>>,
+    },
+    /// Reset an app's launch backoff.
+    ResetDelay {
+        /// The app.
+        app: AppId,
+        /// Answer: whether there was a delay to reset.
+        reply: oneshot::Sender<bool>,
+    },
+}
+
+/// Handle for sending commands to the actor.
+#[derive(Debug, Clone)]
+pub struct ActorHandle {
+    tx: mpsc::Sender<Command>,
+    snapshot: watch::Receiver<Arc<Snapshot>>,
+}
+
+impl ActorHandle {
+    /// The latest published state.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.borrow().clone()
+    }
+
+    /// Sends a command and waits for its answer.
+    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, ApiError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| ApiError::unavailable())?;
+        rx.await.map_err(|_| ApiError::unavailable())
+    }
+}
+
+/// The current wall-clock time.
+pub fn now() -> Timestamp {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+/// The state the actor starts from (loaded from the store).
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Apps.
+    pub apps: Vec<AppDefinition>,
+    /// Instances.
+    pub instances: Vec<Instance>,
+    /// Running deployments.
+    pub deployments: Vec<Deployment>,
+    /// Framework id.
+    pub framework_id: Option<String>,
+}
+
+/// Store keys.
+pub mod keys {
+    use framework_core::ids::{AppId, DeploymentId, InstanceId, Timestamp};
+
+    /// Where the current definition of an app lives.
+    pub fn app(id: &AppId) -> String {
+        format!("apps/{}", id.safe_name())
+    }
+    /// Where one stored version of an app lives.
+    pub fn app_version(id: &AppId, v: Timestamp) -> String {
+        format!("app-versions/{}/{v}", id.safe_name())
+    }
+    /// The folder of an app's versions.
+    pub fn app_versions(id: &AppId) -> String {
+        format!("app-versions/{}", id.safe_name())
+    }
+    /// An instance.
+    pub fn instance(id: &InstanceId) -> String {
+        format!("instances/{id}")
+    }
+    /// A deployment.
+    pub fn deployment(id: &DeploymentId) -> String {
+        format!("deployments/{id}")
+    }
+    /// The framework id.
+    pub const FRAMEWORK_ID: &str = "framework-id";
+}
+
+/// Reads everything the actor needs from the store.
+pub async fn load(store: &Store) -> anyhow::Result<Loaded> {
+    use anyhow::Context as _;
+    let mut loaded = Loaded::default();
+    for (key, bytes) in store.list("apps").await? {
+        loaded.apps.push(serde_json::from_slice(&bytes).with_context(|| format!("stored app {key} is unreadable"))?);
+    }
+    for (key, bytes) in store.list("instances").await? {
+        loaded.instances.push(serde_json::from_slice(&bytes).with_context(|| format!("stored instance {key} is unreadable"))?);
+    }
+    for (key, bytes) in store.list("deployments").await? {
+        loaded.deployments.push(serde_json::from_slice(&bytes).with_context(|| format!("stored deployment {key} is unreadable"))?);
+    }
+    loaded.deployments.sort_by_key(|d| d.version);
+    loaded.framework_id = store.get(keys::FRAMEWORK_ID).await?.map(|b| String::from_utf8_lossy(&b).trim().to_string()).filter(|s| !s.is_empty());
+    Ok(loaded)
+}
+
+/// The actor's state.
+pub struct Actor {
+    config: ActorConfig,
+    store: Store,
+    bus: EventBus,
+    calls: Option<MesosCalls>,
+    apps: BTreeMap<AppId, Arc<AppDefinition>>,
+    instances: BTreeMap<InstanceId, Instance>,
+    deployments: Vec<Deployment>,
+    backoffs: BTreeMap<AppId, Backoff>,
+    demand: BTreeMap<AppId, u32>,
+    queued_since: BTreeMap<AppId, Timestamp>,
+    offer_stats: BTreeMap<AppId, OfferStats>,
+    failures: BTreeMap<AppId, TaskFailure>,
+    framework_id: Option<String>,
+    connected: bool,
+    master: String,
+    suppressed: bool,
+    last_version: Timestamp,
+    counters: Counters,
+    snapshot: watch::Sender<Arc<Snapshot>>,
+}
+
+impl Actor {
+    /// Creates the actor from loaded state and returns it with its handle.
+    pub fn new(config: ActorConfig, store: Store, bus: EventBus, loaded: Loaded) -> (Self, ActorHandle, mpsc::Receiver<Command>) {
+        let (tx, rx) = mpsc::channel(1024);
+        let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
+        let apps: BTreeMap<_, _> = loaded.apps.into_iter().map(|a| (a.id.clone(), Arc::new(a))).collect();
+        let backoffs = apps.iter().map(|(id, a)| (id.clone(), Backoff::new(spec::backoff_policy(a)))).collect();
+        let actor = Actor {
+            config,
+            store,
+            bus,
+            calls: None,
+            backoffs,
+            apps,
+            instances: loaded.instances.into_iter().map(|i| (i.id.clone(), i)).collect(),
+            deployments: loaded.deployments,
+            demand: BTreeMap::new(),
+            queued_since: BTreeMap::new(),
+            offer_stats: BTreeMap::new(),
+            failures: BTreeMap::new(),
+            framework_id: loaded.framework_id,
+            connected: false,
+            master: String::new(),
+            suppressed: false,
+            last_version: Timestamp(0),
+            counters: Counters::default(),
+            snapshot,
+        };
+        actor.publish();
+        (actor, ActorHandle { tx, snapshot: snapshot_rx }, rx)
+    }
+
+    /// The persisted framework id, for the Mesos client's first SUBSCRIBE.
+    pub fn framework_id(&self) -> Option<String> {
+        self.framework_id.clone()
+    }
+
+    /// Runs until both input channels close.
+    pub async fn run(mut self, calls: MesosCalls, mut commands: mpsc::Receiver<Command>, mut mesos: mpsc::Receiver<MesosUpdate>) {
+        self.calls = Some(calls);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd).await,
+                    None => return,
+                },
+                up = mesos.recv() => match up {
+                    Some(up) => self.on_mesos(up).await,
+                    None => return,
+                },
+                _ = tick.tick() => {}
+            }
+            self.drive().await;
+            self.publish();
+        }
+    }
+
+    fn call(&mut self, call: Call) {
+        if let Some(c) = &self.calls {
+            c.send(call);
+        }
+    }
+
+    /// A version timestamp strictly after every earlier one.
+    fn next_version(&mut self) -> Timestamp {
+        let v = Timestamp(now().0.max(self.last_version.0 + 1));
+        self.last_version = v;
+        v
+    }
+
+    fn publish(&self) {
+        let now = now();
+        let queue = self
+            .demand
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .filter_map(|(id, n)| {
+                let app = self.apps.get(id)?.clone();
+                Some(QueueEntry {
+                    app,
+                    count: *n,
+                    since: self.queued_since.get(id).copied().unwrap_or(now),
+                    delay_left_ms: self.backoffs.get(id).map(|b| b.time_left_ms(now)).unwrap_or(0),
+                    stats: self.offer_stats.get(id).cloned().unwrap_or_default(),
+                })
+            })
+            .collect();
+        let snap = Snapshot {
+            apps: self.apps.clone(),
+            instances: self.instances.iter().map(|(k, v)| (k.clone(), Arc::new(v.clone()))).collect(),
+            deployments: self.deployments.iter().map(|d| Arc::new(d.clone())).collect(),
+            queue,
+            failures: self.failures.clone(),
+            framework_id: self.framework_id.clone(),
+            connected: self.connected,
+            master: self.master.clone(),
+            counters: self.counters,
+        };
+        self.snapshot.send_replace(Arc::new(snap));
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // API commands
+
+    async fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Deploy { change, force, reply } => {
+                let result = self.deploy(change, force).await;
+                self.publish();
+                let _ = reply.send(result);
+            }
+            Command::KillTasks { tasks, reply } => {
+                let result = self.kill_tasks(&tasks).await;
+                self.publish();
+                let _ = reply.send(result);
+            }
+            Command::CancelDeployment { id, force, reply } => {
+                let result = self.cancel_deployment(&id, force).await;
+                self.publish();
+                let _ = reply.send(result);
+            }
+            Command::ResetDelay { app, reply } => {
+                let had = self.backoffs.get_mut(&app).map(|b| {
+                    let had = b.time_left_ms(now()) > 0;
+                    b.reset();
+                    had
+                });
+                let _ = reply.send(had.unwrap_or(false));
+            }
+        }
+    }
+
+    /// Computes the target apps of a change, plans it, persists it and starts it.
+    async fn deploy(&mut self, change: Change, force: bool) -> Result<Deployed, ApiError> {
+        let version = self.next_version();
+        let mut target: BTreeMap<AppId, Option<AppDefinition>> = BTreeMap::new();
+        for mut app in change.put {
+            let old = self.apps.get(&app.id);
+            spec::stamp_version(&mut app, old.map(|a| a.as_ref()), version);
+            target.insert(app.id.clone(), Some(app));
+        }
+        for id in change.restart {
+            let old = self.apps.get(&id).ok_or_else(|| ApiError::app_not_found(&id))?;
+            let mut app = (**old).clone();
+            spec::stamp_restart(&mut app, version);
+            target.insert(id, Some(app));
+        }
+        for id in change.delete {
+            if !self.apps.contains_key(&id) {
+                return Err(ApiError::app_not_found(&id));
+            }
+            target.insert(id, None);
+        }
+        for id in change.to_kill.keys() {
+            if !target.contains_key(id) {
+                let old = self.apps.get(id).ok_or_else(|| ApiError::app_not_found(id))?;
+                target.insert(id.clone(), Some((**old).clone()));
+            }
+        }
+        self.start_deployment(target, change.to_kill, version, force).await
+    }
+
+    async fn start_deployment(
+        &mut self,
+        target: BTreeMap<AppId, Option<AppDefinition>>,
+        to_kill: BTreeMap<AppId, Vec<InstanceId>>,
+        version: Timestamp,
+        force: bool,
+    ) -> Result<Deployed, ApiError> {
+        let original: BTreeMap<AppId, Option<AppDefinition>> =
+            target.keys().map(|id| (id.clone(), self.apps.get(id).map(|a| (**a).clone()))).collect();
+        let before: Vec<_> = original.values().flatten().map(spec::planned).collect();
+        let after: Vec<_> = target.values().flatten().map(spec::planned).collect();
+        let steps = deploy::plan(&before, &after, &to_kill).map_err(|e| ApiError::new(422, e.to_string()))?;
+        let affected: BTreeSet<AppId> = target.keys().cloned().collect();
+        let running: Vec<(DeploymentId, BTreeSet<AppId>)> =
+            self.deployments.iter().map(|d| (d.id.clone(), d.affected().cloned().collect())).collect();
+        let conflicts = deploy::conflicts(&affected, &running);
+        if !conflicts.is_empty() && !force {
+            return Err(ApiError::locked(&conflicts));
+        }
+        if conflicts.is_empty() && self.deployments.len() >= self.config.max_running_deployments {
+            return Err(ApiError::new(
+                403,
+                format!("Max number of running deployments is reached: {}. Wait for one to finish or cancel one.", self.config.max_running_deployments),
+            ));
+        }
+        let deployment = Deployment {
+            id: DeploymentId(uuid::Uuid::new_v4().to_string()),
+            version,
+            steps,
+            current_step: 0,
+            original,
+            target: target.clone(),
+        };
+        // Persist first: the deployment, then the new app definitions. If anything fails the
+        // in-memory state is untouched and the client gets 503.
+        let bytes = serde_json::to_vec(&deployment).map_err(ApiError::storage)?;
+        self.store.put(&keys::deployment(&deployment.id), &bytes).await.map_err(ApiError::storage)?;
+        for (id, app) in &target {
+            match app {
+                Some(app) => {
+                    let bytes = serde_json::to_vec(app).map_err(ApiError::storage)?;
+                    self.store.put(&keys::app(id), &bytes).await.map_err(ApiError::storage)?;
+                    let v = app.version.unwrap_or(version);
+                    self.store.put(&keys::app_version(id, v), &bytes).await.map_err(ApiError::storage)?;
+                }
+                None => self.store.delete(&keys::app(id)).await.map_err(ApiError::storage)?,
+            }
+        }
+        for id in &conflicts {
+            self.store.delete(&keys::deployment(id)).await.map_err(ApiError::storage)?;
+        }
+        // Now apply in memory.
+        let now = now();
+        for id in &conflicts {
+            if let Some(pos) = self.deployments.iter().position(|d| &d.id == id) {
+                let old = self.deployments.remove(pos);
+                self.counters.deployments_cancelled += 1;
+                self.bus.publish("deployment_failed", json!({"id": old.id, "plan": plan_json(&old), "reason": "cancelled by a forced deployment"}), now);
+            }
+        }
+        let mut apps = Vec::new();
+        for (id, app) in target {
+            match app {
+                Some(app) => {
+                    let changed_config = self.apps.get(&id).is_none_or(|old| old.config_key() != app.config_key());
+                    if changed_config {
+                        if let Some(b) = self.backoffs.get_mut(&id) {
+                            b.reset();
+                        }
+                    }
+                    self.backoffs.entry(id.clone()).or_insert_with(|| Backoff::new(spec::backoff_policy(&app)));
+                    if let Some(b) = self.backoffs.get_mut(&id) {
+                        b.set_policy(spec::backoff_policy(&app));
+                    }
+                    let app = Arc::new(app);
+                    apps.push(app.clone());
+                    self.apps.insert(id, app);
+                }
+                None => {
+                    self.apps.remove(&id);
+                    self.backoffs.remove(&id);
+                    self.failures.remove(&id);
+                }
+            }
+        }
+        let deployed = Deployed { deployment_id: deployment.id.clone(), version, apps };
+        self.bus.publish("group_change_success", json!({"groupId": "/", "version": version}), now);
+        self.bus.publish("deployment_info", json!({"plan": plan_json(&deployment), "currentStep": step_json(&deployment, 0)}), now);
+        self.deployments.push(deployment);
+        Ok(deployed)
+    }
+
+    async fn cancel_deployment(&mut self, id: &DeploymentId, force: bool) -> Result<Option<Deployed>, ApiError> {
+        let Some(pos) = self.deployments.iter().position(|d| &d.id == id) else {
+            return Err(ApiError::new(404, format!("DeploymentPlan {id} does not exist")));
+        };
+        if force {
+            self.store.delete(&keys::deployment(id)).await.map_err(ApiError::storage)?;
+            let old = self.deployments.remove(pos);
+            self.counters.deployments_cancelled += 1;
+            self.bus.publish("deployment_failed", json!({"id": old.id, "plan": plan_json(&old), "reason": "cancelled"}), now());
+            return Ok(None);
+        }
+        let original = self.deployments[pos].original.clone();
+        let version = self.next_version();
+        let mut target = BTreeMap::new();
+        for (app_id, app) in original {
+            match app {
+                Some(mut app) => {
+                    spec::stamp_rollback(&mut app, version);
+                    target.insert(app_id, Some(app));
+                }
+                None if self.apps.contains_key(&app_id) => {
+                    target.insert(app_id, None);
+                }
+                None => {}
+            }
+        }
+        self.start_deployment(target, BTreeMap::new(), version, true).await.map(Some)
+    }
+
+    async fn kill_tasks(&mut self, tasks: &[TaskId]) -> Result<Vec<Arc<Instance>>, ApiError> {
+        let mut killed = Vec::new();
+        for task in tasks {
+            let Some(instance) = task.instance_id().and_then(|i| self.instances.get(&i)).filter(|i| &i.task_id == task) else {
+                return Err(ApiError::new(404, format!("Task '{task}' does not exist")));
+            };
+            killed.push(Arc::new(instance.clone()));
+        }
+        for instance in &killed {
+            // Goal stays Running: the instance is replaced by a new task.
+            self.send_kill(&instance.id, None).await.map_err(ApiError::storage)?;
+        }
+        Ok(killed)
+    }
+
+    /// Sends KILL for an instance's task, first persisting a new goal if one is given.
+    async fn send_kill(&mut self, id: &InstanceId, goal: Option<Goal>) -> Result<(), crate::store::StoreError> {
+        let now = now();
+        let Some(instance) = self.instances.get(id) else { return Ok(()) };
+        let mut updated = instance.clone();
+        if let Some(goal) = goal {
+            updated.goal = goal;
+        }
+        updated.kill_sent_at = Some(now);
+        self.persist_instance(&updated).await?;
+        let grace = self.apps.get(&updated.app_id).and_then(|a| a.task_kill_grace_period_seconds);
+        let kill = Call {
+            r#type: Some(call::Type::Kill as i32),
+            kill: Some(call::Kill {
+                task_id: v1::TaskId { value: updated.task_id.to_string() },
+                agent_id: (!updated.agent_id.is_empty()).then(|| v1::AgentId { value: updated.agent_id.clone() }),
+                kill_policy: grace.map(|g| v1::KillPolicy {
+                    grace_period: Some(v1::DurationInfo { nanoseconds: (g as i64).saturating_mul(1_000_000_000) }),
+                }),
+            }),
+            ..Default::default()
+        };
+        self.counters.kills_sent += 1;
+        self.instances.insert(id.clone(), updated);
+        self.call(kill);
+        Ok(())
+    }
+
+    async fn persist_instance(&self, instance: &Instance) -> Result<(), crate::store::StoreError> {
+        let bytes = serde_json::to_vec(instance).unwrap_or_default();
+        self.store.put(&keys::instance(&instance.id), &bytes).await
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Mesos
+
+    async fn on_mesos(&mut self, update: MesosUpdate) {
+        let now = now();
+        match update {
+            MesosUpdate::Subscribed { framework_id, master } => {
+                self.counters.subscriptions += 1;
+                let first = self.framework_id.is_none();
+                if self.framework_id.as_deref() != Some(&framework_id) {
+                    if let Err(e) = self.store.put(keys::FRAMEWORK_ID, framework_id.as_bytes()).await {
+                        tracing::error!(error = %e, "could not persist the framework id");
+                    }
+                    self.framework_id = Some(framework_id.clone());
+                }
+                self.connected = true;
+                self.master = master.clone();
+                self.suppressed = false;
+                if first {
+                    self.bus.publish("scheduler_registered_event", json!({"frameworkId": framework_id, "master": master}), now);
+                } else {
+                    self.bus.publish("scheduler_reregistered_event", json!({"master": master}), now);
+                }
+                self.reconcile();
+            }
+            MesosUpdate::Disconnected { reason } => {
+                if self.connected {
+                    self.bus.publish("scheduler_disconnected_event", json!({}), now);
+                }
+                tracing::warn!(%reason, "Mesos subscription lost");
+                self.connected = false;
+            }
+            MesosUpdate::Event(ev) => match ev.r#type() {
+                event::Type::Offers => {
+                    if let Some(offers) = ev.offers {
+                        self.on_offers(offers.offers).await;
+                    }
+                }
+                event::Type::Update => {
+                    if let Some(update) = ev.update {
+                        self.on_status(update.status).await;
+                    }
+                }
+                event::Type::Failure => {
+                    if let Some(f) = ev.failure {
+                        tracing::warn!(agent = ?f.agent_id.map(|a| a.value), executor = ?f.executor_id.map(|e| e.value), status = ?f.status, "Mesos reported a failure");
+                    }
+                }
+                event::Type::Message => {
+                    if let Some(m) = ev.message {
+                        self.bus.publish(
+                            "framework_message_event",
+                            json!({"slaveId": m.agent_id.value, "executorId": m.executor_id.value, "message": String::from_utf8_lossy(&m.data)}),
+                            now,
+                        );
+                    }
+                }
+                other => tracing::debug!(?other, "ignored Mesos event"),
+            },
+        }
+    }
+
+    /// Explicit reconciliation of every known task, then implicit (Mesos tells us about tasks we
+    /// forgot; those are killed when their updates arrive).
+    fn reconcile(&mut self) {
+        let tasks: Vec<_> = self
+            .instances
+            .values()
+            .map(|i| call::reconcile::Task {
+                task_id: v1::TaskId { value: i.task_id.to_string() },
+                agent_id: (!i.agent_id.is_empty()).then(|| v1::AgentId { value: i.agent_id.clone() }),
+            })
+            .collect();
+        if !tasks.is_empty() {
+            self.call(Call { r#type: Some(call::Type::Reconcile as i32), reconcile: Some(call::Reconcile { tasks }), ..Default::default() });
+        }
+        self.call(Call { r#type: Some(call::Type::Reconcile as i32), reconcile: Some(call::Reconcile { tasks: vec![] }), ..Default::default() });
+    }
+
+    async fn on_status(&mut self, status: v1::TaskStatus) {
+        self.counters.status_updates += 1;
+        let now = now();
+        let state = status.state();
+        let task_id = status.task_id.value.clone();
+        let instance_id = TaskId::parse(&task_id).ok().and_then(|t| t.instance_id());
+        let known = instance_id.as_ref().and_then(|id| self.instances.get(id)).filter(|i| i.task_id.as_str() == task_id).cloned();
+        let persisted = match known {
+            None => {
+                if !is_terminal(state) {
+                    tracing::info!(%task_id, "killing a task this framework does not know");
+                    self.call(Call {
+                        r#type: Some(call::Type::Kill as i32),
+                        kill: Some(call::Kill { task_id: status.task_id.clone(), agent_id: status.agent_id.clone(), kill_policy: None }),
+                        ..Default::default()
+                    });
+                }
+                true
+            }
+            Some(mut instance) => {
+                let reason = status.reason.and_then(|r| task_status::Reason::try_from(r).ok());
+                let update = condition_from_status(state, reason, status.message.as_deref().unwrap_or_default());
+                let was_healthy = instance.healthy;
+                let before = instance.condition;
+                let Some(condition) = next_condition(instance.condition, update) else {
+                    // A stale update for a task already terminal: just acknowledge it.
+                    self.ack(&status);
+                    return;
+                };
+                instance.condition = condition;
+                instance.mesos_state = state.as_str_name().to_string();
+                if let Some(h) = status.healthy {
+                    instance.healthy = Some(h);
+                }
+                if state == TaskState::TaskRunning && instance.started_at.is_none() {
+                    instance.started_at = Some(now);
+                }
+                if let Some(agent) = &status.agent_id {
+                    instance.agent_id = agent.value.clone();
+                }
+                if let Some(ns) = &status.container_status {
+                    instance.ip_addresses = ns
+                        .network_infos
+                        .iter()
+                        .flat_map(|n| n.ip_addresses.iter().filter_map(|a| a.ip_address.clone()))
+                        .collect();
+                }
+                let app_id = instance.app_id.clone();
+                let result = if condition.is_terminal() {
+                    self.store.delete(&keys::instance(&instance.id)).await
+                } else {
+                    self.persist_instance(&instance).await
+                };
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "could not persist a status update; not acknowledging it so Mesos re-sends it");
+                    return;
+                }
+                self.bus.publish(
+                    "status_update_event",
+                    json!({
+                        "slaveId": instance.agent_id, "taskId": task_id, "taskStatus": instance.mesos_state,
+                        "message": status.message.clone().unwrap_or_default(), "appId": app_id, "host": instance.host,
+                        "ipAddresses": instance.ip_addresses.iter().map(|a| json!({"ipAddress": a, "protocol": "IPv4"})).collect::<Vec<_>>(),
+                        "ports": instance.ports, "version": instance.version,
+                    }),
+                    now,
+                );
+                if before != condition {
+                    self.bus.publish(
+                        "instance_changed_event",
+                        json!({"instanceId": instance.id, "condition": condition.name(), "runSpecId": app_id, "agentId": instance.agent_id,
+                               "host": instance.host, "runSpecVersion": instance.version}),
+                        now,
+                    );
+                }
+                if was_healthy != instance.healthy {
+                    self.bus.publish(
+                        "health_status_changed_event",
+                        json!({"appId": app_id, "instanceId": instance.id, "taskId": task_id, "version": instance.version, "alive": instance.healthy == Some(true)}),
+                        now,
+                    );
+                    self.bus.publish(
+                        "instance_health_changed_event",
+                        json!({"instanceId": instance.id, "runSpecId": app_id, "runSpecVersion": instance.version, "healthy": instance.healthy}),
+                        now,
+                    );
+                }
+                if condition.is_terminal() {
+                    if matches!(state, TaskState::TaskFailed | TaskState::TaskFinished | TaskState::TaskError)
+                        || reason == Some(task_status::Reason::TaskHealthCheckStatusUpdated)
+                    {
+                        if let Some(b) = self.backoffs.get_mut(&app_id) {
+                            b.on_failure(now);
+                        }
+                    }
+                    if state != TaskState::TaskKilled && state != TaskState::TaskFinished {
+                        self.failures.insert(
+                            app_id.clone(),
+                            TaskFailure {
+                                app_id: app_id.clone(),
+                                host: instance.host.clone(),
+                                message: status.message.clone().unwrap_or_default(),
+                                state: instance.mesos_state.clone(),
+                                task_id: instance.task_id.clone(),
+                                timestamp: now,
+                                version: instance.version,
+                                slave_id: instance.agent_id.clone(),
+                            },
+                        );
+                    }
+                    self.instances.remove(&instance.id);
+                } else {
+                    self.instances.insert(instance.id.clone(), instance);
+                }
+                true
+            }
+        };
+        if persisted {
+            self.ack(&status);
+        }
+    }
+
+    fn ack(&mut self, status: &v1::TaskStatus) {
+        let (Some(uuid), Some(agent)) = (status.uuid.clone(), status.agent_id.clone()) else { return };
+        self.call(Call {
+            r#type: Some(call::Type::Acknowledge as i32),
+            acknowledge: Some(call::Acknowledge { agent_id: agent, task_id: status.task_id.clone(), uuid }),
+            ..Default::default()
+        });
+    }
+
+    async fn on_offers(&mut self, offers: Vec<v1::Offer>) {
+        let now = now();
+        for offer in offers {
+            self.counters.offers_received += 1;
+            let mut remaining = offer.clone();
+            let mut launches: Vec<v1::TaskInfo> = Vec::new();
+            let mut created: Vec<Instance> = Vec::new();
+            let candidates: Vec<AppId> = self
+                .demand
+                .iter()
+                .filter(|(id, n)| **n > 0 && self.backoffs.get(*id).is_none_or(|b| b.time_left_ms(now) <= 0))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for app_id in candidates {
+                let Some(app) = self.apps.get(&app_id).cloned() else { continue };
+                let want = self.demand.get(&app_id).copied().unwrap_or(0);
+                let req = spec::task_request(&app);
+                let mut placed: Vec<Placement> = self
+                    .instances
+                    .values()
+                    .filter(|i| i.app_id == app_id && i.condition.is_active() && i.goal == Goal::Running)
+                    .filter_map(|i| self.placement_of_instance(i))
+                    .collect();
+                placed.extend(created.iter().filter(|i| i.app_id == app_id).map(|_| placement_of(&offer)));
+                let outcome = match_offer(&remaining, &req, &placed, &self.config.role, want);
+                let stats = self.offer_stats.entry(app_id.clone()).or_default();
+                stats.processed_offers_count += 1;
+                if outcome.launches.is_empty() {
+                    stats.unused_offers_count += 1;
+                    stats.last_unused_offer_at = Some(now);
+                    for r in &outcome.rejections {
+                        *stats.rejections.entry(r.name().to_string()).or_default() += 1;
+                    }
+                    continue;
+                }
+                stats.last_used_offer_at = Some(now);
+                for m in outcome.launches {
+                    let instance_id = InstanceId::new(&app_id, &uuid::Uuid::new_v4().to_string());
+                    let task_id = instance_id.task_id(1);
+                    let task = spec::task_info(&app, &task_id, &offer, &m);
+                    spec::subtract(&mut remaining, &m.resources);
+                    let here = placement_of(&offer);
+                    created.push(Instance {
+                        id: instance_id,
+                        app_id: app_id.clone(),
+                        version: app.version.unwrap_or(now),
+                        config_version: spec::config_version(&app),
+                        task_id,
+                        agent_id: offer.agent_id.value.clone(),
+                        host: offer.hostname.clone(),
+                        ports: m.host_ports.clone(),
+                        condition: Condition::Provisioned,
+                        mesos_state: "TASK_STAGING".to_string(),
+                        healthy: None,
+                        goal: Goal::Running,
+                        staged_at: now,
+                        started_at: None,
+                        kill_sent_at: None,
+                        ip_addresses: Vec::new(),
+                        attributes: here.attributes,
+                        region: here.region,
+                        zone: here.zone,
+                    });
+                    launches.push(task);
+                    if let Some(n) = self.demand.get_mut(&app_id) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+            }
+            if launches.is_empty() {
+                self.decline(&offer, !self.demand.values().any(|n| *n > 0));
+                continue;
+            }
+            // Persist the new instances before launching: after a crash they are reconciled.
+            let mut stored = true;
+            for instance in &created {
+                if let Err(e) = self.persist_instance(instance).await {
+                    tracing::error!(error = %e, "could not persist a new instance; not launching");
+                    stored = false;
+                    break;
+                }
+            }
+            if !stored {
+                self.decline(&offer, false);
+                continue;
+            }
+            self.counters.tasks_launched += launches.len() as u64;
+            for instance in created {
+                self.instances.insert(instance.id.clone(), instance);
+            }
+            self.call(Call {
+                r#type: Some(call::Type::Accept as i32),
+                accept: Some(call::Accept {
+                    offer_ids: vec![offer.id.clone()],
+                    operations: vec![v1::offer::Operation {
+                        r#type: Some(v1::offer::operation::Type::Launch as i32),
+                        launch: Some(v1::offer::operation::Launch { task_infos: launches }),
+                        ..Default::default()
+                    }],
+                    filters: Some(Filters { refuse_seconds: Some(1.0) }),
+                }),
+                ..Default::default()
+            });
+        }
+    }
+
+    fn placement_of_instance(&self, instance: &Instance) -> Option<Placement> {
+        Some(Placement {
+            hostname: instance.host.clone(),
+            attributes: instance.attributes.clone(),
+            region: instance.region.clone(),
+            zone: instance.zone.clone(),
+        })
+    }
+
+    fn decline(&mut self, offer: &v1::Offer, idle: bool) {
+        self.counters.offers_declined += 1;
+        let refuse = if idle { self.config.decline_refuse_seconds } else { 5.0 };
+        self.call(Call {
+            r#type: Some(call::Type::Decline as i32),
+            decline: Some(call::Decline { offer_ids: vec![offer.id.clone()], filters: Some(Filters { refuse_seconds: Some(refuse) }) }),
+            ..Default::default()
+        });
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Driving deployments and the launch queue
+
+    async fn drive(&mut self) {
+        let now = now();
+        let mut demand: BTreeMap<AppId, u32> = BTreeMap::new();
+        let mut kills: Vec<(InstanceId, Goal)> = Vec::new();
+        let mut in_deployment: BTreeSet<AppId> = BTreeSet::new();
+        let mut finished: Vec<usize> = Vec::new();
+        let mut advanced: Vec<usize> = Vec::new();
+        for (index, dep) in self.deployments.iter_mut().enumerate() {
+            in_deployment.extend(dep.target.keys().cloned());
+            loop {
+                let Some(step) = dep.steps.get(dep.current_step) else {
+                    finished.push(index);
+                    break;
+                };
+                let mut all_done = true;
+                for action in &step.actions {
+                    let (app_id, decision, goal) = match action {
+                        Action::StartApplication { app } => (app.clone(), Decision { kill: vec![], launch: 0, done: true }, Goal::Stopped),
+                        Action::StopApplication { app } => {
+                            let views = views_of(&self.instances, &self.apps, app);
+                            (app.clone(), deploy::stop_decision(&views), Goal::Decommissioned)
+                        }
+                        Action::ScaleApplication { app, instances, to_kill } => {
+                            let views = views_of(&self.instances, &self.apps, app);
+                            let ks = self.apps.get(app).map(|a| spec::kill_selection(a)).unwrap_or(deploy::KillSelection::YoungestFirst);
+                            (app.clone(), deploy::scale_decision(*instances, &views, to_kill, ks), Goal::Decommissioned)
+                        }
+                        Action::RestartApplication { app } => {
+                            let views = views_of(&self.instances, &self.apps, app);
+                            let d = match self.apps.get(app) {
+                                Some(a) => {
+                                    let (min, over) = spec::upgrade_strategy(a);
+                                    deploy::restart_decision(spec::instances(a), min, over, &views)
+                                }
+                                None => Decision { kill: vec![], launch: 0, done: true },
+                            };
+                            (app.clone(), d, Goal::Decommissioned)
+                        }
+                    };
+                    all_done &= decision.done;
+                    kills.extend(decision.kill.into_iter().map(|k| (k, goal)));
+                    *demand.entry(app_id).or_default() += decision.launch;
+                }
+                if all_done {
+                    dep.current_step += 1;
+                    advanced.push(index);
+                    continue;
+                }
+                break;
+            }
+        }
+        // Apps outside deployments: keep `instances` running (replace failed tasks, kill surplus).
+        for (id, app) in &self.apps {
+            if in_deployment.contains(id) {
+                continue;
+            }
+            let views = views_of(&self.instances, &self.apps, id);
+            let d = deploy::scale_decision(spec::instances(app), &views, &[], spec::kill_selection(app));
+            kills.extend(d.kill.into_iter().map(|k| (k, Goal::Decommissioned)));
+            if d.launch > 0 {
+                demand.insert(id.clone(), d.launch);
+            }
+        }
+        // Instances of apps that no longer exist and are not being stopped by a deployment.
+        for i in self.instances.values() {
+            if !self.apps.contains_key(&i.app_id) && !in_deployment.contains(&i.app_id) && i.goal == Goal::Running {
+                kills.push((i.id.clone(), Goal::Decommissioned));
+            }
+        }
+        // Launch timeouts and kill retries.
+        let launch_timeout = self.config.task_launch_timeout.as_millis() as i64;
+        let kill_retry = self.config.kill_retry.as_millis() as i64;
+        for i in self.instances.values() {
+            let launching = matches!(i.condition, Condition::Provisioned | Condition::Staging | Condition::Starting);
+            if launching && i.kill_sent_at.is_none() && now.0 - i.staged_at.0 > launch_timeout {
+                tracing::warn!(instance = %i.id, "task did not start within the launch timeout; killing it");
+                kills.push((i.id.clone(), i.goal));
+            } else if let Some(sent) = i.kill_sent_at
+                && now.0 - sent.0 > kill_retry
+            {
+                kills.push((i.id.clone(), i.goal));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (id, goal) in kills {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            let Some(i) = self.instances.get(&id) else { continue };
+            let fresh_kill = i.kill_sent_at.is_some_and(|t| now.0 - t.0 <= kill_retry);
+            if fresh_kill && i.goal == goal {
+                continue;
+            }
+            if let Err(e) = self.send_kill(&id, Some(goal)).await {
+                tracing::error!(error = %e, "could not persist a kill; will retry");
+            }
+        }
+        // Deployment progress: persist, announce, finish.
+        for index in advanced.iter().copied().collect::<BTreeSet<_>>() {
+            let dep = &self.deployments[index];
+            if dep.current_step < dep.steps.len() {
+                if let Ok(bytes) = serde_json::to_vec(dep) {
+                    if let Err(e) = self.store.put(&keys::deployment(&dep.id), &bytes).await {
+                        tracing::error!(error = %e, "could not persist deployment progress");
+                    }
+                }
+                self.bus.publish("deployment_step_success", json!({"plan": plan_json(dep), "currentStep": step_json(dep, dep.current_step - 1)}), now);
+                self.bus.publish("deployment_info", json!({"plan": plan_json(dep), "currentStep": step_json(dep, dep.current_step)}), now);
+            }
+        }
+        let mut finished: Vec<usize> = finished.into_iter().chain(advanced.into_iter().filter(|i| self.deployments[*i].current_step >= self.deployments[*i].steps.len())).collect();
+        finished.sort_unstable();
+        finished.dedup();
+        for index in finished.into_iter().rev() {
+            let dep = &self.deployments[index];
+            if let Err(e) = self.store.delete(&keys::deployment(&dep.id)).await {
+                tracing::error!(error = %e, "could not remove a finished deployment; will retry");
+                continue;
+            }
+            let dep = self.deployments.remove(index);
+            self.counters.deployments_succeeded += 1;
+            if let Some(last) = dep.steps.len().checked_sub(1) {
+                self.bus.publish("deployment_step_success", json!({"plan": plan_json(&dep), "currentStep": step_json(&dep, last)}), now);
+            }
+            for (id, app) in &dep.target {
+                if app.is_none() {
+                    self.bus.publish("app_terminated_event", json!({"appId": id}), now);
+                }
+            }
+            self.bus.publish("deployment_success", json!({"id": dep.id, "plan": plan_json(&dep)}), now);
+        }
+        // Launch queue and offer flow.
+        for id in demand.keys() {
+            self.queued_since.entry(id.clone()).or_insert(now);
+        }
+        self.queued_since.retain(|id, _| demand.get(id).is_some_and(|n| *n > 0));
+        self.offer_stats.retain(|id, _| demand.get(id).is_some_and(|n| *n > 0));
+        demand.retain(|_, n| *n > 0);
+        let wants = !demand.is_empty();
+        let newly_wanted = demand.keys().any(|id| !self.demand.contains_key(id));
+        self.demand = demand;
+        if self.connected {
+            if wants && (self.suppressed || newly_wanted) {
+                self.suppressed = false;
+                self.call(Call { r#type: Some(call::Type::Revive as i32), revive: Some(call::Revive::default()), ..Default::default() });
+            } else if !wants && !self.suppressed {
+                self.suppressed = true;
+                self.call(Call { r#type: Some(call::Type::Suppress as i32), suppress: Some(call::Suppress::default()), ..Default::default() });
+            }
+        }
+    }
+}
+
+/// Instance views of one app (a free function so the deployment loop can borrow fields apart).
+fn views_of(instances: &BTreeMap<InstanceId, Instance>, apps: &BTreeMap<AppId, Arc<AppDefinition>>, app: &AppId) -> Vec<InstanceView> {
+    let target_config = apps.get(app).map(|a| spec::config_version(a));
+    let has_checks = apps.get(app).is_some_and(|a| spec::has_health_checks(a));
+    instances
+        .values()
+        .filter(|i| &i.app_id == app)
+        .map(|i| InstanceView {
+            id: i.id.clone(),
+            config_key_current: Some(i.config_version) == target_config,
+            condition: i.condition,
+            healthy: i.healthy,
+            has_health_checks: has_checks,
+            ready: true,
+            goal: i.goal,
+            staged_at: i.staged_at,
+        })
+        .collect()
+}
+
+fn is_terminal(state: TaskState) -> bool {
+    matches!(
+        state,
+        TaskState::TaskFinished
+            | TaskState::TaskFailed
+            | TaskState::TaskKilled
+            | TaskState::TaskError
+            | TaskState::TaskLost
+            | TaskState::TaskDropped
+            | TaskState::TaskGone
+            | TaskState::TaskGoneByOperator
+    )
+}
+
+/// Marathon's JSON of a deployment plan (`{id, version, steps:[{actions:[{action, app}]}]}`).
+pub fn plan_json(dep: &Deployment) -> Value {
+    json!({
+        "id": dep.id,
+        "version": dep.version,
+        "steps": (0..dep.steps.len()).map(|i| step_json(dep, i)).collect::<Vec<_>>(),
+    })
+}
+
+/// Marathon's JSON of one step.
+pub fn step_json(dep: &Deployment, index: usize) -> Value {
+    let actions = dep.steps.get(index).map(|s| s.actions.iter().map(action_json).collect::<Vec<_>>()).unwrap_or_default();
+    json!({ "actions": actions })
+}
+
+/// Marathon's JSON of one action.
+pub fn action_json(action: &Action) -> Value {
+    json!({ "action": action.name(), "app": action.app().to_string() })
+}

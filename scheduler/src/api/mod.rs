@@ -1,0 +1,148 @@
+//! The Marathon-compatible REST API (`/v2/...`, `/ping`, `/metrics`): a thin shell that parses
+//! requests, reads the published snapshot or asks the actor, and renders Marathon's JSON.
+
+mod apps;
+mod deployments;
+mod events;
+mod groups;
+mod render;
+mod system;
+mod tasks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderValue, Response, StatusCode, header};
+use axum::routing::{delete, get, post};
+use serde_json::Value;
+
+use crate::actor::ActorHandle;
+use crate::error::ApiError;
+use crate::events::EventBus;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The scheduler actor.
+    pub actor: ActorHandle,
+    /// The event bus.
+    pub bus: EventBus,
+    /// The state store (for stored app versions).
+    pub store: crate::store::Store,
+    /// Static facts for /v2/info.
+    pub info: Arc<Info>,
+}
+
+/// Facts about this process shown by /v2/info and /v2/leader.
+#[derive(Debug, Clone)]
+pub struct Info {
+    /// `host:port` other clients reach this API on.
+    pub advertised: String,
+    /// The configured master (`local`, a URL or zk://).
+    pub master: String,
+    /// The framework name.
+    pub framework_name: String,
+    /// The failover timeout in seconds.
+    pub failover_timeout: f64,
+    /// Mesos role.
+    pub role: String,
+    /// Hostname we advertise to Mesos.
+    pub hostname: String,
+    /// The HTTP port.
+    pub http_port: u16,
+}
+
+/// The router of the whole API.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v2/apps", get(apps::list).post(apps::create).put(apps::put_many).patch(apps::patch_many))
+        .route("/v2/apps/{*rest}", get(apps::get_any).put(apps::put_any).patch(apps::patch_any).delete(apps::delete_any).post(apps::post_any))
+        .route("/v2/tasks", get(tasks::list))
+        .route("/v2/tasks/delete", post(tasks::delete_many))
+        .route("/v2/deployments", get(deployments::list))
+        .route("/v2/deployments/{id}", delete(deployments::cancel))
+        .route("/v2/groups", get(groups::get_root).post(groups::post_root).put(groups::put_root).delete(groups::delete_root))
+        .route("/v2/groups/{*rest}", get(groups::get_any).post(groups::post_any).put(groups::put_any).delete(groups::delete_any))
+        .route("/v2/queue", get(system::queue))
+        .route("/v2/queue/{*rest}", delete(system::reset_delay))
+        .route("/v2/events", get(events::stream))
+        .route("/v2/info", get(system::info))
+        .route("/v2/leader", get(system::leader))
+        .route("/ping", get(system::ping))
+        .route("/metrics", get(system::metrics))
+        .fallback(|| async { error(ApiError::new(404, "URI not found")) })
+        .layer(axum::middleware::map_response_with_state(state.clone(), common_headers))
+        .with_state(state)
+}
+
+/// Headers Marathon puts on every response.
+async fn common_headers(axum::extract::State(state): axum::extract::State<ApiState>, mut resp: Response<Body>) -> Response<Body> {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("http://{}", state.info.advertised)) {
+        h.insert("X-Marathon-Leader", v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(header::EXPIRES, HeaderValue::from_static("0"));
+    resp
+}
+
+/// A JSON response.
+pub fn json_response(status: u16, body: &Value) -> Response<Body> {
+    let mut resp = Response::new(Body::from(body.to_string()));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    resp
+}
+
+/// An error response in Marathon's shape.
+pub fn error(e: ApiError) -> Response<Body> {
+    json_response(e.status, &e.body)
+}
+
+/// Query parameters as pairs (keys may repeat: `embed`, `event_type`, `status[]`).
+#[derive(Debug, Default)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// Parses a raw query string (undecodable input gives no parameters).
+    pub fn parse(raw: Option<&str>) -> Self {
+        Self(raw.and_then(|q| serde_urlencoded::from_str(q).ok()).unwrap_or_default())
+    }
+
+    /// The first value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `key`.
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// A boolean parameter as Marathon (JAX-RS `Boolean.valueOf`) reads it: "true" in any case
+    /// is true, any other value false, absent → `default`.
+    pub fn flag(&self, key: &str, default: bool) -> bool {
+        match self.get(key) {
+            Some(v) => v.eq_ignore_ascii_case("true"),
+            None => default,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Params;
+
+    #[test]
+    fn flags_parse_like_marathon() {
+        let p = Params::parse(Some("force=True&scale=false&wipe=yes&embed=a&embed=b"));
+        assert!(p.flag("force", false));
+        assert!(!p.flag("scale", true));
+        assert!(!p.flag("wipe", true));
+        assert!(p.flag("missing", true));
+        assert_eq!(p.all("embed").collect::<Vec<_>>(), ["a", "b"]);
+        assert!(Params::parse(Some("%%%")).get("x").is_none());
+    }
+}

@@ -1,0 +1,138 @@
+//! Command-line flags of `framework`. Our names are kebab-case; Marathon's own snake_case names
+//! are accepted as aliases where they mean the same (`--http_port`, `--framework_name`, ...).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Wire encoding towards the Mesos master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WireEncoding {
+    /// `application/json`.
+    Json,
+    /// `application/x-protobuf`.
+    Protobuf,
+}
+
+/// A Marathon-compatible Mesos framework.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "framework", version, about)]
+pub struct Flags {
+    /// Mesos master: `local` (an embedded master and agents on this machine), or `http://host:port`.
+    #[arg(long, default_value = "local", env = "FRAMEWORK_MASTER")]
+    pub master: String,
+
+    /// Where the REST API listens (`host:port`, or a bare host combined with --http_port).
+    #[arg(long = "http-address", alias = "http_address", default_value = "127.0.0.1:8080")]
+    pub http_address: String,
+
+    /// The REST API port (Marathon's flag; overrides the port of --http-address).
+    #[arg(long = "http_port", alias = "http-port")]
+    pub http_port: Option<u16>,
+
+    /// Where the embedded state store keeps its files.
+    #[arg(long = "data-dir", alias = "data_dir", default_value = "framework-data")]
+    pub data_dir: PathBuf,
+
+    /// The framework name registered with Mesos.
+    #[arg(long = "framework-name", alias = "framework_name", default_value = "marathon")]
+    pub framework_name: String,
+
+    /// Seconds Mesos keeps our tasks running while we are disconnected (Marathon: one week).
+    #[arg(long = "failover-timeout", alias = "failover_timeout", default_value_t = 604_800.0)]
+    pub failover_timeout: f64,
+
+    /// The Mesos role we register and launch with.
+    #[arg(long, alias = "mesos_role", default_value = "*")]
+    pub role: String,
+
+    /// Hostname advertised to Mesos and to API clients.
+    #[arg(long, default_value = "localhost")]
+    pub hostname: String,
+
+    /// The Mesos user tasks run as (empty: the user running `framework`).
+    #[arg(long = "mesos-user", alias = "mesos_user", default_value = "")]
+    pub mesos_user: String,
+
+    /// Encoding of calls and events on the Mesos connection.
+    #[arg(long = "mesos-encoding", value_enum, default_value = "protobuf")]
+    pub mesos_encoding: WireEncoding,
+
+    /// Missed Mesos heartbeats after which the connection is re-established (Marathon: 5).
+    #[arg(long = "mesos-heartbeat-failure-threshold", alias = "mesos_heartbeat_failure_threshold", default_value_t = 5)]
+    pub missed_heartbeats: u32,
+
+    /// Milliseconds a task may take to reach TASK_RUNNING before it is killed (Marathon: 300000).
+    #[arg(long = "task-launch-timeout", alias = "task_launch_timeout", default_value_t = 300_000)]
+    pub task_launch_timeout: u64,
+
+    /// Milliseconds an unused offer is refused for when nothing waits for launch (Marathon: 120000).
+    #[arg(long = "decline-offer-duration", alias = "decline_offer_duration", default_value_t = 120_000)]
+    pub decline_offer_duration: u64,
+
+    /// Milliseconds after which an unconfirmed kill is sent again (Marathon: 30000).
+    #[arg(long = "kill-retry-timeout", alias = "kill_retry_timeout", default_value_t = 30_000)]
+    pub kill_retry_timeout: u64,
+
+    /// Deployments that may run at once (Marathon: 100).
+    #[arg(long = "max-running-deployments", alias = "max_running_deployments", default_value_t = 100)]
+    pub max_running_deployments: usize,
+
+    /// Agents of the embedded cluster (with --master local).
+    #[arg(long = "local-agents", default_value_t = 2)]
+    pub local_agents: usize,
+
+    /// Port range the embedded agents offer, `begin-end`.
+    #[arg(long = "local-ports", default_value = "31000-32000")]
+    pub local_ports: String,
+
+    /// Where the embedded master listens (port 0: any free port).
+    #[arg(long = "local-master-address", default_value = "127.0.0.1:0")]
+    pub local_master_address: SocketAddr,
+}
+
+impl Flags {
+    /// The API listen address after combining --http-address and --http_port.
+    pub fn listen(&self) -> anyhow::Result<SocketAddr> {
+        let addr = if self.http_address.contains(':') { self.http_address.clone() } else { format!("{}:8080", self.http_address) };
+        let mut addr: SocketAddr = addr
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--http-address '{}' is not host:port (e.g. 127.0.0.1:8080)", self.http_address))?;
+        if let Some(port) = self.http_port {
+            addr.set_port(port);
+        }
+        Ok(addr)
+    }
+
+    /// The embedded agents' port range.
+    pub fn local_ports(&self) -> anyhow::Result<(u64, u64)> {
+        let (a, b) = self
+            .local_ports
+            .split_once('-')
+            .ok_or_else(|| anyhow::anyhow!("--local-ports '{}' is not begin-end (e.g. 31000-32000)", self.local_ports))?;
+        let (a, b): (u64, u64) = (a.trim().parse()?, b.trim().parse()?);
+        anyhow::ensure!(a <= b && b <= 65_535, "--local-ports '{}' must be an ascending range within 1-65535", self.local_ports);
+        Ok((a, b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marathon_flag_names_are_aliases() {
+        let f = Flags::try_parse_from(["framework", "--http_port", "9090", "--framework_name", "m", "--mesos_role", "web", "--failover_timeout", "60"]).unwrap();
+        assert_eq!(f.listen().unwrap().port(), 9090);
+        assert_eq!(f.framework_name, "m");
+        assert_eq!(f.role, "web");
+        assert_eq!(f.failover_timeout, 60.0);
+        let f = Flags::try_parse_from(["framework", "--http-address", "0.0.0.0:1234"]).unwrap();
+        assert_eq!(f.listen().unwrap().to_string(), "0.0.0.0:1234");
+        let f = Flags::try_parse_from(["framework", "--http-address", "nonsense:x"]).unwrap();
+        assert!(f.listen().is_err());
+        let f = Flags::try_parse_from(["framework", "--local-ports", "5-2"]).unwrap();
+        assert!(f.local_ports().is_err());
+    }
+}

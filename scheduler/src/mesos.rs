@@ -1,0 +1,252 @@
+//! The Mesos v1 scheduler API client: one task keeps a subscription open (following 307
+//! redirects, watching heartbeats, re-subscribing with backoff), another posts the calls the
+//! scheduler actor hands over. Both only translate; every decision is the actor's.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use futures_util::StreamExt as _;
+use mesos_proto::codec::{self, Encoding};
+use mesos_proto::stream::RecordStream;
+use mesos_proto::v1::scheduler::{Call, Event, call, event};
+use mesos_proto::v1::{FrameworkId, FrameworkInfo};
+use tokio::sync::{mpsc, watch};
+
+/// Largest event record we accept (Mesos offers with many agents can be large).
+const MAX_RECORD: usize = 64 << 20;
+
+/// How the client reaches Mesos.
+#[derive(Debug, Clone)]
+pub struct MesosConfig {
+    /// Base URL of any master, e.g. `http://127.0.0.1:5050`.
+    pub master: String,
+    /// JSON or protobuf on the wire.
+    pub encoding: Encoding,
+    /// What we subscribe with (the id is filled in from the last SUBSCRIBED).
+    pub framework: FrameworkInfo,
+    /// Missed heartbeats after which the connection is considered dead (Marathon: 5).
+    pub missed_heartbeats: u32,
+}
+
+/// What the client tells the scheduler actor.
+#[derive(Debug)]
+pub enum MesosUpdate {
+    /// A subscription is open and SUBSCRIBED arrived.
+    Subscribed {
+        /// Our framework id (new, or the one we re-subscribed with).
+        framework_id: String,
+        /// The master that answered.
+        master: String,
+    },
+    /// An event other than SUBSCRIBED and HEARTBEAT.
+    Event(Box<Event>),
+    /// The subscription ended; the client is re-subscribing.
+    Disconnected {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The live subscription calls are posted on.
+#[derive(Debug, Clone)]
+struct Session {
+    url: String,
+    stream_id: String,
+    framework_id: String,
+}
+
+/// Handle for sending calls; calls made while disconnected are dropped (reconciliation after the
+/// next SUBSCRIBED repairs what they would have done).
+#[derive(Debug, Clone)]
+pub struct MesosCalls {
+    tx: mpsc::UnboundedSender<Call>,
+}
+
+impl MesosCalls {
+    /// Queues a call; the framework id and stream id are filled in when it is posted.
+    pub fn send(&self, call: Call) {
+        // A closed channel means the client is shutting down; nothing left to do with the call.
+        let _ = self.tx.send(call);
+    }
+}
+
+/// Starts the client tasks. `framework_id` is the persisted id, if any.
+pub fn start(config: MesosConfig, framework_id: Option<String>, updates: mpsc::Sender<MesosUpdate>) -> MesosCalls {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new());
+    let (session_tx, session_rx) = watch::channel(None);
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(subscription_loop(http.clone(), config.clone(), framework_id, updates, session_tx));
+    tokio::spawn(call_loop(http, config.encoding, rx, session_rx));
+    MesosCalls { tx }
+}
+
+/// Keeps a subscription open for as long as the process lives.
+async fn subscription_loop(
+    http: reqwest::Client,
+    config: MesosConfig,
+    mut framework_id: Option<String>,
+    updates: mpsc::Sender<MesosUpdate>,
+    session: watch::Sender<Option<Session>>,
+) {
+    let mut backoff = Duration::from_millis(250);
+    let mut master = config.master.trim_end_matches('/').to_string();
+    loop {
+        let result = subscribe_once(&http, &config, &mut master, &mut framework_id, &updates, &session).await;
+        session.send_replace(None);
+        let reason = match result {
+            Ok(true) => {
+                backoff = Duration::from_millis(250);
+                "the event stream ended".to_string()
+            }
+            Ok(false) => "the event stream ended before SUBSCRIBED".to_string(),
+            Err(e) => format!("{e:#}"),
+        };
+        tracing::warn!(%reason, "disconnected from Mesos; re-subscribing in {backoff:?}");
+        if updates.send(MesosUpdate::Disconnected { reason }).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+        master = config.master.trim_end_matches('/').to_string();
+    }
+}
+
+/// One subscription; returns whether it got as far as SUBSCRIBED.
+async fn subscribe_once(
+    http: &reqwest::Client,
+    config: &MesosConfig,
+    master: &mut String,
+    framework_id: &mut Option<String>,
+    updates: &mpsc::Sender<MesosUpdate>,
+    session: &watch::Sender<Option<Session>>,
+) -> anyhow::Result<bool> {
+    let mut info = config.framework.clone();
+    info.id = framework_id.clone().map(|value| FrameworkId { value });
+    let call = Call {
+        framework_id: info.id.clone(),
+        r#type: Some(call::Type::Subscribe as i32),
+        subscribe: Some(call::Subscribe { framework_info: info, ..Default::default() }),
+        ..Default::default()
+    };
+    let body = codec::encode(&call, config.encoding);
+    let mut redirects = 0;
+    let resp = loop {
+        let resp = http
+            .post(format!("{master}/api/v1/scheduler"))
+            .header("Content-Type", config.encoding.content_type())
+            .header("Accept", config.encoding.content_type())
+            .body(body.clone())
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the Mesos master at {master}"))?;
+        if resp.status().as_u16() == 307 && redirects < 5 {
+            redirects += 1;
+            let location = resp.headers().get("Location").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            *master = leader_base(location).with_context(|| format!("307 from {master} without a usable Location"))?;
+            tracing::info!(%master, "following the master's redirect to the leader");
+            continue;
+        }
+        break resp;
+    };
+    let status = resp.status().as_u16();
+    if status != 200 {
+        let text = resp.text().await.unwrap_or_default();
+        bail!("SUBSCRIBE answered {status}: {text}");
+    }
+    let stream_id = resp
+        .headers()
+        .get("Mesos-Stream-Id")
+        .and_then(|v| v.to_str().ok())
+        .context("SUBSCRIBE response without Mesos-Stream-Id")?
+        .to_string();
+    let mut records = RecordStream::new(Box::pin(resp.bytes_stream()), MAX_RECORD);
+    // Until SUBSCRIBED tells us the heartbeat interval, allow the Mesos default.
+    let mut silence_limit = Duration::from_secs(15) * config.missed_heartbeats.max(1);
+    let mut subscribed = false;
+    loop {
+        let record = match tokio::time::timeout(silence_limit, records.next()).await {
+            Err(_) => bail!("no event (not even a HEARTBEAT) for {silence_limit:?}"),
+            Ok(None) => return Ok(subscribed),
+            Ok(Some(Err(e))) => bail!("broken event stream: {e}"),
+            Ok(Some(Ok(record))) => record,
+        };
+        let event: Event = codec::decode(&record, config.encoding).context("undecodable event")?;
+        match event.r#type() {
+            event::Type::Subscribed => {
+                let Some(sub) = event.subscribed else { bail!("SUBSCRIBED without its body") };
+                let id = sub.framework_id.value;
+                if let Some(hb) = sub.heartbeat_interval_seconds.filter(|s| s.is_finite() && *s > 0.0) {
+                    silence_limit = Duration::from_secs_f64(hb.min(3600.0)) * config.missed_heartbeats.max(1);
+                }
+                *framework_id = Some(id.clone());
+                session.send_replace(Some(Session { url: master.clone(), stream_id: stream_id.clone(), framework_id: id.clone() }));
+                subscribed = true;
+                updates.send(MesosUpdate::Subscribed { framework_id: id, master: master.clone() }).await?;
+            }
+            event::Type::Heartbeat => {}
+            event::Type::Error => {
+                let message = event.error.map(|e| e.message).unwrap_or_default();
+                if message.contains("removed") {
+                    // The master tore this framework down; its id can never subscribe again.
+                    *framework_id = None;
+                }
+                bail!("Mesos sent ERROR: {message}");
+            }
+            _ => updates.send(MesosUpdate::Event(Box::new(event))).await?,
+        }
+    }
+}
+
+/// The base URL from a 307 Location, which Mesos writes scheme-relative (`//host:port/...`).
+fn leader_base(location: &str) -> Option<String> {
+    let rest = location.strip_prefix("http://").or_else(|| location.strip_prefix("//"))?;
+    let host = rest.split('/').next().filter(|h| !h.is_empty())?;
+    Some(format!("http://{host}"))
+}
+
+/// Posts queued calls on the current session, in order.
+async fn call_loop(http: reqwest::Client, encoding: Encoding, mut calls: mpsc::UnboundedReceiver<Call>, session: watch::Receiver<Option<Session>>) {
+    while let Some(mut call) = calls.recv().await {
+        let current = session.borrow().clone();
+        let Some(s) = current else {
+            tracing::debug!(call = ?call.r#type(), "not subscribed; dropping call");
+            continue;
+        };
+        call.framework_id = Some(FrameworkId { value: s.framework_id.clone() });
+        let kind = call.r#type();
+        let result = http
+            .post(format!("{}/api/v1/scheduler", s.url))
+            .header("Content-Type", encoding.content_type())
+            .header("Accept", encoding.content_type())
+            .header("Mesos-Stream-Id", &s.stream_id)
+            .body(codec::encode(&call, encoding))
+            .send()
+            .await;
+        match result {
+            Ok(resp) if resp.status().as_u16() == 202 => {}
+            Ok(resp) => {
+                let status = resp.status();
+                let text = resp.text().await.unwrap_or_default();
+                tracing::warn!(?kind, %status, %text, "Mesos refused a call");
+            }
+            Err(e) => tracing::warn!(?kind, error = %e, "could not post a call to Mesos"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::leader_base;
+
+    #[test]
+    fn redirect_locations_become_base_urls() {
+        assert_eq!(leader_base("//10.0.0.2:5050/api/v1/scheduler").as_deref(), Some("http://10.0.0.2:5050"));
+        assert_eq!(leader_base("http://m2:5050/master/api/v1/scheduler").as_deref(), Some("http://m2:5050"));
+        assert_eq!(leader_base("/api/v1/scheduler"), None);
+        assert_eq!(leader_base("//"), None);
+    }
+}

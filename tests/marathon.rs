@@ -1,0 +1,358 @@
+//! The `framework` binary end to end: its Marathon API driving real tasks on the local Mesos
+//! cluster (which runs in this test process, reached by `framework` over loopback HTTP).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures_util::StreamExt as _;
+use integration_tests::framework::Framework;
+use integration_tests::{cluster, work_dir};
+use reqwest::Method;
+use serde_json::{Value as Json, json};
+
+const DEPLOY: Duration = Duration::from_secs(40);
+
+fn task_ids(app: &Json) -> BTreeSet<String> {
+    app["app"]["tasks"].as_array().map(|t| t.iter().filter_map(|t| t["id"].as_str().map(str::to_string)).collect()).unwrap_or_default()
+}
+
+fn running(app: &Json) -> u64 {
+    app["app"]["tasks"].as_array().map(|t| t.iter().filter(|t| t["state"] == "TASK_RUNNING").count() as u64).unwrap_or(0)
+}
+
+/// Waits until the app has exactly `n` tasks, all running, and no deployment.
+async fn settled(fw: &Framework, app: &str, n: u64) -> anyhow::Result<Json> {
+    fw.wait_until(&format!("/v2/apps/{app}"), DEPLOY, &format!("{app} settled at {n} running tasks"), |j| {
+        running(j) == n && j["app"]["tasks"].as_array().map(Vec::len) == Some(n as usize) && j["app"]["deployments"].as_array().is_some_and(Vec::is_empty)
+    })
+    .await
+}
+
+async fn start(name: &str, agents: usize) -> anyhow::Result<(mesos_local::LocalCluster, Framework)> {
+    let c = cluster(name, agents, |_| {}).await;
+    let fw = Framework::start(&c.url(), &work_dir(name), &[]).await?;
+    Ok((c, fw))
+}
+
+#[tokio::test]
+async fn app_lifecycle_scale_kill_restart_update_delete() -> anyhow::Result<()> {
+    let (cluster, fw) = start("lifecycle", 2).await?;
+    let app = json!({"id": "/shop/web", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 2});
+    let r = fw.request(Method::POST, "/v2/apps", Some(&app)).await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.header("Location"), Some("/v2/apps/shop/web"));
+    assert!(r.header("Marathon-Deployment-Id").is_some());
+    assert_eq!(r.json["id"], "/shop/web");
+    assert_eq!(r.json["deployments"][0]["id"].as_str(), r.header("Marathon-Deployment-Id"));
+    assert!(r.header("X-Marathon-Leader").is_some());
+
+    let j = settled(&fw, "shop/web", 2).await?;
+    for t in j["app"]["tasks"].as_array().context("tasks")? {
+        assert_eq!(t["appId"], "/shop/web");
+        assert_eq!(t["host"], "localhost");
+        assert!(t["id"].as_str().is_some_and(|id| id.starts_with("shop_web.instance-") && id.ends_with("._app.1")), "{t}");
+        assert!(t["slaveId"].as_str().is_some_and(|s| !s.is_empty()));
+        assert!(t["startedAt"].is_string());
+    }
+    assert_eq!(j["app"]["tasksRunning"], 2);
+
+    // Scale up and down.
+    let r = fw.request(Method::PUT, "/v2/apps/shop/web", Some(&json!({"instances": 3}))).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.json["deploymentId"].is_string() && r.json["version"].is_string());
+    settled(&fw, "shop/web", 3).await?;
+    fw.request(Method::PUT, "/v2/apps/shop/web", Some(&json!({"instances": 1}))).await?;
+    let j = settled(&fw, "shop/web", 1).await?;
+
+    // A killed task is replaced.
+    let before = task_ids(&j);
+    let victim = before.iter().next().context("a task")?.clone();
+    let r = fw.request(Method::DELETE, &format!("/v2/apps/shop/web/tasks/{victim}"), None).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["task"]["id"], victim.as_str());
+    let j = fw
+        .wait_until("/v2/apps/shop/web", DEPLOY, "a replacement task", |j| running(j) == 1 && !task_ids(j).contains(&victim))
+        .await?;
+    assert_eq!(task_ids(&j).len(), 1);
+
+    // Restart replaces every task.
+    fw.request(Method::PUT, "/v2/apps/shop/web", Some(&json!({"instances": 2}))).await?;
+    let j = settled(&fw, "shop/web", 2).await?;
+    let old = task_ids(&j);
+    let r = fw.request(Method::POST, "/v2/apps/shop/web/restart", None).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let j = fw
+        .wait_until("/v2/apps/shop/web", DEPLOY, "restart to replace all tasks", |j| {
+            running(j) == 2 && task_ids(j).is_disjoint(&old) && j["app"]["deployments"].as_array().is_some_and(Vec::is_empty)
+        })
+        .await?;
+
+    // A config change rolls.
+    let old = task_ids(&j);
+    let r = fw.request(Method::PATCH, "/v2/apps/shop/web", Some(&json!({"cmd": "sleep 2000"}))).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let j = fw
+        .wait_until("/v2/apps/shop/web", DEPLOY, "update to roll", |j| {
+            running(j) == 2 && task_ids(j).is_disjoint(&old) && j["app"]["deployments"].as_array().is_some_and(Vec::is_empty)
+        })
+        .await?;
+    assert_eq!(j["app"]["cmd"], "sleep 2000");
+    let versions = fw.get("/v2/apps/shop/web/versions").await?;
+    assert!(versions.json["versions"].as_array().is_some_and(|v| v.len() >= 4), "{}", versions.text);
+
+    // Kill with scale=true shrinks the app.
+    let victim = task_ids(&j).into_iter().next().context("a task")?;
+    let r = fw.request(Method::DELETE, &format!("/v2/apps/shop/web/tasks/{victim}?scale=True"), None).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.header("Marathon-Deployment-Id").is_some());
+    let j = settled(&fw, "shop/web", 1).await?;
+    assert_eq!(j["app"]["instances"], 1);
+    assert!(!task_ids(&j).contains(&victim));
+
+    // Delete kills everything.
+    let r = fw.request(Method::DELETE, "/v2/apps/shop/web", None).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    fw.wait_until("/v2/tasks", DEPLOY, "all tasks gone", |j| j["tasks"].as_array().is_some_and(Vec::is_empty)).await?;
+    let r = fw.get("/v2/apps/shop/web").await?;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json["message"], "App '/shop/web' does not exist");
+    let state = cluster.state().await?;
+    let live = state["frameworks"][0]["tasks"].as_array().map(|t| t.iter().filter(|t| t["state"] == "TASK_RUNNING").count()).unwrap_or(0);
+    assert_eq!(live, 0, "master still runs tasks: {state}");
+    cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn conflicting_deployments_force_and_rollback() -> anyhow::Result<()> {
+    let (cluster, fw) = start("conflicts", 1).await?;
+    let app = json!({"id": "/db", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 1});
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    let j = settled(&fw, "db", 1).await?;
+    let original_task = task_ids(&j);
+
+    // An update that cannot be placed keeps its deployment running.
+    let r = fw.request(Method::PUT, "/v2/apps/db", Some(&json!({"cpus": 64}))).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let stuck = r.json["deploymentId"].as_str().context("deployment id")?.to_string();
+    let deps = fw.get("/v2/deployments").await?;
+    assert_eq!(deps.json[0]["id"], stuck.as_str());
+    assert_eq!(deps.json[0]["affectedApps"], json!(["/db"]));
+    assert_eq!(deps.json[0]["steps"][0]["actions"][0]["action"], "RestartApplication");
+    let queue = fw.wait_until("/v2/queue", DEPLOY, "the app queued with offer rejections", |j| {
+        j["queue"][0]["processedOffersSummary"]["rejectSummaryLastOffers"].as_array().is_some_and(|r| r.iter().any(|x| x["reason"] == "InsufficientCpus"))
+    });
+    queue.await?;
+
+    // A second change is refused while locked, unless forced.
+    let r = fw.request(Method::PUT, "/v2/apps/db", Some(&json!({"mem": 32}))).await?;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(r.json["deployments"][0]["id"], stuck.as_str());
+    assert!(r.json["message"].as_str().is_some_and(|m| m.contains("force=true")));
+    let r = fw.request(Method::PUT, "/v2/apps/db?force=true", Some(&json!({"cpus": 0.1, "mem": 32}))).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let forced = r.json["deploymentId"].as_str().context("deployment id")?.to_string();
+    let deps = fw.get("/v2/deployments").await?;
+    let ids: Vec<&str> = deps.json.as_array().context("list")?.iter().filter_map(|d| d["id"].as_str()).collect();
+    assert!(!ids.contains(&stuck.as_str()), "forced change cancels the old deployment: {ids:?}");
+
+    // Make it stuck again, then roll back by deleting the deployment.
+    let j = settled(&fw, "db", 1).await?;
+    let r = fw.request(Method::PUT, "/v2/apps/db", Some(&json!({"cpus": 64}))).await?;
+    let stuck = r.json["deploymentId"].as_str().context("deployment id")?.to_string();
+    assert_ne!(stuck, forced);
+    let r = fw.request(Method::DELETE, &format!("/v2/deployments/{stuck}"), None).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.header("Marathon-Deployment-Id").is_some());
+    let back = settled(&fw, "db", 1).await?;
+    assert_eq!(back["app"]["cpus"], 0.1);
+    assert_eq!(back["app"]["mem"], 32.0);
+    assert_eq!(task_ids(&back), task_ids(&j), "rolling back to the running config keeps its task");
+    assert!(task_ids(&back).is_disjoint(&original_task));
+
+    // force=true stops a deployment without rollback: 202, empty body.
+    let r = fw.request(Method::PUT, "/v2/apps/db", Some(&json!({"cpus": 64}))).await?;
+    let stuck = r.json["deploymentId"].as_str().context("deployment id")?.to_string();
+    let r = fw.request(Method::DELETE, &format!("/v2/deployments/{stuck}?force=true"), None).await?;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let r = fw.request(Method::DELETE, &format!("/v2/deployments/{stuck}"), None).await?;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json["message"], format!("DeploymentPlan {stuck} does not exist"));
+    cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_requests_get_marathons_errors() -> anyhow::Result<()> {
+    let (cluster, fw) = start("errors", 1).await?;
+    // Malformed JSON: 400.
+    let r = fw.request_raw(Method::POST, "/v2/apps", "{\"id\": ").await?;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json["message"], "Invalid JSON");
+    // Wrong types: 422 "Invalid JSON" with the path and play-json's error key, as Marathon 1.5+.
+    let r = fw.request_raw(Method::POST, "/v2/apps", r#"{"id": "/x", "cmd": "sleep 1", "instances": "two"}"#).await?;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.json["message"], "Invalid JSON");
+    assert_eq!(r.json["details"][0]["path"], "/instances");
+    assert_eq!(r.json["details"][0]["errors"][0], "error.expected.jsnumber");
+    // Validation: 422 listing every bad path.
+    let bad = json!({"id": "/x", "cmd": "sleep 1", "upgradeStrategy": {"minimumHealthCapacity": 1.5}, "instances": -1});
+    let r = fw.request(Method::POST, "/v2/apps", Some(&bad)).await?;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.json["message"], "Object is not valid");
+    let paths: Vec<&str> = r.json["details"].as_array().context("details")?.iter().filter_map(|d| d["path"].as_str()).collect();
+    assert!(paths.contains(&"/upgradeStrategy/minimumHealthCapacity") && paths.contains(&"/instances"), "{paths:?}");
+    let r = fw.request(Method::POST, "/v2/apps", Some(&json!({"id": "/x"}))).await?;
+    assert_eq!(r.status, 422, "{}", r.text);
+    let r = fw.request(Method::POST, "/v2/apps", Some(&json!({"id": "/Bad_Id", "cmd": "sleep 1"}))).await?;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.json["details"][0]["path"], "/id");
+    // Conflicts: 409.
+    let ok = json!({"id": "/x", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 0});
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&ok)).await?.status, 201);
+    let r = fw.request(Method::POST, "/v2/apps", Some(&ok)).await?;
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json["message"], "An app with id [/x] already exists.");
+    // Not found: 404.
+    for (method, path, msg) in [
+        (Method::GET, "/v2/apps/nope", "App '/nope' does not exist"),
+        (Method::DELETE, "/v2/apps/nope", "App '/nope' does not exist"),
+        (Method::POST, "/v2/apps/nope/restart", "App '/nope' does not exist"),
+        (Method::GET, "/v2/apps/nope/tasks", "App '/nope' does not exist"),
+    ] {
+        let r = fw.request(method, path, None).await?;
+        assert_eq!((r.status, r.json["message"].as_str()), (404, Some(msg)), "{path}");
+    }
+    let r = fw.request(Method::PATCH, "/v2/apps/nope", Some(&json!({"cpus": 1}))).await?;
+    assert_eq!(r.status, 404);
+    // Kill options.
+    let r = fw.request(Method::DELETE, "/v2/apps/x/tasks?scale=true&wipe=true", None).await?;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json["message"], "You cannot use scale and wipe at the same time.");
+    let r = fw.request(Method::POST, "/v2/tasks/delete", Some(&json!({"ids": ["garbage"]}))).await?;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json["message"], "Invalid task id 'garbage'");
+    let r = fw.request(Method::DELETE, "/v2/apps/x/tasks/x.instance-0._app.1", None).await?;
+    assert_eq!(r.status, 404);
+    // Version rollback must not be mixed with other fields.
+    let r = fw.request(Method::PUT, "/v2/apps/x", Some(&json!({"version": "2020-01-01T00:00:00.000Z", "cpus": 2}))).await?;
+    assert_eq!(r.status, 422, "{}", r.text);
+    // Unknown route.
+    assert_eq!(fw.get("/v2/nothing").await?.status, 404);
+    // Nothing was lost: the valid app is intact.
+    let r = fw.get("/v2/apps/x").await?;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json["app"]["cmd"], "sleep 1000");
+    cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn event_stream_shows_a_deployment() -> anyhow::Result<()> {
+    let (cluster, fw) = start("events", 1).await?;
+    let resp = reqwest::Client::new().get(format!("{}/v2/events", fw.url)).header("Accept", "text/event-stream").send().await?;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers().get("Content-Type").and_then(|v| v.to_str().ok()), Some("text/event-stream"));
+    let mut body = resp.bytes_stream();
+    let app = json!({"id": "/ev", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 1});
+    let mut seen: Vec<String> = Vec::new();
+    let mut buf = String::new();
+    let mut posted = false;
+    let deadline = tokio::time::Instant::now() + DEPLOY;
+    while !seen.iter().any(|e| e == "deployment_success") {
+        let chunk = tokio::time::timeout_at(deadline, body.next()).await.context("timed out reading events")?.context("stream ended")??;
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let kind = frame.lines().find_map(|l| l.strip_prefix("event: ")).context("event line")?.to_string();
+            let data: Json = serde_json::from_str(frame.lines().find_map(|l| l.strip_prefix("data: ")).context("data line")?)?;
+            assert_eq!(data["eventType"], kind.as_str());
+            assert!(data["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+            if kind == "status_update_event" {
+                assert_eq!(data["appId"], "/ev");
+            }
+            seen.push(kind);
+        }
+        if !posted && seen.first().map(String::as_str) == Some("event_stream_attached") {
+            assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+            posted = true;
+        }
+    }
+    let pos = |name: &str| seen.iter().position(|e| e == name).with_context(|| format!("{name} missing from {seen:?}"));
+    assert!(pos("api_post_event")? < pos("deployment_info")?);
+    assert!(pos("deployment_info")? < pos("status_update_event")?);
+    assert!(pos("status_update_event")? < pos("deployment_step_success")?);
+    assert!(pos("deployment_step_success")? < pos("deployment_success")?);
+    // Filtering by type.
+    let resp = reqwest::Client::new().get(format!("{}/v2/events?event_type=deployment_success", fw.url)).header("Accept", "text/event-stream").send().await?;
+    let mut body = resp.bytes_stream();
+    fw.request(Method::PUT, "/v2/apps/ev", Some(&json!({"instances": 0}))).await?;
+    let chunk = tokio::time::timeout(DEPLOY, body.next()).await?.context("stream ended")??;
+    let text = String::from_utf8_lossy(&chunk);
+    assert!(text.starts_with("event: deployment_success\n"), "{text}");
+    let r = reqwest::Client::new().get(format!("{}/v2/events", fw.url)).header("Accept", "application/json").send().await?;
+    assert_eq!(r.status().as_u16(), 406);
+    cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn restart_mid_deployment_resumes_without_loss_or_duplicates() -> anyhow::Result<()> {
+    let (cluster, mut fw) = start("resume", 2).await?;
+    // Tasks become healthy 2 s after start, so a rolling restart of 4 takes a while.
+    let app = json!({
+        "id": "/slow", "cmd": "sleep 2 && touch ready && sleep 1000", "cpus": 0.1, "mem": 16, "instances": 4,
+        "healthChecks": [{"protocol": "COMMAND", "command": {"value": "test -f ready"}, "gracePeriodSeconds": 30, "intervalSeconds": 1, "timeoutSeconds": 1, "maxConsecutiveFailures": 3, "delaySeconds": 0}],
+        "upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0}
+    });
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    let j = fw
+        .wait_until("/v2/apps/slow", DEPLOY, "4 healthy tasks", |j| j["app"]["tasksHealthy"] == 4 && j["app"]["deployments"].as_array().is_some_and(Vec::is_empty))
+        .await?;
+    let old = task_ids(&j);
+    let r = fw.request(Method::POST, "/v2/apps/slow/restart", None).await?;
+    assert_eq!(r.status, 200);
+    // Crash as soon as the restart is under way (some new task launched).
+    fw.wait_until("/v2/apps/slow", DEPLOY, "a new task", |j| !task_ids(j).is_subset(&old)).await?;
+    fw.crash().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    fw.restart().await?;
+    let j = fw
+        .wait_until("/v2/apps/slow", Duration::from_secs(90), "the resumed restart to finish", |j| {
+            j["app"]["tasksHealthy"] == 4 && task_ids(j).is_disjoint(&old) && j["app"]["deployments"].as_array().is_some_and(Vec::is_empty)
+        })
+        .await?;
+    assert_eq!(task_ids(&j).len(), 4);
+    // The master agrees: exactly these four tasks are alive.
+    let state = cluster.state().await?;
+    let alive: BTreeSet<String> = state["frameworks"]
+        .as_array()
+        .context("frameworks")?
+        .iter()
+        .flat_map(|f| f["tasks"].as_array().cloned().unwrap_or_default())
+        .filter(|t| matches!(t["state"].as_str(), Some("TASK_RUNNING" | "TASK_STAGING" | "TASK_STARTING")))
+        .filter_map(|t| t["id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(alive, task_ids(&j), "master and framework disagree");
+    cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn system_endpoints() -> anyhow::Result<()> {
+    let (cluster, fw) = start("system", 1).await?;
+    let r = fw.get("/ping").await?;
+    assert_eq!((r.status, r.text.as_str()), (200, "pong"));
+    let info = fw.wait_until("/v2/info", DEPLOY, "a framework id", |j| j["frameworkId"].is_string()).await?;
+    assert_eq!(info["elected"], true);
+    assert_eq!(info["marathon_config"]["master"], cluster.url());
+    let r = fw.get("/v2/leader").await?;
+    assert!(r.json["leader"].as_str().is_some_and(|l| l.ends_with(&fw.url.rsplit(':').next().unwrap_or_default().to_string())));
+    let r = fw.get("/metrics").await?;
+    assert!(r.text.contains("marathon_mesos_connected 1"), "{}", r.text);
+    let r = fw.get("/v2/groups").await?;
+    assert_eq!(r.json["id"], "/");
+    cluster.shutdown().await;
+    Ok(())
+}

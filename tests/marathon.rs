@@ -30,9 +30,26 @@ async fn settled(fw: &Framework, app: &str, n: u64) -> anyhow::Result<Json> {
 }
 
 async fn start(name: &str, agents: usize) -> anyhow::Result<(mesos_local::LocalCluster, Framework)> {
+    start_with(name, agents, &[]).await
+}
+
+async fn start_with(name: &str, agents: usize, flags: &[&str]) -> anyhow::Result<(mesos_local::LocalCluster, Framework)> {
     let c = cluster(name, agents, |_| {}).await;
-    let fw = Framework::start(&c.url(), &work_dir(name), &[]).await?;
+    let fw = Framework::start(&c.url(), &work_dir(name), flags).await?;
     Ok((c, fw))
+}
+
+/// Tasks the master considers alive, over all frameworks.
+async fn alive_on_master(cluster: &mesos_local::LocalCluster) -> anyhow::Result<BTreeSet<String>> {
+    let state = cluster.state().await?;
+    Ok(state["frameworks"]
+        .as_array()
+        .context("frameworks")?
+        .iter()
+        .flat_map(|f| f["tasks"].as_array().cloned().unwrap_or_default())
+        .filter(|t| matches!(t["state"].as_str(), Some("TASK_RUNNING" | "TASK_STAGING" | "TASK_STARTING")))
+        .filter_map(|t| t["id"].as_str().map(str::to_string))
+        .collect())
 }
 
 #[tokio::test]
@@ -185,7 +202,7 @@ async fn conflicting_deployments_force_and_rollback() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn bad_requests_get_marathons_errors() -> anyhow::Result<()> {
-    let (cluster, fw) = start("errors", 1).await?;
+    let (cluster, fw) = start_with("errors", 1, &["--max-running-deployments", "1"]).await?;
     // Malformed JSON: 400.
     let r = fw.request_raw(Method::POST, "/v2/apps", "{\"id\": ").await?;
     assert_eq!(r.status, 400, "{}", r.text);
@@ -242,12 +259,31 @@ async fn bad_requests_get_marathons_errors() -> anyhow::Result<()> {
     // Version rollback must not be mixed with other fields.
     let r = fw.request(Method::PUT, "/v2/apps/x", Some(&json!({"version": "2020-01-01T00:00:00.000Z", "cpus": 2}))).await?;
     assert_eq!(r.status, 422, "{}", r.text);
-    // Unknown route.
-    assert_eq!(fw.get("/v2/nothing").await?.status, 404);
+    // Unknown route: Marathon's (odd) 500 with a message.
+    let r = fw.get("/v2/nothing").await?;
+    assert_eq!((r.status, r.json["message"].as_str()), (500, Some("URI not found")));
+    // Groups.
+    let r = fw.get("/v2/groups/nope").await?;
+    assert_eq!((r.status, r.json["message"].as_str()), (404, Some("Group '/nope' does not exist")));
+    let r = fw.request(Method::POST, "/v2/groups", Some(&json!({"id": "/", "apps": []}))).await?;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(r.json["message"], "Group / is already created. Use PUT to change this group.");
+    let r = fw.request(Method::POST, "/v2/groups", Some(&json!({"id": "/g", "apps": [{"id": "/elsewhere/a", "cmd": "sleep 1"}]}))).await?;
+    assert_eq!(r.status, 422, "{}", r.text);
+    // Queue delay of an app without one.
+    let r = fw.request(Method::DELETE, "/v2/queue/x/delay", None).await?;
+    assert_eq!(r.status, 404, "{}", r.text);
     // Nothing was lost: the valid app is intact.
     let r = fw.get("/v2/apps/x").await?;
     assert_eq!(r.status, 200);
     assert_eq!(r.json["app"]["cmd"], "sleep 1000");
+    // Too many running deployments: 403.
+    fw.wait_until("/v2/deployments", DEPLOY, "no deployment", |j| j.as_array().is_some_and(Vec::is_empty)).await?;
+    let stuck = json!({"id": "/huge", "cmd": "sleep 1000", "cpus": 64, "instances": 1});
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&stuck)).await?.status, 201);
+    let r = fw.request(Method::POST, "/v2/apps", Some(&json!({"id": "/other", "cmd": "sleep 1000"}))).await?;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.json["message"].as_str().is_some_and(|m| m.starts_with("Max number of running deployments is reached")));
     cluster.shutdown().await;
     Ok(())
 }
@@ -334,16 +370,7 @@ async fn restart_mid_deployment_resumes_without_loss_or_duplicates() -> anyhow::
         .await?;
     assert_eq!(task_ids(&j).len(), 4);
     // The master agrees: exactly these four tasks are alive.
-    let state = cluster.state().await?;
-    let alive: BTreeSet<String> = state["frameworks"]
-        .as_array()
-        .context("frameworks")?
-        .iter()
-        .flat_map(|f| f["tasks"].as_array().cloned().unwrap_or_default())
-        .filter(|t| matches!(t["state"].as_str(), Some("TASK_RUNNING" | "TASK_STAGING" | "TASK_STARTING")))
-        .filter_map(|t| t["id"].as_str().map(str::to_string))
-        .collect();
-    assert_eq!(alive, task_ids(&j), "master and framework disagree");
+    assert_eq!(alive_on_master(&cluster).await?, task_ids(&j), "master and framework disagree");
     cluster.shutdown().await;
     Ok(())
 }
@@ -362,6 +389,134 @@ async fn system_endpoints() -> anyhow::Result<()> {
     assert!(r.text.contains("marathon_mesos_connected 1"), "{}", r.text);
     let r = fw.get("/v2/groups").await?;
     assert_eq!(r.json["id"], "/");
+    cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn http_task_gets_its_port_and_marathon_environment() -> anyhow::Result<()> {
+    let (cluster, fw) = start_with("http", 1, &["--mesos-encoding", "json"]).await?;
+    let app = json!({
+        "id": "/web", "cmd": "env > env.txt && exec python3 -m http.server $PORT0", "cpus": 0.1, "mem": 64,
+        "portDefinitions": [{"port": 0, "name": "http"}], "labels": {"team": "shop"},
+        "healthChecks": [{"protocol": "HTTP", "path": "/env.txt", "portIndex": 0, "gracePeriodSeconds": 30, "intervalSeconds": 1, "timeoutSeconds": 2}]
+    });
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    let j = fw.wait_until("/v2/apps/web", DEPLOY, "a healthy task", |j| j["app"]["tasksHealthy"] == 1).await?;
+    let task = &j["app"]["tasks"][0];
+    assert_eq!(task["healthCheckResults"][0]["alive"], true);
+    let port = task["ports"][0].as_u64().context("host port")?;
+    let env = reqwest::get(format!("http://127.0.0.1:{port}/env.txt")).await?.text().await?;
+    for expected in [
+        format!("PORT0={port}"),
+        format!("PORT={port}"),
+        format!("PORTS={port}"),
+        format!("PORT_HTTP={port}"),
+        "HOST=localhost".to_string(),
+        "MARATHON_APP_ID=/web".to_string(),
+        format!("MARATHON_APP_VERSION={}", j["app"]["version"].as_str().unwrap_or_default()),
+        format!("MESOS_TASK_ID={}", task["id"].as_str().unwrap_or_default()),
+        "MARATHON_APP_LABEL_TEAM=shop".to_string(),
+    ] {
+        assert!(env.lines().any(|l| l == expected), "{expected} missing from the task environment:\n{env}");
+    }
+    cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn groups_deploy_in_dependency_order_and_delete_together() -> anyhow::Result<()> {
+    let (cluster, fw) = start("groups", 1).await?;
+    let group = json!({"id": "/shop", "apps": [
+        {"id": "web", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 2, "dependencies": ["/shop/db"]},
+        {"id": "db", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16}
+    ]});
+    let dry = fw.request(Method::PUT, "/v2/groups/shop?dryRun=true", Some(&group)).await?;
+    assert_eq!(dry.status, 200, "{}", dry.text);
+    let steps: Vec<Vec<(String, String)>> = dry.json["steps"]
+        .as_array()
+        .context("steps")?
+        .iter()
+        .map(|s| s["actions"].as_array().map(|a| a.iter().map(|x| (x["action"].as_str().unwrap_or_default().to_string(), x["app"].as_str().unwrap_or_default().to_string())).collect()).unwrap_or_default())
+        .collect();
+    let scale_db = steps.iter().position(|s| s.contains(&("ScaleApplication".into(), "/shop/db".into()))).context("db scaled")?;
+    let scale_web = steps.iter().position(|s| s.contains(&("ScaleApplication".into(), "/shop/web".into()))).context("web scaled")?;
+    assert!(scale_db < scale_web, "dependencies first: {steps:?}");
+    assert_eq!(fw.get("/v2/apps").await?.json["apps"], json!([]), "a dry run deploys nothing");
+
+    let r = fw.request(Method::POST, "/v2/groups", Some(&group)).await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    settled(&fw, "shop/web", 2).await?;
+    settled(&fw, "shop/db", 1).await?;
+    let tree = fw.get("/v2/groups").await?.json;
+    assert_eq!(tree["groups"][0]["id"], "/shop");
+    let ids: BTreeSet<&str> = tree["groups"][0]["apps"].as_array().context("apps")?.iter().filter_map(|a| a["id"].as_str()).collect();
+    assert_eq!(ids, BTreeSet::from(["/shop/db", "/shop/web"]));
+
+    // scaleBy doubles every app of the group.
+    let r = fw.request(Method::PUT, "/v2/groups/shop", Some(&json!({"scaleBy": 2}))).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    settled(&fw, "shop/web", 4).await?;
+    settled(&fw, "shop/db", 2).await?;
+
+    let r = fw.request(Method::DELETE, "/v2/groups/shop", None).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    fw.wait_until("/v2/tasks", DEPLOY, "all tasks gone", |j| j["tasks"].as_array().is_some_and(Vec::is_empty)).await?;
+    fw.wait_until("/v2/groups", DEPLOY, "an empty root group", |j| j["groups"].as_array().is_some_and(Vec::is_empty)).await?;
+    cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn agent_partition_replaces_tasks_without_duplicates() -> anyhow::Result<()> {
+    let (cluster, fw) = start("partition", 2).await?;
+    let app = json!({"id": "/p", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 1});
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    let j = settled(&fw, "p", 1).await?;
+    let first = task_ids(&j);
+    let agent = j["app"]["tasks"][0]["slaveId"].as_str().context("agent")?.to_string();
+    cluster.fault(mesos_local::Fault::PartitionAgent(agent.clone())).await?;
+    // unreachableStrategy 0/0: replaced at once on the other agent.
+    let j = fw
+        .wait_until("/v2/apps/p", DEPLOY, "a replacement on the other agent", |j| {
+            running(j) == 1 && task_ids(j).is_disjoint(&first) && j["app"]["tasks"][0]["slaveId"] != agent.as_str()
+        })
+        .await?;
+    let replacement = task_ids(&j);
+    // The agent comes back with the old task: it is killed, the replacement stays.
+    cluster.fault(mesos_local::Fault::HealAgent(agent.clone())).await?;
+    let deadline = tokio::time::Instant::now() + DEPLOY;
+    loop {
+        let alive = alive_on_master(&cluster).await?;
+        if alive == replacement {
+            break;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "master still runs {alive:?}, expected only {replacement:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(task_ids(&settled(&fw, "p", 1).await?), replacement);
+    cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn lost_event_stream_is_resubscribed_and_tasks_survive() -> anyhow::Result<()> {
+    let (cluster, fw) = start("resubscribe", 1).await?;
+    let app = json!({"id": "/s", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 1});
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    let before = task_ids(&settled(&fw, "s", 1).await?);
+    let framework_id = fw.get("/v2/info").await?.json["frameworkId"].as_str().context("framework id")?.to_string();
+    cluster.fault(mesos_local::Fault::CloseStream(framework_id.clone())).await?;
+    let metrics = |t: &str| t.lines().find_map(|l| l.strip_prefix("marathon_mesos_subscriptions_total ")).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let deadline = tokio::time::Instant::now() + DEPLOY;
+    while metrics(&fw.get("/metrics").await?.text) < 2.0 {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "framework did not re-subscribe");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(fw.get("/v2/info").await?.json["frameworkId"], framework_id.as_str(), "same framework id after re-subscribing");
+    fw.request(Method::PUT, "/v2/apps/s", Some(&json!({"instances": 2}))).await?;
+    let after = task_ids(&settled(&fw, "s", 2).await?);
+    assert!(before.is_subset(&after), "the first task survived the reconnection");
     cluster.shutdown().await;
     Ok(())
 }

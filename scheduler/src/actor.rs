@@ -658,6 +658,11 @@ impl Actor {
                 if state == TaskState::TaskRunning && instance.started_at.is_none() {
                     instance.started_at = Some(now);
                 }
+                if condition == Condition::Unreachable {
+                    instance.unreachable_since.get_or_insert(now);
+                } else if !matches!(condition, Condition::UnreachableInactive) {
+                    instance.unreachable_since = None;
+                }
                 if let Some(agent) = &status.agent_id {
                     instance.agent_id = agent.value.clone();
                 }
@@ -811,6 +816,7 @@ impl Actor {
                         started_at: None,
                         kill_sent_at: None,
                         ip_addresses: Vec::new(),
+                        unreachable_since: None,
                         attributes: here.attributes,
                         region: here.region,
                         zone: here.zone,
@@ -880,8 +886,51 @@ impl Actor {
     // ----------------------------------------------------------------------------------------
     // Driving deployments and the launch queue
 
+    /// Applies apps' `unreachableStrategy`: an unreachable instance turns inactive (and is
+    /// replaced) after `inactiveAfterSeconds` and is forgotten after `expungeAfterSeconds` (if its
+    /// task comes back then, it is unknown and gets killed).
+    async fn age_unreachable(&mut self, now: Timestamp) {
+        let mut changed = Vec::new();
+        let mut expunged = Vec::new();
+        for i in self.instances.values() {
+            let Some(since) = i.unreachable_since else { continue };
+            let strategy = self.apps.get(&i.app_id).map(|a| a.unreachable_strategy);
+            let Some(framework_core::app::UnreachableStrategy::Enabled { inactive_after_seconds, expunge_after_seconds }) = strategy else {
+                continue;
+            };
+            let age = now.0.saturating_sub(since.0);
+            let secs = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
+            if age >= secs(expunge_after_seconds) && age >= secs(inactive_after_seconds) {
+                expunged.push(i.id.clone());
+            } else if age >= secs(inactive_after_seconds) && i.condition == Condition::Unreachable {
+                let mut u = i.clone();
+                u.condition = Condition::UnreachableInactive;
+                changed.push(u);
+            }
+        }
+        for i in changed {
+            if self.persist_instance(&i).await.is_ok() {
+                self.bus.publish(
+                    "instance_changed_event",
+                    json!({"instanceId": i.id, "condition": i.condition.name(), "runSpecId": i.app_id, "agentId": i.agent_id, "host": i.host, "runSpecVersion": i.version}),
+                    now,
+                );
+                self.instances.insert(i.id.clone(), i);
+            }
+        }
+        for id in expunged {
+            if self.store.delete(&keys::instance(&id)).await.is_ok() {
+                if let Some(i) = self.instances.remove(&id) {
+                    tracing::info!(instance = %id, "expunged an unreachable instance");
+                    self.bus.publish("unknown_instance_terminated_event", json!({"instanceId": i.id, "runSpecId": i.app_id, "condition": "Unreachable"}), now);
+                }
+            }
+        }
+    }
+
     async fn drive(&mut self) {
         let now = now();
+        self.age_unreachable(now).await;
         let mut demand: BTreeMap<AppId, u32> = BTreeMap::new();
         let mut kills: Vec<(InstanceId, Goal)> = Vec::new();
         let mut in_deployment: BTreeSet<AppId> = BTreeSet::new();

@@ -49,6 +49,9 @@ pub struct Instance {
     /// Addresses reported by Mesos.
     #[serde(default)]
     pub ip_addresses: Vec<String>,
+    /// Since when Mesos reports the task unreachable.
+    #[serde(default)]
+    pub unreachable_since: Option<Timestamp>,
     /// The agent's attributes as constraints compare them.
     #[serde(default)]
     pub attributes: Vec<(String, String)>,

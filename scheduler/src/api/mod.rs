@@ -71,7 +71,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v2/leader", get(system::leader))
         .route("/ping", get(system::ping))
         .route("/metrics", get(system::metrics))
-        .fallback(|| async { error(ApiError::new(404, "URI not found")) })
+        // Marathon answers unknown routes with 500 and this message; clients may rely on it.
+        .fallback(|| async { error(ApiError::new(500, "URI not found")) })
         .layer(axum::middleware::map_response_with_state(state.clone(), common_headers))
         .with_state(state)
 }

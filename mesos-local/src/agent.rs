@@ -240,7 +240,7 @@ impl Agent {
             AgentCmd::Stop => {
                 let all: Vec<(String, String)> = self.tasks.keys().cloned().collect();
                 for (f, t) in all {
-                    self.kill_task(&f, &t, Some(KillPolicy { grace_period: Some(v1::DurationInfo { nanoseconds: 0 }), ..Default::default() }));
+                    self.kill_task(&f, &t, Some(KillPolicy { grace_period: Some(v1::DurationInfo { nanoseconds: 0 }) }));
                 }
                 let execs: Vec<(String, String)> = self.executors.keys().cloned().collect();
                 for (f, e) in execs {

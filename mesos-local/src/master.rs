@@ -190,7 +190,7 @@ impl Master {
                 let _ = reply.send(result);
             }
             MasterMsg::StreamClosed { framework_id, stream_id } => self.stream_closed(&framework_id, &stream_id),
-            MasterMsg::FromAgent { agent_id, event } => self.from_agent(&agent_id, event),
+            MasterMsg::FromAgent { agent_id, event } => self.on_agent_event(&agent_id, event),
             MasterMsg::State(reply) => {
                 let _ = reply.send(self.state_json());
             }
@@ -492,9 +492,9 @@ impl Master {
                     let mut error = None;
                     let mut seen = HashSet::new();
                     for t in &tasks {
-                        if let Err(e) = self.validate_task(fid, &agent_id, t, true, &probe, &seen).and_then(|r| {
+                        if let Err(e) = self.validate_task(fid, &agent_id, t, true, &probe, &seen).map(|r| {
                             probe.subtract(&r);
-                            Ok(())
+                            
                         }) {
                             error = Some(e);
                             break;
@@ -579,7 +579,7 @@ impl Master {
         let Some(fw) = self.frameworks.get_mut(fid) else { return };
         if let Some(exec) = &executor {
             let key = (agent_id.to_owned(), exec.executor_id.value.clone());
-            if !fw.executors.contains_key(&key) {
+            if let std::collections::hash_map::Entry::Vacant(e) = fw.executors.entry(key) {
                 let exec_res = Resources::from_proto(&exec.resources).unwrap_or_default();
                 // For a group the executor's resources were not part of `needed`.
                 if group_executor.is_some() {
@@ -590,7 +590,7 @@ impl Master {
                     only_task.subtract(&exec_res);
                     task_resources = only_task;
                 }
-                fw.executors.insert(key, exec_res);
+                e.insert(exec_res);
             }
         }
         let status = TaskStatus {
@@ -722,7 +722,7 @@ impl Master {
 
     // ---- Agents -----------------------------------------------------------------------------
 
-    fn from_agent(&mut self, agent_id: &str, event: AgentEvent) {
+    fn on_agent_event(&mut self, agent_id: &str, event: AgentEvent) {
         if self.agents.get(agent_id).is_none_or(|a| a.state != AgentState::Active) {
             // A partitioned or removed agent's messages do not reach the master.
             return;

@@ -530,7 +530,7 @@ mod fixtures {
                 }),
                 ..Default::default()
             }),
-            kill_policy: Some(v1::KillPolicy { grace_period: Some(v1::DurationInfo { nanoseconds: 3_000_000_000 }), ..Default::default() }),
+            kill_policy: Some(v1::KillPolicy { grace_period: Some(v1::DurationInfo { nanoseconds: 3_000_000_000 }) }),
             labels: Some(v1::Labels { labels: vec![v1::Label { key: "app".into(), value: Some("/web".into()) }] }),
             ..Default::default()
         }
@@ -594,7 +594,7 @@ mod fixtures {
                 call.kill = Some(c::Kill {
                     task_id: tid(),
                     agent_id: Some(aid()),
-                    kill_policy: Some(v1::KillPolicy { grace_period: Some(v1::DurationInfo { nanoseconds: 1 }), ..Default::default() }),
+                    kill_policy: Some(v1::KillPolicy { grace_period: Some(v1::DurationInfo { nanoseconds: 1 }) }),
                 })
             }
             T::Shutdown => call.shutdown = Some(c::Shutdown { executor_id: eid(), agent_id: aid() }),

@@ -438,11 +438,10 @@ impl Actor {
             match app {
                 Some(app) => {
                     let changed_config = self.apps.get(&id).is_none_or(|old| old.config_key() != app.config_key());
-                    if changed_config {
-                        if let Some(b) = self.backoffs.get_mut(&id) {
+                    if changed_config
+                        && let Some(b) = self.backoffs.get_mut(&id) {
                             b.reset();
                         }
-                    }
                     self.backoffs.entry(id.clone()).or_insert_with(|| Backoff::new(spec::backoff_policy(&app)));
                     if let Some(b) = self.backoffs.get_mut(&id) {
                         b.set_policy(spec::backoff_policy(&app));
@@ -714,13 +713,11 @@ impl Actor {
                     );
                 }
                 if condition.is_terminal() {
-                    if matches!(state, TaskState::TaskFailed | TaskState::TaskFinished | TaskState::TaskError)
-                        || reason == Some(task_status::Reason::TaskHealthCheckStatusUpdated)
-                    {
-                        if let Some(b) = self.backoffs.get_mut(&app_id) {
+                    if (matches!(state, TaskState::TaskFailed | TaskState::TaskFinished | TaskState::TaskError)
+                        || reason == Some(task_status::Reason::TaskHealthCheckStatusUpdated))
+                        && let Some(b) = self.backoffs.get_mut(&app_id) {
                             b.on_failure(now);
                         }
-                    }
                     if state != TaskState::TaskKilled && state != TaskState::TaskFinished {
                         self.failures.insert(
                             app_id.clone(),
@@ -919,12 +916,11 @@ impl Actor {
             }
         }
         for id in expunged {
-            if self.store.delete(&keys::instance(&id)).await.is_ok() {
-                if let Some(i) = self.instances.remove(&id) {
+            if self.store.delete(&keys::instance(&id)).await.is_ok()
+                && let Some(i) = self.instances.remove(&id) {
                     tracing::info!(instance = %id, "expunged an unreachable instance");
                     self.bus.publish("unknown_instance_terminated_event", json!({"instanceId": i.id, "runSpecId": i.app_id, "condition": "Unreachable"}), now);
                 }
-            }
         }
     }
 
@@ -1030,11 +1026,10 @@ impl Actor {
         for index in advanced.iter().copied().collect::<BTreeSet<_>>() {
             let dep = &self.deployments[index];
             if dep.current_step < dep.steps.len() {
-                if let Ok(bytes) = serde_json::to_vec(dep) {
-                    if let Err(e) = self.store.put(&keys::deployment(&dep.id), &bytes).await {
+                if let Ok(bytes) = serde_json::to_vec(dep)
+                    && let Err(e) = self.store.put(&keys::deployment(&dep.id), &bytes).await {
                         tracing::error!(error = %e, "could not persist deployment progress");
                     }
-                }
                 self.bus.publish("deployment_step_success", json!({"plan": plan_json(dep), "currentStep": step_json(dep, dep.current_step - 1)}), now);
                 self.bus.publish("deployment_info", json!({"plan": plan_json(dep), "currentStep": step_json(dep, dep.current_step)}), now);
             }

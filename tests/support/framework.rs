@@ -91,16 +91,14 @@ impl Framework {
         self.child = Some(child);
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            if let Ok(r) = self.http.get(format!("{}/ping", self.url)).send().await {
-                if r.status().is_success() {
+            if let Ok(r) = self.http.get(format!("{}/ping", self.url)).send().await
+                && r.status().is_success() {
                     return Ok(());
                 }
-            }
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()? {
                     bail!("framework exited with {status}; see {}", self.data_dir.join("framework.log").display());
                 }
-            }
             if tokio::time::Instant::now() > deadline {
                 bail!("framework did not answer /ping on port {} within {WAIT:?}", self.port);
             }

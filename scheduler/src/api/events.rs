@@ -31,11 +31,10 @@ pub async fn stream(
     let attached = json!({"remoteAddress": peer.ip().to_string(), "eventType": "event_stream_attached", "timestamp": now().to_string()});
     let first = wanted("event_stream_attached").then(|| format!("event: event_stream_attached\ndata: {attached}\n\n"));
     let events = async_stream(move |tx| async move {
-        if let Some(first) = first {
-            if tx.send(first).await.is_err() {
+        if let Some(first) = first
+            && tx.send(first).await.is_err() {
                 return;
             }
-        }
         loop {
             match rx.recv().await {
                 Ok(ev) => {

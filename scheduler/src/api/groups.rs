@@ -131,8 +131,8 @@ async fn change_group(state: ApiState, raw: &str, q: Option<String>, body: Bytes
         let snap = state.actor.snapshot();
         let json: Value = serde_json::from_slice(&body).map_err(|_| ApiError::from(app::AppError::Syntax { message: "Invalid JSON".into(), detail: "the body is not JSON".into() }))?;
         // `{"scaleBy": f}`: multiply the instances of every app in the group.
-        if !create {
-            if let Some(factor) = json.get("scaleBy").and_then(Value::as_f64) {
+        if !create
+            && let Some(factor) = json.get("scaleBy").and_then(Value::as_f64) {
                 if !(factor.is_finite() && factor >= 0.0) {
                     return Err(ApiError::new(422, "scaleBy must be a non-negative number"));
                 }
@@ -148,7 +148,6 @@ async fn change_group(state: ApiState, raw: &str, q: Option<String>, body: Bytes
                     .collect();
                 return Ok(Outcome::Deployed(deploy_apps(&state, put, vec![], p.flag("force", false)).await?));
             }
-        }
         let group = app::parse_group(&body, &base)?;
         let gid = group.id.clone();
         let existing: Vec<AppId> = snap.apps.keys().filter(|id| id.is_within(&gid)).cloned().collect();

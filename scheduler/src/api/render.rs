@@ -96,11 +96,10 @@ pub fn app_info(snap: &Snapshot, app: &AppDefinition, embed: Embed) -> Value {
     if embed.tasks {
         v["tasks"] = json!(snap.instances_of(&app.id).map(|i| task(i, Some(app))).collect::<Vec<_>>());
     }
-    if embed.last_task_failure {
-        if let Some(f) = snap.failures.get(&app.id) {
+    if embed.last_task_failure
+        && let Some(f) = snap.failures.get(&app.id) {
             v["lastTaskFailure"] = serde_json::to_value(f).unwrap_or(Value::Null);
         }
-    }
     v
 }
 

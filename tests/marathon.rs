@@ -117,6 +117,18 @@ async fn app_lifecycle_scale_kill_restart_update_delete() -> anyhow::Result<()> 
     assert_eq!(j["app"]["cmd"], "sleep 2000");
     let versions = fw.get("/v2/apps/shop/web/versions").await?;
     assert!(versions.json["versions"].as_array().is_some_and(|v| v.len() >= 4), "{}", versions.text);
+    let oldest = versions.json["versions"].as_array().and_then(|v| v.last()).and_then(Json::as_str).context("oldest version")?.to_string();
+    let stored = fw.get(&format!("/v2/apps/shop/web/versions/{oldest}")).await?;
+    assert_eq!((stored.status, stored.json["cmd"].as_str()), (200, Some("sleep 1000")));
+
+    // Rolling back to a stored version.
+    let r = fw.request(Method::PUT, "/v2/apps/shop/web", Some(&json!({"version": oldest}))).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let j = fw
+        .wait_until("/v2/apps/shop/web", DEPLOY, "the rollback", |j| {
+            j["app"]["cmd"] == "sleep 1000" && running(j) == 2 && j["app"]["deployments"].as_array().is_some_and(Vec::is_empty)
+        })
+        .await?;
 
     // Kill with scale=true shrinks the app.
     let victim = task_ids(&j).into_iter().next().context("a task")?;
@@ -517,6 +529,32 @@ async fn lost_event_stream_is_resubscribed_and_tasks_survive() -> anyhow::Result
     fw.request(Method::PUT, "/v2/apps/s", Some(&json!({"instances": 2}))).await?;
     let after = task_ids(&settled(&fw, "s", 2).await?);
     assert!(before.is_subset(&after), "the first task survived the reconnection");
+    cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn deployments_wait_for_readiness() -> anyhow::Result<()> {
+    let (cluster, fw) = start("readiness", 1).await?;
+    let site = work_dir("readiness-site");
+    let app = json!({
+        "id": "/ready", "cmd": format!("cd {} && exec python3 -m http.server $PORT0", site.display()), "cpus": 0.1, "mem": 64,
+        "portDefinitions": [{"port": 0, "name": "http"}],
+        "readinessChecks": [{"name": "warm", "protocol": "HTTP", "path": "/go", "portName": "http", "intervalSeconds": 2, "timeoutSeconds": 1}]
+    });
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    let deps = fw
+        .wait_until("/v2/deployments", DEPLOY, "a readiness result", |j| j[0]["currentActions"][0]["readinessCheckResults"][0]["ready"] == false)
+        .await?;
+    assert_eq!(deps[0]["currentActions"][0]["readinessCheckResults"][0]["name"], "warm");
+    // Running but not ready: the deployment stays.
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let j = fw.get("/v2/deployments").await?.json;
+        assert_eq!(j.as_array().map(Vec::len), Some(1), "finished before the task was ready: {j}");
+    }
+    std::fs::write(site.join("go"), "ok")?;
+    fw.wait_until("/v2/deployments", DEPLOY, "the deployment to finish", |j| j.as_array().is_some_and(Vec::is_empty)).await?;
     cluster.shutdown().await;
     Ok(())
 }

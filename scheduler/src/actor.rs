@@ -91,6 +91,11 @@ pub enum Command {
         /// Answer: the rollback deployment, if one was started.
         reply: oneshot::Sender<Result<Option<Deployed>, ApiError>>,
     },
+    /// An instance passed its readiness check (sent by the readiness checker).
+    Ready {
+        /// The instance.
+        instance: InstanceId,
+    },
     /// Reset an app's launch backoff.
     ResetDelay {
         /// The app.
@@ -207,6 +212,10 @@ pub struct Actor {
     last_version: Timestamp,
     counters: Counters,
     snapshot: watch::Sender<Arc<Snapshot>>,
+    /// Our own command channel (for the readiness checkers' reports).
+    commands: mpsc::Sender<Command>,
+    readiness: BTreeMap<InstanceId, tokio::task::AbortHandle>,
+    http: reqwest::Client,
 }
 
 impl Actor {
@@ -236,6 +245,9 @@ impl Actor {
             last_version: Timestamp(0),
             counters: Counters::default(),
             snapshot,
+            commands: tx.clone(),
+            readiness: BTreeMap::new(),
+            http: reqwest::Client::new(),
         };
         actor.publish();
         (actor, ActorHandle { tx, snapshot: snapshot_rx }, rx)
@@ -331,6 +343,16 @@ impl Actor {
                 let result = self.cancel_deployment(&id, force).await;
                 self.publish();
                 let _ = reply.send(result);
+            }
+            Command::Ready { instance } => {
+                self.readiness.remove(&instance);
+                if let Some(i) = self.instances.get(&instance) {
+                    let mut updated = i.clone();
+                    updated.ready = true;
+                    if self.persist_instance(&updated).await.is_ok() {
+                        self.instances.insert(instance, updated);
+                    }
+                }
             }
             Command::ResetDelay { app, reply } => {
                 let had = self.backoffs.get_mut(&app).map(|b| {
@@ -814,6 +836,7 @@ impl Actor {
                         kill_sent_at: None,
                         ip_addresses: Vec::new(),
                         unreachable_since: None,
+                        ready: false,
                         attributes: here.attributes,
                         region: here.region,
                         zone: here.zone,
@@ -924,6 +947,36 @@ impl Actor {
         }
     }
 
+    /// Starts readiness checks for running, current, not yet ready instances of apps in
+    /// deployments, and stops checks whose instance went away.
+    fn run_readiness_checks(&mut self, in_deployment: &BTreeSet<AppId>) {
+        self.readiness.retain(|id, handle| {
+            let keep = self.instances.contains_key(id);
+            if !keep {
+                handle.abort();
+            }
+            keep
+        });
+        let mut start = Vec::new();
+        for i in self.instances.values() {
+            if i.ready || i.condition != Condition::Running || !in_deployment.contains(&i.app_id) || self.readiness.contains_key(&i.id) {
+                continue;
+            }
+            let Some(app) = self.apps.get(&i.app_id) else { continue };
+            if app.readiness_checks.is_empty() || i.config_version != spec::config_version(app) {
+                continue;
+            }
+            if let Some(url) = crate::readiness::check_url(app, i) {
+                start.push((app.clone(), i.id.clone(), url));
+            }
+        }
+        for (app, id, url) in start {
+            if let Some(handle) = crate::readiness::spawn(&app, id.clone(), url, self.commands.clone(), self.http.clone()) {
+                self.readiness.insert(id, handle);
+            }
+        }
+    }
+
     async fn drive(&mut self) {
         let now = now();
         self.age_unreachable(now).await;
@@ -994,6 +1047,7 @@ impl Actor {
                 kills.push((i.id.clone(), Goal::Decommissioned));
             }
         }
+        self.run_readiness_checks(&in_deployment);
         // Launch timeouts and kill retries.
         let launch_timeout = self.config.task_launch_timeout.as_millis() as i64;
         let kill_retry = self.config.kill_retry.as_millis() as i64;
@@ -1090,7 +1144,7 @@ fn views_of(instances: &BTreeMap<InstanceId, Instance>, apps: &BTreeMap<AppId, A
             condition: i.condition,
             healthy: i.healthy,
             has_health_checks: has_checks,
-            ready: true,
+            ready: i.ready || apps.get(app).is_none_or(|a| a.readiness_checks.is_empty()),
             goal: i.goal,
             staged_at: i.staged_at,
         })

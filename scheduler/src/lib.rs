@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod mesos;
+pub mod readiness;
 pub mod spec;
 pub mod state;
 pub mod store;

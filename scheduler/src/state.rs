@@ -49,6 +49,9 @@ pub struct Instance {
     /// Addresses reported by Mesos.
     #[serde(default)]
     pub ip_addresses: Vec<String>,
+    /// Whether its readiness check passed (always false for apps without one).
+    #[serde(default)]
+    pub ready: bool,
     /// Since when Mesos reports the task unreachable.
     #[serde(default)]
     pub unreachable_since: Option<Timestamp>,

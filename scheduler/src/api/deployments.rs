@@ -12,7 +12,7 @@ use crate::actor::Command;
 /// GET /v2/deployments
 pub async fn list(State(state): State<ApiState>) -> Response<Body> {
     let snap = state.actor.snapshot();
-    let items: Vec<Value> = snap.deployments.iter().map(|d| render::deployment(d)).collect();
+    let items: Vec<Value> = snap.deployments.iter().map(|d| render::deployment(&snap, d)).collect();
     json_response(200, &Value::Array(items))
 }
 

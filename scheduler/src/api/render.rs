@@ -103,13 +103,30 @@ pub fn app_info(snap: &Snapshot, app: &AppDefinition, embed: Embed) -> Value {
     v
 }
 
-/// One item of GET /v2/deployments.
-pub fn deployment(d: &Deployment) -> Value {
-    let current = d.steps.get(d.current_step).map(|s| s.actions.iter().map(|a| {
-        let mut j = action_json(a);
-        j["readinessCheckResults"] = json!([]);
-        j
-    }).collect::<Vec<_>>()).unwrap_or_default();
+/// One item of GET /v2/deployments; current actions carry the readiness of their app's instances.
+pub fn deployment(snap: &Snapshot, d: &Deployment) -> Value {
+    let readiness = |app: &framework_core::ids::AppId| -> Vec<Value> {
+        let Some(def) = snap.apps.get(app) else { return vec![] };
+        let Some(check) = def.readiness_checks.first() else { return vec![] };
+        snap.instances_of(app)
+            .filter(|i| i.condition == Condition::Running && i.config_version == crate::spec::config_version(def))
+            .map(|i| json!({"name": check.name, "taskId": i.task_id, "ready": i.ready, "lastResponse": Value::Null}))
+            .collect()
+    };
+    let current = d
+        .steps
+        .get(d.current_step)
+        .map(|s| {
+            s.actions
+                .iter()
+                .map(|a| {
+                    let mut j = action_json(a);
+                    j["readinessCheckResults"] = json!(readiness(a.app()));
+                    j
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
     json!({
         "id": d.id,
         "version": d.version,

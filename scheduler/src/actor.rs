@@ -851,16 +851,12 @@ impl Actor {
                 self.decline(&offer, !self.demand.values().any(|n| *n > 0));
                 continue;
             }
-            // Persist the new instances before launching: after a crash they are reconciled.
-            let mut stored = true;
-            for instance in &created {
-                if let Err(e) = self.persist_instance(instance).await {
-                    tracing::error!(error = %e, "could not persist a new instance; not launching");
-                    stored = false;
-                    break;
-                }
-            }
-            if !stored {
+            // Persist the new instances (one write per offer) before launching: after a crash
+            // they are reconciled.
+            let items: Vec<(String, Vec<u8>)> =
+                created.iter().map(|i| (keys::instance(&i.id), serde_json::to_vec(i).unwrap_or_default())).collect();
+            if let Err(e) = self.store.put_many(&items).await {
+                tracing::error!(error = %e, "could not persist new instances; not launching");
                 self.decline(&offer, false);
                 continue;
             }

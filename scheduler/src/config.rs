@@ -19,9 +19,19 @@ pub enum WireEncoding {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "framework", version, about)]
 pub struct Flags {
-    /// Mesos master: `local` (an embedded master and agents on this machine), or `http://host:port`.
+    /// Mesos master: `local` (an embedded master and agents on this machine), `http://host:port`,
+    /// or `zk://host:2181/mesos` (the leading master as registered in ZooKeeper).
     #[arg(long, default_value = "local", env = "FRAMEWORK_MASTER")]
     pub master: String,
+
+    /// ZooKeeper for HA: state and leader election under this path (`zk://host:2181,host:2181/framework`).
+    /// Without it the process is always the leader and keeps state in --data-dir.
+    #[arg(long, env = "FRAMEWORK_ZK")]
+    pub zk: Option<String>,
+
+    /// ZooKeeper session timeout in milliseconds (Marathon: 10000).
+    #[arg(long = "zk-session-timeout", alias = "zk_session_timeout", default_value_t = 10_000)]
+    pub zk_session_timeout: u64,
 
     /// Where the REST API listens (`host:port`, or a bare host combined with --http_port).
     #[arg(long = "http-address", alias = "http_address", default_value = "127.0.0.1:8080")]

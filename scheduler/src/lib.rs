@@ -15,11 +15,14 @@ pub mod api;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod front;
+pub mod ha;
 pub mod mesos;
 pub mod readiness;
 pub mod spec;
 pub mod state;
 pub mod store;
+pub mod zk;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +46,54 @@ fn machine_mem_mb() -> f64 {
         .unwrap_or(4096.0)
 }
 
+/// What every leadership term needs, fixed for the life of the process.
+#[derive(Clone)]
+pub struct Context {
+    /// Actor settings.
+    pub actor: ActorConfig,
+    /// How to reach Mesos.
+    pub mesos: mesos::MesosConfig,
+    /// The process's event bus (SSE clients stay attached across terms).
+    pub bus: EventBus,
+    /// Facts for /v2/info.
+    pub info: Arc<api::Info>,
+}
+
+/// A leadership term: the actor, the Mesos subscription and the API router that reaches them.
+/// Dropping it stops the actor and closes the subscription at once.
+pub struct Leadership {
+    /// The API as this leader serves it.
+    pub router: axum::Router,
+    actor: tokio::task::JoinHandle<()>,
+    _mesos: mesos::MesosClient,
+}
+
+impl Leadership {
+    /// Loads the state from `store`, subscribes to Mesos with the stored framework id and starts
+    /// the actor (which reconciles and resumes deployments).
+    pub async fn start(ctx: &Context, store: Store) -> anyhow::Result<Self> {
+        let loaded = actor::load(&store).await.context("cannot load the stored state")?;
+        let (actor, handle, commands) = Actor::new(ctx.actor.clone(), store.clone(), ctx.bus.clone(), loaded);
+        let (updates_tx, updates_rx) = mpsc::channel(1024);
+        let client = mesos::start(ctx.mesos.clone(), actor.framework_id(), updates_tx);
+        let calls = client.calls.clone();
+        let task = tokio::spawn(actor.run(calls, commands, updates_rx));
+        let router = api::router(api::ApiState { actor: handle, bus: ctx.bus.clone(), store, info: ctx.info.clone() });
+        Ok(Self { router, actor: task, _mesos: client })
+    }
+
+    /// Resolves when the actor stops on its own.
+    pub async fn finished(&mut self) {
+        let _ = (&mut self.actor).await;
+    }
+}
+
+impl Drop for Leadership {
+    fn drop(&mut self) {
+        self.actor.abort();
+    }
+}
+
 /// Runs `framework` until interrupted.
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let listen = flags.listen()?;
@@ -50,8 +101,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}: is another process using it? choose another with --http-address"))?;
     let listen = listener.local_addr()?;
-    let store = Store::Files(FileStore::open(&flags.data_dir).await.with_context(|| format!("cannot use --data-dir {}", flags.data_dir.display()))?);
-    let loaded = actor::load(&store).await.context("cannot load the stored state")?;
+    let zk = flags.zk.as_deref().map(zk::ZkUrl::parse).transpose()?;
 
     let mut local = None;
     let master = if flags.master == "local" {
@@ -64,11 +114,16 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         let url = cluster.url();
         tracing::info!(master = %url, agents, "embedded Mesos master and agents running");
         local = Some(cluster);
-        url
+        mesos::MasterSource::Fixed(url)
     } else if flags.master.starts_with("http://") {
-        flags.master.trim_end_matches('/').to_string()
+        mesos::MasterSource::Fixed(flags.master.trim_end_matches('/').to_string())
+    } else if flags.master.starts_with("zk://") {
+        let url = zk::ZkUrl::parse(&flags.master)?;
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        tokio::spawn(zk::detector::follow(url, tx));
+        mesos::MasterSource::Detected(rx)
     } else {
-        anyhow::bail!("--master '{}' is not supported: use 'local' or http://host:port", flags.master);
+        anyhow::bail!("--master '{}' is not supported: use 'local', http://host:port or zk://host:port/mesos", flags.master);
     };
 
     let user = if flags.mesos_user.is_empty() { std::env::var("USER").unwrap_or_else(|_| "root".into()) } else { flags.mesos_user.clone() };
@@ -86,42 +141,59 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             .collect(),
         ..Default::default()
     };
-    let bus = EventBus::new();
-    let actor_config = ActorConfig {
-        role: flags.role.clone(),
-        task_launch_timeout: Duration::from_millis(flags.task_launch_timeout),
-        kill_retry: Duration::from_millis(flags.kill_retry_timeout),
-        decline_refuse_seconds: flags.decline_offer_duration as f64 / 1000.0,
-        max_running_deployments: flags.max_running_deployments,
-    };
-    let (actor, handle, commands) = Actor::new(actor_config, store.clone(), bus.clone(), loaded);
-    let (updates_tx, updates_rx) = mpsc::channel(1024);
-    let mesos_config = mesos::MesosConfig {
-        master: master.clone(),
-        encoding: match flags.mesos_encoding {
-            WireEncoding::Json => Encoding::Json,
-            WireEncoding::Protobuf => Encoding::Protobuf,
+    let advertised = format!("{}:{}", flags.hostname, listen.port());
+    let ctx = Context {
+        actor: ActorConfig {
+            role: flags.role.clone(),
+            task_launch_timeout: Duration::from_millis(flags.task_launch_timeout),
+            kill_retry: Duration::from_millis(flags.kill_retry_timeout),
+            decline_refuse_seconds: flags.decline_offer_duration as f64 / 1000.0,
+            max_running_deployments: flags.max_running_deployments,
         },
-        framework,
-        missed_heartbeats: flags.missed_heartbeats,
+        mesos: mesos::MesosConfig {
+            master,
+            encoding: match flags.mesos_encoding {
+                WireEncoding::Json => Encoding::Json,
+                WireEncoding::Protobuf => Encoding::Protobuf,
+            },
+            framework,
+            missed_heartbeats: flags.missed_heartbeats,
+        },
+        bus: EventBus::new(),
+        info: Arc::new(api::Info {
+            advertised: advertised.clone(),
+            master: flags.master.clone(),
+            zk: flags.zk.clone(),
+            framework_name: flags.framework_name.clone(),
+            failover_timeout: flags.failover_timeout,
+            role: flags.role.clone(),
+            hostname: flags.hostname.clone(),
+            http_port: listen.port(),
+        }),
     };
-    let calls = mesos::start(mesos_config, actor.framework_id(), updates_tx);
-    let actor_task = tokio::spawn(actor.run(calls, commands, updates_rx));
 
-    let info = api::Info {
-        advertised: format!("{}:{}", flags.hostname, listen.port()),
-        master: flags.master.clone(),
-        framework_name: flags.framework_name.clone(),
-        failover_timeout: flags.failover_timeout,
-        role: flags.role.clone(),
-        hostname: flags.hostname.clone(),
-        http_port: listen.port(),
+    let (mode_tx, mode_rx) = tokio::sync::watch::channel(front::Mode::NoLeader("starting up".into()));
+    let mut _single = None;
+    let abdicate = match zk {
+        None => {
+            let store = Store::Files(FileStore::open(&flags.data_dir).await.with_context(|| format!("cannot use --data-dir {}", flags.data_dir.display()))?);
+            let leadership = Leadership::start(&ctx, store).await?;
+            mode_tx.send_replace(front::Mode::Leader(leadership.router.clone()));
+            _single = Some(leadership);
+            None
+        }
+        Some(url) => {
+            let (tx, rx) = mpsc::channel(1);
+            let timeout = Duration::from_millis(flags.zk_session_timeout);
+            tokio::spawn(ha::campaign(ctx.clone(), url, timeout, mode_tx, rx));
+            Some(tx)
+        }
     };
-    let app = api::router(api::ApiState { actor: handle, bus, store, info: Arc::new(info) });
+    let app = front::router(front::Front { mode: mode_rx, me: advertised, abdicate, http: front::proxy_client() });
     tracing::info!(%listen, "Marathon API listening");
     let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(shutdown_signal());
     let result = server.await.context("the API server failed");
-    actor_task.abort();
+    drop(_single);
     if let Some(cluster) = local {
         cluster.shutdown().await;
     }

@@ -15,11 +15,50 @@ use tokio::sync::{mpsc, watch};
 /// Largest event record we accept (Mesos offers with many agents can be large).
 const MAX_RECORD: usize = 64 << 20;
 
+/// Where the leading Mesos master is found.
+#[derive(Debug, Clone)]
+pub enum MasterSource {
+    /// A fixed base URL of any master, e.g. `http://127.0.0.1:5050` (307s are followed).
+    Fixed(String),
+    /// The leader detected through ZooKeeper (None while no master is registered).
+    Detected(watch::Receiver<Option<String>>),
+}
+
+impl MasterSource {
+    /// The master to subscribe to now, waiting while none is known.
+    async fn current(&mut self) -> String {
+        match self {
+            MasterSource::Fixed(url) => url.trim_end_matches('/').to_string(),
+            MasterSource::Detected(rx) => loop {
+                if let Some(url) = rx.borrow_and_update().clone() {
+                    return url;
+                }
+                if rx.changed().await.is_err() {
+                    // The detector is gone; nothing will ever be found.
+                    std::future::pending::<()>().await;
+                }
+            },
+        }
+    }
+
+    /// Resolves when the detected leader changes (never for a fixed master).
+    async fn changed(&mut self) {
+        match self {
+            MasterSource::Fixed(_) => std::future::pending().await,
+            MasterSource::Detected(rx) => {
+                if rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+}
+
 /// How the client reaches Mesos.
 #[derive(Debug, Clone)]
 pub struct MesosConfig {
-    /// Base URL of any master, e.g. `http://127.0.0.1:5050`.
-    pub master: String,
+    /// Where the master is.
+    pub master: MasterSource,
     /// JSON or protobuf on the wire.
     pub encoding: Encoding,
     /// What we subscribe with (the id is filled in from the last SUBSCRIBED).
@@ -70,8 +109,24 @@ impl MesosCalls {
     }
 }
 
+/// The running client; dropping it stops its tasks (and so closes the subscription).
+#[derive(Debug)]
+pub struct MesosClient {
+    /// Where calls go.
+    pub calls: MesosCalls,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for MesosClient {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
 /// Starts the client tasks. `framework_id` is the persisted id, if any.
-pub fn start(config: MesosConfig, framework_id: Option<String>, updates: mpsc::Sender<MesosUpdate>) -> MesosCalls {
+pub fn start(config: MesosConfig, framework_id: Option<String>, updates: mpsc::Sender<MesosUpdate>) -> MesosClient {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
@@ -79,9 +134,11 @@ pub fn start(config: MesosConfig, framework_id: Option<String>, updates: mpsc::S
         .unwrap_or_else(|_| reqwest::Client::new());
     let (session_tx, session_rx) = watch::channel(None);
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(subscription_loop(http.clone(), config.clone(), framework_id, updates, session_tx));
-    tokio::spawn(call_loop(http, config.encoding, rx, session_rx));
-    MesosCalls { tx }
+    let tasks = vec![
+        tokio::spawn(subscription_loop(http.clone(), config.clone(), framework_id, updates, session_tx)),
+        tokio::spawn(call_loop(http, config.encoding, rx, session_rx)),
+    ];
+    MesosClient { calls: MesosCalls { tx }, tasks }
 }
 
 /// Keeps a subscription open for as long as the process lives.
@@ -93,9 +150,13 @@ async fn subscription_loop(
     session: watch::Sender<Option<Session>>,
 ) {
     let mut backoff = Duration::from_millis(250);
-    let mut master = config.master.trim_end_matches('/').to_string();
+    let mut source = config.master.clone();
     loop {
-        let result = subscribe_once(&http, &config, &mut master, &mut framework_id, &updates, &session).await;
+        let mut master = source.current().await;
+        let result = tokio::select! {
+            r = subscribe_once(&http, &config, &mut master, &mut framework_id, &updates, &session) => r,
+            () = source.changed() => Err(anyhow::anyhow!("the leading Mesos master changed")),
+        };
         session.send_replace(None);
         let reason = match result {
             Ok(true) => {
@@ -111,7 +172,6 @@ async fn subscription_loop(
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
-        master = config.master.trim_end_matches('/').to_string();
     }
 }
 

@@ -16,11 +16,20 @@ pub struct StoreError {
     source: std::io::Error,
 }
 
+impl StoreError {
+    /// An error of operation `op` on `key`.
+    pub fn new(op: &'static str, key: &str, source: std::io::Error) -> Self {
+        Self { op, key: key.to_string(), source }
+    }
+}
+
 /// The state store in use.
 #[derive(Debug, Clone)]
 pub enum Store {
     /// Files under a data directory.
     Files(FileStore),
+    /// ZooKeeper nodes, fenced by our election node.
+    Zk(crate::zk::store::ZkStore),
 }
 
 impl Store {
@@ -28,6 +37,7 @@ impl Store {
     pub async fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         match self {
             Store::Files(f) => f.put(key, value).await,
+            Store::Zk(z) => z.put(key, value).await,
         }
     }
 
@@ -35,6 +45,7 @@ impl Store {
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         match self {
             Store::Files(f) => f.delete(key).await,
+            Store::Zk(z) => z.delete(key).await,
         }
     }
 
@@ -42,6 +53,20 @@ impl Store {
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Store::Files(f) => f.get(key).await,
+            Store::Zk(z) => z.get(key).await,
+        }
+    }
+
+    /// Writes several keys at once (one ZooKeeper multi-op).
+    pub async fn put_many(&self, items: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        match self {
+            Store::Files(f) => {
+                for (k, v) in items {
+                    f.put(k, v).await?;
+                }
+                Ok(())
+            }
+            Store::Zk(z) => z.put_many(items).await,
         }
     }
 
@@ -49,6 +74,7 @@ impl Store {
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         match self {
             Store::Files(f) => f.list(prefix).await,
+            Store::Zk(z) => z.list(prefix).await,
         }
     }
 }

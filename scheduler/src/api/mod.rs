@@ -41,6 +41,8 @@ pub struct Info {
     pub advertised: String,
     /// The configured master (`local`, a URL or zk://).
     pub master: String,
+    /// The `--zk` URL, when running with HA.
+    pub zk: Option<String>,
     /// The framework name.
     pub framework_name: String,
     /// The failover timeout in seconds.
@@ -69,7 +71,6 @@ pub fn router(state: ApiState) -> Router {
         .route("/v2/events", get(events::stream))
         .route("/v2/info", get(system::info))
         .route("/v2/leader", get(system::leader))
-        .route("/ping", get(system::ping))
         .route("/metrics", get(system::metrics))
         // Marathon answers unknown routes with 500 and this message; clients may rely on it.
         .fallback(|| async { error(ApiError::new(500, "URI not found")) })

@@ -34,7 +34,10 @@ pub async fn info(State(state): State<ApiState>) -> Response<Body> {
                 "checkpoint": true,
                 "mesos_leader_ui_url": if snap.master.is_empty() { Value::Null } else { json!(format!("{}/", snap.master)) },
             },
-            "zookeeper_config": {},
+            "zookeeper_config": match &i.zk {
+                Some(zk) => json!({"zk": zk}),
+                None => json!({}),
+            },
             "http_config": { "http_port": i.http_port, "https_port": Value::Null },
         }),
     )
@@ -43,13 +46,6 @@ pub async fn info(State(state): State<ApiState>) -> Response<Body> {
 /// GET /v2/leader
 pub async fn leader(State(state): State<ApiState>) -> Response<Body> {
     json_response(200, &json!({ "leader": state.info.advertised }))
-}
-
-/// GET /ping
-pub async fn ping() -> Response<Body> {
-    let mut resp = Response::new(Body::from("pong"));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    resp
 }
 
 /// GET /metrics in the Prometheus text format.

@@ -1,0 +1,148 @@
+//! The HTTP front door of every `framework` process. The leader serves the API itself;
+//! followers proxy to the leader (and redirect `/v2/events` to it, as Marathon does); without a
+//! leader the API answers 503. `/ping` is always answered locally (it says the process lives).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tower::ServiceExt as _;
+
+use crate::api::json_response;
+
+/// Who serves the API right now.
+#[derive(Clone)]
+pub enum Mode {
+    /// We lead: our own API router.
+    Leader(Router),
+    /// Another process leads; its advertised `host:port`.
+    Follower(String),
+    /// Nobody (yet); why.
+    NoLeader(String),
+}
+
+/// What the front door needs.
+#[derive(Clone)]
+pub struct Front {
+    /// The current mode.
+    pub mode: watch::Receiver<Mode>,
+    /// Our advertised `host:port` (for loop detection and `X-Marathon-Via`).
+    pub me: String,
+    /// Where `DELETE /v2/leader` asks the leader to step down (None without HA).
+    pub abdicate: Option<mpsc::Sender<()>>,
+    /// Client for proxying.
+    pub http: reqwest::Client,
+}
+
+/// The front router: everything goes through [`dispatch`].
+pub fn router(front: Front) -> Router {
+    Router::new().fallback(dispatch).with_state(front)
+}
+
+/// Headers that belong to one connection and are not forwarded.
+const HOP_BY_HOP: [&str; 8] = ["connection", "host", "content-length", "transfer-encoding", "keep-alive", "upgrade", "te", "trailer"];
+
+async fn dispatch(State(front): State<Front>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    if path == "/ping" {
+        let mut resp = Response::new(Body::from("pong"));
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        return resp;
+    }
+    let mode = front.mode.borrow().clone();
+    match mode {
+        Mode::Leader(router) => {
+            if req.method() == Method::DELETE && path == "/v2/leader" {
+                return match &front.abdicate {
+                    Some(tx) => {
+                        let _ = tx.try_send(());
+                        json_response(200, &json!({"message": "Leadership abdicated"}))
+                    }
+                    None => json_response(400, &json!({"message": "This instance runs without --zk, so there is no leadership to abdicate."})),
+                };
+            }
+            match router.oneshot(req).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            }
+        }
+        Mode::Follower(leader) => {
+            if path.starts_with("/v2/events") {
+                let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/v2/events");
+                let mut resp = Response::new(Body::empty());
+                *resp.status_mut() = StatusCode::FOUND;
+                if let Ok(v) = HeaderValue::from_str(&format!("http://{leader}{pq}")) {
+                    resp.headers_mut().insert(header::LOCATION, v);
+                }
+                return resp;
+            }
+            proxy(&front, &leader, peer, req).await
+        }
+        Mode::NoLeader(why) => {
+            json_response(503, &json!({"message": format!("There is no leader right now ({why}); retry in a few seconds.")}))
+        }
+    }
+}
+
+/// Forwards a request to the leader and its answer back.
+async fn proxy(front: &Front, leader: &str, peer: SocketAddr, req: Request) -> Response<Body> {
+    let via = req.headers().get_all("X-Marathon-Via").iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",");
+    if via.split(',').any(|hop| hop.trim().ends_with(&front.me)) || leader == front.me {
+        return json_response(502, &json!({"message": "Detected proxying loop."}));
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, 64 << 20).await else {
+        return json_response(400, &json!({"message": "The request body could not be read."}));
+    };
+    let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut headers = HeaderMap::new();
+    for (name, value) in &parts.headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) && name != "x-marathon-via" {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    let hop = if via.is_empty() { format!("1.1 {}", front.me) } else { format!("{via},1.1 {}", front.me) };
+    if let Ok(v) = HeaderValue::from_str(&hop) {
+        headers.insert("X-Marathon-Via", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&peer.ip().to_string()) {
+        headers.insert("X-Forwarded-For", v);
+    }
+    let sent = front.http.request(parts.method, format!("http://{leader}{pq}")).headers(headers).body(body).send().await;
+    let upstream = match sent {
+        Ok(r) => r,
+        Err(e) => return json_response(502, &json!({"message": format!("Could not reach the leader at {leader}: {e}")})),
+    };
+    let status = upstream.status();
+    let mut out_headers = HeaderMap::new();
+    for (name, value) in upstream.headers() {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            out_headers.append(name.clone(), value.clone());
+        }
+    }
+    let Ok(bytes) = upstream.bytes().await else {
+        return json_response(502, &json!({"message": format!("The leader at {leader} broke off its answer.")}));
+    };
+    let mut resp = Response::new(Body::from(bytes));
+    *resp.status_mut() = status;
+    *resp.headers_mut() = out_headers;
+    if let Ok(v) = HeaderValue::from_str(&format!("1.1 {}", front.me)) {
+        resp.headers_mut().insert("X-Marathon-Via", v);
+    }
+    resp
+}
+
+/// A client for proxying with Marathon's timeouts (connect 5 s, whole request 10 s).
+pub fn proxy_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}

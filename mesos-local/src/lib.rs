@@ -106,6 +106,16 @@ pub struct LocalCluster {
     master: mpsc::UnboundedSender<MasterMsg>,
     agents: Vec<(String, SocketAddr, mpsc::UnboundedSender<agent::AgentMsg>)>,
     handles: Vec<JoinHandle<()>>,
+    info: MasterInfo,
+}
+
+/// The master's registration in ZooKeeper, as a Mesos master registers itself
+/// (`<path>/json.info_<seq>`, an ephemeral sequential node holding `MasterInfo` as JSON). Dropping
+/// it closes the session, which removes the node.
+pub struct ZkRegistration {
+    _client: zookeeper_client::Client,
+    /// The node created.
+    pub node: String,
 }
 
 impl LocalCluster {
@@ -131,6 +141,7 @@ impl LocalCluster {
             address: Some(v1::Address { hostname: Some(hostname), ip: Some(ip.to_string()), port: i32::from(addr.port()) }),
             ..Default::default()
         };
+        let master_info = info.clone();
         let mcfg = master::MasterConfig {
             id: master_id.clone(),
             info,
@@ -185,12 +196,31 @@ impl LocalCluster {
             let _ = axum::serve(listener, router).await;
         }));
         tracing::info!(%addr, agents = agents.len(), "local Mesos cluster is up");
-        Ok(Self { addr, master: master_tx, agents, handles })
+        Ok(Self { addr, master: master_tx, agents, handles, info: master_info })
     }
 
     /// The master's address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Registers this master in ZooKeeper at `hosts` under `path` (e.g. `/mesos`), so that
+    /// schedulers find it with `zk://hosts/mesos`; the lowest sequence is the leading master.
+    pub async fn register_in_zookeeper(&self, hosts: &str, path: &str) -> anyhow::Result<ZkRegistration> {
+        use zookeeper_client as zk;
+        let client = zk::Client::connector()
+            .with_session_timeout(Duration::from_secs(10))
+            .connect(hosts)
+            .await
+            .with_context(|| format!("cannot reach ZooKeeper at {hosts}"))?;
+        match client.mkdir(path, &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())).await {
+            Ok(()) | Err(zk::Error::NodeExists) => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot create {path}")),
+        }
+        let json = mesos_proto::json::to_json_vec(&self.info);
+        let options = zk::CreateMode::EphemeralSequential.with_acls(zk::Acls::anyone_all());
+        let (_, seq) = client.create(&format!("{path}/json.info_"), &json, &options).await.context("cannot register the master")?;
+        Ok(ZkRegistration { _client: client, node: format!("{path}/json.info_{seq}") })
     }
 
     /// The master's base URL, e.g. `http://127.0.0.1:5050`.

@@ -106,6 +106,16 @@ impl Framework {
         }
     }
 
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// Our `host:port` as the API advertises it (`localhost:<port>`).
+    pub fn advertised(&self) -> String {
+        format!("localhost:{}", self.port)
+    }
+
     /// Kills the process abruptly (SIGKILL), as a crash would.
     pub async fn crash(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -146,6 +156,22 @@ impl Framework {
     /// GET returning JSON.
     pub async fn get(&self, path: &str) -> anyhow::Result<Reply> {
         self.request(Method::GET, path, None).await
+    }
+
+    /// Polls `GET path` until it answers `status`, or fails after `within`.
+    pub async fn wait_until_status(&self, path: &str, status: u16, within: Duration) -> anyhow::Result<Reply> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Ok(r) = self.get(path).await {
+                if r.status == status {
+                    return Ok(r);
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("GET {path} did not answer {status} within {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Polls `GET path` until `pred` holds on its JSON, or fails after `within`.

@@ -15,6 +15,7 @@ use serde_json::{Value as Json, json};
 use tokio::sync::mpsc;
 
 pub mod framework;
+pub mod zk;
 
 /// How long a test waits for an expected event before failing.
 pub const WAIT: Duration = Duration::from_secs(20);

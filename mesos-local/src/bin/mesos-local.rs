@@ -43,6 +43,9 @@ struct Args {
     /// Start tasks without processes (for scale tests).
     #[arg(long)]
     simulated: bool,
+    /// Register the master in ZooKeeper as Mesos does, e.g. zk://127.0.0.1:2181/mesos.
+    #[arg(long)]
+    zk: Option<String>,
 }
 
 fn parse_range(s: &str) -> anyhow::Result<(u64, u64)> {
@@ -67,6 +70,16 @@ async fn main() -> anyhow::Result<()> {
     config.simulated = args.simulated;
     let cluster = LocalCluster::start(config).await?;
     println!("mesos-local master at {} with agents {:?}", cluster.url(), cluster.agent_ids());
+    let _registration = match &args.zk {
+        Some(url) => {
+            let rest = url.strip_prefix("zk://").context("--zk must look like zk://host:2181/mesos")?;
+            let (hosts, path) = rest.split_once('/').context("--zk must name a path, e.g. zk://host:2181/mesos")?;
+            let r = cluster.register_in_zookeeper(hosts, &format!("/{}", path.trim_matches('/'))).await?;
+            println!("registered in ZooKeeper as {}", r.node);
+            Some(r)
+        }
+        None => None,
+    };
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     cluster.shutdown().await;
     Ok(())

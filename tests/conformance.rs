@@ -416,3 +416,26 @@ async fn simulated_agents_run_tasks_without_processes() {
     s.wait_state(&task, "TASK_KILLED").await.expect("killed");
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn agent_restart_keeps_tasks_and_executors_resubscribe() {
+    let c = cluster("restart", 1, |_| {}).await;
+    let agent = c.agent_ids()[0].clone();
+    let log = integration_tests::work_dir("restart-log").join("events.jsonl");
+    let mut s = Session::subscribe(&c.url(), subscribe_call(None, 3600.0, &[]), Encoding::Json).await.expect("subscribed");
+    let (on_exec, _, _) = s.launch("on-exec", Json::Null, json!({"command": null, "executor": executor_info("restart-exec", &log)})).await.expect("launch");
+    s.wait_state(&on_exec, "TASK_RUNNING").await.expect("executor task running");
+    let (cmd, _, _) = s.launch("cmd", sleep_cmd(), json!({})).await.expect("launch");
+    s.wait_state(&cmd, "TASK_RUNNING").await.expect("command task running");
+
+    c.fault(Fault::RestartAgent(agent, Duration::from_millis(800))).await.expect("restart");
+    // Both tasks survive: after recovery the executor re-subscribes and kills reach both.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.call(json!({"type": "KILL", "kill": {"task_id": {"value": on_exec}}})).await.expect("kill");
+    s.wait_state(&on_exec, "TASK_KILLED").await.expect("killed by the re-subscribed executor");
+    s.call(json!({"type": "KILL", "kill": {"task_id": {"value": cmd}}})).await.expect("kill");
+    s.wait_state(&cmd, "TASK_KILLED").await.expect("command task killed");
+    let subscribed = logged_events(&log).iter().filter(|e| e["type"] == "SUBSCRIBED").count();
+    assert_eq!(subscribed, 2, "the executor subscribed again after the restart");
+    c.shutdown().await;
+}

@@ -120,7 +120,13 @@ pub struct Agent {
     updates: HashMap<(String, String), UpdateStream>,
     delivery: UpdateDelivery,
     stopped: bool,
+    /// While set, the agent is "restarting": down until then.
+    recovering_until: Option<Instant>,
 }
+
+/// How long executors have to re-subscribe after the agent recovers (Mesos's
+/// `--executor_reregistration_timeout` default).
+const EXECUTOR_REREGISTRATION_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Agent {
     /// An agent that reports to `master` and serves its executor API at `endpoint`.
@@ -137,6 +143,7 @@ impl Agent {
             updates: HashMap::new(),
             delivery: UpdateDelivery::Normal,
             stopped: false,
+            recovering_until: None,
         }
     }
 
@@ -216,6 +223,16 @@ impl Agent {
                         }
                         None => e.queued_groups.push(*group),
                     }
+                }
+            }
+            AgentCmd::Restart { down } => {
+                tracing::info!(agent = %self.id(), ?down, "agent restarting");
+                let until = Instant::now() + down;
+                self.recovering_until = Some(until);
+                for e in self.executors.values_mut() {
+                    // Dropping the sender ends the executor's event stream, as a dying agent would.
+                    e.conn = None;
+                    e.registration_deadline = Some(until + EXECUTOR_REREGISTRATION_TIMEOUT);
                 }
             }
             AgentCmd::KillTask { framework_id, task_id, kill_policy } => self.kill_task(&framework_id, &task_id, kill_policy),
@@ -462,6 +479,9 @@ impl Agent {
     // ---- Executor API -----------------------------------------------------------------------
 
     fn executor_subscribe(&mut self, call: exec::Call) -> Result<mpsc::Receiver<exec::Event>, ApiError> {
+        if self.recovering_until.is_some() {
+            return Err(ApiError::unavailable("Agent has not finished recovery"));
+        }
         let key = (call.framework_id.value.clone(), call.executor_id.value.clone());
         let agent_info = self.info.clone();
         let Some(e) = self.executors.get_mut(&key) else {
@@ -497,14 +517,27 @@ impl Agent {
             }
         }
         let agent = self.self_tx.clone();
+        // Watch the connection without keeping it open: it ends when the executor goes away
+        // (receiver closed) or when the agent drops its sender (a simulated restart).
+        let weak = tx.downgrade();
+        drop(tx);
         tokio::spawn(async move {
-            tx.closed().await;
+            loop {
+                match weak.upgrade() {
+                    Some(tx) if !tx.is_closed() => {}
+                    _ => break,
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             let _ = agent.send(AgentMsg::ExecutorDisconnected { framework_id: key.0, executor_id: key.1 });
         });
         Ok(rx)
     }
 
     fn executor_call(&mut self, call: exec::Call) -> Result<(), ApiError> {
+        if self.recovering_until.is_some() {
+            return Err(ApiError::unavailable("Agent has not finished recovery"));
+        }
         let key = (call.framework_id.value.clone(), call.executor_id.value.clone());
         if call.r#type() == exec::call::Type::Heartbeat {
             return Ok(());
@@ -569,6 +602,9 @@ impl Agent {
     }
 
     fn deliver(&mut self, key: &(String, String)) {
+        if self.recovering_until.is_some() {
+            return;
+        }
         let agent_id = self.id();
         let Some(stream) = self.updates.get_mut(key) else { return };
         let Some(front) = stream.pending.front() else { return };
@@ -620,6 +656,13 @@ impl Agent {
 
     fn timers(&mut self) {
         let now = Instant::now();
+        if self.recovering_until.is_some_and(|t| t <= now) {
+            tracing::info!(agent = %self.id(), "agent recovered");
+            self.recovering_until = None;
+            for s in self.updates.values_mut() {
+                s.next_send = now;
+            }
+        }
         let due: Vec<(String, String)> = self.updates.iter().filter(|(_, s)| s.next_send <= now).map(|(k, _)| k.clone()).collect();
         for key in due {
             self.deliver(&key);

@@ -804,6 +804,14 @@ impl Master {
                 self.disconnect(&fid);
                 Ok(())
             }
+            Fault::RestartAgent(id, down) => {
+                let agent = self.agents.get(&id).ok_or_else(|| format!("no agent {id}"))?;
+                if agent.state != AgentState::Active {
+                    return Err(format!("agent {id} is not active"));
+                }
+                let _ = agent.link.send(AgentCmd::Restart { down });
+                Ok(())
+            }
             Fault::UpdateDelivery(id, mode) => {
                 let agent = self.agents.get(&id).ok_or_else(|| format!("no agent {id}"))?;
                 let _ = agent.link.send(crate::protocol::AgentCmd::SetUpdateDelivery(mode));

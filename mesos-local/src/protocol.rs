@@ -129,6 +129,11 @@ pub enum AgentCmd {
         /// The tasks.
         group: Box<TaskGroupInfo>,
     },
+    /// Simulate a restart of the agent process (see [`Fault::RestartAgent`]).
+    Restart {
+        /// How long the agent is down.
+        down: Duration,
+    },
     /// Kill a task.
     KillTask {
         /// Owner.
@@ -199,6 +204,10 @@ pub enum Fault {
     HealAgent(String),
     /// Close the framework's event stream (as a network failure would).
     CloseStream(String),
+    /// Restart an agent process: it is down for the given time (executor connections break,
+    /// its executor API answers 503, no updates are sent), then recovers with its tasks (which
+    /// keep running, as with checkpointing) and gives executors Mesos's 2 s to re-subscribe.
+    RestartAgent(String, Duration),
     /// Change the status update delivery of an agent.
     UpdateDelivery(String, UpdateDelivery),
 }

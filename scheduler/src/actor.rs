@@ -37,6 +37,8 @@ pub struct ActorConfig {
     pub decline_refuse_seconds: f64,
     /// At most this many deployments run at once (Marathon: 100).
     pub max_running_deployments: usize,
+    /// How Docker tasks are run.
+    pub executor: spec::ExecutorSettings,
 }
 
 /// A change of the desired apps, already validated by the API shell.
@@ -815,7 +817,7 @@ impl Actor {
                 for m in outcome.launches {
                     let instance_id = InstanceId::new(&app_id, &uuid::Uuid::new_v4().to_string());
                     let task_id = instance_id.task_id(1);
-                    let task = spec::task_info(&app, &task_id, &offer, &m);
+                    let task = spec::task_info(&app, &task_id, &offer, &m, &self.config.executor);
                     spec::subtract(&mut remaining, &m.resources);
                     let here = placement_of(&offer);
                     created.push(Instance {

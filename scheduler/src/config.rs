@@ -89,6 +89,15 @@ pub struct Flags {
     #[arg(long = "max-running-deployments", alias = "max_running_deployments", default_value_t = 100)]
     pub max_running_deployments: usize,
 
+    /// Path of `framework-executor` on the agents, which runs Docker tasks (default: next to
+    /// this binary).
+    #[arg(long = "executor-path")]
+    pub executor_path: Option<String>,
+
+    /// URI agents fetch `framework-executor` from (instead of --executor-path).
+    #[arg(long = "executor-uri")]
+    pub executor_uri: Option<String>,
+
     /// Agents of the embedded cluster (with --master local).
     #[arg(long = "local-agents", default_value_t = 2)]
     pub local_agents: usize,
@@ -113,6 +122,16 @@ impl Flags {
             addr.set_port(port);
         }
         Ok(addr)
+    }
+
+    /// Where agents find the executor.
+    pub fn executor_path(&self) -> anyhow::Result<String> {
+        if let Some(p) = &self.executor_path {
+            return Ok(p.clone());
+        }
+        let exe = std::env::current_exe()?;
+        let dir = exe.parent().ok_or_else(|| anyhow::anyhow!("cannot tell where {} lives; give --executor-path", exe.display()))?;
+        Ok(dir.join("framework-executor").display().to_string())
     }
 
     /// The embedded agents' port range.

@@ -149,6 +149,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             kill_retry: Duration::from_millis(flags.kill_retry_timeout),
             decline_refuse_seconds: flags.decline_offer_duration as f64 / 1000.0,
             max_running_deployments: flags.max_running_deployments,
+            executor: spec::ExecutorSettings { path: flags.executor_path()?, uri: flags.executor_uri.clone() },
         },
         mesos: mesos::MesosConfig {
             master,

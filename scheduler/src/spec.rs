@@ -222,8 +222,39 @@ fn health_check(app: &AppDefinition, ports: &[u32]) -> Option<v1::HealthCheck> {
     Some(check)
 }
 
-/// The Mesos task that runs one instance of `app` on `offer` with the matched resources.
-pub fn task_info(app: &AppDefinition, task_id: &TaskId, offer: &v1::Offer, m: &Matched) -> v1::TaskInfo {
+/// How Docker tasks are run: through our executor, found at a path on the agent (and fetched
+/// from a URI first, when one is given).
+#[derive(Debug, Clone, Default)]
+pub struct ExecutorSettings {
+    /// Path of `framework-executor` on the agents.
+    pub path: String,
+    /// Where agents fetch it from, if not installed.
+    pub uri: Option<String>,
+}
+
+/// The ExecutorInfo that runs one Docker task (one executor per task, named after it).
+fn docker_executor(task_id: &TaskId, offer: &v1::Offer, settings: &ExecutorSettings) -> v1::ExecutorInfo {
+    let (value, uris) = match &settings.uri {
+        Some(uri) => {
+            let file = uri.rsplit('/').next().unwrap_or("framework-executor").to_string();
+            (format!("./{file}"), vec![command_info::Uri { value: uri.clone(), executable: Some(true), extract: Some(false), ..Default::default() }])
+        }
+        None => (settings.path.clone(), Vec::new()),
+    };
+    v1::ExecutorInfo {
+        r#type: Some(v1::executor_info::Type::Custom as i32),
+        executor_id: v1::ExecutorId { value: task_id.to_string() },
+        framework_id: Some(offer.framework_id.clone()),
+        name: Some("framework-executor".to_string()),
+        command: Some(v1::CommandInfo { shell: Some(false), value: Some(value.clone()), arguments: vec![value], uris, ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+/// The Mesos task that runs one instance of `app` on `offer` with the matched resources. Docker
+/// apps run through our executor, which reads the task's command from `TaskInfo.data` (Mesos
+/// allows no `TaskInfo.command` next to an executor).
+pub fn task_info(app: &AppDefinition, task_id: &TaskId, offer: &v1::Offer, m: &Matched, executor: &ExecutorSettings) -> v1::TaskInfo {
     let env = framework_core::app::task_env(app, task_id, &offer.hostname, &m.host_ports);
     let docker_image = app.container.as_ref().and_then(|c| c.docker.as_ref()).map(|d| d.image.clone());
     let is_docker = app.container.as_ref().is_some_and(|c| c.kind == ContainerType::Docker) && docker_image.is_some();
@@ -319,12 +350,20 @@ pub fn task_info(app: &AppDefinition, task_id: &TaskId, offer: &v1::Offer, m: &M
     } else {
         host_mappings(app).into_iter().map(|p| (p.name.clone(), p.protocol)).collect()
     };
+    let (command, executor_info, data) = if is_docker {
+        use prost::Message as _;
+        (None, Some(docker_executor(task_id, offer, executor)), Some(command.encode_to_vec()))
+    } else {
+        (Some(command), None, None)
+    };
     v1::TaskInfo {
         name: app.id.segments().iter().rev().cloned().collect::<Vec<_>>().join("."),
         task_id: v1::TaskId { value: task_id.to_string() },
         agent_id: offer.agent_id.clone(),
         resources: m.resources.clone(),
-        command: Some(command),
+        command,
+        executor: executor_info,
+        data,
         container,
         health_check: health_check(app, &m.host_ports),
         kill_policy: app.task_kill_grace_period_seconds.map(|g| v1::KillPolicy {
@@ -400,7 +439,7 @@ mod tests {
         let out = framework_core::matching::match_offer(&o, &task_request(&a), &[], "*", 1);
         let m = out.launches.first().expect("fits");
         let id = framework_core::ids::InstanceId::new(&a.id, "u1").task_id(1);
-        let t = task_info(&a, &id, &o, m);
+        let t = task_info(&a, &id, &o, m, &ExecutorSettings::default());
         assert_eq!(t.name, "web.shop");
         let cmd = t.command.as_ref().expect("command");
         assert_eq!(cmd.shell, Some(true));
@@ -413,6 +452,30 @@ mod tests {
         assert_eq!(hc.http.as_ref().and_then(|h| h.path.clone()).as_deref(), Some("/health"));
         assert_eq!(t.kill_policy.and_then(|k| k.grace_period).map(|g| g.nanoseconds), Some(5_000_000_000));
         assert_eq!(t.discovery.and_then(|d| d.ports).map(|p| p.ports[0].name.clone()), Some(Some("http".to_string())));
+    }
+
+    #[test]
+    fn docker_apps_run_through_the_executor_with_their_command_in_data() {
+        use prost::Message as _;
+        let a = app(r#"{"id":"/web","cmd":"nginx -g 'daemon off;'","cpus":0.1,"mem":64,
+            "container":{"type":"DOCKER","docker":{"image":"framework/nginx"},"portMappings":[{"containerPort":80,"hostPort":0}]},
+            "networks":[{"mode":"container/bridge"}]}"#);
+        let o = offer((31000, 31010));
+        let out = framework_core::matching::match_offer(&o, &task_request(&a), &[], "*", 1);
+        let m = out.launches.first().expect("fits");
+        let id = framework_core::ids::InstanceId::new(&a.id, "u1").task_id(1);
+        let settings = ExecutorSettings { path: "/opt/framework-executor".into(), uri: None };
+        let t = task_info(&a, &id, &o, m, &settings);
+        assert!(t.command.is_none());
+        let e = t.executor.as_ref().expect("executor");
+        assert_eq!(e.executor_id.value, id.to_string());
+        assert_eq!(e.command.as_ref().and_then(|c| c.value.clone()).as_deref(), Some("/opt/framework-executor"));
+        let cmd = v1::CommandInfo::decode(t.data.as_deref().expect("data")).expect("CommandInfo");
+        assert_eq!(cmd.value.as_deref(), Some("nginx -g 'daemon off;'"));
+        let docker = t.container.as_ref().and_then(|c| c.docker.as_ref()).expect("docker");
+        assert_eq!(docker.network(), container_info::docker_info::Network::Bridge);
+        assert_eq!(docker.port_mappings[0].container_port, 80);
+        assert_eq!(docker.port_mappings[0].host_port, m.host_ports[0]);
     }
 
     #[test]

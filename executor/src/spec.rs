@@ -1,0 +1,217 @@
+//! From a Mesos `TaskInfo` to the Docker container that runs it: a pure translation, no I/O.
+//!
+//! The scheduler gives the task's own command in `TaskInfo.data` as a protobuf `CommandInfo`
+//! (Mesos forbids `TaskInfo.command` next to `TaskInfo.executor`), and the container in
+//! `TaskInfo.container` (type DOCKER).
+
+use std::collections::HashMap;
+
+use mesos_proto::v1::{CommandInfo, TaskInfo, container_info, volume};
+use prost::Message as _;
+use thiserror::Error;
+
+/// Label that marks containers started by this executor (value: the executor id).
+pub const LABEL_EXECUTOR: &str = "framework.executor";
+/// Label holding the executor's process id (orphans are containers whose executor is dead).
+pub const LABEL_EXECUTOR_PID: &str = "framework.executor.pid";
+/// Label holding the task id.
+pub const LABEL_TASK: &str = "framework.task";
+
+/// Why a task cannot become a container.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SpecError {
+    /// No DOCKER container with an image.
+    #[error("the task has no Docker image: set container.type DOCKER and container.docker.image")]
+    NoImage,
+    /// `data` is not a CommandInfo.
+    #[error("TaskInfo.data is not a protobuf CommandInfo: {0}")]
+    BadCommand(String),
+}
+
+/// Everything needed to create the container.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ContainerSpec {
+    /// Container name (the task id, made safe for Docker).
+    pub name: String,
+    /// Image.
+    pub image: String,
+    /// Command (None: the image's default).
+    pub cmd: Option<Vec<String>>,
+    /// `NAME=value` entries.
+    pub env: Vec<String>,
+    /// `host`, `bridge`, `none` or a user network name.
+    pub network: String,
+    /// `containerPort/protocol` → host port.
+    pub ports: Vec<(String, u16)>,
+    /// Memory limit in bytes (0: none).
+    pub memory: i64,
+    /// CPU shares (1024 per CPU).
+    pub cpu_shares: i64,
+    /// CPU quota per 100 ms period in µs (0: none).
+    pub cpu_quota: i64,
+    /// `host:container[:ro]` binds.
+    pub binds: Vec<String>,
+    /// Labels.
+    pub labels: HashMap<String, String>,
+    /// Privileged mode.
+    pub privileged: bool,
+    /// User to run as.
+    pub user: Option<String>,
+}
+
+/// Docker container names allow `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn container_name(task_id: &str) -> String {
+    let mut name: String = task_id.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '_' }).collect();
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        name.insert_str(0, "task");
+    }
+    name
+}
+
+/// The container for `task`, run by executor `executor_id` (process `pid`).
+pub fn container_spec(task: &TaskInfo, executor_id: &str, pid: u32) -> Result<ContainerSpec, SpecError> {
+    let container = task.container.as_ref().ok_or(SpecError::NoImage)?;
+    let docker = container.docker.as_ref().filter(|d| !d.image.is_empty()).ok_or(SpecError::NoImage)?;
+    let command = match &task.data {
+        Some(bytes) if !bytes.is_empty() => Some(CommandInfo::decode(bytes.as_slice()).map_err(|e| SpecError::BadCommand(e.to_string()))?),
+        _ => task.command.clone(),
+    };
+    let cmd = command.as_ref().and_then(|c| {
+        if c.shell.unwrap_or(true) {
+            c.value.as_ref().map(|v| vec!["/bin/sh".to_string(), "-c".to_string(), v.clone()])
+        } else if !c.arguments.is_empty() {
+            Some(c.arguments.clone())
+        } else {
+            c.value.as_ref().map(|v| vec![v.clone()])
+        }
+    });
+    let env = command
+        .as_ref()
+        .and_then(|c| c.environment.as_ref())
+        .map(|e| e.variables.iter().map(|v| format!("{}={}", v.name, v.value.clone().unwrap_or_default())).collect())
+        .unwrap_or_default();
+    let network = match docker.network() {
+        container_info::docker_info::Network::Host => "host".to_string(),
+        container_info::docker_info::Network::Bridge => "bridge".to_string(),
+        container_info::docker_info::Network::None => "none".to_string(),
+        container_info::docker_info::Network::User => {
+            container.network_infos.first().and_then(|n| n.name.clone()).unwrap_or_else(|| "bridge".to_string())
+        }
+    };
+    let ports = if network == "host" || network == "none" {
+        Vec::new()
+    } else {
+        docker
+            .port_mappings
+            .iter()
+            .filter_map(|m| {
+                let host = u16::try_from(m.host_port).ok()?;
+                let proto = m.protocol.clone().unwrap_or_else(|| "tcp".to_string());
+                Some((format!("{}/{proto}", m.container_port), host))
+            })
+            .collect()
+    };
+    let scalar = |name: &str| task.resources.iter().filter(|r| r.name == name).filter_map(|r| r.scalar.map(|s| s.value)).sum::<f64>();
+    let (mem, cpus) = (scalar("mem"), scalar("cpus"));
+    let binds = container
+        .volumes
+        .iter()
+        .filter_map(|v| {
+            let host = v.host_path.as_ref()?;
+            let ro = v.mode() == volume::Mode::Ro;
+            Some(format!("{host}:{}{}", v.container_path, if ro { ":ro" } else { "" }))
+        })
+        .collect();
+    let mut labels: HashMap<String, String> =
+        task.labels.iter().flat_map(|l| l.labels.iter()).map(|l| (l.key.clone(), l.value.clone().unwrap_or_default())).collect();
+    labels.insert(LABEL_EXECUTOR.to_string(), executor_id.to_string());
+    labels.insert(LABEL_EXECUTOR_PID.to_string(), pid.to_string());
+    labels.insert(LABEL_TASK.to_string(), task.task_id.value.clone());
+    Ok(ContainerSpec {
+        name: container_name(&task.task_id.value),
+        image: docker.image.clone(),
+        cmd,
+        env,
+        network,
+        ports,
+        memory: if mem > 0.0 { (mem * 1024.0 * 1024.0) as i64 } else { 0 },
+        cpu_shares: ((cpus * 1024.0) as i64).max(2),
+        cpu_quota: if cpus > 0.0 { ((cpus * 100_000.0) as i64).max(1000) } else { 0 },
+        binds,
+        labels,
+        privileged: docker.privileged.unwrap_or(false),
+        user: command.as_ref().and_then(|c| c.user.clone()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesos_proto::v1::{self, ContainerInfo, container_info::DockerInfo};
+
+    fn task(network: container_info::docker_info::Network, command: Option<CommandInfo>) -> TaskInfo {
+        let scalar = |n: &str, v: f64| v1::Resource {
+            name: n.into(),
+            r#type: v1::value::Type::Scalar as i32,
+            scalar: Some(v1::value::Scalar { value: v }),
+            ..Default::default()
+        };
+        TaskInfo {
+            name: "web".into(),
+            task_id: v1::TaskId { value: "web.instance-1._app.1".into() },
+            agent_id: v1::AgentId { value: "a".into() },
+            resources: vec![scalar("cpus", 0.5), scalar("mem", 64.0)],
+            data: command.map(|c| c.encode_to_vec()),
+            container: Some(ContainerInfo {
+                r#type: container_info::Type::Docker as i32,
+                docker: Some(DockerInfo {
+                    image: "framework/nginx:latest".into(),
+                    network: Some(network as i32),
+                    port_mappings: vec![container_info::docker_info::PortMapping { host_port: 31005, container_port: 80, protocol: None }],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn bridge_tasks_map_ports_limits_and_the_shell_command() {
+        let cmd = CommandInfo {
+            shell: Some(true),
+            value: Some("nginx -g 'daemon off;'".into()),
+            environment: Some(v1::Environment { variables: vec![v1::environment::Variable { name: "PORT0".into(), value: Some("31005".into()), ..Default::default() }] }),
+            ..Default::default()
+        };
+        let s = container_spec(&task(container_info::docker_info::Network::Bridge, Some(cmd)), "exec-1", 42).unwrap();
+        assert_eq!(s.name, "web.instance-1._app.1");
+        assert_eq!(s.cmd.unwrap(), ["/bin/sh", "-c", "nginx -g 'daemon off;'"]);
+        assert_eq!(s.env, ["PORT0=31005"]);
+        assert_eq!((s.network.as_str(), s.ports.as_slice()), ("bridge", &[("80/tcp".to_string(), 31005)][..]));
+        assert_eq!(s.memory, 64 * 1024 * 1024);
+        assert_eq!((s.cpu_shares, s.cpu_quota), (512, 50_000));
+        assert_eq!(s.labels.get(LABEL_EXECUTOR).map(String::as_str), Some("exec-1"));
+        assert_eq!(s.labels.get(LABEL_EXECUTOR_PID).map(String::as_str), Some("42"));
+    }
+
+    #[test]
+    fn host_networking_has_no_port_bindings_and_args_run_directly() {
+        let cmd = CommandInfo { shell: Some(false), arguments: vec!["nginx".into(), "-g".into(), "daemon off;".into()], ..Default::default() };
+        let s = container_spec(&task(container_info::docker_info::Network::Host, Some(cmd)), "e", 1).unwrap();
+        assert!(s.ports.is_empty());
+        assert_eq!(s.cmd.unwrap(), ["nginx", "-g", "daemon off;"]);
+        let s = container_spec(&task(container_info::docker_info::Network::Host, None), "e", 1).unwrap();
+        assert_eq!(s.cmd, None, "no command: the image's default");
+    }
+
+    #[test]
+    fn bad_tasks_are_refused_with_a_reason() {
+        let mut t = task(container_info::docker_info::Network::Host, None);
+        t.data = Some(vec![0xff, 0xff, 0xff]);
+        assert!(matches!(container_spec(&t, "e", 1), Err(SpecError::BadCommand(_))));
+        t.container = None;
+        assert_eq!(container_spec(&t, "e", 1), Err(SpecError::NoImage));
+        assert_eq!(container_name("/weird id"), "task_weird_id");
+    }
+}

@@ -1,0 +1,120 @@
+//! Docker tasks end to end: `framework` launches apps with a Docker container through
+//! `framework-executor` on the local cluster, against the real Docker daemon and images built
+//! locally (no registry).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use integration_tests::docker::{containers, executor_pid, ready};
+use integration_tests::framework::Framework;
+use integration_tests::{cluster, work_dir};
+use reqwest::Method;
+use serde_json::{Value as Json, json};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn nginx(id: &str, health_path: &str, failures: u32) -> Json {
+    json!({
+        "id": id, "cmd": "exec nginx -g 'daemon off;'", "cpus": 0.1, "mem": 64,
+        "container": {"type": "DOCKER", "docker": {"image": "framework/nginx:latest"}, "portMappings": [{"containerPort": 80, "hostPort": 0, "name": "http"}]},
+        "networks": [{"mode": "container/bridge"}],
+        "healthChecks": [{"protocol": "HTTP", "path": health_path, "portIndex": 0, "gracePeriodSeconds": 20, "intervalSeconds": 1, "timeoutSeconds": 2, "maxConsecutiveFailures": failures, "delaySeconds": 0}]
+    })
+}
+
+fn task_ids(app: &Json) -> BTreeSet<String> {
+    app["app"]["tasks"].as_array().map(|t| t.iter().filter_map(|t| t["id"].as_str().map(str::to_string)).collect()).unwrap_or_default()
+}
+
+async fn start(name: &str) -> anyhow::Result<(mesos_local::LocalCluster, Framework)> {
+    ready("nginx")?;
+    let c = cluster(name, 1, |_| {}).await;
+    let fw = Framework::start(&c.url(), &work_dir(name), &[]).await?;
+    Ok((c, fw))
+}
+
+/// Deletes the app, waits until its containers are gone, stops the cluster.
+async fn teardown(fw: &Framework, cluster: mesos_local::LocalCluster, app: &str) -> anyhow::Result<()> {
+    assert_eq!(fw.request(Method::DELETE, &format!("/v2/apps/{app}"), None).await?.status, 200);
+    fw.wait_until("/v2/tasks", WAIT, "no tasks", |j| j["tasks"].as_array().is_some_and(Vec::is_empty)).await?;
+    wait_gone(&format!("{app}.instance-")).await?;
+    cluster.shutdown().await;
+    Ok(())
+}
+
+async fn wait_gone(part: &str) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !containers(part)?.is_empty() {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "container {part} was not removed");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn nginx_in_bridge_mode_serves_on_its_host_port_and_is_removed_when_killed() -> anyhow::Result<()> {
+    let (cluster, fw) = start("docker-nginx").await?;
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&nginx("/nginx", "/", 3))).await?.status, 201);
+    let j = fw.wait_until("/v2/apps/nginx", WAIT, "a healthy nginx", |j| j["app"]["tasksHealthy"] == 1).await?;
+    let task = j["app"]["tasks"][0].clone();
+    let id = task["id"].as_str().context("task id")?.to_string();
+    let port = task["ports"][0].as_u64().context("host port")?;
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/")).await?.text().await?;
+    assert!(body.contains("nginx"), "nginx answers on the host port: {body}");
+    assert_eq!(containers(&id)?, vec![id.clone()], "the container is named after the task");
+
+    // Killing the task stops and removes its container; the app gets a new one.
+    assert_eq!(fw.request(Method::DELETE, &format!("/v2/apps/nginx/tasks/{id}"), None).await?.status, 200);
+    wait_gone(&id).await?;
+    fw.wait_until("/v2/apps/nginx", WAIT, "a replacement", |j| j["app"]["tasksHealthy"] == 1 && !task_ids(j).contains(&id)).await?;
+    teardown(&fw, cluster, "nginx").await
+}
+
+#[tokio::test]
+async fn a_container_failing_its_health_check_is_killed_and_replaced() -> anyhow::Result<()> {
+    let (cluster, fw) = start("docker-unhealthy").await?;
+    let mut app = nginx("/sick", "/missing", 2);
+    app["healthChecks"][0]["gracePeriodSeconds"] = json!(0);
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    let j = fw.wait_until("/v2/apps/sick", WAIT, "a task", |j| !task_ids(j).is_empty()).await?;
+    let first = task_ids(&j).into_iter().next().context("task")?;
+    let j = fw.wait_until("/v2/apps/sick", WAIT, "the sick task replaced", |j| !task_ids(j).is_empty() && !task_ids(j).contains(&first)).await?;
+    assert!(j["app"]["lastTaskFailure"].is_null() || j["app"]["lastTaskFailure"]["taskId"] != first.as_str());
+    wait_gone(&first).await?;
+    teardown(&fw, cluster, "sick").await
+}
+
+#[tokio::test]
+async fn a_container_over_its_memory_limit_fails_with_the_oom_reason() -> anyhow::Result<()> {
+    let (cluster, fw) = start("docker-oom").await?;
+    let app = json!({
+        "id": "/hog", "cmd": "head -c 400m /dev/zero | tail", "cpus": 0.1, "mem": 32, "instances": 1,
+        "container": {"type": "DOCKER", "docker": {"image": "framework/nginx:latest"}}, "backoffSeconds": 60
+    });
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    let j = fw.wait_until("/v2/apps/hog", WAIT, "a task failure", |j| j["app"]["lastTaskFailure"].is_object()).await?;
+    let failure = &j["app"]["lastTaskFailure"];
+    assert_eq!(failure["state"], "TASK_FAILED");
+    assert!(failure["message"].as_str().is_some_and(|m| m.contains("memory limit")), "{failure}");
+    wait_gone(failure["taskId"].as_str().unwrap_or("?")).await?;
+    teardown(&fw, cluster, "hog").await
+}
+
+#[tokio::test]
+async fn a_killed_executor_gets_its_task_reported_and_its_container_cleaned_up() -> anyhow::Result<()> {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let (cluster, fw) = start("docker-executor-kill").await?;
+    let mut app = nginx("/victim", "/", 3);
+    app["backoffSeconds"] = json!(0);
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    let j = fw.wait_until("/v2/apps/victim", WAIT, "a running task", |j| j["app"]["tasksRunning"] == 1).await?;
+    let first = task_ids(&j).into_iter().next().context("task")?;
+    let pid = executor_pid(&first).context("the executor process")?;
+    kill(Pid::from_raw(pid), Signal::SIGKILL)?;
+    // The agent reports the task; the app gets a new one, whose executor removes the orphan.
+    fw.wait_until("/v2/apps/victim", WAIT, "a replacement", |j| j["app"]["tasksRunning"] == 1 && !task_ids(j).contains(&first)).await?;
+    wait_gone(&first).await?;
+    teardown(&fw, cluster, "victim").await
+}

@@ -118,3 +118,23 @@ async fn a_killed_executor_gets_its_task_reported_and_its_container_cleaned_up()
     wait_gone(&first).await?;
     teardown(&fw, cluster, "victim").await
 }
+
+#[tokio::test]
+async fn the_executor_resubscribes_after_an_agent_restart_and_keeps_its_container() -> anyhow::Result<()> {
+    let (cluster, fw) = start("docker-agent-restart").await?;
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&nginx("/steady", "/", 3))).await?.status, 201);
+    let j = fw.wait_until("/v2/apps/steady", WAIT, "a healthy task", |j| j["app"]["tasksHealthy"] == 1).await?;
+    let id = task_ids(&j).into_iter().next().context("task")?;
+    let agent = cluster.agent_ids()[0].clone();
+    cluster.fault(mesos_local::Fault::RestartAgent(agent, Duration::from_secs(1))).await?;
+    // Past the agent's 2 s re-registration window: an executor that had not re-subscribed would
+    // have been killed and its task replaced by now.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    // Still the same task and container; a kill goes through the re-subscribed executor.
+    let j = fw.get("/v2/apps/steady").await?.json;
+    assert_eq!(task_ids(&j), BTreeSet::from([id.clone()]));
+    assert_eq!(containers(&id)?, vec![id.clone()]);
+    assert_eq!(fw.request(Method::DELETE, &format!("/v2/apps/steady/tasks/{id}"), None).await?.status, 200);
+    wait_gone(&id).await?;
+    teardown(&fw, cluster, "steady").await
+}

@@ -154,11 +154,10 @@ pub async fn remove_orphans(docker: &Docker) {
     for c in containers {
         let labels = c.labels.unwrap_or_default();
         let pid = labels.get(LABEL_EXECUTOR_PID).and_then(|p| p.parse::<i32>().ok());
-        if pid.is_some_and(|p| !alive(p)) {
-            if let Some(id) = c.id {
+        if pid.is_some_and(|p| !alive(p))
+            && let Some(id) = c.id {
                 tracing::info!(container = %id, executor = ?labels.get(LABEL_EXECUTOR), "removing the container of a dead executor");
                 remove(docker, &id).await;
             }
-        }
     }
 }

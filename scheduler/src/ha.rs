@@ -77,7 +77,7 @@ async fn serve_term(ctx: &Context, url: &ZkUrl, client: &zk::Client, candidate: 
             }
             Standing::Leader => {
                 mode.send_replace(Mode::NoLeader("this instance is taking over leadership".into()));
-                let store = Store::Zk(ZkStore::new(client.clone(), url.clone(), Some(candidate.node())));
+                let store = Store::Zk(Box::new(ZkStore::new(client.clone(), url.clone(), Some(candidate.node()))));
                 let mut leadership = match Leadership::start(ctx, store).await {
                     Ok(l) => l,
                     Err(e) => {

@@ -41,12 +41,11 @@ pub fn spawn(app: &AppDefinition, instance: InstanceId, url: String, actor: mpsc
     let timeout = Duration::from_secs(u64::from(check.timeout_seconds.max(1)));
     let task = tokio::spawn(async move {
         loop {
-            if let Ok(Ok(resp)) = tokio::time::timeout(timeout, http.get(&url).send()).await {
-                if check.http_status_codes_for_ready.contains(&resp.status().as_u16()) {
+            if let Ok(Ok(resp)) = tokio::time::timeout(timeout, http.get(&url).send()).await
+                && check.http_status_codes_for_ready.contains(&resp.status().as_u16()) {
                     let _ = actor.send(Command::Ready { instance }).await;
                     return;
                 }
-            }
             tokio::time::sleep(interval).await;
         }
     });

@@ -29,7 +29,7 @@ pub enum Store {
     /// Files under a data directory.
     Files(FileStore),
     /// ZooKeeper nodes, fenced by our election node.
-    Zk(crate::zk::store::ZkStore),
+    Zk(Box<crate::zk::store::ZkStore>),
 }
 
 impl Store {

@@ -29,11 +29,10 @@ async fn leader(fws: &[Framework]) -> usize {
             if fw.pid().is_none() {
                 continue;
             }
-            if let Ok(r) = fw.get("/v2/leader").await {
-                if r.status == 200 && r.json["leader"] == fw.advertised().as_str() {
+            if let Ok(r) = fw.get("/v2/leader").await
+                && r.status == 200 && r.json["leader"] == fw.advertised().as_str() {
                     return i;
                 }
-            }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

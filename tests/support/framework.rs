@@ -162,11 +162,10 @@ impl Framework {
     pub async fn wait_until_status(&self, path: &str, status: u16, within: Duration) -> anyhow::Result<Reply> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            if let Ok(r) = self.get(path).await {
-                if r.status == status {
+            if let Ok(r) = self.get(path).await
+                && r.status == status {
                     return Ok(r);
                 }
-            }
             if tokio::time::Instant::now() > deadline {
                 bail!("GET {path} did not answer {status} within {within:?}");
             }

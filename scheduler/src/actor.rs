@@ -120,6 +120,11 @@ impl ActorHandle {
         self.snapshot.borrow().clone()
     }
 
+    /// A receiver of every published snapshot.
+    pub fn watch(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.snapshot.clone()
+    }
+
     /// Sends a command and waits for its answer.
     pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, ApiError> {
         let (reply, rx) = oneshot::channel();

@@ -15,6 +15,44 @@ pub enum WireEncoding {
     Protobuf,
 }
 
+/// Modes of the binary besides the scheduler.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Mode {
+    /// Keep nginx upstreams in step with the passing instances in Consul (the consul-template role).
+    Lb(LbFlags),
+}
+
+/// Flags of the load-balancer mode.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LbFlags {
+    /// Consul agent, e.g. http://127.0.0.1:8500.
+    #[arg(long, default_value = "http://127.0.0.1:8500")]
+    pub consul: String,
+    /// Consul ACL token.
+    #[arg(long = "consul-token", env = "CONSUL_HTTP_TOKEN")]
+    pub consul_token: Option<String>,
+    /// Consul datacenter.
+    #[arg(long = "consul-datacenter")]
+    pub consul_datacenter: Option<String>,
+    /// Template of the upstreams file (default: one upstream per service, one server line per
+    /// passing instance). Sections `{{#services}}...{{/services}}` and `{{#servers}}...{{/servers}}`,
+    /// fields `{{name}}`, `{{address}}`, `{{port}}`.
+    #[arg(long)]
+    pub template: Option<PathBuf>,
+    /// The file the upstreams are written to (included by nginx.conf).
+    #[arg(long)]
+    pub upstreams: PathBuf,
+    /// The nginx.conf checked with `nginx -t` and reloaded.
+    #[arg(long = "nginx-conf")]
+    pub nginx_conf: PathBuf,
+    /// The nginx binary.
+    #[arg(long = "nginx-bin", default_value = "nginx")]
+    pub nginx_bin: String,
+    /// Only services with this tag (all services when absent).
+    #[arg(long)]
+    pub tag: Option<String>,
+}
+
 /// A Marathon-compatible Mesos framework.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "framework", version, about)]
@@ -97,6 +135,22 @@ pub struct Flags {
     /// URI agents fetch `framework-executor` from (instead of --executor-path).
     #[arg(long = "executor-uri")]
     pub executor_uri: Option<String>,
+
+    /// Register running tasks in this Consul agent (e.g. http://127.0.0.1:8500).
+    #[arg(long)]
+    pub consul: Option<String>,
+
+    /// Consul ACL token.
+    #[arg(long = "consul-token", env = "CONSUL_HTTP_TOKEN")]
+    pub consul_token: Option<String>,
+
+    /// Consul datacenter (for catalog and health queries).
+    #[arg(long = "consul-datacenter")]
+    pub consul_datacenter: Option<String>,
+
+    /// A mode other than the scheduler.
+    #[command(subcommand)]
+    pub command: Option<Mode>,
 
     /// Agents of the embedded cluster (with --master local).
     #[arg(long = "local-agents", default_value_t = 2)]

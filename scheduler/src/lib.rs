@@ -13,10 +13,12 @@
 pub mod actor;
 pub mod api;
 pub mod config;
+pub mod consul;
 pub mod error;
 pub mod events;
 pub mod front;
 pub mod ha;
+pub mod lb;
 pub mod mesos;
 pub mod readiness;
 pub mod spec;
@@ -57,6 +59,8 @@ pub struct Context {
     pub bus: EventBus,
     /// Facts for /v2/info.
     pub info: Arc<api::Info>,
+    /// Consul, when tasks are to be registered there.
+    pub consul: Option<consul::ConsulConfig>,
 }
 
 /// A leadership term: the actor, the Mesos subscription and the API router that reaches them.
@@ -65,6 +69,7 @@ pub struct Leadership {
     /// The API as this leader serves it.
     pub router: axum::Router,
     actor: tokio::task::JoinHandle<()>,
+    registrar: Option<tokio::task::JoinHandle<()>>,
     _mesos: mesos::MesosClient,
 }
 
@@ -78,8 +83,12 @@ impl Leadership {
         let client = mesos::start(ctx.mesos.clone(), actor.framework_id(), updates_tx);
         let calls = client.calls.clone();
         let task = tokio::spawn(actor.run(calls, commands, updates_rx));
+        let registrar = ctx.consul.clone().map(|config| {
+            let name = ctx.mesos.framework.name.clone();
+            tokio::spawn(consul::registrar::run(consul::Consul::new(config), name, handle.watch(), Duration::from_secs(5)))
+        });
         let router = api::router(api::ApiState { actor: handle, bus: ctx.bus.clone(), store, info: ctx.info.clone() });
-        Ok(Self { router, actor: task, _mesos: client })
+        Ok(Self { router, actor: task, registrar, _mesos: client })
     }
 
     /// Resolves when the actor stops on its own.
@@ -91,6 +100,9 @@ impl Leadership {
 impl Drop for Leadership {
     fn drop(&mut self) {
         self.actor.abort();
+        if let Some(r) = &self.registrar {
+            r.abort();
+        }
     }
 }
 
@@ -161,6 +173,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             missed_heartbeats: flags.missed_heartbeats,
         },
         bus: EventBus::new(),
+        consul: flags.consul.clone().map(|url| consul::ConsulConfig { url, token: flags.consul_token.clone(), datacenter: flags.consul_datacenter.clone() }),
         info: Arc::new(api::Info {
             advertised: advertised.clone(),
             master: flags.master.clone(),

@@ -9,5 +9,8 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let flags = framework::config::Flags::parse();
-    framework::run(flags).await
+    match flags.command.clone() {
+        Some(framework::config::Mode::Lb(lb)) => framework::lb::run(lb).await,
+        None => framework::run(flags).await,
+    }
 }

@@ -14,6 +14,7 @@ use mesos_proto::v1::scheduler;
 use serde_json::{Value as Json, json};
 use tokio::sync::mpsc;
 
+pub mod consul;
 pub mod docker;
 pub mod framework;
 pub mod zk;

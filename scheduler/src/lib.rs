@@ -12,6 +12,7 @@
 
 pub mod actor;
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod consul;
 pub mod error;

@@ -69,12 +69,17 @@ impl ZkServer {
         }
     }
 
+    /// Sends a four-letter word; bounded, since a server that is still starting may accept the
+    /// connection and never answer.
     async fn four_letter(&self, word: &str) -> anyhow::Result<String> {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
-        s.write_all(word.as_bytes()).await?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).await?;
-        Ok(out)
+        let ask = async {
+            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
+            s.write_all(word.as_bytes()).await?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).await?;
+            anyhow::Ok(out)
+        };
+        tokio::time::timeout(Duration::from_secs(2), ask).await.context("no answer within 2 s")?
     }
 
     /// `host:port` for clients.

@@ -51,11 +51,10 @@ impl ConsulAgent {
         self.child = Some(Command::new(&self.bin).args(&self.args).stdout(log.try_clone()?).stderr(log).kill_on_drop(true).spawn().context("start consul")?);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = reqwest::get(format!("{}/v1/status/leader", self.url())).await {
-                if r.text().await.is_ok_and(|t| t.contains(':')) {
+            if let Ok(r) = reqwest::get(format!("{}/v1/status/leader", self.url())).await
+                && r.text().await.is_ok_and(|t| t.contains(':')) {
                     return Ok(());
                 }
-            }
             if tokio::time::Instant::now() > deadline {
                 bail!("Consul did not elect a leader within 30 s; see {}", self.log.display());
             }

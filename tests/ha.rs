@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use integration_tests::framework::Framework;
 use integration_tests::zk::ZkServer;
-use integration_tests::{cluster, work_dir};
+use integration_tests::{alive_on_master, cluster, work_dir};
 use reqwest::Method;
 use serde_json::{Value as Json, json};
 
@@ -81,18 +81,6 @@ async fn settled(fw: &Framework, app: &str, n: usize) -> anyhow::Result<BTreeSet
         anyhow::ensure!(tokio::time::Instant::now() < deadline, "{app} did not settle at {n} tasks: {} {}", r.status, r.text);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-async fn alive_on_master(cluster: &mesos_local::LocalCluster) -> anyhow::Result<BTreeSet<String>> {
-    let state = cluster.state().await?;
-    Ok(state["frameworks"]
-        .as_array()
-        .context("frameworks")?
-        .iter()
-        .flat_map(|f| f["tasks"].as_array().cloned().unwrap_or_default())
-        .filter(|t| matches!(t["state"].as_str(), Some("TASK_RUNNING" | "TASK_STAGING" | "TASK_STARTING")))
-        .filter_map(|t| t["id"].as_str().map(str::to_string))
-        .collect())
 }
 
 fn app(id: &str, instances: u32) -> Json {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
 use integration_tests::framework::Framework;
-use integration_tests::{cluster, work_dir};
+use integration_tests::{alive_on_master, cluster, work_dir};
 use reqwest::Method;
 use serde_json::{Value as Json, json};
 
@@ -37,19 +37,6 @@ async fn start_with(name: &str, agents: usize, flags: &[&str]) -> anyhow::Result
     let c = cluster(name, agents, |_| {}).await;
     let fw = Framework::start(&c.url(), &work_dir(name), flags).await?;
     Ok((c, fw))
-}
-
-/// Tasks the master considers alive, over all frameworks.
-async fn alive_on_master(cluster: &mesos_local::LocalCluster) -> anyhow::Result<BTreeSet<String>> {
-    let state = cluster.state().await?;
-    Ok(state["frameworks"]
-        .as_array()
-        .context("frameworks")?
-        .iter()
-        .flat_map(|f| f["tasks"].as_array().cloned().unwrap_or_default())
-        .filter(|t| matches!(t["state"].as_str(), Some("TASK_RUNNING" | "TASK_STAGING" | "TASK_STARTING")))
-        .filter_map(|t| t["id"].as_str().map(str::to_string))
-        .collect())
 }
 
 #[tokio::test]
@@ -556,5 +543,53 @@ async fn deployments_wait_for_readiness() -> anyhow::Result<()> {
     std::fs::write(site.join("go"), "ok")?;
     fw.wait_until("/v2/deployments", DEPLOY, "the deployment to finish", |j| j.as_array().is_some_and(Vec::is_empty)).await?;
     cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_api_requires_credentials_when_configured() -> anyhow::Result<()> {
+    let c = cluster("auth", 1, |_| {}).await;
+    let fw = Framework::start(&c.url(), &work_dir("auth"), &["--http-credentials", "ops:s3cret", "--api-token", "tok-123"]).await?;
+    let http = reqwest::Client::new();
+    let get = |auth: Option<(&str, &str)>| {
+        let mut req = http.get(format!("{}/v2/apps", fw.url));
+        if let Some((k, v)) = auth {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    let r = get(None).await?;
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.headers().get("WWW-Authenticate").is_some());
+    assert_eq!(get(Some(("Authorization", "Bearer wrong"))).await?.status().as_u16(), 401);
+    assert_eq!(get(Some(("Authorization", "Bearer tok-123"))).await?.status().as_u16(), 200);
+    let basic = format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "ops:s3cret"));
+    assert_eq!(get(Some(("Authorization", basic.as_str()))).await?.status().as_u16(), 200);
+    assert_eq!(http.get(format!("{}/ping", fw.url)).send().await?.status().as_u16(), 200, "liveness needs no credentials");
+    // The CLI passes credentials, and says what to do without them.
+    let cli = integration_tests::framework::binary().with_file_name("framework-cli");
+    let ok = tokio::process::Command::new(&cli).args(["--url", &fw.url, "--token", "tok-123", "apps"]).output().await?;
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = tokio::process::Command::new(&cli).args(["--url", &fw.url, "--credentials", "ops:s3cret", "apps"]).output().await?;
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let denied = tokio::process::Command::new(&cli).args(["--url", &fw.url, "apps"]).env_remove("FRAMEWORK_TOKEN").env_remove("FRAMEWORK_CREDENTIALS").output().await?;
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("check --credentials or --token"));
+    // Privileged containers are refused unless allowed.
+    let app = json!({"id": "/p", "cmd": "sleep 1", "container": {"type": "DOCKER", "docker": {"image": "x", "privileged": true}}});
+    let r = http.post(format!("{}/v2/apps", fw.url)).header("Authorization", "Bearer tok-123").body(app.to_string()).send().await?;
+    assert_eq!(r.status().as_u16(), 422);
+    assert!(r.text().await?.contains("--allow-privileged"));
+    c.shutdown().await;
+
+    // A non-loopback bind without credentials refuses to start and says what to do.
+    let out = tokio::process::Command::new(integration_tests::framework::binary())
+        .args(["--http-address", "0.0.0.0:0", "--data-dir"])
+        .arg(work_dir("auth-refused"))
+        .output()
+        .await?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("without authentication") && err.contains("--http-credentials"), "{err}");
     Ok(())
 }

@@ -39,6 +39,8 @@ pub struct ActorConfig {
     pub max_running_deployments: usize,
     /// How Docker tasks are run.
     pub executor: spec::ExecutorSettings,
+    /// Whether apps may run privileged Docker containers.
+    pub allow_privileged: bool,
 }
 
 /// A change of the desired apps, already validated by the API shell.
@@ -216,6 +218,9 @@ pub struct Actor {
     connected: bool,
     master: String,
     suppressed: bool,
+    /// Set by (re)subscription: offer filters a previous incarnation left behind must be cleared
+    /// with a REVIVE as soon as anything waits for launch.
+    must_revive: bool,
     last_version: Timestamp,
     counters: Counters,
     snapshot: watch::Sender<Arc<Snapshot>>,
@@ -249,6 +254,7 @@ impl Actor {
             connected: false,
             master: String::new(),
             suppressed: false,
+            must_revive: true,
             last_version: Timestamp(0),
             counters: Counters::default(),
             snapshot,
@@ -376,6 +382,15 @@ impl Actor {
     async fn deploy(&mut self, change: Change, force: bool) -> Result<Deployed, ApiError> {
         let version = self.next_version();
         let mut target: BTreeMap<AppId, Option<AppDefinition>> = BTreeMap::new();
+        if !self.config.allow_privileged
+            && let Some(app) = change.put.iter().find(|a| a.container.as_ref().and_then(|c| c.docker.as_ref()).is_some_and(|d| d.privileged))
+        {
+            return Err(ApiError {
+                status: 422,
+                body: json!({"message": "Object is not valid", "details": [{"path": "/container/docker/privileged",
+                    "errors": [format!("{} asks for a privileged container, which this server does not allow (start framework with --allow-privileged)", app.id)]}]}),
+            });
+        }
         for mut app in change.put {
             let old = self.apps.get(&app.id);
             spec::stamp_version(&mut app, old.map(|a| a.as_ref()), version);
@@ -588,6 +603,7 @@ impl Actor {
                 self.connected = true;
                 self.master = master.clone();
                 self.suppressed = false;
+                self.must_revive = true;
                 if first {
                     self.bus.publish("scheduler_registered_event", json!({"frameworkId": framework_id, "master": master}), now);
                 } else {
@@ -658,7 +674,7 @@ impl Actor {
         let known = instance_id.as_ref().and_then(|id| self.instances.get(id)).filter(|i| i.task_id.as_str() == task_id).cloned();
         let persisted = match known {
             None => {
-                if !is_terminal(state) {
+                if !condition_from_status(state, None, "").is_terminal() {
                     tracing::info!(%task_id, "killing a task this framework does not know");
                     self.call(Call {
                         r#type: Some(call::Type::Kill as i32),
@@ -1123,11 +1139,13 @@ impl Actor {
         let newly_wanted = demand.keys().any(|id| !self.demand.contains_key(id));
         self.demand = demand;
         if self.connected {
-            if wants && (self.suppressed || newly_wanted) {
+            if wants && (self.suppressed || newly_wanted || self.must_revive) {
                 self.suppressed = false;
+                self.must_revive = false;
                 self.call(Call { r#type: Some(call::Type::Revive as i32), revive: Some(call::Revive::default()), ..Default::default() });
             } else if !wants && !self.suppressed {
                 self.suppressed = true;
+                self.must_revive = false;
                 self.call(Call { r#type: Some(call::Type::Suppress as i32), suppress: Some(call::Suppress::default()), ..Default::default() });
             }
         }
@@ -1152,20 +1170,6 @@ fn views_of(instances: &BTreeMap<InstanceId, Instance>, apps: &BTreeMap<AppId, A
             staged_at: i.staged_at,
         })
         .collect()
-}
-
-fn is_terminal(state: TaskState) -> bool {
-    matches!(
-        state,
-        TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskError
-            | TaskState::TaskLost
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator
-    )
 }
 
 /// Marathon's JSON of a deployment plan (`{id, version, steps:[{actions:[{action, app}]}]}`).

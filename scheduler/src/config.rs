@@ -71,6 +71,30 @@ pub struct Flags {
     #[arg(long = "zk-session-timeout", alias = "zk_session_timeout", default_value_t = 10_000)]
     pub zk_session_timeout: u64,
 
+    /// API credentials `user:password` (HTTP basic; repeatable).
+    #[arg(long = "http-credentials", alias = "http_credentials", env = "FRAMEWORK_HTTP_CREDENTIALS", hide_env_values = true)]
+    pub http_credentials: Vec<String>,
+
+    /// A file of `user:password` lines.
+    #[arg(long = "http-credentials-file")]
+    pub http_credentials_file: Option<PathBuf>,
+
+    /// API bearer tokens (repeatable).
+    #[arg(long = "api-token", env = "FRAMEWORK_API_TOKEN", hide_env_values = true)]
+    pub api_token: Vec<String>,
+
+    /// A file of bearer tokens, one per line.
+    #[arg(long = "api-token-file")]
+    pub api_token_file: Option<PathBuf>,
+
+    /// Serve the API on a non-loopback address without authentication (unsafe).
+    #[arg(long = "insecure-no-auth")]
+    pub insecure_no_auth: bool,
+
+    /// Allow apps with privileged Docker containers.
+    #[arg(long = "allow-privileged")]
+    pub allow_privileged: bool,
+
     /// Where the REST API listens (`host:port`, or a bare host combined with --http_port).
     #[arg(long = "http-address", alias = "http_address", default_value = "127.0.0.1:8080")]
     pub http_address: String,

@@ -37,6 +37,8 @@ pub struct Front {
     pub abdicate: Option<mpsc::Sender<()>>,
     /// Client for proxying.
     pub http: reqwest::Client,
+    /// Who may use the API.
+    pub auth: crate::auth::Auth,
 }
 
 /// The front router: everything goes through [`dispatch`].
@@ -52,6 +54,12 @@ async fn dispatch(State(front): State<Front>, ConnectInfo(peer): ConnectInfo<Soc
     if path == "/ping" {
         let mut resp = Response::new(Body::from("pong"));
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        return resp;
+    }
+    let authorization = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if !front.auth.accepts(authorization) {
+        let mut resp = json_response(401, &json!({"message": "Invalid username or password."}));
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"framework\""));
         return resp;
     }
     let mode = front.mode.borrow().clone();

@@ -12,6 +12,7 @@
 
 pub mod actor;
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod consul;
@@ -114,6 +115,19 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}: is another process using it? choose another with --http-address"))?;
     let listen = listener.local_addr()?;
+    let auth = auth::Auth::new(
+        auth::gather(&flags.http_credentials, flags.http_credentials_file.as_deref())?,
+        auth::gather(&flags.api_token, flags.api_token_file.as_deref())?,
+    );
+    if !auth.enabled() && !listen.ip().is_loopback() {
+        anyhow::ensure!(
+            flags.insecure_no_auth,
+            "refusing to serve the API on {listen} without authentication: anyone who reaches it can run any command on the cluster. \
+             Give --http-credentials or --api-token (or their -file forms), bind to a loopback address, \
+             or accept the risk with --insecure-no-auth"
+        );
+        tracing::warn!(%listen, "the API is served WITHOUT authentication on a non-loopback address (--insecure-no-auth)");
+    }
     let zk = flags.zk.as_deref().map(zk::ZkUrl::parse).transpose()?;
 
     let mut local = None;
@@ -163,6 +177,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             decline_refuse_seconds: flags.decline_offer_duration as f64 / 1000.0,
             max_running_deployments: flags.max_running_deployments,
             executor: spec::ExecutorSettings { path: flags.executor_path()?, uri: flags.executor_uri.clone() },
+            allow_privileged: flags.allow_privileged,
         },
         mesos: mesos::MesosConfig {
             master,
@@ -204,7 +219,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             Some(tx)
         }
     };
-    let app = front::router(front::Front { mode: mode_rx, me: advertised, abdicate, http: front::proxy_client() });
+    let app = front::router(front::Front { mode: mode_rx, me: advertised, abdicate, http: front::proxy_client(), auth });
     tracing::info!(%listen, "Marathon API listening");
     let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(shutdown_signal());
     let result = server.await.context("the API server failed");

@@ -241,3 +241,17 @@ pub async fn open_stream(url: &str, call: &Json, encoding: Encoding) -> anyhow::
     });
     Ok((stream_id, rx, reader))
 }
+
+/// Ids of the tasks the master considers alive (staging, starting or running), over all
+/// frameworks.
+pub async fn alive_on_master(cluster: &LocalCluster) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let state = cluster.state().await?;
+    Ok(state["frameworks"]
+        .as_array()
+        .context("frameworks")?
+        .iter()
+        .flat_map(|f| f["tasks"].as_array().cloned().unwrap_or_default())
+        .filter(|t| matches!(t["state"].as_str(), Some("TASK_RUNNING" | "TASK_STAGING" | "TASK_STARTING")))
+        .filter_map(|t| t["id"].as_str().map(str::to_string))
+        .collect())
+}

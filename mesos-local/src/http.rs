@@ -47,6 +47,8 @@ pub fn master_router(state: MasterHttp) -> Router {
         .route("/redirect", get(redirect))
         .route("/health", get(|| async { StatusCode::OK }))
         .route("/master/health", get(|| async { StatusCode::OK }))
+        // Mesos buffers whole call bodies; a large ACCEPT (thousands of tasks) must fit.
+        .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
         .with_state(state)
 }
 

@@ -41,6 +41,8 @@ pub struct ActorConfig {
     pub executor: spec::ExecutorSettings,
     /// Whether apps may run privileged Docker containers.
     pub allow_privileged: bool,
+    /// At most this many tasks are launched from one offer (Marathon: `--max_instances_per_offer`).
+    pub max_instances_per_offer: u32,
 }
 
 /// A change of the desired apps, already validated by the API shell.
@@ -221,6 +223,7 @@ pub struct Actor {
     /// Set by (re)subscription: offer filters a previous incarnation left behind must be cleared
     /// with a REVIVE as soon as anything waits for launch.
     must_revive: bool,
+    last_stale_reconcile: Timestamp,
     last_version: Timestamp,
     counters: Counters,
     snapshot: watch::Sender<Arc<Snapshot>>,
@@ -255,6 +258,7 @@ impl Actor {
             master: String::new(),
             suppressed: false,
             must_revive: true,
+            last_stale_reconcile: Timestamp(0),
             last_version: Timestamp(0),
             counters: Counters::default(),
             snapshot,
@@ -276,20 +280,39 @@ impl Actor {
         self.calls = Some(calls);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Mesos events come in bursts (thousands of status updates): they are applied one by one,
+        // but deciding what to do next and publishing the snapshot, both linear in the number of
+        // instances, happen at most every 50 ms.
+        let mut flush = tokio::time::interval(Duration::from_millis(50));
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut dirty = true;
         loop {
             tokio::select! {
                 cmd = commands.recv() => match cmd {
-                    Some(cmd) => self.on_command(cmd).await,
+                    Some(cmd) => {
+                        self.on_command(cmd).await;
+                        self.drive().await;
+                        self.publish();
+                        dirty = false;
+                    }
                     None => return,
                 },
                 up = mesos.recv() => match up {
-                    Some(up) => self.on_mesos(up).await,
+                    Some(up) => {
+                        self.on_mesos(up).await;
+                        dirty = true;
+                    }
                     None => return,
                 },
-                _ = tick.tick() => {}
+                _ = flush.tick() => {
+                    if dirty {
+                        self.drive().await;
+                        self.publish();
+                        dirty = false;
+                    }
+                }
+                _ = tick.tick() => dirty = true,
             }
-            self.drive().await;
-            self.publish();
         }
     }
 
@@ -580,9 +603,12 @@ impl Actor {
         Ok(())
     }
 
+    /// Instance records are written without waiting for the disk (on ZooKeeper: as any write):
+    /// after a crash of the machine, reconciliation with Mesos restores what a lost write held,
+    /// and tasks we no longer know are killed, so no task is duplicated.
     async fn persist_instance(&self, instance: &Instance) -> Result<(), crate::store::StoreError> {
         let bytes = serde_json::to_vec(instance).unwrap_or_default();
-        self.store.put(&keys::instance(&instance.id), &bytes).await
+        self.store.put_many_relaxed(&[(keys::instance(&instance.id), bytes)]).await
     }
 
     // ----------------------------------------------------------------------------------------
@@ -823,7 +849,11 @@ impl Actor {
                     .filter_map(|i| self.placement_of_instance(i))
                     .collect();
                 placed.extend(created.iter().filter(|i| i.app_id == app_id).map(|_| placement_of(&offer)));
-                let outcome = match_offer(&remaining, &req, &placed, &self.config.role, want);
+                let room = self.config.max_instances_per_offer.saturating_sub(launches.len() as u32);
+                if room == 0 {
+                    break;
+                }
+                let outcome = match_offer(&remaining, &req, &placed, &self.config.role, want.min(room));
                 let stats = self.offer_stats.entry(app_id.clone()).or_default();
                 stats.processed_offers_count += 1;
                 if outcome.launches.is_empty() {
@@ -878,7 +908,7 @@ impl Actor {
             // they are reconciled.
             let items: Vec<(String, Vec<u8>)> =
                 created.iter().map(|i| (keys::instance(&i.id), serde_json::to_vec(i).unwrap_or_default())).collect();
-            if let Err(e) = self.store.put_many(&items).await {
+            if let Err(e) = self.store.put_many_relaxed(&items).await {
                 tracing::error!(error = %e, "could not persist new instances; not launching");
                 self.decline(&offer, false);
                 continue;
@@ -1067,6 +1097,24 @@ impl Actor {
             }
         }
         self.run_readiness_checks(&in_deployment);
+        // Launches Mesos never confirmed (a lost ACCEPT): ask about them, so that unknown ones come
+        // back as TASK_LOST and are replaced long before the launch timeout.
+        if self.connected && now.0 - self.last_stale_reconcile.0 > 15_000 {
+            let stale: Vec<call::reconcile::Task> = self
+                .instances
+                .values()
+                .filter(|i| i.condition == Condition::Provisioned && now.0 - i.staged_at.0 > 15_000)
+                .map(|i| call::reconcile::Task {
+                    task_id: v1::TaskId { value: i.task_id.to_string() },
+                    agent_id: Some(v1::AgentId { value: i.agent_id.clone() }),
+                })
+                .collect();
+            if !stale.is_empty() {
+                tracing::info!(count = stale.len(), "reconciling launches Mesos has not confirmed");
+                self.call(Call { r#type: Some(call::Type::Reconcile as i32), reconcile: Some(call::Reconcile { tasks: stale }), ..Default::default() });
+            }
+            self.last_stale_reconcile = now;
+        }
         // Launch timeouts and kill retries.
         let launch_timeout = self.config.task_launch_timeout.as_millis() as i64;
         let kill_retry = self.config.kill_retry.as_millis() as i64;

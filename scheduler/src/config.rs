@@ -147,6 +147,10 @@ pub struct Flags {
     #[arg(long = "kill-retry-timeout", alias = "kill_retry_timeout", default_value_t = 30_000)]
     pub kill_retry_timeout: u64,
 
+    /// Tasks launched from one offer at most (Marathon's flag; default 100 here).
+    #[arg(long = "max-instances-per-offer", alias = "max_instances_per_offer", default_value_t = 100)]
+    pub max_instances_per_offer: u32,
+
     /// Deployments that may run at once (Marathon: 100).
     #[arg(long = "max-running-deployments", alias = "max_running_deployments", default_value_t = 100)]
     pub max_running_deployments: usize,

@@ -57,15 +57,11 @@ impl Store {
         }
     }
 
-    /// Writes several keys at once (one ZooKeeper multi-op).
-    pub async fn put_many(&self, items: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+    /// Writes several keys at once (one ZooKeeper multi-op); on files, atomically per key but
+    /// without waiting for the disk (for records that reconciliation can restore).
+    pub async fn put_many_relaxed(&self, items: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         match self {
-            Store::Files(f) => {
-                for (k, v) in items {
-                    f.put(k, v).await?;
-                }
-                Ok(())
-            }
+            Store::Files(f) => f.put_all(items, false).await,
             Store::Zk(z) => z.put_many(items).await,
         }
     }
@@ -107,24 +103,39 @@ impl FileStore {
     }
 
     async fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        check_key(key)?;
-        let path = self.root.join(key);
-        let err = |source| StoreError { op: "write", key: key.to_string(), source };
-        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("key")));
-        let value = value.to_vec();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        self.put_all(&[(key.to_string(), value.to_vec())], true).await
+    }
+
+    /// Writes each key atomically (temporary file, rename); `durable` also waits for the disk.
+    async fn put_all(&self, items: &[(String, Vec<u8>)], durable: bool) -> Result<(), StoreError> {
+        for (key, _) in items {
+            check_key(key)?;
+        }
+        let first = items.first().map(|(k, _)| k.clone()).unwrap_or_default();
+        let root = self.root.clone();
+        let items = items.to_vec();
+        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
             use std::io::Write as _;
-            std::fs::create_dir_all(&dir)?;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&value)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(&dir)?.sync_all()
+            for (key, value) in items {
+                let err = |source| StoreError { op: "write", key: key.clone(), source };
+                let path = root.join(&key);
+                let dir = path.parent().unwrap_or(&root).to_path_buf();
+                let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("key")));
+                std::fs::create_dir_all(&dir).map_err(err)?;
+                let mut f = std::fs::File::create(&tmp).map_err(err)?;
+                f.write_all(&value).map_err(err)?;
+                if durable {
+                    f.sync_all().map_err(err)?;
+                }
+                std::fs::rename(&tmp, &path).map_err(err)?;
+                if durable {
+                    std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(err)?;
+                }
+            }
+            Ok(())
         })
         .await
-        .map_err(|e| err(std::io::Error::other(e)))?
-        .map_err(err)
+        .map_err(|e| StoreError { op: "write", key: first, source: std::io::Error::other(e) })?
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

@@ -636,6 +636,7 @@ impl Actor {
                     self.bus.publish("scheduler_reregistered_event", json!({"master": master}), now);
                 }
                 self.reconcile();
+                self.resend_kills();
             }
             MesosUpdate::Disconnected { reason } => {
                 if self.connected {
@@ -689,6 +690,25 @@ impl Actor {
             self.call(Call { r#type: Some(call::Type::Reconcile as i32), reconcile: Some(call::Reconcile { tasks }), ..Default::default() });
         }
         self.call(Call { r#type: Some(call::Type::Reconcile as i32), reconcile: Some(call::Reconcile { tasks: vec![] }), ..Default::default() });
+    }
+
+    /// Kills decided earlier may have been lost with the previous connection (or with a previous
+    /// leader that died right after deciding them): after every subscription they are sent again
+    /// at once instead of waiting for the kill retry.
+    fn resend_kills(&mut self) {
+        let doomed: Vec<(TaskId, String)> =
+            self.instances.values().filter(|i| i.goal != Goal::Running && !i.condition.is_terminal()).map(|i| (i.task_id.clone(), i.agent_id.clone())).collect();
+        for (task, agent) in doomed {
+            self.call(Call {
+                r#type: Some(call::Type::Kill as i32),
+                kill: Some(call::Kill {
+                    task_id: v1::TaskId { value: task.to_string() },
+                    agent_id: (!agent.is_empty()).then_some(v1::AgentId { value: agent }),
+                    kill_policy: None,
+                }),
+                ..Default::default()
+            });
+        }
     }
 
     async fn on_status(&mut self, status: v1::TaskStatus) {

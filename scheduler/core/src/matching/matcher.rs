@@ -127,7 +127,9 @@ pub fn match_offer(
     let mut ports = PortPool::new(&offer.resources, &roles);
     let any_role_fits = offer.resources.iter().any(|r| roles.admits(r));
     let here = placement_of(offer);
-    let mut placed = placed.to_vec();
+    // Copy the placements only once a task of this offer joins them (most calls place one task
+    // or none, and copying hundreds of placements per call dominated the cost).
+    let mut placed: std::borrow::Cow<'_, [Placement]> = std::borrow::Cow::Borrowed(placed);
     let wanted = [
         to_milli(req.cpus),
         to_milli(req.mem),
@@ -152,7 +154,7 @@ pub fn match_offer(
         if !any_role_fits {
             reasons.push(RejectReason::UnfulfilledRole);
         }
-        let constraints_fit = req.constraints.iter().all(|c| c.accepts(&here, &placed));
+        let constraints_fit = req.constraints.iter().all(|c| c.accepts(&here, placed.as_ref()));
         if !constraints_fit {
             reasons.push(RejectReason::UnfulfilledConstraint);
         }
@@ -188,7 +190,7 @@ pub fn match_offer(
             resources,
             host_ports: port_picks.iter().map(|(port, _)| *port).collect(),
         });
-        placed.push(here.clone());
+        placed.to_mut().push(here.clone());
     }
     outcome
 }

@@ -12,7 +12,7 @@ use framework_core::ids::{AppId, PathId, TaskId, Timestamp};
 use serde_json::{Value, json};
 
 use super::render::{self, Embed};
-use super::{ApiState, Params, error, json_response};
+use super::{ApiState, Params, deployment_result, error, json_response};
 use crate::actor::{Change, Command, Deployed, keys, now};
 use crate::error::ApiError;
 
@@ -59,10 +59,6 @@ fn deployment_headers(mut resp: Response<Body>, d: &Deployed) -> Response<Body> 
     resp
 }
 
-/// `{"deploymentId", "version"}` with the deployment header.
-fn deployment_result(status: u16, d: &Deployed) -> Response<Body> {
-    deployment_headers(json_response(status, &json!({"deploymentId": d.deployment_id, "version": d.version})), d)
-}
 
 async fn deploy(state: &ApiState, change: Change, force: bool) -> Result<Deployed, ApiError> {
     state.actor.ask(|reply| Command::Deploy { change, force, reply }).await?

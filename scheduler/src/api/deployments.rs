@@ -2,9 +2,9 @@
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, Response};
+use axum::http::Response;
 use framework_core::ids::DeploymentId;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{ApiState, Params, error, json_response, render};
 use crate::actor::Command;
@@ -21,13 +21,7 @@ pub async fn cancel(State(state): State<ApiState>, Path(id): Path<String>, RawQu
     let force = Params::parse(q.as_deref()).flag("force", false);
     let id = DeploymentId(id);
     match state.actor.ask(|reply| Command::CancelDeployment { id, force, reply }).await.and_then(|r| r) {
-        Ok(Some(d)) => {
-            let mut resp = json_response(200, &json!({"deploymentId": d.deployment_id, "version": d.version}));
-            if let Ok(v) = HeaderValue::from_str(&d.deployment_id.0) {
-                resp.headers_mut().insert("Marathon-Deployment-Id", v);
-            }
-            resp
-        }
+        Ok(Some(d)) => super::deployment_result(200, &d),
         Ok(None) => {
             let mut resp = Response::new(Body::empty());
             *resp.status_mut() = axum::http::StatusCode::ACCEPTED;

@@ -4,14 +4,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, Response};
+use axum::http::Response;
 use framework_core::app::{self, AppDefinition};
 use framework_core::deploy;
 use framework_core::ids::{AppId, PathId};
 use serde_json::{Value, json};
 
 use super::render::{self, Embed};
-use super::{ApiState, Params, error, json_response};
+use super::{ApiState, Params, deployment_result, error, json_response};
 use crate::actor::{Change, Command, Deployed, action_json};
 use crate::error::ApiError;
 use crate::spec;
@@ -94,14 +94,6 @@ pub async fn delete_root(State(state): State<ApiState>, RawQuery(q): RawQuery) -
 /// DELETE /v2/groups/{gid}
 pub async fn delete_any(State(state): State<ApiState>, Path(rest): Path<String>, RawQuery(q): RawQuery) -> Response<Body> {
     delete_group(state, &rest, q).await
-}
-
-fn deployment_result(status: u16, d: &Deployed) -> Response<Body> {
-    let mut resp = json_response(status, &json!({"deploymentId": d.deployment_id, "version": d.version}));
-    if let Ok(v) = HeaderValue::from_str(&d.deployment_id.0) {
-        resp.headers_mut().insert("Marathon-Deployment-Id", v);
-    }
-    resp
 }
 
 async fn delete_group(state: ApiState, raw: &str, q: Option<String>) -> Response<Body> {

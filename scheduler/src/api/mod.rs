@@ -98,6 +98,16 @@ pub fn json_response(status: u16, body: &Value) -> Response<Body> {
     resp
 }
 
+/// Marathon's answer to a deployment-creating call: `{"deploymentId", "version"}` with the
+/// `Marathon-Deployment-Id` header.
+pub fn deployment_result(status: u16, d: &crate::actor::Deployed) -> Response<Body> {
+    let mut resp = json_response(status, &serde_json::json!({"deploymentId": d.deployment_id, "version": d.version}));
+    if let Ok(v) = HeaderValue::from_str(&d.deployment_id.0) {
+        resp.headers_mut().insert("Marathon-Deployment-Id", v);
+    }
+    resp
+}
+
 /// An error response in Marathon's shape.
 pub fn error(e: ApiError) -> Response<Body> {
     json_response(e.status, &e.body)

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, Response};
+use axum::http::Response;
 use framework_core::ids::{AppId, TaskId};
 use framework_core::instance::Condition;
 use serde_json::{Value, json};
@@ -77,13 +77,7 @@ pub async fn kill(state: &ApiState, tasks: Vec<TaskId>, p: &Params, single: bool
         let change = Change { put, delete: vec![], restart: vec![], to_kill };
         let force = p.flag("force", false);
         return match state.actor.ask(|reply| Command::Deploy { change, force, reply }).await.and_then(|r| r) {
-            Ok(d) => {
-                let mut resp = json_response(200, &json!({"deploymentId": d.deployment_id, "version": d.version}));
-                if let Ok(v) = HeaderValue::from_str(&d.deployment_id.0) {
-                    resp.headers_mut().insert("Marathon-Deployment-Id", v);
-                }
-                resp
-            }
+            Ok(d) => super::deployment_result(200, &d),
             Err(e) => error(e),
         };
     }

@@ -92,14 +92,13 @@ pub async fn run(consul: Consul, framework: String, mut snapshots: watch::Receiv
             if r.address.parse::<std::net::IpAddr>().is_ok() {
                 continue;
             }
-            if !resolved.contains_key(&r.address) {
-                if let Ok(addrs) = tokio::net::lookup_host((r.address.as_str(), 0)).await {
+            if !resolved.contains_key(&r.address)
+                && let Ok(addrs) = tokio::net::lookup_host((r.address.as_str(), 0)).await {
                     let addrs: Vec<std::net::SocketAddr> = addrs.collect();
                     if let Some(a) = addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()) {
                         resolved.insert(r.address.clone(), a.ip().to_string());
                     }
                 }
-            }
             if let Some(ip) = resolved.get(&r.address) {
                 let host = std::mem::replace(&mut r.address, ip.clone());
                 if let Some(check) = r.check.as_mut() {

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 pub mod consul;
 pub mod docker;
 pub mod framework;
+pub mod moto;
 pub mod zk;
 
 /// How long a test waits for an expected event before failing.

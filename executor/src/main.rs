@@ -252,7 +252,7 @@ impl Executor {
                 return;
             }
         };
-        let spec = match spec::container_spec(&task, &self.executor_id, std::process::id()) {
+        let spec = match spec::container_spec(&task, &self.executor_id, std::process::id(), &self.sandbox) {
             Ok(s) => s,
             Err(e) => {
                 self.update(&task, TaskState::TaskFailed, Some(Reason::ContainerLaunchFailed), &e.to_string(), None).await;

@@ -69,7 +69,7 @@ pub fn container_name(task_id: &str) -> String {
 }
 
 /// The container for `task`, run by executor `executor_id` (process `pid`).
-pub fn container_spec(task: &TaskInfo, executor_id: &str, pid: u32) -> Result<ContainerSpec, SpecError> {
+pub fn container_spec(task: &TaskInfo, executor_id: &str, pid: u32, sandbox: &std::path::Path) -> Result<ContainerSpec, SpecError> {
     let container = task.container.as_ref().ok_or(SpecError::NoImage)?;
     let docker = container.docker.as_ref().filter(|d| !d.image.is_empty()).ok_or(SpecError::NoImage)?;
     let command = match &task.data {
@@ -118,6 +118,13 @@ pub fn container_spec(task: &TaskInfo, executor_id: &str, pid: u32) -> Result<Co
         .iter()
         .filter_map(|v| {
             let host = v.host_path.as_ref()?;
+            // Mesos resolves a relative host path against the task's sandbox (our working
+            // directory); Docker would take it for a named volume instead.
+            let host = if std::path::Path::new(host).is_absolute() {
+                host.clone()
+            } else {
+                sandbox.join(host).display().to_string()
+            };
             let ro = v.mode() == volume::Mode::Ro;
             Some(format!("{host}:{}{}", v.container_path, if ro { ":ro" } else { "" }))
         })
@@ -177,6 +184,17 @@ mod tests {
     }
 
     #[test]
+    fn host_volumes_become_binds_relative_ones_inside_the_sandbox() {
+        let mut t = task(container_info::docker_info::Network::Host, None);
+        let vol = |c: &str, h: &str, mode: v1::volume::Mode| v1::Volume { container_path: c.into(), host_path: Some(h.into()), mode: mode as i32, ..Default::default() };
+        if let Some(c) = t.container.as_mut() {
+            c.volumes = vec![vol("/var/lib/mysql", "/srv/db", v1::volume::Mode::Rw), vol("/etc/app", "conf", v1::volume::Mode::Ro)];
+        }
+        let s = container_spec(&t, "e", 1, std::path::Path::new("/var/sandbox/t1")).unwrap();
+        assert_eq!(s.binds, ["/srv/db:/var/lib/mysql", "/var/sandbox/t1/conf:/etc/app:ro"]);
+    }
+
+    #[test]
     fn bridge_tasks_map_ports_limits_and_the_shell_command() {
         let cmd = CommandInfo {
             shell: Some(true),
@@ -184,7 +202,7 @@ mod tests {
             environment: Some(v1::Environment { variables: vec![v1::environment::Variable { name: "PORT0".into(), value: Some("31005".into()), ..Default::default() }] }),
             ..Default::default()
         };
-        let s = container_spec(&task(container_info::docker_info::Network::Bridge, Some(cmd)), "exec-1", 42).unwrap();
+        let s = container_spec(&task(container_info::docker_info::Network::Bridge, Some(cmd)), "exec-1", 42, std::path::Path::new("/sandbox")).unwrap();
         assert_eq!(s.name, "web.instance-1._app.1");
         assert_eq!(s.cmd.unwrap(), ["/bin/sh", "-c", "nginx -g 'daemon off;'"]);
         assert_eq!(s.env, ["PORT0=31005"]);
@@ -198,10 +216,10 @@ mod tests {
     #[test]
     fn host_networking_has_no_port_bindings_and_args_run_directly() {
         let cmd = CommandInfo { shell: Some(false), arguments: vec!["nginx".into(), "-g".into(), "daemon off;".into()], ..Default::default() };
-        let s = container_spec(&task(container_info::docker_info::Network::Host, Some(cmd)), "e", 1).unwrap();
+        let s = container_spec(&task(container_info::docker_info::Network::Host, Some(cmd)), "e", 1, std::path::Path::new("/sandbox")).unwrap();
         assert!(s.ports.is_empty());
         assert_eq!(s.cmd.unwrap(), ["nginx", "-g", "daemon off;"]);
-        let s = container_spec(&task(container_info::docker_info::Network::Host, None), "e", 1).unwrap();
+        let s = container_spec(&task(container_info::docker_info::Network::Host, None), "e", 1, std::path::Path::new("/sandbox")).unwrap();
         assert_eq!(s.cmd, None, "no command: the image's default");
     }
 
@@ -209,9 +227,9 @@ mod tests {
     fn bad_tasks_are_refused_with_a_reason() {
         let mut t = task(container_info::docker_info::Network::Host, None);
         t.data = Some(vec![0xff, 0xff, 0xff]);
-        assert!(matches!(container_spec(&t, "e", 1), Err(SpecError::BadCommand(_))));
+        assert!(matches!(container_spec(&t, "e", 1, std::path::Path::new("/sandbox")), Err(SpecError::BadCommand(_))));
         t.container = None;
-        assert_eq!(container_spec(&t, "e", 1), Err(SpecError::NoImage));
+        assert_eq!(container_spec(&t, "e", 1, std::path::Path::new("/sandbox")), Err(SpecError::NoImage));
         assert_eq!(container_name("/weird id"), "task_weird_id");
     }
 }

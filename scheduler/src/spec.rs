@@ -3,7 +3,7 @@
 //! functions, no I/O.
 
 use framework_core::app::{
-    AppDefinition, ContainerType, DockerNetwork, HealthCheck, HealthCheckProtocol, NetworkMode, PortMapping, Protocol, VersionInfo,
+    AppDefinition, ContainerType, DockerNetwork, HealthCheck, HealthCheckProtocol, NetworkMode, PortMapping, Protocol, ReadMode, VersionInfo, Volume,
 };
 use framework_core::deploy::{BackoffPolicy, KillSelection, PlannedApp};
 use framework_core::ids::{TaskId, Timestamp};
@@ -295,7 +295,21 @@ pub fn task_info(app: &AppDefinition, task_id: &TaskId, offer: &v1::Offer, m: &M
         (None, []) => command.shell = Some(false),
     }
     let container = app.container.as_ref().map(|c| {
-        let mut info = v1::ContainerInfo { volumes: Vec::new(), ..Default::default() };
+        // Host volumes only: validation refuses the other kinds.
+        let volumes = c
+            .volumes
+            .iter()
+            .filter_map(|v| match v {
+                Volume::Host { container_path, host_path, mode } => Some(v1::Volume {
+                    mode: if *mode == ReadMode::Ro { v1::volume::Mode::Ro } else { v1::volume::Mode::Rw } as i32,
+                    container_path: container_path.clone(),
+                    host_path: Some(host_path.clone()),
+                    ..Default::default()
+                }),
+                Volume::Other(_) => None,
+            })
+            .collect();
+        let mut info = v1::ContainerInfo { volumes, ..Default::default() };
         match (c.kind, &c.docker) {
             (ContainerType::Docker, Some(d)) => {
                 info.r#type = container_info::Type::Docker as i32;
@@ -476,6 +490,22 @@ mod tests {
         assert_eq!(docker.network(), container_info::docker_info::Network::Bridge);
         assert_eq!(docker.port_mappings[0].container_port, 80);
         assert_eq!(docker.port_mappings[0].host_port, m.host_ports[0]);
+    }
+
+    #[test]
+    fn host_volumes_reach_the_task_with_their_mode() {
+        let a = app(r#"{"id":"/db","cmd":"mariadbd","cpus":0.1,"mem":64,
+            "container":{"type":"DOCKER","docker":{"image":"framework/mariadb","network":"HOST"},
+            "volumes":[{"containerPath":"/var/lib/mysql","hostPath":"/srv/db","mode":"RW"},
+                       {"containerPath":"/etc/conf","hostPath":"conf","mode":"RO"}]}}"#);
+        let o = offer((31000, 31010));
+        let out = framework_core::matching::match_offer(&o, &task_request(&a), &[], "*", 1);
+        let m = out.launches.first().expect("fits");
+        let id = framework_core::ids::InstanceId::new(&a.id, "u1").task_id(1);
+        let t = task_info(&a, &id, &o, m, &ExecutorSettings::default());
+        let v = &t.container.as_ref().expect("container").volumes;
+        let got: Vec<_> = v.iter().map(|v| (v.container_path.as_str(), v.host_path.as_deref(), v.mode())).collect();
+        assert_eq!(got, [("/var/lib/mysql", Some("/srv/db"), v1::volume::Mode::Rw), ("/etc/conf", Some("conf"), v1::volume::Mode::Ro)]);
     }
 
     #[test]

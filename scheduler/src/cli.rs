@@ -67,7 +67,7 @@ pub enum Command {
         #[arg(long)]
         force: bool,
         /// Seconds to wait with --wait.
-        #[arg(long, default_value_t = 600)]
+        #[arg(long, default_value_t = 600, env = "FRAMEWORK_WAIT_TIMEOUT")]
         timeout: u64,
     },
     /// Set an app's instance count.
@@ -83,7 +83,7 @@ pub enum Command {
         #[arg(long)]
         force: bool,
         /// Seconds to wait with --wait.
-        #[arg(long, default_value_t = 600)]
+        #[arg(long, default_value_t = 600, env = "FRAMEWORK_WAIT_TIMEOUT")]
         timeout: u64,
     },
     /// Replace every task of an app (rolling, per its upgrade strategy).
@@ -94,7 +94,7 @@ pub enum Command {
         #[arg(long)]
         wait: bool,
         /// Seconds to wait with --wait.
-        #[arg(long, default_value_t = 600)]
+        #[arg(long, default_value_t = 600, env = "FRAMEWORK_WAIT_TIMEOUT")]
         timeout: u64,
     },
     /// Delete an app and kill its tasks.

@@ -38,3 +38,26 @@ pub fn executor_pid(executor_id: &str) -> Option<i32> {
         env.split(|b| *b == 0).any(|v| v == needle.as_bytes()).then_some(pid)
     })
 }
+
+/// Makes sure the daemon answers and the showcase image `framework/guestbook:latest` holds the
+/// `guestbook` and `framework` binaries of this test build's profile.
+pub fn guestbook_ready() -> anyhow::Result<()> {
+    for image in ["mariadb", "redis"] {
+        ready(image)?;
+    }
+    let profile = crate::framework::binary().parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let built = Command::new(root().join("scripts/images"))
+        .arg("guestbook")
+        .env("PROFILE", &profile)
+        .current_dir(root())
+        .status()
+        .context("run scripts/images guestbook")?;
+    anyhow::ensure!(built.success(), "the guestbook image could not be built (PROFILE={profile} scripts/images guestbook)");
+    Ok(())
+}
+
+/// The id of the running container of task `task_id` (found by the executor's task label).
+pub fn container_of(task_id: &str) -> anyhow::Result<Option<String>> {
+    let out = Command::new("docker").args(["ps", "-q", "--filter", &format!("label=framework.task={task_id}")]).output().context("docker ps")?;
+    Ok(String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string))
+}

@@ -99,10 +99,10 @@ impl Db {
     /// Forgets the pool after a failure so the next call locates MySQL again.
     async fn reset(&self, addr: &str) {
         let mut guard = self.pool.lock().await;
-        if guard.as_ref().is_some_and(|(a, _)| a == addr) {
-            if let Some((_, pool)) = guard.take() {
-                tokio::spawn(async move { drop(pool.disconnect().await) });
-            }
+        if guard.as_ref().is_some_and(|(a, _)| a == addr)
+            && let Some((_, pool)) = guard.take()
+        {
+            tokio::spawn(async move { drop(pool.disconnect().await) });
         }
     }
 

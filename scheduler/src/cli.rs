@@ -40,6 +40,14 @@ pub struct Cli {
     /// Bearer token (else FRAMEWORK_TOKEN).
     #[arg(long, global = true, env = "FRAMEWORK_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM CA certificates to trust for an HTTPS server (else FRAMEWORK_CA_CERT; the system's
+    /// roots without it).
+    #[arg(long, global = true, env = "FRAMEWORK_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Do not verify the HTTPS server's certificate (for tests only: anyone on the path can
+    /// read and change what is sent, credentials included).
+    #[arg(long, global = true)]
+    pub insecure_skip_tls_verify: bool,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value = "table")]
     pub output: Output,
@@ -182,19 +190,33 @@ struct Client {
 }
 
 impl Client {
-    fn new(cli: &Cli) -> Self {
+    fn new(cli: &Cli) -> Result<Self, Failure> {
         let base = cli
             .url
             .clone()
             .or_else(|| std::env::var("FRAMEWORK_URL").ok())
             .or_else(|| std::env::var("MARATHON_URL").ok())
             .unwrap_or_else(|| "http://127.0.0.1:8080".to_string());
-        Self {
-            base: base.trim_end_matches('/').to_string(),
-            http: reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build().unwrap_or_default(),
-            credentials: cli.credentials.clone(),
-            token: cli.token.clone(),
-        }
+        let builder = crate::tls::client_builder(cli.ca_cert.as_deref()).map_err(|e| fail(2, format!("--ca-cert: {e}")))?;
+        let http = builder
+            .connect_timeout(Duration::from_secs(5))
+            .tls_danger_accept_invalid_certs(cli.insecure_skip_tls_verify)
+            .build()
+            .map_err(|e| fail(2, format!("cannot set up the HTTP client: {}", chain(&e))))?;
+        Ok(Self { base: base.trim_end_matches('/').to_string(), http, credentials: cli.credentials.clone(), token: cli.token.clone() })
+    }
+
+    /// What to tell the user when a request could not be sent at all.
+    fn unreachable(&self, e: &reqwest::Error) -> Failure {
+        let why = chain(e);
+        let hint = if why.contains("certificate") || why.contains("InvalidCertificate") || why.contains("UnknownIssuer") {
+            "The server's certificate is not trusted: pass its CA with --ca-cert FILE (or FRAMEWORK_CA_CERT)."
+        } else if self.base.starts_with("http://") && (why.contains("connection closed") || why.contains("reset")) {
+            "Is the server serving HTTPS? Then use an https:// URL."
+        } else {
+            "Is it running? Set --url or FRAMEWORK_URL."
+        };
+        fail(1, format!("cannot reach the server at {}: {why}. {hint}", self.base))
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -213,9 +235,7 @@ impl Client {
         if let Some(b) = body {
             req = req.header("Content-Type", "application/json").body(b.to_string());
         }
-        let resp = req.send().await.map_err(|e| {
-            fail(1, format!("cannot reach the server at {}: {e}. Is it running? Set --url or FRAMEWORK_URL.", self.base))
-        })?;
+        let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
         let status = resp.status().as_u16();
         let deployment = resp.headers().get("Marathon-Deployment-Id").and_then(|v| v.to_str().ok()).map(str::to_string);
         let text = resp.text().await.unwrap_or_default();
@@ -294,6 +314,21 @@ fn s(v: &Value) -> String {
         Value::Null => "-".to_string(),
         other => other.to_string(),
     }
+}
+
+/// An error with its causes, `: `-separated (reqwest's own message names only the URL).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 /// Follows deployment `id` of the apps `apps` until it ends; fails with the reason on timeout
@@ -379,7 +414,8 @@ fn documents(path: &Path) -> Result<Vec<(PathBuf, Value)>, Failure> {
 
 /// Runs the command line; the error carries the exit code.
 pub async fn run(cli: Cli) -> Result<(), Failure> {
-    let client = Client::new(&cli);
+    crate::tls::install_provider();
+    let client = Client::new(&cli)?;
     let out = cli.output;
     match cli.command {
         Command::Completions { shell } => {
@@ -550,7 +586,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .header("Accept", "text/event-stream")
                 .send()
                 .await
-                .map_err(|e| fail(1, format!("cannot reach the server at {}: {e}", client.base)))?;
+                .map_err(|e| client.unreachable(&e))?;
             if !resp.status().is_success() {
                 return Err(fail(1, format!("the event stream answered {}", resp.status())));
             }

@@ -87,6 +87,19 @@ pub struct Flags {
     #[arg(long = "api-token-file")]
     pub api_token_file: Option<PathBuf>,
 
+    /// Serve the API over HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long = "tls-cert", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long = "tls-key", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificates trusted for the other instances' HTTPS API (when followers proxy to
+    /// the leader); the system's roots without it.
+    #[arg(long = "tls-ca")]
+    pub tls_ca: Option<PathBuf>,
+
     /// Serve the API on a non-loopback address without authentication (unsafe).
     #[arg(long = "insecure-no-auth")]
     pub insecure_no_auth: bool,

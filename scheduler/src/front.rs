@@ -37,6 +37,8 @@ pub struct Front {
     pub abdicate: Option<mpsc::Sender<()>>,
     /// Client for proxying.
     pub http: reqwest::Client,
+    /// `http` or `https`: how every instance serves the API (they share one configuration).
+    pub scheme: &'static str,
     /// Who may use the API.
     pub auth: crate::auth::Auth,
 }
@@ -84,7 +86,7 @@ async fn dispatch(State(front): State<Front>, ConnectInfo(peer): ConnectInfo<Soc
                 let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/v2/events");
                 let mut resp = Response::new(Body::empty());
                 *resp.status_mut() = StatusCode::FOUND;
-                if let Ok(v) = HeaderValue::from_str(&format!("http://{leader}{pq}")) {
+                if let Ok(v) = HeaderValue::from_str(&format!("{}://{leader}{pq}", front.scheme)) {
                     resp.headers_mut().insert(header::LOCATION, v);
                 }
                 return resp;
@@ -121,7 +123,7 @@ async fn proxy(front: &Front, leader: &str, peer: SocketAddr, req: Request) -> R
     if let Ok(v) = HeaderValue::from_str(&peer.ip().to_string()) {
         headers.insert("X-Forwarded-For", v);
     }
-    let sent = front.http.request(parts.method, format!("http://{leader}{pq}")).headers(headers).body(body).send().await;
+    let sent = front.http.request(parts.method, format!("{}://{leader}{pq}", front.scheme)).headers(headers).body(body).send().await;
     let upstream = match sent {
         Ok(r) => r,
         Err(e) => return json_response(502, &json!({"message": format!("Could not reach the leader at {leader}: {e}")})),
@@ -145,12 +147,14 @@ async fn proxy(front: &Front, leader: &str, peer: SocketAddr, req: Request) -> R
     resp
 }
 
-/// A client for proxying with Marathon's timeouts (connect 5 s, whole request 10 s).
-pub fn proxy_client() -> reqwest::Client {
-    reqwest::Client::builder()
+/// A client for proxying with Marathon's timeouts (connect 5 s, whole request 10 s), trusting
+/// the CA file `ca` when given.
+pub fn proxy_client(ca: Option<&std::path::Path>) -> Result<reqwest::Client, crate::tls::TlsError> {
+    let builder = crate::tls::client_builder(ca)?;
+    Ok(builder
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+        .unwrap_or_else(|_| reqwest::Client::new()))
 }

@@ -26,6 +26,7 @@ pub mod readiness;
 pub mod spec;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod zk;
 
 use std::sync::Arc;
@@ -115,6 +116,11 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}: is another process using it? choose another with --http-address"))?;
     let listen = listener.local_addr()?;
+    let tls = match (&flags.tls_cert, &flags.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let auth = auth::Auth::new(
         auth::gather(&flags.http_credentials, flags.http_credentials_file.as_deref())?,
         auth::gather(&flags.api_token, flags.api_token_file.as_deref())?,
@@ -161,7 +167,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         checkpoint: Some(true),
         roles: vec![flags.role.clone()],
         hostname: Some(flags.hostname.clone()),
-        webui_url: Some(format!("http://{}:{}", flags.hostname, listen.port())),
+        webui_url: Some(format!("{scheme}://{}:{}", flags.hostname, listen.port())),
         capabilities: [framework_info::capability::Type::MultiRole, framework_info::capability::Type::PartitionAware, framework_info::capability::Type::TaskKillingState]
             .into_iter()
             .map(|t| framework_info::Capability { r#type: Some(t as i32) })
@@ -193,6 +199,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         consul: flags.consul.clone().map(|url| consul::ConsulConfig { url, token: flags.consul_token.clone(), datacenter: flags.consul_datacenter.clone() }),
         info: Arc::new(api::Info {
             advertised: advertised.clone(),
+            scheme,
             master: flags.master.clone(),
             zk: flags.zk.clone(),
             framework_name: flags.framework_name.clone(),
@@ -220,10 +227,20 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             Some(tx)
         }
     };
-    let app = front::router(front::Front { mode: mode_rx, me: advertised, abdicate, http: front::proxy_client(), auth });
-    tracing::info!(%listen, "Marathon API listening");
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(shutdown_signal());
-    let result = server.await.context("the API server failed");
+    let http = front::proxy_client(flags.tls_ca.as_deref())?;
+    let app = front::router(front::Front { mode: mode_rx, me: advertised, abdicate, http, scheme, auth });
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tracing::info!(%listen, %scheme, "Marathon API listening");
+    let result = match tls {
+        Some(config) => {
+            // `tap_io` only so that axum hands our listener's peer addresses to `ConnectInfo`.
+            use axum::serve::ListenerExt as _;
+            let listener = tls::TlsListener::new(listener, config)?.tap_io(|_| {});
+            axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+        }
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await,
+    }
+    .context("the API server failed");
     drop(_single);
     if let Some(cluster) = local {
         cluster.shutdown().await;

@@ -8,6 +8,7 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
+    framework::tls::install_provider();
     let flags = framework::config::Flags::parse();
     match flags.command.clone() {
         Some(framework::config::Mode::Lb(lb)) => framework::lb::run(lb).await,

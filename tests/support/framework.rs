@@ -72,7 +72,15 @@ impl Framework {
             data_dir.display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut fw = Self { child: None, url: format!("http://127.0.0.1:{port}"), data_dir: data_dir.to_path_buf(), args, port, http: reqwest::Client::new() };
+        // With --tls-cert the API is HTTPS; the harness trusts the --tls-ca the instance gets.
+        let tls = extra.contains(&"--tls-cert");
+        let ca = extra.iter().position(|a| *a == "--tls-ca").and_then(|i| extra.get(i + 1));
+        let http = match ca {
+            Some(ca) => crate::tls::client_trusting(Path::new(ca))?,
+            None => reqwest::Client::new(),
+        };
+        let url = if tls { format!("https://localhost:{port}") } else { format!("http://127.0.0.1:{port}") };
+        let mut fw = Self { child: None, url, data_dir: data_dir.to_path_buf(), args, port, http };
         fw.spawn().await?;
         Ok(fw)
     }

@@ -18,6 +18,7 @@ pub mod consul;
 pub mod docker;
 pub mod framework;
 pub mod moto;
+pub mod tls;
 pub mod zk;
 
 /// How long a test waits for an expected event before failing.

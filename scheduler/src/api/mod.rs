@@ -39,6 +39,8 @@ pub struct ApiState {
 pub struct Info {
     /// `host:port` other clients reach this API on.
     pub advertised: String,
+    /// `http` or `https`.
+    pub scheme: &'static str,
     /// The configured master (`local`, a URL or zk://).
     pub master: String,
     /// The `--zk` URL, when running with HA.
@@ -81,7 +83,7 @@ pub fn router(state: ApiState) -> Router {
 /// Headers Marathon puts on every response.
 async fn common_headers(axum::extract::State(state): axum::extract::State<ApiState>, mut resp: Response<Body>) -> Response<Body> {
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&format!("http://{}", state.info.advertised)) {
+    if let Ok(v) = HeaderValue::from_str(&format!("{}://{}", state.info.scheme, state.info.advertised)) {
         h.insert("X-Marathon-Leader", v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));

@@ -17,6 +17,7 @@ use super::definition::AppDefinition;
 use super::error::{AppError, Violation, Violations, prefixed};
 use super::parse::{check_app, parse_json};
 use super::read::{Obj, at, list, nth, read_app, string, timestamp};
+use super::validate::{MAX_ID_LENGTH, id_too_long};
 use crate::ids::{PathId, Timestamp};
 
 /// A group as given in a request body.
@@ -135,6 +136,10 @@ fn read_group(
     } else {
         o.req("id", shape, |v, p, e| group_id(v, p, e, base)).unwrap_or_else(|| base.clone())
     };
+    let written = id.to_string().len();
+    if written > MAX_ID_LENGTH {
+        rules.add(&at(path, "id"), id_too_long(written));
+    }
     let mut group = GroupDefinition::new(id.clone());
     group.version = o.opt("version", shape, timestamp);
     group.dependencies =
@@ -207,6 +212,7 @@ fn group_id(v: &Value, p: &str, e: &mut Violations, base: &PathId) -> Option<Pat
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn parse(v: Value, base: &str) -> Result<GroupDefinition, AppError> {
@@ -291,6 +297,85 @@ mod tests {
         assert_eq!(e.details()[0].path, "/version");
         assert!(matches!(parse_group_request(br#"{"id": "/g"}"#, &root).unwrap(), GroupRequest::Update(_)));
         assert_eq!(parse_group_request(b"nope", &root).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn long_ids_are_refused_with_their_path() {
+        let long = "a".repeat(MAX_ID_LENGTH);
+        let e = parse(json!({"id": format!("/{long}")}), "/").unwrap_err();
+        assert_eq!(e.status(), 422);
+        assert_eq!(e.details()[0].path, "/id");
+        assert!(e.details()[0].errors[0].contains("expected 190 or less"), "{e:?}");
+        let e = parse(json!({"id": "/g", "apps": [{"id": long, "cmd": "run"}]}), "/").unwrap_err();
+        assert_eq!(e.to_json()["message"], "Object is not valid");
+        assert_eq!(e.details()[0].path, "/apps(0)/id");
+        let short = "a".repeat(MAX_ID_LENGTH - 3);
+        assert!(parse(json!({"id": "/g", "apps": [{"id": short, "cmd": "run"}]}), "/").is_ok());
+    }
+
+    /// Arbitrary JSON, with the field names of groups and apps so that values reach the readers.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            "[a-z0-9/._ -]{0,10}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(5, 96, 8, |inner| {
+            let key = prop_oneof![
+                prop::sample::select(vec![
+                    "id", "apps", "groups", "dependencies", "version", "scaleBy", "cmd", "instances", "container", "docker",
+                    "image", "parameters", "privileged", "labels", "env", "portDefinitions",
+                ])
+                .prop_map(str::to_string),
+                "[a-z]{1,5}",
+            ];
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::btree_map(key, inner, 0..7).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Group bodies of plausible parts: nested groups of small apps, some of them broken.
+    fn group_body() -> impl Strategy<Value = Value> {
+        let app = ("[a-z][a-z0-9]{0,3}", prop::option::of("[a-z ]{2,8}"), 0u32..5)
+            .prop_map(|(id, cmd, n)| json!({"id": id, "cmd": cmd, "instances": n}));
+        let leaf = ("[a-z][a-z0-9]{0,3}", prop::collection::vec(app.clone(), 0..3))
+            .prop_map(|(id, apps)| json!({"id": id, "apps": apps}));
+        leaf.prop_recursive(3, 12, 3, move |inner| {
+            ("[a-z][a-z0-9]{0,3}", prop::collection::vec(app.clone(), 0..3), prop::collection::vec(inner, 0..3))
+                .prop_map(|(id, apps, groups)| json!({"id": id, "apps": apps, "groups": groups}))
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = parse_group(&bytes, &PathId::root());
+            let _ = parse_group_request(&bytes, &PathId::root());
+        }
+
+        #[test]
+        fn never_panics_on_json(v in json_value()) {
+            let body = v.to_string();
+            let base = PathId::parse("/base").unwrap();
+            for result in [parse_group(body.as_bytes(), &base).map(|_| ()), parse_group_request(body.as_bytes(), &base).map(|_| ())] {
+                if let Err(e) = result {
+                    prop_assert!(matches!(e.status(), 400 | 422));
+                }
+            }
+        }
+
+        #[test]
+        fn valid_groups_round_trip(body in group_body()) {
+            if let Ok(group) = parse_group(body.to_string().as_bytes(), &PathId::root()) {
+                let written = serde_json::to_vec(&group).unwrap();
+                let again = parse_group(&written, &PathId::root());
+                prop_assert_eq!(again.as_ref(), Ok(&group), "{}", String::from_utf8_lossy(&written));
+            }
+        }
     }
 
     #[test]

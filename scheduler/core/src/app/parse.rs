@@ -243,7 +243,8 @@ mod tests {
         let bad: Vec<Value> = (0..20_000).map(|i| json!(["f", format!("OP{i}")])).collect();
         let started = std::time::Instant::now();
         let e = parse(json!({"id": "/a", "cmd": "xx", "constraints": bad})).unwrap_err();
-        assert_eq!((e.status(), e.details().len()), (422, 20_000));
+        assert_eq!((e.status(), e.details().len()), (422, 20_001));
+        assert_eq!(e.details()[0], Violation::new("/constraints", "got 20000 items, expected 100 or less"));
         let labels: serde_json::Map<String, Value> = (0..20_000).map(|i| (i.to_string(), json!(i))).collect();
         let e = parse(json!({"id": "/a", "cmd": "xx", "labels": labels})).unwrap_err();
         assert_eq!(e.details().len(), 20_000);

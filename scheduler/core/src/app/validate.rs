@@ -20,6 +20,11 @@
 //!   `resourceLimits`, `executorResources`, `ipAddress`: not supported (`ipAddress` is refused
 //!   when parsing; the others are ignored as unknown fields).
 //! - "Network name must be specified" assumes no `--default_network_name` is configured.
+//!
+//! Added here, beyond Marathon: size bounds ([`MAX_ID_LENGTH`], [`MAX_INSTANCES`] and the
+//! other `MAX_*` constants) so that no body can make the scheduler build unbounded task ids,
+//! file names, instance tables or per-offer work. They are reported like every other rule
+//! (422 `Object is not valid`, with the path and `got N, expected M or less`).
 
 use std::collections::BTreeSet;
 
@@ -36,9 +41,32 @@ const PORT_INDEX: &str = "Health check port indices must address an element of t
 /// The executor pattern, as Marathon prints it.
 const EXECUTOR_PATTERN: &str = "^(//cmd)|(/?[^/]+(/[^/]+)*)|$";
 
+/// The longest app or group id, in bytes as written (`/shop/web` is 9). Task ids are
+/// `<id without the leading slash, '/' as '_'>.instance-<36-char uuid>._app.<n>` and become
+/// Mesos executor ids and sandbox directory names, which must fit in a 255-byte file name:
+/// 190 leaves room for the 62 bytes of suffix.
+pub const MAX_ID_LENGTH: usize = 190;
+/// The most instances an app may ask for.
+pub const MAX_INSTANCES: u32 = 100_000;
+/// The most ports an app may ask for (`portDefinitions`, `ports` or port mappings).
+pub const MAX_PORTS: usize = 1_000;
+/// The most entries of `env` and of `labels`, each.
+pub const MAX_ENTRIES: usize = 1_000;
+/// The longest `env` value and label name or value, in bytes (a whole `NAME=value` must stay
+/// well below Linux's 128 KiB limit on one environment string).
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// The most placement constraints (each is evaluated against every offer).
+pub const MAX_CONSTRAINTS: usize = 100;
+/// The most health checks.
+pub const MAX_HEALTH_CHECKS: usize = 32;
+/// The most items of the other lists: `args`, `dependencies`, `fetch`, `uris`, volumes,
+/// Docker parameters, networks, accepted roles.
+pub const MAX_LIST_ITEMS: usize = 1_000;
+
 /// Checks `app` against every rule (see the module docs); lists every violated path.
 pub fn validate(app: &AppDefinition) -> Result<(), Vec<Violation>> {
     let mut e = Violations::default();
+    limits(app, &mut e);
     legacy(app, &mut e);
     identity(app, &mut e);
     resources(app, &mut e);
@@ -59,6 +87,62 @@ pub(crate) fn validate_legacy(app: &AppDefinition) -> Result<(), Vec<Violation>>
     let mut e = Violations::default();
     legacy(app, &mut e);
     e.into_result()
+}
+
+/// The size bounds of the module docs.
+fn limits(app: &AppDefinition, e: &mut Violations) {
+    let id = app.id.to_string();
+    if id.len() > MAX_ID_LENGTH {
+        e.add("/id", id_too_long(id.len()));
+    }
+    if app.instances > MAX_INSTANCES {
+        e.add("/instances", format!("got {}, expected {MAX_INSTANCES} or less", app.instances));
+    }
+    let container = app.container.as_ref();
+    let docker = container.and_then(|c| c.docker.as_ref());
+    let counts = [
+        ("/portDefinitions", app.port_definitions.as_ref().map_or(0, Vec::len), MAX_PORTS),
+        ("/ports", app.ports.as_ref().map_or(0, Vec::len), MAX_PORTS),
+        ("/container/portMappings", container.and_then(|c| c.port_mappings.as_ref()).map_or(0, Vec::len), MAX_PORTS),
+        ("/container/docker/portMappings", docker.and_then(|d| d.port_mappings.as_ref()).map_or(0, Vec::len), MAX_PORTS),
+        ("/env", app.env.len(), MAX_ENTRIES),
+        ("/labels", app.labels.len(), MAX_ENTRIES),
+        ("/constraints", app.constraints.len(), MAX_CONSTRAINTS),
+        ("/healthChecks", app.health_checks.len(), MAX_HEALTH_CHECKS),
+        ("/args", app.args.len(), MAX_LIST_ITEMS),
+        ("/dependencies", app.dependencies.len(), MAX_LIST_ITEMS),
+        ("/fetch", app.fetch.len(), MAX_LIST_ITEMS),
+        ("/uris", app.uris.len(), MAX_LIST_ITEMS),
+        ("/networks", app.networks.len(), MAX_LIST_ITEMS),
+        ("/acceptedResourceRoles", app.accepted_resource_roles.as_ref().map_or(0, Vec::len), MAX_LIST_ITEMS),
+        ("/container/volumes", container.map_or(0, |c| c.volumes.len()), MAX_LIST_ITEMS),
+        ("/container/docker/parameters", docker.map_or(0, |d| d.parameters.len()), MAX_LIST_ITEMS),
+    ];
+    for (path, n, max) in counts {
+        if n > max {
+            e.add(path, format!("got {n} items, expected {max} or less"));
+        }
+    }
+    for (name, value) in &app.env {
+        if let EnvValue::Value(v) = value
+            && v.len() > MAX_VALUE_BYTES
+        {
+            e.add(&at("/env", name), format!("got a value of {} bytes, expected {MAX_VALUE_BYTES} or less", v.len()));
+        }
+    }
+    for (name, value) in &app.labels {
+        let longest = name.len().max(value.len());
+        if longest > MAX_VALUE_BYTES {
+            e.add(&at("/labels", name), format!("got a name or value of {longest} bytes, expected {MAX_VALUE_BYTES} or less"));
+        }
+    }
+}
+
+/// The message for an id longer than [`MAX_ID_LENGTH`].
+pub(crate) fn id_too_long(len: usize) -> String {
+    format!(
+        "got an id of {len} characters, expected {MAX_ID_LENGTH} or less: task ids and sandbox directory names embed it; use shorter group and app names"
+    )
 }
 
 /// Deprecated fields and how they clash with their replacements.
@@ -519,6 +603,43 @@ mod tests {
             }
         }
         base
+    }
+
+    #[test]
+    fn size_limits() {
+        let id = |n: usize| format!("/{}", "a".repeat(n - 1));
+        let msg = id_too_long(MAX_ID_LENGTH + 1);
+        rule(app(json!({"id": id(MAX_ID_LENGTH)})), app(json!({"id": id(MAX_ID_LENGTH + 1)})), "/id", &msg);
+        rule(app(json!({"instances": MAX_INSTANCES})), app(json!({"instances": MAX_INSTANCES + 1})), "/instances", "got 100001, expected 100000 or less");
+        let ports = |n: usize| json!((0..n).map(|_| json!({"port": 0})).collect::<Vec<_>>());
+        rule(app(json!({"portDefinitions": ports(MAX_PORTS)})), app(json!({"portDefinitions": ports(MAX_PORTS + 1)})), "/portDefinitions", "got 1001 items, expected 1000 or less");
+        let mappings = |n: usize| json!({"docker": {"image": "i"}, "portMappings": (0..n).map(|_| json!({})).collect::<Vec<_>>()});
+        rule(
+            app(json!({"networks": [{"mode": "container/bridge"}], "container": mappings(MAX_PORTS)})),
+            app(json!({"networks": [{"mode": "container/bridge"}], "container": mappings(MAX_PORTS + 1)})),
+            "/container/portMappings",
+            "got 1001 items, expected 1000 or less",
+        );
+        let map = |n: usize| json!((0..n).map(|i| (format!("K{i}"), json!("v"))).collect::<serde_json::Map<_, _>>());
+        rule(app(json!({"env": map(MAX_ENTRIES)})), app(json!({"env": map(MAX_ENTRIES + 1)})), "/env", "got 1001 items, expected 1000 or less");
+        rule(app(json!({"labels": map(MAX_ENTRIES)})), app(json!({"labels": map(MAX_ENTRIES + 1)})), "/labels", "got 1001 items, expected 1000 or less");
+        let big = "x".repeat(MAX_VALUE_BYTES + 1);
+        rule(app(json!({"env": {"A": "x".repeat(MAX_VALUE_BYTES)}})), app(json!({"env": {"A": big}})), "/env/A", "got a value of 65537 bytes, expected 65536 or less");
+        rule(app(json!({"labels": {"A": "x"}})), app(json!({"labels": {"A": big}})), "/labels/A", "got a name or value of 65537 bytes, expected 65536 or less");
+        let constraints = |n: usize| json!((0..n).map(|_| json!(["hostname", "UNIQUE"])).collect::<Vec<_>>());
+        rule(app(json!({"constraints": constraints(MAX_CONSTRAINTS)})), app(json!({"constraints": constraints(MAX_CONSTRAINTS + 1)})), "/constraints", "got 101 items, expected 100 or less");
+        let checks = |n: usize| json!((0..n).map(|_| json!({"protocol": "COMMAND", "command": {"value": "true"}})).collect::<Vec<_>>());
+        rule(app(json!({"healthChecks": checks(MAX_HEALTH_CHECKS)})), app(json!({"healthChecks": checks(MAX_HEALTH_CHECKS + 1)})), "/healthChecks", "got 33 items, expected 32 or less");
+        let params = |n: usize| json!({"docker": {"image": "i", "parameters": (0..n).map(|_| json!({"key": "label", "value": "a=b"})).collect::<Vec<_>>()}});
+        rule(app(json!({"container": params(3)})), app(json!({"container": params(MAX_LIST_ITEMS + 1)})), "/container/docker/parameters", "got 1001 items, expected 1000 or less");
+    }
+
+    #[test]
+    fn task_ids_of_the_longest_id_fit_in_a_file_name() {
+        let id = PathId::parse(&format!("/{}/{}", "a".repeat(94), "b".repeat(94))).unwrap();
+        assert_eq!(id.to_string().len(), MAX_ID_LENGTH);
+        let task = crate::ids::InstanceId::new(&id, &"f".repeat(36)).task_id(u32::MAX);
+        assert!(task.as_str().len() <= 255, "{} bytes", task.as_str().len());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tower::ServiceExt as _;
 
-use crate::api::json_response;
+use crate::api::{MAX_BODY_BYTES, body_too_large, json_response};
 
 /// Who serves the API right now.
 #[derive(Clone)]
@@ -106,8 +106,10 @@ async fn proxy(front: &Front, leader: &str, peer: SocketAddr, req: Request) -> R
         return json_response(502, &json!({"message": "Detected proxying loop."}));
     }
     let (parts, body) = req.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, 64 << 20).await else {
-        return json_response(400, &json!({"message": "The request body could not be read."}));
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(e) if too_large(&e) => return body_too_large(),
+        Err(e) => return json_response(400, &json!({"message": format!("The request body could not be read ({e}); send it again.")})),
     };
     let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut headers = HeaderMap::new();
@@ -147,6 +149,18 @@ async fn proxy(front: &Front, leader: &str, peer: SocketAddr, req: Request) -> R
     resp
 }
 
+/// Whether reading a body failed because it is over the limit.
+fn too_large(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
 /// A client for proxying with Marathon's timeouts (connect 5 s, whole request 10 s), trusting
 /// the CA file `ca` when given.
 pub fn proxy_client(ca: Option<&std::path::Path>) -> Result<reqwest::Client, crate::tls::TlsError> {
@@ -157,4 +171,22 @@ pub fn proxy_client(ca: Option<&std::path::Path>) -> Result<reqwest::Client, cra
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_else(|_| reqwest::Client::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_told_apart() {
+        let big = Body::from(vec![b'x'; MAX_BODY_BYTES + 1]);
+        let e = axum::body::to_bytes(big, MAX_BODY_BYTES).await.unwrap_err();
+        assert!(too_large(&e), "{e}");
+        let resp = body_too_large();
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["message"].as_str().unwrap().contains("8388608 bytes"), "{v}");
+        assert!(axum::body::to_bytes(Body::from("ok"), MAX_BODY_BYTES).await.is_ok());
+    }
 }

@@ -12,7 +12,7 @@ use framework_core::ids::{AppId, PathId, TaskId, Timestamp};
 use serde_json::{Value, json};
 
 use super::render::{self, Embed};
-use super::{ApiState, Params, deployment_result, error, json_response};
+use super::{ApiState, Params, RequestBody, deployment_result, error, json_response};
 use crate::actor::{Change, Command, Deployed, keys, now};
 use crate::error::ApiError;
 
@@ -149,7 +149,7 @@ fn set_values(raw: &str) -> Vec<String> {
 }
 
 /// POST /v2/apps
-pub async fn create(State(state): State<ApiState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, RawQuery(q): RawQuery, body: Bytes) -> Response<Body> {
+pub async fn create(State(state): State<ApiState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, RawQuery(q): RawQuery, RequestBody(body): RequestBody) -> Response<Body> {
     let p = Params::parse(q.as_deref());
     let app = match app::parse_app(&body, &PathId::root()) {
         Ok(app) => app,
@@ -244,7 +244,7 @@ pub async fn put_any(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(rest): Path<String>,
     RawQuery(q): RawQuery,
-    body: Bytes,
+    RequestBody(body): RequestBody,
 ) -> Response<Body> {
     let p = Params::parse(q.as_deref());
     let Target::App(raw) = target(&rest) else { return error(ApiError::new(405, "Method not allowed")) };
@@ -299,7 +299,7 @@ pub async fn patch_any(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(rest): Path<String>,
     RawQuery(q): RawQuery,
-    body: Bytes,
+    RequestBody(body): RequestBody,
 ) -> Response<Body> {
     let p = Params::parse(q.as_deref());
     let Target::App(raw) = target(&rest) else { return error(ApiError::new(405, "Method not allowed")) };
@@ -320,12 +320,12 @@ pub async fn patch_any(
 }
 
 /// PUT /v2/apps: create or update many apps in one deployment.
-pub async fn put_many(State(state): State<ApiState>, RawQuery(q): RawQuery, body: Bytes) -> Response<Body> {
+pub async fn put_many(State(state): State<ApiState>, RawQuery(q): RawQuery, RequestBody(body): RequestBody) -> Response<Body> {
     many(state, q, body, false).await
 }
 
 /// PATCH /v2/apps: partially update many existing apps in one deployment.
-pub async fn patch_many(State(state): State<ApiState>, RawQuery(q): RawQuery, body: Bytes) -> Response<Body> {
+pub async fn patch_many(State(state): State<ApiState>, RawQuery(q): RawQuery, RequestBody(body): RequestBody) -> Response<Body> {
     many(state, q, body, true).await
 }
 

@@ -1,17 +1,19 @@
 //! `/v2/events`: the event bus as server-sent events.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Response, header};
 use futures_util::StreamExt as _;
 use serde_json::json;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc::Sender;
 
 use super::{ApiState, Params, error};
 use crate::actor::now;
 use crate::error::ApiError;
+use crate::events::{Ended, Subscription};
 
 /// GET /v2/events (`Accept: text/event-stream`; `event_type=` filters, repeatable).
 pub async fn stream(
@@ -27,30 +29,67 @@ pub async fn stream(
     let p = Params::parse(q.as_deref());
     let filter: Vec<String> = p.all("event_type").map(str::to_string).collect();
     let wanted = move |t: &str| filter.is_empty() || filter.iter().any(|f| f == t);
-    let mut rx = state.bus.subscribe();
+    let Some(sub) = state.bus.subscribe() else {
+        return error(ApiError::new(
+            503,
+            format!(
+                "Too many event stream subscribers ({} are connected, the most this server allows); close unused /v2/events connections or retry later.",
+                state.bus.max_subscribers()
+            ),
+        ));
+    };
     let attached = json!({"remoteAddress": peer.ip().to_string(), "eventType": "event_stream_attached", "timestamp": now().to_string()});
     let first = wanted("event_stream_attached").then(|| format!("event: event_stream_attached\ndata: {attached}\n\n"));
     let events = async_stream(move |tx| async move {
         if let Some(first) = first
-            && tx.send(first).await.is_err() {
-                return;
-            }
-        loop {
-            match rx.recv().await {
-                Ok(ev) => {
-                    if wanted(ev.event_type) && tx.send(format!("event: {}\ndata: {}\n\n", ev.event_type, ev.data)).await.is_err() {
-                        return;
-                    }
-                }
-                // A consumer that fell behind is disconnected rather than silently missing events.
-                Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
-            }
+            && tx.send(first).await.is_err()
+        {
+            return;
         }
+        let ended = forward(sub, wanted, &tx, SLOW_CONSUMER).await;
+        tracing::debug!(%peer, %ended, "event stream closed");
     });
     let body = Body::from_stream(events.map(|s| Ok::<_, Infallible>(Bytes::from(s))));
     let mut resp = Response::new(body);
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     resp
+}
+
+/// How long a client may leave the stream unread while events wait for it before it is
+/// dropped (a client that stops reading would otherwise hold its slot forever).
+const SLOW_CONSUMER: Duration = Duration::from_secs(30);
+
+/// Why [`forward`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum StreamEnd {
+    /// The client went away.
+    #[error("the client disconnected")]
+    Gone,
+    /// The client did not take an event within the deadline.
+    #[error("the client read nothing for {0:?} and was dropped")]
+    TooSlow(Duration),
+    /// The bus dropped the subscription (the client lagged) or closed.
+    #[error("{0}")]
+    Bus(Ended),
+}
+
+/// Sends the wanted events of `sub` as SSE frames into `tx` until the client goes away, falls
+/// behind the bus backlog, or leaves a frame untaken for `deadline`.
+async fn forward(mut sub: Subscription, wanted: impl Fn(&str) -> bool, tx: &Sender<String>, deadline: Duration) -> StreamEnd {
+    loop {
+        let ev = match sub.recv().await {
+            Ok(ev) => ev,
+            Err(ended) => return StreamEnd::Bus(ended),
+        };
+        if !wanted(ev.event_type) {
+            continue;
+        }
+        match tokio::time::timeout(deadline, tx.send(format!("event: {}\ndata: {}\n\n", ev.event_type, ev.data))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return StreamEnd::Gone,
+            Err(_) => return StreamEnd::TooSlow(deadline),
+        }
+    }
 }
 
 /// A stream fed by a spawned task through a small channel (ends when the task ends or the
@@ -63,4 +102,39 @@ where
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(producer(tx));
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventBus;
+    use framework_core::ids::Timestamp;
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_dropped() {
+        let bus = EventBus::with_limits(1, 64);
+        let sub = bus.subscribe().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+        let task = tokio::spawn(async move { forward(sub, |t| t != "skipped", &tx, Duration::from_millis(50)).await });
+        tokio::task::yield_now().await;
+        for _ in 0..5 {
+            bus.publish("skipped", json!({}), Timestamp(0));
+            bus.publish("wanted", json!({}), Timestamp(0));
+        }
+        assert_eq!(task.await.unwrap(), StreamEnd::TooSlow(Duration::from_millis(50)));
+        assert!(rx.recv().await.unwrap().starts_with("event: wanted\n"));
+        assert!(bus.subscribe().is_some(), "the dropped client's slot is free again");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_goes_away_ends_the_stream() {
+        let bus = EventBus::with_limits(1, 64);
+        let sub = bus.subscribe().unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        drop(rx);
+        let task = tokio::spawn(async move { forward(sub, |_| true, &tx, Duration::from_secs(5)).await });
+        tokio::task::yield_now().await;
+        bus.publish("e", json!({}), Timestamp(0));
+        assert_eq!(task.await.unwrap(), StreamEnd::Gone);
+    }
 }

@@ -11,7 +11,7 @@ use framework_core::ids::{AppId, PathId};
 use serde_json::{Value, json};
 
 use super::render::{self, Embed};
-use super::{ApiState, Params, deployment_result, error, json_response};
+use super::{ApiState, Params, RequestBody, deployment_result, error, json_response};
 use crate::actor::{Change, Command, Deployed, action_json};
 use crate::error::ApiError;
 use crate::spec;
@@ -67,22 +67,22 @@ pub async fn get_any(State(state): State<ApiState>, Path(rest): Path<String>, Ra
 }
 
 /// POST /v2/groups
-pub async fn post_root(State(state): State<ApiState>, RawQuery(q): RawQuery, body: Bytes) -> Response<Body> {
+pub async fn post_root(State(state): State<ApiState>, RawQuery(q): RawQuery, RequestBody(body): RequestBody) -> Response<Body> {
     change_group(state, "/", q, body, true).await
 }
 
 /// POST /v2/groups/{gid}
-pub async fn post_any(State(state): State<ApiState>, Path(rest): Path<String>, RawQuery(q): RawQuery, body: Bytes) -> Response<Body> {
+pub async fn post_any(State(state): State<ApiState>, Path(rest): Path<String>, RawQuery(q): RawQuery, RequestBody(body): RequestBody) -> Response<Body> {
     change_group(state, &rest, q, body, true).await
 }
 
 /// PUT /v2/groups
-pub async fn put_root(State(state): State<ApiState>, RawQuery(q): RawQuery, body: Bytes) -> Response<Body> {
+pub async fn put_root(State(state): State<ApiState>, RawQuery(q): RawQuery, RequestBody(body): RequestBody) -> Response<Body> {
     change_group(state, "/", q, body, false).await
 }
 
 /// PUT /v2/groups/{gid}
-pub async fn put_any(State(state): State<ApiState>, Path(rest): Path<String>, RawQuery(q): RawQuery, body: Bytes) -> Response<Body> {
+pub async fn put_any(State(state): State<ApiState>, Path(rest): Path<String>, RawQuery(q): RawQuery, RequestBody(body): RequestBody) -> Response<Body> {
     change_group(state, &rest, q, body, false).await
 }
 
@@ -138,6 +138,7 @@ async fn change_group(state: ApiState, raw: &str, q: Option<String>, body: Bytes
                         a
                     })
                     .collect();
+                scale_within_limit(&put, factor)?;
                 return Ok(Outcome::Deployed(deploy_apps(&state, put, vec![], p.flag("force", false)).await?));
             }
         let group = app::parse_group(&body, &base)?;
@@ -166,6 +167,21 @@ async fn change_group(state: ApiState, raw: &str, q: Option<String>, body: Bytes
     }
 }
 
+/// Refuses a `scaleBy` that takes any app past [`app::validate::MAX_INSTANCES`], as the
+/// validator would refuse such an app body (422 `Object is not valid` at `/scaleBy`).
+fn scale_within_limit(scaled: &[AppDefinition], factor: f64) -> Result<(), ApiError> {
+    let max = app::validate::MAX_INSTANCES;
+    let errors: Vec<String> = scaled
+        .iter()
+        .filter(|a| a.instances > max)
+        .map(|a| format!("scaling {} by {factor} gives {} instances, expected {max} or less; use a smaller factor", a.id, a.instances))
+        .collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError { status: 422, body: json!({"message": "Object is not valid", "details": [{"path": "/scaleBy", "errors": errors}]}) })
+}
+
 enum Outcome {
     Deployed(Deployed),
     DryRun(Value),
@@ -174,4 +190,22 @@ enum Outcome {
 async fn deploy_apps(state: &ApiState, put: Vec<AppDefinition>, delete: Vec<AppId>, force: bool) -> Result<Deployed, ApiError> {
     let change = Change { put, delete, restart: vec![], to_kill: BTreeMap::new() };
     state.actor.ask(|reply| Command::Deploy { change, force, reply }).await?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_by_stays_within_the_instance_limit() {
+        let mut a = AppDefinition::new(PathId::parse("/g/a").unwrap_or_default());
+        a.instances = app::validate::MAX_INSTANCES;
+        assert!(scale_within_limit(std::slice::from_ref(&a), 1.0).is_ok());
+        a.instances += 1;
+        let e = scale_within_limit(&[a], 2.0).unwrap_err();
+        assert_eq!(e.status, 422);
+        assert_eq!(e.body["message"], "Object is not valid");
+        assert_eq!(e.body["details"][0]["path"], "/scaleBy");
+        assert!(e.body["details"][0]["errors"][0].as_str().unwrap_or_default().contains("/g/a"), "{}", e.body);
+    }
 }

@@ -12,7 +12,8 @@ mod tasks;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use axum::routing::{delete, get, post};
 use serde_json::Value;
@@ -57,6 +58,39 @@ pub struct Info {
     pub http_port: u16,
 }
 
+/// The largest request body the API reads (8 MiB: a group of hundreds of apps fits easily).
+/// Followers proxy at most this much to the leader too.
+pub const MAX_BODY_BYTES: usize = 8 << 20;
+
+/// The 413 answer for a body over [`MAX_BODY_BYTES`], in Marathon's error shape.
+pub fn body_too_large() -> Response<Body> {
+    let message = format!(
+        "Request body too large: the limit is {MAX_BODY_BYTES} bytes ({} MiB); split the change into several requests",
+        MAX_BODY_BYTES >> 20
+    );
+    json_response(413, &serde_json::json!({ "message": message }))
+}
+
+/// A request body read whole, at most [`MAX_BODY_BYTES`] of it; too large a body is refused
+/// with [`body_too_large`], one that cannot be read with 400, both as Marathon-style JSON.
+#[derive(Debug)]
+pub struct RequestBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RequestBody {
+    type Rejection = Response<Body>;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(Self(bytes)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(body_too_large()),
+            Err(e) => Err(json_response(
+                400,
+                &serde_json::json!({ "message": format!("The request body could not be read ({}); send it again", e.body_text()) }),
+            )),
+        }
+    }
+}
+
 /// The router of the whole API.
 pub fn router(state: ApiState) -> Router {
     Router::new()
@@ -76,6 +110,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(system::metrics))
         // Marathon answers unknown routes with 500 and this message; clients may rely on it.
         .fallback(|| async { error(ApiError::new(500, "URI not found")) })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response_with_state(state.clone(), common_headers))
         .with_state(state)
 }
@@ -147,7 +182,32 @@ impl Params {
 
 #[cfg(test)]
 mod tests {
-    use super::Params;
+    use super::*;
+    use tower::ServiceExt as _;
+
+    async fn send(body: Body) -> (StatusCode, Value) {
+        let app: Router = Router::new()
+            .route("/", post(|RequestBody(b): RequestBody| async move { json_response(200, &serde_json::json!({"len": b.len()})) }))
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+        let req = Request::builder().method("POST").uri("/").body(body).unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_get_marathon_style_413() {
+        let (status, v) = send(Body::from(vec![b' '; MAX_BODY_BYTES])).await;
+        assert_eq!((status, v["len"].as_u64()), (StatusCode::OK, Some(MAX_BODY_BYTES as u64)));
+        let (status, v) = send(Body::from(vec![b' '; MAX_BODY_BYTES + 1])).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(v["message"].as_str().unwrap().contains("the limit is 8388608 bytes"), "{v}");
+        // Without a Content-Length (chunked) the limit holds while reading.
+        let chunks = (0..9).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b' '; 1 << 20])));
+        let (status, _) = send(Body::from_stream(futures_util::stream::iter(chunks))).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
 
     #[test]
     fn flags_parse_like_marathon() {

@@ -2,14 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::Response;
 use framework_core::ids::{AppId, TaskId};
 use framework_core::instance::Condition;
 use serde_json::{Value, json};
 
-use super::{ApiState, Params, error, json_response, render};
+use super::{ApiState, Params, RequestBody, error, json_response, render};
 use crate::actor::{Change, Command};
 use crate::error::ApiError;
 
@@ -35,7 +35,7 @@ pub async fn list(State(state): State<ApiState>, RawQuery(q): RawQuery) -> Respo
 }
 
 /// POST /v2/tasks/delete with `{"ids": [...]}`.
-pub async fn delete_many(State(state): State<ApiState>, RawQuery(q): RawQuery, body: Bytes) -> Response<Body> {
+pub async fn delete_many(State(state): State<ApiState>, RawQuery(q): RawQuery, RequestBody(body): RequestBody) -> Response<Body> {
     let p = Params::parse(q.as_deref());
     let ids: Vec<String> = match serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("ids").cloned()).map(serde_json::from_value) {
         Some(Ok(ids)) => ids,

@@ -41,6 +41,8 @@ pub struct ActorConfig {
     pub executor: spec::ExecutorSettings,
     /// Whether apps may run privileged Docker containers.
     pub allow_privileged: bool,
+    /// The Docker `parameters` keys apps may use (`*`: any); see [`container_policy`].
+    pub docker_parameters_allowed: Vec<String>,
     /// At most this many tasks are launched from one offer (Marathon: `--max_instances_per_offer`).
     pub max_instances_per_offer: u32,
 }
@@ -154,6 +156,34 @@ pub struct Loaded {
     pub deployments: Vec<Deployment>,
     /// Framework id.
     pub framework_id: Option<String>,
+}
+
+/// What the server allows of Docker containers, checked on every app a change puts: no
+/// privileged container without `--allow-privileged`, no Docker parameter outside
+/// `--docker-parameters-allowed`. Refusals are 422 `Object is not valid` naming the app, the
+/// offending path and the flag that would allow it.
+pub fn container_policy(config: &ActorConfig, apps: &[AppDefinition]) -> Result<(), ApiError> {
+    let allowed = |key: &str| {
+        let key = key.trim_start_matches('-');
+        config.docker_parameters_allowed.iter().any(|a| a == "*" || a.trim_start_matches('-').eq_ignore_ascii_case(key))
+    };
+    let mut details: Vec<serde_json::Value> = Vec::new();
+    for app in apps {
+        let Some(docker) = app.container.as_ref().and_then(|c| c.docker.as_ref()) else { continue };
+        if docker.privileged && !config.allow_privileged {
+            details.push(json!({"path": "/container/docker/privileged",
+                "errors": [format!("{} asks for a privileged container, which this server does not allow (start framework with --allow-privileged)", app.id)]}));
+        }
+        for (i, p) in docker.parameters.iter().enumerate().filter(|(_, p)| !allowed(&p.key)) {
+            details.push(json!({"path": format!("/container/docker/parameters({i})/key"),
+                "errors": [format!("{} asks for the Docker parameter '{}', which this server does not allow (allowed: {}); remove it, or start framework with --docker-parameters-allowed listing it",
+                    app.id, p.key, config.docker_parameters_allowed.join(","))]}));
+        }
+    }
+    if details.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError { status: 422, body: json!({"message": "Object is not valid", "details": details}) })
 }
 
 /// Store keys.
@@ -405,15 +435,7 @@ impl Actor {
     async fn deploy(&mut self, change: Change, force: bool) -> Result<Deployed, ApiError> {
         let version = self.next_version();
         let mut target: BTreeMap<AppId, Option<AppDefinition>> = BTreeMap::new();
-        if !self.config.allow_privileged
-            && let Some(app) = change.put.iter().find(|a| a.container.as_ref().and_then(|c| c.docker.as_ref()).is_some_and(|d| d.privileged))
-        {
-            return Err(ApiError {
-                status: 422,
-                body: json!({"message": "Object is not valid", "details": [{"path": "/container/docker/privileged",
-                    "errors": [format!("{} asks for a privileged container, which this server does not allow (start framework with --allow-privileged)", app.id)]}]}),
-            });
-        }
+        container_policy(&self.config, &change.put)?;
         for mut app in change.put {
             let old = self.apps.get(&app.id);
             spec::stamp_version(&mut app, old.map(|a| a.as_ref()), version);
@@ -1258,4 +1280,57 @@ pub fn step_json(dep: &Deployment, index: usize) -> Value {
 /// Marathon's JSON of one action.
 pub fn action_json(action: &Action) -> Value {
     json!({ "action": action.name(), "app": action.app().to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(allow_privileged: bool, params: &[&str]) -> ActorConfig {
+        ActorConfig {
+            role: "*".into(),
+            task_launch_timeout: Duration::from_secs(300),
+            kill_retry: Duration::from_secs(30),
+            decline_refuse_seconds: 120.0,
+            max_running_deployments: 100,
+            executor: spec::ExecutorSettings { path: "framework-executor".into(), uri: None },
+            allow_privileged,
+            docker_parameters_allowed: params.iter().map(ToString::to_string).collect(),
+            max_instances_per_offer: 100,
+        }
+    }
+
+    fn docker_app(extra: &str) -> AppDefinition {
+        let body = format!(r#"{{"id": "/web", "container": {{"docker": {{"image": "nginx"{extra}}}}}}}"#);
+        framework_core::app::parse_app(body.as_bytes(), &AppId::root()).unwrap()
+    }
+
+    #[test]
+    fn privileged_needs_the_flag() {
+        let app = docker_app(r#", "privileged": true"#);
+        let e = container_policy(&config(false, &[]), std::slice::from_ref(&app)).unwrap_err();
+        assert_eq!((e.status, e.body["message"].as_str()), (422, Some("Object is not valid")));
+        assert_eq!(e.body["details"][0]["path"], "/container/docker/privileged");
+        assert!(e.body.to_string().contains("--allow-privileged"));
+        assert!(container_policy(&config(true, &[]), &[app]).is_ok());
+    }
+
+    #[test]
+    fn docker_parameters_outside_the_allow_list_are_refused() {
+        let defaults: Vec<&str> = crate::config::DEFAULT_DOCKER_PARAMETERS.to_vec();
+        let app = docker_app(r#", "parameters": [{"key": "label", "value": "a=b"}, {"key": "--log-opt", "value": "max-size=1m"}]"#);
+        assert!(container_policy(&config(false, &defaults), &[app]).is_ok());
+
+        let app = docker_app(r#", "parameters": [{"key": "label", "value": "a=b"}, {"key": "cap-add", "value": "SYS_ADMIN"}, {"key": "--device", "value": "/dev/mem"}]"#);
+        let e = container_policy(&config(false, &defaults), std::slice::from_ref(&app)).unwrap_err();
+        assert_eq!(e.status, 422);
+        let paths: Vec<&str> = e.body["details"].as_array().unwrap().iter().filter_map(|d| d["path"].as_str()).collect();
+        assert_eq!(paths, ["/container/docker/parameters(1)/key", "/container/docker/parameters(2)/key"]);
+        let text = e.body.to_string();
+        assert!(text.contains("'cap-add'") && text.contains("--docker-parameters-allowed"), "{text}");
+
+        assert!(container_policy(&config(false, &["label", "CAP-ADD", "device"]), std::slice::from_ref(&app)).is_ok());
+        assert!(container_policy(&config(false, &["*"]), std::slice::from_ref(&app)).is_ok());
+        assert!(container_policy(&config(false, &[]), &[docker_app("")]).is_ok(), "no parameters need no allowance");
+    }
 }

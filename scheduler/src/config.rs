@@ -53,6 +53,11 @@ pub struct LbFlags {
     pub tag: Option<String>,
 }
 
+/// Docker parameters allowed unless --docker-parameters-allowed says otherwise: none of them
+/// gives a container more access to the host than a parameterless one has.
+pub const DEFAULT_DOCKER_PARAMETERS: [&str; 11] =
+    ["label", "env", "log-driver", "log-opt", "ulimit", "memory-swap", "memory-reservation", "shm-size", "hostname", "workdir", "stop-signal"];
+
 /// A Marathon-compatible Mesos framework.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "framework", version, about)]
@@ -107,6 +112,13 @@ pub struct Flags {
     /// Allow apps with privileged Docker containers.
     #[arg(long = "allow-privileged")]
     pub allow_privileged: bool,
+
+    /// Docker `parameters` (options of `docker run`, by key: `label`, `log-opt`, ...) apps may
+    /// use; apps asking for any other are refused. Comma-separated or repeated; `*` allows all.
+    /// The default leaves out everything that widens a container's access to the host
+    /// (`privileged`, `cap-add`, `device`, `volume`, `net`, `pid`, `ipc`, `security-opt`, ...).
+    #[arg(long = "docker-parameters-allowed", value_delimiter = ',', default_values = DEFAULT_DOCKER_PARAMETERS)]
+    pub docker_parameters_allowed: Vec<String>,
 
     /// Where the REST API listens (`host:port`, or a bare host combined with --http_port).
     #[arg(long = "http-address", alias = "http_address", default_value = "127.0.0.1:8080")]
@@ -258,5 +270,14 @@ mod tests {
         assert!(f.listen().is_err());
         let f = Flags::try_parse_from(["framework", "--local-ports", "5-2"]).unwrap();
         assert!(f.local_ports().is_err());
+    }
+
+    #[test]
+    fn docker_parameters_have_a_safe_default_and_take_lists() {
+        let f = Flags::try_parse_from(["framework"]).unwrap();
+        assert_eq!(f.docker_parameters_allowed, DEFAULT_DOCKER_PARAMETERS);
+        assert!(!f.docker_parameters_allowed.iter().any(|p| ["privileged", "cap-add", "device", "volume", "net", "pid"].contains(&p.as_str())));
+        let f = Flags::try_parse_from(["framework", "--docker-parameters-allowed", "label,cap-add", "--docker-parameters-allowed", "device"]).unwrap();
+        assert_eq!(f.docker_parameters_allowed, ["label", "cap-add", "device"]);
     }
 }

@@ -184,6 +184,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             max_running_deployments: flags.max_running_deployments,
             executor: spec::ExecutorSettings { path: flags.executor_path()?, uri: flags.executor_uri.clone() },
             allow_privileged: flags.allow_privileged,
+            docker_parameters_allowed: flags.docker_parameters_allowed.clone(),
             max_instances_per_offer: flags.max_instances_per_offer.max(1),
         },
         mesos: mesos::MesosConfig {

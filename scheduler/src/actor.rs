@@ -1305,6 +1305,25 @@ mod tests {
         framework_core::app::parse_app(body.as_bytes(), &AppId::root()).unwrap()
     }
 
+    #[tokio::test]
+    async fn store_keys_of_any_accepted_id_stay_in_their_folder() {
+        let root = std::env::temp_dir().join(format!("framework-keys-{}", uuid::Uuid::new_v4()));
+        let store = Store::Files(crate::store::FileStore::open(&root).await.unwrap());
+        for raw in ["/a..b", "/x/y.z", "/q-1/..r/s", "/m/./n"] {
+            let Ok(id) = AppId::parse(raw) else { continue };
+            store.put(&keys::app(&id), b"{}").await.unwrap();
+            store.put(&keys::instance(&InstanceId::new(&id, "u")), b"{}").await.unwrap();
+        }
+        for hostile in ["/../etc", "/a/../../x", "/.hidden", "/a b", "/A"] {
+            assert!(AppId::parse(hostile).is_err(), "{hostile}");
+        }
+        let mut names: Vec<String> = std::fs::read_dir(root.join("apps")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(names, ["a..b", "m_n", "x_y.z"]);
+        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 2, "only apps/ and instances/ were written");
+        let _ = std::fs::remove_dir_all(root);
+    }
+
     #[test]
     fn privileged_needs_the_flag() {
         let app = docker_app(r#", "privileged": true"#);

@@ -349,6 +349,9 @@ mod tests {
         assert!(matches!(PathId::parse("/.."), Err(IdError::AboveRoot(_))));
         assert!(PathId::parse("/a/b/c").unwrap().is_within(&base));
         assert_eq!(base.safe_name(), "a_b");
+        for hostile in ["/a/../../etc", "/%2e%2e/x", "/a/.hidden", "/a\\b", "/a/b\0", "..", "/a/./../.."] {
+            assert!(PathId::parse(hostile).is_err(), "{hostile} accepted");
+        }
     }
 
     #[test]
@@ -381,6 +384,23 @@ mod tests {
         fn timestamps_round_trip(ms in -62_135_596_800_000i64..253_402_300_799_999i64) {
             let t = Timestamp(ms);
             prop_assert_eq!(t.to_string().parse::<Timestamp>().unwrap(), t);
+        }
+
+        /// Ids become file names (`apps/<safe name>`, `instances/<instance id>`) and Docker
+        /// names: whatever hostile text is given, an accepted id is made of plain names.
+        #[test]
+        fn accepted_ids_cannot_escape_a_directory(raw in "[a-z0-9./_%\\-]{0,24}|.{0,16}", base in prop::sample::select(vec!["/", "/a", "/a/b"])) {
+            let base = PathId::parse(base).unwrap();
+            if let Ok(id) = PathId::parse_relative(&raw, &base) {
+                let name = id.safe_name();
+                prop_assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)), "{name}");
+                prop_assert!(id.is_root() || name.starts_with(|c: char| c.is_ascii_alphanumeric()), "{name}");
+                for seg in id.segments() {
+                    prop_assert!(seg != "." && seg != ".." && !seg.contains('/'), "{seg}");
+                }
+                let instance = InstanceId::new(&id, "u");
+                prop_assert!(!instance.as_str().contains('/'));
+            }
         }
 
         #[test]

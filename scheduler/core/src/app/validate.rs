@@ -345,6 +345,12 @@ fn container(app: &AppDefinition, c: &Container, e: &mut Violations) {
                 if host_path.is_empty() {
                     e.add(&at(&path, "hostPath"), "must not be empty");
                 }
+                if !host_path.starts_with('/') && host_path.split('/').any(|part| part == "..") {
+                    e.add(
+                        &at(&path, "hostPath"),
+                        "a relative host path is inside the task's sandbox and must not climb out of it with '..'; give an absolute path instead",
+                    );
+                }
             }
             Volume::Other(raw) => {
                 let has = |k: &str| raw.get(k).is_some_and(|x| !x.is_null());
@@ -941,6 +947,12 @@ mod tests {
             app(json!({"container": {"type": "MESOS", "volumes": [{"containerPath": "d", "persistent": {"size": 10}, "mode": "RW"}]}})),
             "/container/volumes(0)",
             "persistent volumes are not supported: this scheduler runs no resident apps",
+        );
+        rule(
+            app(json!({"container": {"type": "MESOS", "volumes": [{"containerPath": "/d", "hostPath": "conf/..x", "mode": "RO"}]}})),
+            app(json!({"container": {"type": "MESOS", "volumes": [{"containerPath": "/d", "hostPath": "conf/../../../etc", "mode": "RO"}]}})),
+            "/container/volumes(0)/hostPath",
+            "a relative host path is inside the task's sandbox and must not climb out of it with '..'; give an absolute path instead",
         );
         let errs = check(app(json!({"container": {"type": "MESOS", "volumes": [{"containerPath": "/d"}]}}))).unwrap_err();
         assert_eq!(errs, vec![Violation::new("/container/volumes(0)", "Unknown app volume type")]);

@@ -14,11 +14,11 @@
 //! first; the count (`["rack", "GROUP_BY", "3"]`) is how users make the spread wait for every
 //! value. This module never fails: a constraint built by hand with odd fields still evaluates.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use regex::Regex;
 
+use super::index::{FnvMap, PlacementIndex, ValueCounts};
 use super::placement::{Placement, format_scalar, parse_scalar_literal};
 
 /// A constraint operator.
@@ -149,7 +149,7 @@ impl Constraint {
 
 /// Which property of an agent a constraint reads.
 #[derive(Debug, Clone, Copy)]
-enum Field<'a> {
+pub(crate) enum Field<'a> {
     Hostname,
     Region,
     Zone,
@@ -157,7 +157,7 @@ enum Field<'a> {
 }
 
 impl<'a> Field<'a> {
-    fn of(name: &'a str) -> Self {
+    pub(crate) fn of(name: &'a str) -> Self {
         match name {
             "hostname" | "@hostname" => Field::Hostname,
             "@region" => Field::Region,
@@ -166,7 +166,7 @@ impl<'a> Field<'a> {
         }
     }
 
-    fn read(self, placement: &Placement) -> Option<&str> {
+    pub(crate) fn read(self, placement: &Placement) -> Option<&str> {
         match self {
             Field::Hostname => Some(placement.hostname.as_str()),
             Field::Region => placement.region.as_deref(),
@@ -192,23 +192,38 @@ impl Constraint {
     ///   scalar literal also matches a scalar attribute equal to the nearest thousandth
     ///   (`IS 0.80` matches an agent with `level:0.8`).
     pub fn accepts(&self, candidate: &Placement, placed: &[Placement]) -> bool {
+        self.accepts_in(candidate, Placed::Slice(placed), 0)
+    }
+
+    /// [`Self::accepts`] against `placed` followed by `extra` more instances at `candidate`
+    /// itself (the tasks matched earlier in the same offer), without building that list.
+    pub(crate) fn accepts_in(&self, candidate: &Placement, placed: Placed<'_>, extra: usize) -> bool {
         let field = Field::of(&self.field);
         let Some(value) = field.read(candidate) else {
             return self.operator == Operator::Unlike;
         };
         let given = self.value.as_deref().filter(|v| !v.is_empty());
         match self.operator {
-            Operator::Unique => placed.iter().all(|p| field.read(p) != Some(value)),
+            Operator::Unique => extra == 0 && !placed.has(field, value),
             Operator::Cluster => match given {
                 Some(expected) => value == expected,
+                // The first of placed-then-extra: an extra one is at the candidate.
                 None => placed.first().is_none_or(|p| field.read(p) == Some(value)),
             },
-            Operator::GroupBy => group_by_accepts(value, placed.iter().map(|p| field.read(p)), self.count.unwrap_or(0)),
+            Operator::GroupBy => {
+                let expected = self.count.unwrap_or(0);
+                match placed {
+                    Placed::Slice(placed) => {
+                        group_by_accepts(value, placed.iter().map(|p| field.read(p)), extra, expected)
+                    }
+                    Placed::Index(index) => indexed_group_by_accepts(value, index, field, extra, expected),
+                }
+            }
             Operator::Like => self.regex_matches(value) == Some(true),
             Operator::Unlike => self.regex_matches(value) == Some(false),
             Operator::MaxPer => {
                 let limit = usize::try_from(self.count.unwrap_or(0)).unwrap_or(usize::MAX);
-                placed.iter().filter(|p| field.read(p) == Some(value)).count() < limit
+                placed.count(field, value).saturating_add(extra) < limit
             }
             Operator::Is => match given {
                 None => false,
@@ -232,23 +247,96 @@ impl Constraint {
     }
 }
 
-/// Marathon's `checkGroupBy`: group the placed instances by value (instances lacking the field
-/// form a group of their own); accept a value with no group yet, or a value whose group is a
-/// smallest one when there are at least `expected_groups` groups.
+/// The placed instances a constraint is evaluated against: as a slice, scanned, or counted in
+/// a [`PlacementIndex`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Placed<'a> {
+    /// Every placed instance, in placement order.
+    Slice(&'a [Placement]),
+    /// The placed instances counted per field value.
+    Index(&'a PlacementIndex),
+}
+
+impl<'a> Placed<'a> {
+    fn first(self) -> Option<&'a Placement> {
+        match self {
+            Placed::Slice(placed) => placed.first(),
+            Placed::Index(index) => index.first(),
+        }
+    }
+
+    fn has(self, field: Field<'_>, value: &str) -> bool {
+        match self {
+            Placed::Slice(placed) => placed.iter().any(|p| field.read(p) == Some(value)),
+            Placed::Index(index) => index.count(field, value) > 0,
+        }
+    }
+
+    fn count(self, field: Field<'_>, value: &str) -> usize {
+        match self {
+            Placed::Slice(placed) => placed.iter().filter(|p| field.read(p) == Some(value)).count(),
+            Placed::Index(index) => index.count(field, value),
+        }
+    }
+}
+
+/// Marathon's `checkGroupBy`: group the placed instances (plus `extra` at the candidate) by
+/// value (instances lacking the field form a group of their own); accept a value with no group
+/// yet, or a value whose group is a smallest one when there are at least `expected_groups`
+/// groups.
 fn group_by_accepts<'p>(
     value: &str,
     placed_values: impl Iterator<Item = Option<&'p str>>,
+    extra: usize,
     expected_groups: u32,
 ) -> bool {
-    let mut groups: HashMap<Option<&str>, usize> = HashMap::new();
+    let mut groups: FnvMap<Option<&str>, usize> = FnvMap::default();
     for v in placed_values {
         *groups.entry(v).or_default() += 1;
+    }
+    if extra > 0 {
+        *groups.entry(Some(value)).or_default() += extra;
     }
     let smallest = groups.values().copied().min().unwrap_or(0);
     let enough_groups = u32::try_from(groups.len()).unwrap_or(u32::MAX) >= expected_groups;
     groups
         .get(&Some(value))
         .is_none_or(|&count| enough_groups && count == smallest)
+}
+
+/// [`group_by_accepts`] from an index's counts: one pass over the distinct values.
+fn indexed_group_by_accepts(
+    value: &str,
+    index: &PlacementIndex,
+    field: Field<'_>,
+    extra: usize,
+    expected_groups: u32,
+) -> bool {
+    let all_missing;
+    let counts = match index.counts(field) {
+        Some(counts) => counts,
+        None => {
+            all_missing = ValueCounts {
+                missing: index.len(),
+                ..ValueCounts::default()
+            };
+            &all_missing
+        }
+    };
+    let placed_here = counts.values.get(value).copied().unwrap_or(0);
+    let mine = placed_here.saturating_add(extra);
+    if mine == 0 {
+        return true;
+    }
+    let missing = (counts.missing > 0).then_some(counts.missing);
+    let (smallest, groups) = counts
+        .values
+        .iter()
+        .filter(|(v, _)| v.as_str() != value)
+        .map(|(_, n)| *n)
+        .chain(missing)
+        .fold((mine, 1usize), |(smallest, groups), n| (smallest.min(n), groups + 1));
+    u32::try_from(groups).unwrap_or(u32::MAX) >= expected_groups && mine == smallest
 }
 
 #[cfg(test)]

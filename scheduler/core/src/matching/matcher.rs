@@ -14,7 +14,8 @@ use std::fmt;
 
 use mesos_proto::v1::{Offer, Resource};
 
-use super::constraint::Constraint;
+use super::constraint::{Constraint, Placed};
+use super::index::PlacementIndex;
 use super::placement::{Placement, placement_of};
 use super::ports::{PortPool, PortRequest, port_resources};
 use super::resources::{RoleFilter, ScalarPool, from_milli, to_milli};
@@ -115,6 +116,9 @@ const SCALARS: [(&str, RejectReason); 4] = [
 /// took are no longer available to the next. `framework_role` is the role the framework
 /// launches under: it completes the default accepted roles, and resources allocated to
 /// another role are not used.
+///
+/// Constraints look at every placed instance; a caller matching many offers against the same
+/// app can keep a [`PlacementIndex`] and call [`match_offer_indexed`] instead.
 pub fn match_offer(
     offer: &Offer,
     req: &TaskRequest,
@@ -122,14 +126,38 @@ pub fn match_offer(
     framework_role: &str,
     count: u32,
 ) -> MatchOutcome {
+    match_against(offer, req, Placed::Slice(placed), framework_role, count)
+}
+
+/// [`match_offer`] with the placed instances counted in an index: the same outcome, at a cost
+/// that does not grow with the number of placed instances. The index is not changed; the
+/// caller adds the placements of the tasks it launches.
+pub fn match_offer_indexed(
+    offer: &Offer,
+    req: &TaskRequest,
+    placed: &PlacementIndex,
+    framework_role: &str,
+    count: u32,
+) -> MatchOutcome {
+    match_against(offer, req, Placed::Index(placed), framework_role, count)
+}
+
+fn match_against(
+    offer: &Offer,
+    req: &TaskRequest,
+    placed: Placed<'_>,
+    framework_role: &str,
+    count: u32,
+) -> MatchOutcome {
     let roles = RoleFilter::new(&req.accepted_roles, framework_role);
     let mut scalars = ScalarPool::new(&offer.resources, &roles);
     let mut ports = PortPool::new(&offer.resources, &roles);
     let any_role_fits = offer.resources.iter().any(|r| roles.admits(r));
-    let here = placement_of(offer);
-    // Copy the placements only once a task of this offer joins them (most calls place one task
-    // or none, and copying hundreds of placements per call dominated the cost).
-    let mut placed: std::borrow::Cow<'_, [Placement]> = std::borrow::Cow::Borrowed(placed);
+    // Only constraints look at the agent.
+    let here = (!req.constraints.is_empty()).then(|| placement_of(offer));
+    // Tasks matched earlier in this offer count as placed at `here`; counting them instead of
+    // appending them to a copy of `placed` keeps the placed instances borrowed.
+    let mut placed_here = 0usize;
     let wanted = [
         to_milli(req.cpus),
         to_milli(req.mem),
@@ -154,7 +182,11 @@ pub fn match_offer(
         if !any_role_fits {
             reasons.push(RejectReason::UnfulfilledRole);
         }
-        let constraints_fit = req.constraints.iter().all(|c| c.accepts(&here, placed.as_ref()));
+        let constraints_fit = here.as_ref().is_none_or(|here| {
+            req.constraints
+                .iter()
+                .all(|c| c.accepts_in(here, placed, placed_here))
+        });
         if !constraints_fit {
             reasons.push(RejectReason::UnfulfilledConstraint);
         }
@@ -190,7 +222,7 @@ pub fn match_offer(
             resources,
             host_ports: port_picks.iter().map(|(port, _)| *port).collect(),
         });
-        placed.to_mut().push(here.clone());
+        placed_here += 1;
     }
     outcome
 }

@@ -1,7 +1,8 @@
 //! Property tests for offer matching (test builds only):
 //! (a) matches never take more than an offer holds, per name and role, and ports are distinct
 //!     and offered; (b) placing tasks offer by offer never breaks a constraint;
-//! (c) nothing panics on arbitrary offers, requests and placements.
+//! (c) nothing panics on arbitrary offers, requests and placements; (d) a [`PlacementIndex`]
+//!     gives the same answers as the placed instances it counts.
 
 #![allow(deprecated)]
 
@@ -15,7 +16,10 @@ use proptest::prelude::*;
 
 use super::fixtures::{allocated, offer, ports, reserved, scalar, text};
 use super::resources::{reservation_role, to_milli};
-use super::{Constraint, Placement, PortRequest, TaskRequest, match_offer, placement_of};
+use super::constraint::Placed;
+use super::{
+    Constraint, Placement, PlacementIndex, PortRequest, TaskRequest, match_offer, match_offer_indexed, placement_of,
+};
 
 /// What identifies "the same kind" of resource: name, reservation role, allocation role.
 type Key = (String, String, Option<String>);
@@ -320,6 +324,8 @@ proptest! {
             let o = &offers[agent.index(offers.len())];
             let here = placement_of(o);
             let outcome = match_offer(o, &req, &placed, "marathon", count);
+            let indexed = match_offer_indexed(o, &req, &PlacementIndex::new(&placed), "marathon", count);
+            prop_assert_eq!(&indexed, &outcome);
             for _ in &outcome.launches {
                 for c in constraints.iter().filter(|c| c.operator == super::Operator::GroupBy && c.count.is_none()) {
                     let groups = counts(&c.field, &placed);
@@ -460,5 +466,38 @@ proptest! {
         let req = TaskRequest { cpus, mem, disk: mem, gpus, host_ports, constraints, accepted_roles: roles };
         let outcome = match_offer(&o, &req, &placed, &framework_role, count);
         prop_assert!(outcome.launches.len() <= count as usize);
+    }
+}
+
+proptest! {
+    /// (d) Every constraint answers the same against placed instances as a slice, as an index,
+    /// and with the last of them given as a number of extra instances at the candidate.
+    #[test]
+    fn an_index_answers_like_the_slice(
+        agents in prop::collection::vec((prop::option::of(0u8..3), prop::option::of(0u8..3)), 1..6),
+        rule in rule_strategy(),
+        placed_at in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
+        candidate in any::<prop::sample::Index>(),
+        extra in 0usize..3,
+    ) {
+        let agents: Vec<Placement> = agents
+            .iter()
+            .enumerate()
+            .map(|(i, &(rack, zone))| placement_of(&agent_offer(i, rack, zone)))
+            .collect();
+        let parts: Vec<String> = match &rule {
+            Rule::Parsed(p) => p.iter().map(|s| s.to_string()).collect(),
+            Rule::GroupByAllRacks => vec!["rack".into(), "GROUP_BY".into(), "2".into()],
+        };
+        let c = Constraint::parse(&parts).map_err(TestCaseError::fail)?;
+        let here = &agents[candidate.index(agents.len())];
+        let placed: Vec<Placement> = placed_at.iter().map(|i| agents[i.index(agents.len())].clone()).collect();
+        let mut with_extra = placed.clone();
+        with_extra.extend(std::iter::repeat_n(here.clone(), extra));
+        let expected = c.accepts(here, &with_extra);
+        let index = PlacementIndex::new(&placed);
+        prop_assert_eq!(c.accepts_in(here, Placed::Index(&index), extra), expected, "index, {}", c);
+        prop_assert_eq!(c.accepts_in(here, Placed::Slice(&placed), extra), expected, "slice, {}", c);
+        prop_assert_eq!(c.accepts_in(here, Placed::Index(&PlacementIndex::new(&with_extra)), 0), expected);
     }
 }

@@ -89,20 +89,20 @@ impl<'a> RoleFilter<'a> {
 
 /// The scalar amounts still free in an offer, per offered resource, in thousandths.
 #[derive(Debug, Clone)]
-pub(crate) struct ScalarPool {
+pub(crate) struct ScalarPool<'a> {
     /// `(index into offer.resources, name, thousandths left)` for each admitted scalar resource,
     /// in offer order.
-    free: Vec<(usize, String, u64)>,
+    free: Vec<(usize, &'a str, u64)>,
 }
 
-impl ScalarPool {
+impl<'a> ScalarPool<'a> {
     /// The admitted scalar resources of `resources`.
-    pub(crate) fn new(resources: &[Resource], roles: &RoleFilter<'_>) -> Self {
+    pub(crate) fn new(resources: &'a [Resource], roles: &RoleFilter<'_>) -> Self {
         let free = resources
             .iter()
             .enumerate()
             .filter(|(_, r)| r.r#type == Type::Scalar as i32 && roles.admits(r))
-            .filter_map(|(i, r)| r.scalar.as_ref().map(|s| (i, r.name.clone(), to_milli(s.value))))
+            .filter_map(|(i, r)| r.scalar.as_ref().map(|s| (i, r.name.as_str(), to_milli(s.value))))
             .collect();
         ScalarPool { free }
     }
@@ -113,7 +113,7 @@ impl ScalarPool {
     pub(crate) fn plan(&self, name: &str, milli: u64) -> Option<Vec<(usize, u64)>> {
         let mut left = milli;
         let mut pieces = Vec::new();
-        for (index, _, free) in self.free.iter().filter(|(_, n, _)| n == name) {
+        for (index, _, free) in self.free.iter().filter(|(_, n, _)| *n == name) {
             if left == 0 {
                 break;
             }

@@ -1,18 +1,32 @@
-//! Offer matching throughput: placement decisions per second on one core, over 1,000 agents'
-//! offers, with and without constraints. Baseline in the same run: decoding the same offers from
-//! protobuf bytes (what merely receiving them costs).
+//! Offer matching throughput: placement decisions per second on one core (one decision is one
+//! task of one app tried against one offer), over 1,000 and 10,000 agents' offers, with and
+//! without constraints, with the placed instances given as a slice (`match_offer`) or counted
+//! in a `PlacementIndex` (`match_offer_indexed`); then 10,000 queued tasks of 100 apps matched
+//! against a stream of offers. Baseline in the same run: decoding the same offers from protobuf
+//! bytes (what merely receiving them costs).
 //!
-//! Run: `cargo bench -p framework-core --bench matcher`. Under `cargo test` it only says how.
+//! Run: `cargo bench -p framework-core --bench matcher` (`BENCH_SECONDS=0.1` for profiling).
+//! Under `cargo test` it only says how.
+
+mod common;
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use framework_core::matching::{Constraint, Placement, PortRequest, TaskRequest, match_offer, placement_of};
+use framework_core::matching::{
+    Constraint, Placement, PlacementIndex, PortRequest, TaskRequest, match_offer, match_offer_indexed, placement_of,
+};
 use mesos_proto::v1::{self, value};
 use prost::Message as _;
 
-const AGENTS: usize = 1000;
-const DECISIONS: usize = 200_000;
+/// Racks and zones the agents are spread over.
+const RACKS: usize = 50;
+const ZONES: usize = 3;
+/// Instances of the app already placed in the single-app scenarios (two per rack).
+const PLACED: usize = 100;
+/// The queued-tasks scenario: apps × instances each.
+const APPS: usize = 100;
+const INSTANCES: usize = 100;
 
 fn offer(i: usize) -> v1::Offer {
     let scalar = |name: &str, v: f64| v1::Resource {
@@ -21,7 +35,12 @@ fn offer(i: usize) -> v1::Offer {
         scalar: Some(v1::value::Scalar { value: v }),
         ..Default::default()
     };
-    let text = |name: &str, v: String| v1::Attribute { name: name.into(), r#type: value::Type::Text as i32, text: Some(v1::value::Text { value: v }), ..Default::default() };
+    let text = |name: &str, v: String| v1::Attribute {
+        name: name.into(),
+        r#type: value::Type::Text as i32,
+        text: Some(v1::value::Text { value: v }),
+        ..Default::default()
+    };
     v1::Offer {
         id: v1::OfferId { value: format!("o{i}") },
         framework_id: v1::FrameworkId { value: "f".into() },
@@ -34,51 +53,147 @@ fn offer(i: usize) -> v1::Offer {
             v1::Resource {
                 name: "ports".into(),
                 r#type: value::Type::Ranges as i32,
-                ranges: Some(v1::value::Ranges { range: vec![value::Range { begin: 31000, end: 32000 }] }),
+                ranges: Some(v1::value::Ranges {
+                    range: vec![value::Range { begin: 31000, end: 32000 }],
+                }),
                 ..Default::default()
             },
         ],
-        attributes: vec![text("rack", format!("r{}", i % 20)), text("zone", format!("z{}", i % 3))],
+        attributes: vec![text("rack", format!("r{}", i % RACKS)), text("zone", format!("z{}", i % ZONES))],
         ..Default::default()
     }
 }
 
-fn run(label: &str, offers: &[v1::Offer], req: &TaskRequest, placed: &[Placement]) -> f64 {
-    let t = Instant::now();
-    let mut fits = 0usize;
-    for n in 0..DECISIONS {
-        let out = match_offer(&offers[n % offers.len()], req, placed, "*", 1);
-        fits += black_box(out.launches.len());
+fn plain() -> TaskRequest {
+    TaskRequest {
+        cpus: 0.1,
+        mem: 64.0,
+        host_ports: vec![PortRequest::Any],
+        ..Default::default()
     }
-    let rate = DECISIONS as f64 / t.elapsed().as_secs_f64();
-    println!("| {label} | {rate:.0} decisions/s | {fits} fitted |");
-    rate
+}
+
+/// `hostname:UNIQUE`, `rack:GROUP_BY`, `zone:LIKE:z[01]`, `rack:MAX_PER:5`.
+fn constrained() -> TaskRequest {
+    let rules: [&[&str]; 4] = [
+        &["hostname", "UNIQUE"],
+        &["rack", "GROUP_BY"],
+        &["zone", "LIKE", "z[01]"],
+        &["rack", "MAX_PER", "5"],
+    ];
+    let constraints = rules
+        .iter()
+        .map(|parts| {
+            let parts: Vec<String> = parts.iter().map(|s| s.to_string()).collect();
+            Constraint::parse(&parts).expect("valid constraint")
+        })
+        .collect();
+    TaskRequest { constraints, ..plain() }
+}
+
+/// Decisions per second matching `req` once against each offer in turn; also the share that fit.
+fn single_app(offers: &[v1::Offer], req: &TaskRequest, matcher: impl Fn(&v1::Offer, &TaskRequest) -> usize) -> (f64, f64) {
+    let (mut tried, mut fitted) = (0usize, 0usize);
+    let rate = common::rate(|| {
+        for o in offers {
+            fitted += black_box(matcher(o, req));
+        }
+        tried += offers.len();
+        offers.len()
+    });
+    (rate, fitted as f64 / tried as f64)
+}
+
+/// The queued-tasks scenario: `APPS` apps (every other one constrained) of `INSTANCES` tasks
+/// each, none placed yet, against the offers in a loop. Each offer launches at most one task: the
+/// queued apps are tried in turn (from where the last offer stopped) until one fits. Returns
+/// decisions per second, decisions, launches, offers used.
+fn queued(offers: &[v1::Offer], indexed: bool) -> (f64, usize, usize, usize) {
+    let requests: Vec<TaskRequest> = (0..APPS).map(|k| if k % 2 == 0 { constrained() } else { plain() }).collect();
+    let mut left = vec![INSTANCES; APPS];
+    let mut slices: Vec<Vec<Placement>> = vec![Vec::new(); APPS];
+    let mut indexes: Vec<PlacementIndex> = vec![PlacementIndex::default(); APPS];
+    let (mut decisions, mut launched, mut used, mut cursor) = (0usize, 0usize, 0usize, 0usize);
+    let start = Instant::now();
+    'offers: for o in offers.iter().cycle().take(offers.len() * 20) {
+        used += 1;
+        for step in 0..APPS {
+            let app = (cursor + step) % APPS;
+            if left[app] == 0 {
+                continue;
+            }
+            decisions += 1;
+            let outcome = if indexed {
+                match_offer_indexed(o, &requests[app], &indexes[app], "*", 1)
+            } else {
+                match_offer(o, &requests[app], &slices[app], "*", 1)
+            };
+            if !black_box(&outcome).launches.is_empty() {
+                let here = placement_of(o);
+                if indexed {
+                    indexes[app].add(&here);
+                } else {
+                    slices[app].push(here);
+                }
+                left[app] -= 1;
+                launched += 1;
+                cursor = app + 1;
+                if launched == APPS * INSTANCES {
+                    break 'offers;
+                }
+                break;
+            }
+        }
+    }
+    (decisions as f64 / start.elapsed().as_secs_f64(), decisions, launched, used)
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("matcher benchmark: run it with `cargo bench -p framework-core --bench matcher`");
+    if !common::wanted("matcher") {
         return;
     }
-    let offers: Vec<v1::Offer> = (0..AGENTS).map(offer).collect();
-    let bytes: Vec<Vec<u8>> = offers.iter().map(|o| o.encode_to_vec()).collect();
-    let t = Instant::now();
-    for n in 0..DECISIONS {
-        black_box(v1::Offer::decode(bytes[n % bytes.len()].as_slice()).ok());
+    for agents in [1_000, 10_000] {
+        let offers: Vec<v1::Offer> = (0..agents).map(offer).collect();
+        let bytes: Vec<Vec<u8>> = offers.iter().map(|o| o.encode_to_vec()).collect();
+        let decode = common::rate(|| {
+            for b in &bytes {
+                black_box(v1::Offer::decode(b.as_slice()).ok());
+            }
+            bytes.len()
+        });
+        // Distinct agents (7 is prime to both counts), two per rack.
+        let placed: Vec<Placement> = (0..PLACED).map(|i| placement_of(&offers[(i * 7) % agents])).collect();
+        let index = PlacementIndex::new(&placed);
+        let base = Some(("protobuf decode of the offer", decode, "offers/s"));
+        common::header(&format!(
+            "{agents} agents' offers, one app with {PLACED} placed instances; constraints: hostname:UNIQUE, rack:GROUP_BY, zone:LIKE:z[01], rack:MAX_PER:5"
+        ));
+        common::row("protobuf decode of the offer (baseline)", decode, "offers/s", None);
+        let slice = |o: &v1::Offer, r: &TaskRequest| match_offer(o, r, &placed, "*", 1).launches.len();
+        let indexed = |o: &v1::Offer, r: &TaskRequest| match_offer_indexed(o, r, &index, "*", 1).launches.len();
+        for (label, req, matcher) in [
+            ("no constraints, placed as slice", plain(), &slice as &dyn Fn(&v1::Offer, &TaskRequest) -> usize),
+            ("no constraints, placed as index", plain(), &indexed),
+            ("4 constraints, placed as slice", constrained(), &slice),
+            ("4 constraints, placed as index", constrained(), &indexed),
+        ] {
+            let (rate, fit) = single_app(&offers, &req, matcher);
+            common::row(&format!("match: {label} ({:.0}% fit)", fit * 100.0), rate, "decisions/s", base);
+        }
+        if agents == 1_000 {
+            for indexed in [false, true] {
+                let (rate, decisions, launched, used) = queued(&offers, indexed);
+                let how = if indexed { "index per app" } else { "slice per app" };
+                common::row(
+                    &format!(
+                        "queue: {} tasks of {APPS} apps (half constrained), {how}: {decisions} decisions, {launched} launched from {used} offers",
+                        APPS * INSTANCES
+                    ),
+                    rate,
+                    "decisions/s",
+                    base,
+                );
+            }
+        }
     }
-    let decode = DECISIONS as f64 / t.elapsed().as_secs_f64();
-    // 500 instances already placed, spread over the agents.
-    let placed: Vec<Placement> = (0..500).map(|i| placement_of(&offers[(i * 7) % AGENTS])).collect();
-    let parts = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let plain = TaskRequest { cpus: 0.1, mem: 64.0, disk: 0.0, gpus: 0, host_ports: vec![PortRequest::Any], constraints: vec![], accepted_roles: vec![] };
-    let mut constrained = plain.clone();
-    constrained.constraints = [parts(&["rack", "GROUP_BY", "20"]), parts(&["zone", "MAX_PER", "400"]), parts(&["hostname", "LIKE", "agent-[0-9]+\\.example"])]
-        .iter()
-        .filter_map(|c| Constraint::parse(c).ok())
-        .collect();
-    println!("| measurement ({AGENTS} agents' offers, {DECISIONS} decisions, one core) | rate | |");
-    println!("|---|---|---|");
-    println!("| baseline: protobuf decode of the offer | {decode:.0} offers/s | |");
-    run("match, no constraints (500 placed)", &offers, &plain, &placed);
-    run("match, GROUP_BY + MAX_PER + LIKE (500 placed)", &offers, &constrained, &placed);
 }

@@ -37,7 +37,7 @@ pub enum TlsError {
 
 /// Makes ring the process's rustls provider (idempotent); call before any TLS is used.
 pub fn install_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 fn pem_error(path: &Path, what: impl std::fmt::Display) -> TlsError {

@@ -35,7 +35,7 @@ pub fn make_pki(dir: &Path) -> anyhow::Result<TestPki> {
 
 /// A client that trusts only the CA in `ca`.
 pub fn client_trusting(ca: &Path) -> anyhow::Result<reqwest::Client> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let pem = std::fs::read(ca).with_context(|| format!("read {}", ca.display()))?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem)?;
     Ok(reqwest::Client::builder().tls_certs_only(certs).build()?)

@@ -59,7 +59,7 @@ impl Aws {
     /// Loads the configuration (standard chain for what `conn` leaves open) and builds the
     /// clients. Fails without a region.
     pub async fn connect(conn: &Connection) -> Result<Self, Error> {
-        let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+        let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc)).build_https();
         let retry = RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS).with_initial_backoff(INITIAL_BACKOFF).with_max_backoff(MAX_BACKOFF);
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http).retry_config(retry);
         if let Some(region) = &conn.region {

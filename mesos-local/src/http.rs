@@ -33,6 +33,29 @@ pub struct MasterHttp {
     pub master: mpsc::UnboundedSender<MasterMsg>,
     /// `host:port` of this master, for `/master/redirect`.
     pub advertised: String,
+    /// With `Some`, frameworks must authenticate (HTTP basic, principal → secret), as a Mesos
+    /// master started with `--authenticate_http_frameworks` and `--credentials`.
+    pub framework_credentials: Option<std::sync::Arc<std::collections::BTreeMap<String, String>>>,
+}
+
+/// The principal a request authenticates as: `Ok(None)` when authentication is off, a 401
+/// (with the challenge) when it is on and the request's credentials are missing or wrong.
+fn authenticate(st: &MasterHttp, headers: &HeaderMap) -> Result<Option<String>, Response> {
+    let Some(known) = &st.framework_credentials else { return Ok(None) };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b.trim()).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    if let Some((principal, secret)) = presented.as_deref().and_then(|p| p.split_once(':'))
+        && known.get(principal).is_some_and(|s| s == secret)
+    {
+        return Ok(Some(principal.to_string()));
+    }
+    let mut resp = (StatusCode::UNAUTHORIZED, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "").into_response();
+    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"mesos\""));
+    Err(resp)
 }
 
 /// The master's routes.
@@ -89,15 +112,40 @@ fn decode_call<M: prost::Message + prost::Name + Default>(body: &[u8], encoding:
 }
 
 /// A streaming 200 response whose body is the RecordIO framing of `events`.
-fn event_stream<E, G>(events: mpsc::Receiver<E>, encoding: Encoding, guard: G) -> Response
+/// What the stream writes for an event: the event, or a fault in its place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Written {
+    /// The event itself.
+    Event,
+    /// A well-framed record that does not decode.
+    Malformed,
+    /// Half a record, then the end of the stream.
+    Cut,
+}
+
+fn event_stream<E, G>(events: mpsc::Receiver<E>, encoding: Encoding, guard: G, fault: fn(&E) -> Written) -> Response
 where
     E: prost::Message + prost::Name + Send + 'static,
     G: Send + 'static,
 {
-    let stream = futures_util::stream::unfold((events, guard), move |(mut rx, guard)| async move {
+    let stream = futures_util::stream::unfold(Some((events, guard)), move |state| async move {
+        let (mut rx, guard) = state?;
         let ev = rx.recv().await?;
-        let framed = recordio::encode(&codec::encode(&ev, encoding));
-        Some((Ok::<Bytes, std::convert::Infallible>(framed), (rx, guard)))
+        let full = recordio::encode(&codec::encode(&ev, encoding));
+        let (framed, next) = match fault(&ev) {
+            Written::Event => (full, Some((rx, guard))),
+            // Well framed, but the record itself does not decode: JSON cut off mid-object, or a
+            // protobuf field that claims more bytes than follow.
+            Written::Malformed => (
+                recordio::encode(match encoding {
+                    Encoding::Json => br#"{"type":"OFFERS","offers":{"offers":[{"id":"#,
+                    _ => &[0x1a, 0x7f, 0x0a][..],
+                }),
+                Some((rx, guard)),
+            ),
+            Written::Cut => (full.slice(..full.len() / 2), None),
+        };
+        Some((Ok::<Bytes, std::convert::Infallible>(framed), next))
     });
     let mut resp = Response::new(Body::from_stream(stream.boxed()));
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(encoding.content_type()));
@@ -128,6 +176,10 @@ async fn scheduler_api_inner(st: MasterHttp, method: Method, headers: HeaderMap,
     if method != Method::POST {
         return Err(ApiError { status: StatusCode::METHOD_NOT_ALLOWED, message: format!("Expecting 'POST', received '{method}'") });
     }
+    let principal = match authenticate(&st, &headers) {
+        Ok(p) => p,
+        Err(challenge) => return Ok(challenge),
+    };
     let encoding = request_encoding(&headers)?;
     let call: scheduler::Call = decode_call(&body, encoding)?;
     let stream_id = headers.get(STREAM_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -135,6 +187,15 @@ async fn scheduler_api_inner(st: MasterHttp, method: Method, headers: HeaderMap,
     if call.r#type() == scheduler::call::Type::Subscribe {
         if stream_id.is_some() {
             return Err(ApiError::bad_request("Expecting 'Mesos-Stream-Id' header to be absent for SUBSCRIBE"));
+        }
+        if let Some(principal) = &principal {
+            let claimed = call.subscribe.as_ref().and_then(|s| s.framework_info.principal.as_deref());
+            if claimed != Some(principal.as_str()) {
+                return Err(ApiError::bad_request(format!(
+                    "Authenticated principal '{principal}' does not match principal '{}' set in `FrameworkInfo`",
+                    claimed.unwrap_or_default()
+                )));
+            }
         }
         let out = response_encoding(&headers)?;
         let framework_id = call.framework_id.as_ref().map(|f| f.value.clone());
@@ -161,7 +222,11 @@ async fn scheduler_api_inner(st: MasterHttp, method: Method, headers: HeaderMap,
             }
         };
         tokio::spawn(forward);
-        let mut resp = event_stream(rx, out, guard);
+        let mut resp = event_stream(rx, out, guard, |e: &scheduler::Event| match e.error.as_ref().map(|err| err.message.as_str()) {
+            Some(crate::protocol::MALFORMED_EVENT_MARK) => Written::Malformed,
+            Some(crate::protocol::CUT_STREAM_MARK) => Written::Cut,
+            _ => Written::Event,
+        });
         resp.headers_mut().insert(STREAM_ID_HEADER, HeaderValue::from_str(&sub.stream_id).map_err(|_| unavailable())?);
         return Ok(resp);
     }
@@ -208,7 +273,7 @@ async fn executor_api(State(agent): State<mpsc::UnboundedSender<AgentMsg>>, meth
             let (reply, rx) = oneshot::channel();
             agent.send(AgentMsg::ExecutorSubscribe { call: Box::new(call), reply }).map_err(|_| gone())?;
             let events = rx.await.map_err(|_| gone())??;
-            return Ok(event_stream(events, out, ()));
+            return Ok(event_stream(events, out, (), |_| Written::Event));
         }
         let (reply, rx) = oneshot::channel();
         agent.send(AgentMsg::ExecutorCall { call: Box::new(call), reply }).map_err(|_| gone())?;

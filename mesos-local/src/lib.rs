@@ -67,6 +67,9 @@ pub struct ClusterConfig {
     pub work_dir: PathBuf,
     /// Tasks start without processes (scale tests).
     pub simulated: bool,
+    /// Framework credentials (principal → secret); with `Some`, every scheduler API request
+    /// must authenticate with HTTP basic and SUBSCRIBE with its own principal.
+    pub framework_credentials: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl ClusterConfig {
@@ -95,6 +98,7 @@ impl ClusterConfig {
             executor_registration_timeout: Duration::from_secs(60),
             work_dir,
             simulated: false,
+            framework_credentials: None,
         }
     }
 }
@@ -191,7 +195,11 @@ impl LocalCluster {
             agents.push((agent_id, agent_addr, agent_tx));
         }
         handles.push(tokio::spawn(master.run(master_rx)));
-        let router = http::master_router(http::MasterHttp { master: master_tx.clone(), advertised: addr.to_string() });
+        let router = http::master_router(http::MasterHttp {
+            master: master_tx.clone(),
+            advertised: addr.to_string(),
+            framework_credentials: config.framework_credentials.clone().map(std::sync::Arc::new),
+        });
         handles.push(tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         }));

@@ -131,6 +131,8 @@ pub struct Master {
     next_framework: u64,
     round_robin: usize,
     start_time: f64,
+    /// Set while a simulated restart lasts: the scheduler API answers 503 until then.
+    recovering_until: Option<Instant>,
 }
 
 impl Master {
@@ -146,6 +148,7 @@ impl Master {
             next_framework: 0,
             round_robin: 0,
             start_time: now_secs(),
+            recovering_until: None,
         }
     }
 
@@ -181,11 +184,19 @@ impl Master {
     fn handle(&mut self, msg: MasterMsg) {
         match msg {
             MasterMsg::Subscribe { call, reply } => {
+                if self.recovering() {
+                    let _ = reply.send(Err(ApiError::unavailable("Master has not finished recovery")));
+                    return;
+                }
                 let result = self.subscribe(*call);
                 let _ = reply.send(result);
                 self.allocate();
             }
             MasterMsg::Call { call, stream_id, reply } => {
+                if self.recovering() {
+                    let _ = reply.send(Err(ApiError::unavailable("Master has not finished recovery")));
+                    return;
+                }
                 let result = self.call(*call, stream_id);
                 let _ = reply.send(result);
             }
@@ -804,6 +815,29 @@ impl Master {
                 self.disconnect(&fid);
                 Ok(())
             }
+            Fault::RestartMaster(down) => {
+                let connected: Vec<String> = self.frameworks.iter().filter(|(_, f)| f.conn.is_some()).map(|(id, _)| id.clone()).collect();
+                for fid in connected {
+                    self.disconnect(&fid);
+                }
+                self.recovering_until = Some(Instant::now() + down);
+                tracing::info!(?down, "master restarting");
+                Ok(())
+            }
+            Fault::CutStreamMidEvent(fid) => {
+                if !self.frameworks.get(&fid).is_some_and(|f| f.conn.is_some()) {
+                    return Err(format!("framework {fid} is not connected"));
+                }
+                self.send(&fid, error_event(crate::protocol::CUT_STREAM_MARK));
+                Ok(())
+            }
+            Fault::MalformedEvent(fid) => {
+                if !self.frameworks.get(&fid).is_some_and(|f| f.conn.is_some()) {
+                    return Err(format!("framework {fid} is not connected"));
+                }
+                self.send(&fid, error_event(crate::protocol::MALFORMED_EVENT_MARK));
+                Ok(())
+            }
             Fault::RestartAgent(id, down) => {
                 let agent = self.agents.get(&id).ok_or_else(|| format!("no agent {id}"))?;
                 if agent.state != AgentState::Active {
@@ -896,7 +930,23 @@ impl Master {
     }
 
     /// Offers each active agent's unused resources to one eligible framework, round robin.
+    /// Whether a simulated restart still lasts (and ends it when its time is up).
+    fn recovering(&mut self) -> bool {
+        match self.recovering_until {
+            Some(t) if Instant::now() < t => true,
+            Some(_) => {
+                self.recovering_until = None;
+                tracing::info!("master recovered");
+                false
+            }
+            None => false,
+        }
+    }
+
     fn allocate(&mut self) {
+        if self.recovering() {
+            return;
+        }
         let now = Instant::now();
         let mut eligible: Vec<String> = self.frameworks.iter().filter(|(_, f)| f.conn.is_some() && !f.suppressed).map(|(k, _)| k.clone()).collect();
         if eligible.is_empty() {
@@ -991,6 +1041,7 @@ impl Master {
                     "id": fid,
                     "name": f.info.name,
                     "user": f.info.user,
+                    "principal": f.info.principal,
                     "hostname": f.info.hostname,
                     "failover_timeout": f.info.failover_timeout.unwrap_or(0.0),
                     "checkpoint": f.info.checkpoint.unwrap_or(false),

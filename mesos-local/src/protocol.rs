@@ -204,6 +204,17 @@ pub enum Fault {
     HealAgent(String),
     /// Close the framework's event stream (as a network failure would).
     CloseStream(String),
+    /// Restart the master: every subscription ends at once, and for the given time the
+    /// scheduler API answers 503 as a master still recovering its registry does; then it
+    /// serves again with its agents and tasks (as after registry recovery and agent
+    /// re-registration), and frameworks re-subscribe with their ids within failover_timeout.
+    RestartMaster(Duration),
+    /// Close the framework's event stream in the middle of a record (a connection cut
+    /// mid-event).
+    CutStreamMidEvent(String),
+    /// Put one record that does not decode (a well-framed RecordIO record holding broken JSON or
+    /// protobuf) into the framework's event stream, as a corrupting proxy or a buggy master would.
+    MalformedEvent(String),
     /// Restart an agent process: it is down for the given time (executor connections break,
     /// its executor API answers 503, no updates are sent), then recovers with its tasks (which
     /// keep running, as with checkpointing) and gives executors Mesos's 2 s to re-subscribe.
@@ -211,6 +222,14 @@ pub enum Fault {
     /// Change the status update delivery of an agent.
     UpdateDelivery(String, UpdateDelivery),
 }
+
+/// Marks the stand-in event that [`Fault::MalformedEvent`] queues: the HTTP shell writes a
+/// broken record in its place. (An ERROR event with this exact message never comes otherwise.)
+pub const MALFORMED_EVENT_MARK: &str = "mesos-local: write a malformed record here";
+
+/// Marks the stand-in event that [`Fault::CutStreamMidEvent`] queues: the HTTP shell writes
+/// half a record in its place and ends the stream.
+pub const CUT_STREAM_MARK: &str = "mesos-local: cut the stream here";
 
 /// Seconds since the epoch, as Mesos timestamps are written.
 pub fn now_secs() -> f64 {

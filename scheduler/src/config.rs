@@ -148,6 +148,15 @@ pub struct Flags {
     #[arg(long, default_value = "localhost")]
     pub hostname: String,
 
+    /// The framework principal for Mesos framework authentication (sent as `FrameworkInfo.principal`).
+    #[arg(long = "mesos-authentication-principal", alias = "mesos_authentication_principal")]
+    pub mesos_authentication_principal: Option<String>,
+
+    /// A file holding the secret of --mesos-authentication-principal (a trailing newline is
+    /// ignored); with both, every call to the master authenticates with HTTP basic.
+    #[arg(long = "mesos-authentication-secret-file", alias = "mesos_authentication_secret_file", requires = "mesos_authentication_principal")]
+    pub mesos_authentication_secret_file: Option<PathBuf>,
+
     /// The Mesos user tasks run as (empty: the user running `framework`).
     #[arg(long = "mesos-user", alias = "mesos_user", default_value = "")]
     pub mesos_user: String,

@@ -167,6 +167,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         checkpoint: Some(true),
         roles: vec![flags.role.clone()],
         hostname: Some(flags.hostname.clone()),
+        principal: flags.mesos_authentication_principal.clone(),
         webui_url: Some(format!("{scheme}://{}:{}", flags.hostname, listen.port())),
         capabilities: [framework_info::capability::Type::MultiRole, framework_info::capability::Type::PartitionAware, framework_info::capability::Type::TaskKillingState]
             .into_iter()
@@ -195,6 +196,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             },
             framework,
             missed_heartbeats: flags.missed_heartbeats,
+            credentials: mesos_credentials(&flags)?,
         },
         bus: EventBus::new(),
         consul: flags.consul.clone().map(|url| consul::ConsulConfig { url, token: flags.consul_token.clone(), datacenter: flags.consul_datacenter.clone() }),
@@ -247,6 +249,17 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         cluster.shutdown().await;
     }
     result
+}
+
+/// The Mesos framework credentials from the flags (the secret read from its file).
+fn mesos_credentials(flags: &Flags) -> anyhow::Result<Option<mesos::MesosCredentials>> {
+    let (Some(principal), Some(file)) = (&flags.mesos_authentication_principal, &flags.mesos_authentication_secret_file) else {
+        return Ok(None);
+    };
+    let secret = std::fs::read_to_string(file).with_context(|| format!("cannot read --mesos-authentication-secret-file {}", file.display()))?;
+    let secret = secret.trim_end_matches(['\r', '\n']).to_string();
+    anyhow::ensure!(!secret.is_empty(), "--mesos-authentication-secret-file {} is empty", file.display());
+    Ok(Some(mesos::MesosCredentials { principal: principal.clone(), secret }))
 }
 
 async fn shutdown_signal() {

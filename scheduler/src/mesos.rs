@@ -65,6 +65,31 @@ pub struct MesosConfig {
     pub framework: FrameworkInfo,
     /// Missed heartbeats after which the connection is considered dead (Marathon: 5).
     pub missed_heartbeats: u32,
+    /// Framework authentication to the master (HTTP basic), when it requires it.
+    pub credentials: Option<MesosCredentials>,
+}
+
+/// A framework principal and its secret.
+#[derive(Clone)]
+pub struct MesosCredentials {
+    /// The principal (also sent as `FrameworkInfo.principal`).
+    pub principal: String,
+    /// Its secret.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for MesosCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MesosCredentials").field("principal", &self.principal).field("secret", &"<redacted>").finish()
+    }
+}
+
+/// The `Authorization` header for `credentials`, marked sensitive so it is never logged.
+fn authorization(credentials: &MesosCredentials) -> Option<reqwest::header::HeaderValue> {
+    let token = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{}:{}", credentials.principal, credentials.secret));
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("Basic {token}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 /// What the client tells the scheduler actor.
@@ -127,9 +152,14 @@ impl Drop for MesosClient {
 
 /// Starts the client tasks. `framework_id` is the persisted id, if any.
 pub fn start(config: MesosConfig, framework_id: Option<String>, updates: mpsc::Sender<MesosUpdate>) -> MesosClient {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(value) = config.credentials.as_ref().and_then(authorization) {
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
+        .default_headers(headers)
         .build()
         .unwrap_or_else(|_| reqwest::Client::new());
     let (session_tx, session_rx) = watch::channel(None);
@@ -215,6 +245,12 @@ async fn subscribe_once(
     let status = resp.status().as_u16();
     if status != 200 {
         let text = resp.text().await.unwrap_or_default();
+        if status == 401 {
+            bail!(
+                "the Mesos master at {master} requires framework authentication and refused ours: give (or correct) \
+                 --mesos-authentication-principal and --mesos-authentication-secret-file"
+            );
+        }
         bail!("SUBSCRIBE answered {status}: {text}");
     }
     let stream_id = resp

@@ -43,6 +43,12 @@ struct Args {
     /// Start tasks without processes (for scale tests).
     #[arg(long)]
     simulated: bool,
+    /// Require frameworks to authenticate (HTTP basic) with one of --credentials.
+    #[arg(long, requires = "credentials")]
+    authenticate_http_frameworks: bool,
+    /// Credentials file as Mesos reads it: JSON `{"credentials": [{"principal": "p", "secret": "s"}]}`.
+    #[arg(long)]
+    credentials: Option<PathBuf>,
     /// Register the master in ZooKeeper as Mesos does, e.g. zk://127.0.0.1:2181/mesos.
     #[arg(long)]
     zk: Option<String>,
@@ -53,6 +59,19 @@ fn parse_range(s: &str) -> anyhow::Result<(u64, u64)> {
     let (b, e): (u64, u64) = (b.trim().parse().context("bad --ports begin")?, e.trim().parse().context("bad --ports end")?);
     anyhow::ensure!(b <= e && e <= 65535, "--ports range {b}-{e} is not a valid port range");
     Ok((b, e))
+}
+
+/// The principal → secret map of a Mesos credentials file.
+fn credentials(path: &std::path::Path) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read --credentials {}", path.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let list = json["credentials"].as_array().with_context(|| format!("{}: expected {{\"credentials\": [{{\"principal\": ..., \"secret\": ...}}]}}", path.display()))?;
+    list.iter()
+        .map(|c| match (c["principal"].as_str(), c["secret"].as_str()) {
+            (Some(p), Some(s)) => Ok((p.to_string(), s.to_string())),
+            _ => anyhow::bail!("{}: every credential needs a \"principal\" and a \"secret\"", path.display()),
+        })
+        .collect()
 }
 
 fn secs(v: f64, flag: &str) -> anyhow::Result<Duration> {
@@ -68,6 +87,10 @@ async fn main() -> anyhow::Result<()> {
     let offer_timeout = secs(args.offer_timeout, "--offer-timeout")?;
     config.offer_timeout = (!offer_timeout.is_zero()).then_some(offer_timeout);
     config.simulated = args.simulated;
+    if args.authenticate_http_frameworks {
+        let path = args.credentials.as_deref().context("--authenticate-http-frameworks needs --credentials")?;
+        config.framework_credentials = Some(credentials(path)?);
+    }
     let cluster = LocalCluster::start(config).await?;
     println!("mesos-local master at {} with agents {:?}", cluster.url(), cluster.agent_ids());
     let _registration = match &args.zk {

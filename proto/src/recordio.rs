@@ -103,28 +103,28 @@ impl Decoder {
     fn read_length(&mut self) -> Result<Option<usize>, RecordIoError> {
         let blank = self.buf.iter().take_while(|b| **b == b'\n' || **b == b'\r').count();
         self.buf.advance(blank);
-        let Some(newline) = self.buf.iter().position(|b| *b == b'\n') else {
-            if self.buf.len() > MAX_LENGTH_DIGITS || !self.buf.iter().all(u8::is_ascii_digit) {
-                return Err(self.bad_length(self.buf.len().min(MAX_LENGTH_DIGITS + 1)));
-            }
-            return Ok(None);
-        };
-        let digits = &self.buf[..newline];
-        if digits.is_empty() || digits.len() > MAX_LENGTH_DIGITS || !digits.iter().all(u8::is_ascii_digit)
-        {
-            return Err(self.bad_length(newline));
+        // The error names the same bytes however the stream was chunked: the prefix up to the
+        // first byte that cannot belong to a length, or the first digit too many.
+        let digits = self.buf.iter().take(MAX_LENGTH_DIGITS + 1).take_while(|b| b.is_ascii_digit()).count();
+        if digits > MAX_LENGTH_DIGITS {
+            return Err(self.bad_length(MAX_LENGTH_DIGITS + 1));
         }
-        let size = std::str::from_utf8(digits)
+        match self.buf.get(digits) {
+            None => return Ok(None),
+            Some(b'\n') => {}
+            Some(_) => return Err(self.bad_length(digits + 1)),
+        }
+        let size = std::str::from_utf8(&self.buf[..digits])
             .ok()
             .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| self.bad_length(newline))?;
+            .ok_or_else(|| self.bad_length(digits))?;
         if size == 0 {
             return Err(RecordIoError::ZeroLength);
         }
         if size > self.max_record_size as u64 {
             return Err(RecordIoError::Oversize { size, max: self.max_record_size });
         }
-        self.buf.advance(newline + 1);
+        self.buf.advance(digits + 1);
         // `size` fits in usize because it is at most `max_record_size`.
         Ok(Some(size as usize))
     }
@@ -195,6 +195,24 @@ mod tests {
     }
 
     #[test]
+    fn errors_do_not_depend_on_chunking() {
+        // Found by proptest: the error used to quote whatever happened to be buffered.
+        let bad = |chunks: &[&[u8]]| {
+            let mut d = Decoder::default();
+            chunks.iter().find_map(|c| {
+                d.push(c);
+                d.next_record().err()
+            })
+        };
+        let garbage = b"\0\x0b\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+        assert_eq!(bad(&[&garbage[..1], &garbage[1..]]), bad(&[garbage]));
+        assert_eq!(bad(&[garbage]), Some(RecordIoError::BadLength { prefix: "\0".into() }));
+        assert_eq!(bad(&[b"12", b"a\n"]), bad(&[b"12a\n"]));
+        let long = [b'1'; 30];
+        assert_eq!(bad(&[&long[..21]]), bad(&[&long, b"\n"]));
+    }
+
+    #[test]
     fn rejects_oversize_before_buffering_it() {
         let mut d = Decoder::new(10);
         d.push(b"11\n");
@@ -221,6 +239,42 @@ mod tests {
             let chunks: Vec<&[u8]> = points.windows(2).map(|w| &stream[w[0]..w[1]]).collect();
             let decoded = decode_all(&chunks).expect("valid stream");
             prop_assert_eq!(decoded, records.into_iter().map(Bytes::from).collect::<Vec<_>>());
+        }
+
+        /// Chunk boundaries never change the outcome, even for garbage: the same records, then
+        /// the same error or the same need for more bytes, with the buffer bounded.
+        #[test]
+        fn arbitrary_bytes_decode_the_same_in_any_chunking(
+            data in proptest::collection::vec(prop_oneof![any::<u8>(), Just(b'\n'), b'0'..=b'9'], 0..512),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..20),
+        ) {
+            let run = |chunks: &[&[u8]]| {
+                let mut d = Decoder::new(64);
+                let mut out = Vec::new();
+                for c in chunks {
+                    d.push(c);
+                    loop {
+                        match d.next_record() {
+                            Ok(Some(r)) => out.push(Ok(r)),
+                            Ok(None) => break,
+                            Err(e) => {
+                                out.push(Err(e));
+                                return (out, None);
+                            }
+                        }
+                    }
+                }
+                (out, Some(d.finish().is_ok()))
+            };
+            let mut points: Vec<usize> = cuts.iter().map(|i| i.index(data.len() + 1)).collect();
+            points.extend([0, data.len()]);
+            points.sort_unstable();
+            let chunks: Vec<&[u8]> = points.windows(2).map(|w| &data[w[0]..w[1]]).collect();
+            let whole = run(&[&data]);
+            prop_assert_eq!(run(&chunks), whole.clone());
+            for r in whole.0.iter().flatten() {
+                prop_assert!(!r.is_empty() && r.len() <= 64);
+            }
         }
 
         #[test]

@@ -593,3 +593,46 @@ async fn the_api_requires_credentials_when_configured() -> anyhow::Result<()> {
     assert!(err.contains("without authentication") && err.contains("--http-credentials"), "{err}");
     Ok(())
 }
+
+#[tokio::test]
+async fn constraints_place_tasks_across_agents() -> anyhow::Result<()> {
+    // Three agents: attribute `agent` a0..a2, `rack` r0, r1, r0.
+    let (cluster, fw) = start("constraints", 3).await?;
+    let agent_of = |j: &Json, cluster_agents: &[String]| -> Vec<String> {
+        j["app"]["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["slaveId"].as_str())
+            .map(|a| format!("a{}", cluster_agents.iter().position(|x| x == a).unwrap_or(99)))
+            .collect()
+    };
+    let agents = cluster.agent_ids();
+
+    // UNIQUE on an attribute: one task per agent, and a fourth cannot be placed.
+    let unique = json!({"id": "/u", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 3, "constraints": [["agent", "UNIQUE"]]});
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&unique)).await?.status, 201);
+    let j = settled(&fw, "u", 3).await?;
+    let mut placed = agent_of(&j, &agents);
+    placed.sort();
+    assert_eq!(placed, ["a0", "a1", "a2"]);
+    fw.request(Method::PUT, "/v2/apps/u", Some(&json!({"instances": 4}))).await?;
+    fw.wait_until("/v2/queue", DEPLOY, "the fourth instance refused for its constraint", |j| {
+        j["queue"].as_array().into_iter().flatten().any(|q| {
+            q["app"]["id"] == "/u"
+                && q["processedOffersSummary"]["rejectSummaryLastOffers"].as_array().into_iter().flatten().any(|r| r["reason"] == "UnfulfilledConstraint")
+        })
+    })
+    .await?;
+    assert_eq!(running(&fw.get("/v2/apps/u").await?.json), 3);
+
+    // GROUP_BY rack: 4 instances spread 2 and 2 over the two racks (a0 and a2 are rack r0).
+    let spread = json!({"id": "/g", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 4, "constraints": [["rack", "GROUP_BY"]]});
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&spread)).await?.status, 201);
+    let j = settled(&fw, "g", 4).await?;
+    let on = agent_of(&j, &agents);
+    let r1 = on.iter().filter(|a| *a == "a1").count();
+    assert_eq!(r1, 2, "two on rack r1 (agent a1), two on rack r0: {on:?}");
+    cluster.shutdown().await;
+    Ok(())
+}

@@ -11,7 +11,7 @@ use framework_core::app::AppDefinition;
 use framework_core::deploy::{self, Action, Backoff, Decision, InstanceView};
 use framework_core::ids::{AppId, DeploymentId, InstanceId, TaskId, Timestamp};
 use framework_core::instance::{Condition, Goal, condition_from_status, next_condition};
-use framework_core::matching::{Placement, match_offer, placement_of};
+use framework_core::matching::{Placement, PlacementIndex, match_offer_indexed, placement_of};
 use mesos_proto::v1::scheduler::{Call, call, event};
 use mesos_proto::v1::{self, Filters, TaskState, task_status};
 use serde_json::{Value, json};
@@ -869,6 +869,27 @@ impl Actor {
 
     async fn on_offers(&mut self, offers: Vec<v1::Offer>) {
         let now = now();
+        // Where the instances of apps that wait for launches and have constraints run, counted
+        // once per batch of offers (one pass over the instances) and kept current as tasks are
+        // launched; apps without constraints do not look at placements at all.
+        let mut placements: BTreeMap<AppId, PlacementIndex> = self
+            .demand
+            .iter()
+            .filter(|(id, n)| **n > 0 && self.apps.get(*id).is_some_and(|a| !a.constraints.is_empty()))
+            .map(|(id, _)| (id.clone(), PlacementIndex::default()))
+            .collect();
+        if !placements.is_empty() {
+            for i in self.instances.values() {
+                if i.condition.is_active()
+                    && i.goal == Goal::Running
+                    && let Some(index) = placements.get_mut(&i.app_id)
+                    && let Some(p) = self.placement_of_instance(i)
+                {
+                    index.add(&p);
+                }
+            }
+        }
+        let unconstrained = PlacementIndex::default();
         for offer in offers {
             self.counters.offers_received += 1;
             let mut remaining = offer.clone();
@@ -884,18 +905,12 @@ impl Actor {
                 let Some(app) = self.apps.get(&app_id).cloned() else { continue };
                 let want = self.demand.get(&app_id).copied().unwrap_or(0);
                 let req = spec::task_request(&app);
-                let mut placed: Vec<Placement> = self
-                    .instances
-                    .values()
-                    .filter(|i| i.app_id == app_id && i.condition.is_active() && i.goal == Goal::Running)
-                    .filter_map(|i| self.placement_of_instance(i))
-                    .collect();
-                placed.extend(created.iter().filter(|i| i.app_id == app_id).map(|_| placement_of(&offer)));
                 let room = self.config.max_instances_per_offer.saturating_sub(launches.len() as u32);
                 if room == 0 {
                     break;
                 }
-                let outcome = match_offer(&remaining, &req, &placed, &self.config.role, want.min(room));
+                let placed = placements.get(&app_id).unwrap_or(&unconstrained);
+                let outcome = match_offer_indexed(&remaining, &req, placed, &self.config.role, want.min(room));
                 let stats = self.offer_stats.entry(app_id.clone()).or_default();
                 stats.processed_offers_count += 1;
                 if outcome.launches.is_empty() {
@@ -913,6 +928,9 @@ impl Actor {
                     let task = spec::task_info(&app, &task_id, &offer, &m, &self.config.executor);
                     spec::subtract(&mut remaining, &m.resources);
                     let here = placement_of(&offer);
+                    if let Some(index) = placements.get_mut(&app_id) {
+                        index.add(&here);
+                    }
                     created.push(Instance {
                         id: instance_id,
                         app_id: app_id.clone(),

@@ -270,3 +270,31 @@ async fn mesos_master_is_found_through_zookeeper_and_followed_on_handover() -> a
     second.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn zookeeper_digest_auth_keeps_the_state_to_its_owner() -> anyhow::Result<()> {
+    let zk = ZkServer::start("digest").await?;
+    let cluster = cluster("digest", 1, |_| {}).await;
+    let url = format!("zk://marathon:s3cret@{}/secure", zk.hosts());
+    let fw = Framework::start(&cluster.url(), &work_dir("digest"), &["--zk", &url, "--zk-session-timeout", SESSION_MS]).await?;
+    fw.wait_until_status("/v2/leader", 200, WAIT).await?;
+    let app = json!({"id": "/d", "cmd": "sleep 1000", "cpus": 0.05, "mem": 16, "instances": 1});
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+
+    // Another client without the credentials cannot read or change the state; with them it can.
+    let stranger = zookeeper_client::Client::connect(&zk.hosts()).await?;
+    assert!(matches!(stranger.get_children("/secure/state/v1").await, Err(zookeeper_client::Error::NoAuth)));
+    assert!(matches!(stranger.delete("/secure/state/v1", None).await, Err(zookeeper_client::Error::NoAuth)));
+    let owner = zookeeper_client::Client::connector().with_auth("digest", b"marathon:s3cret").connect(&zk.hosts()).await?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (children, _) = owner.get_children("/secure/state/v1").await?;
+        if children.iter().any(|c| c.contains("d")) {
+            break;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the app's record never appeared: {children:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cluster.shutdown().await;
+    Ok(())
+}

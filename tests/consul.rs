@@ -132,3 +132,26 @@ async fn consul_outage_delays_but_never_loses_registrations() -> anyhow::Result<
     cluster.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn registrations_carry_the_acl_token() -> anyhow::Result<()> {
+    let consul = ConsulAgent::start_with_acl("acl", "root-token").await?;
+    let http = reqwest::Client::new();
+    // ACLs are on: without a token nothing can be registered.
+    let probe = json!({"ID": "probe", "Name": "probe", "Port": 1});
+    let r = http.put(format!("{}/v1/agent/service/register", consul.url())).body(probe.to_string()).send().await?;
+    assert_eq!(r.status().as_u16(), 403, "{}", r.text().await?);
+
+    let cluster = cluster("consul-acl", 1, |_| {}).await;
+    let fw = Framework::start(&cluster.url(), &work_dir("consul-acl"), &["--consul", &consul.url(), "--consul-token", "root-token"]).await?;
+    let app = json!({"id": "/acl", "cmd": "sleep 1000", "cpus": 0.05, "mem": 16, "instances": 2, "portDefinitions": [{"port": 0}]});
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    until("2 registrations made with the token", || async {
+        let body = http.get(format!("{}/v1/agent/services", consul.url())).header("X-Consul-Token", "root-token").send().await?.text().await?;
+        let all: Json = serde_json::from_str(&body)?;
+        Ok(all.as_object().is_some_and(|m| m.values().filter(|s| s["Meta"]["framework"] == "marathon").count() == 2))
+    })
+    .await?;
+    cluster.shutdown().await;
+    Ok(())
+}

@@ -23,6 +23,16 @@ pub struct ConsulAgent {
 impl ConsulAgent {
     /// Installs Consul if needed and starts a dev agent.
     pub async fn start(name: &str) -> anyhow::Result<Self> {
+        Self::start_with(name, &[]).await
+    }
+
+    /// A dev agent with ACLs on (default deny) and `token` as its master token.
+    pub async fn start_with_acl(name: &str, token: &str) -> anyhow::Result<Self> {
+        let acl = format!("-hcl=acl {{ enabled = true\n default_policy = \"deny\"\n tokens {{ master = \"{token}\" }} }}");
+        Self::start_with(name, &[acl]).await
+    }
+
+    async fn start_with(name: &str, extra: &[String]) -> anyhow::Result<Self> {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default();
         let out = StdCommand::new(root.join("scripts/consul-install")).output().context("run scripts/consul-install")?;
         anyhow::ensure!(out.status.success(), "Consul could not be installed: {}", String::from_utf8_lossy(&out.stderr));
@@ -40,6 +50,7 @@ impl ConsulAgent {
             format!("-serf-wan-port={}", free_port()),
             format!("-server-port={}", free_port()),
         ];
+        let args = [args, extra.to_vec()].concat();
         let log = crate::work_dir(&format!("consul-{name}")).join("consul.log");
         let mut agent = Self { child: None, bin, args, http_port, log };
         agent.spawn().await?;

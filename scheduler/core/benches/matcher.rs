@@ -9,6 +9,9 @@
 //! Under `cargo test` it only says how.
 
 mod common;
+mod offers;
+
+use offers::offer;
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -16,53 +19,15 @@ use std::time::Instant;
 use framework_core::matching::{
     Constraint, Placement, PlacementIndex, PortRequest, TaskRequest, match_offer, match_offer_indexed, placement_of,
 };
-use mesos_proto::v1::{self, value};
+use mesos_proto::v1;
 use prost::Message as _;
 
-/// Racks and zones the agents are spread over.
-const RACKS: usize = 50;
-const ZONES: usize = 3;
 /// Instances of the app already placed in the single-app scenarios (two per rack).
 const PLACED: usize = 100;
 /// The queued-tasks scenario: apps × instances each.
 const APPS: usize = 100;
 const INSTANCES: usize = 100;
 
-fn offer(i: usize) -> v1::Offer {
-    let scalar = |name: &str, v: f64| v1::Resource {
-        name: name.into(),
-        r#type: value::Type::Scalar as i32,
-        scalar: Some(v1::value::Scalar { value: v }),
-        ..Default::default()
-    };
-    let text = |name: &str, v: String| v1::Attribute {
-        name: name.into(),
-        r#type: value::Type::Text as i32,
-        text: Some(v1::value::Text { value: v }),
-        ..Default::default()
-    };
-    v1::Offer {
-        id: v1::OfferId { value: format!("o{i}") },
-        framework_id: v1::FrameworkId { value: "f".into() },
-        agent_id: v1::AgentId { value: format!("a{i}") },
-        hostname: format!("agent-{i}.example"),
-        resources: vec![
-            scalar("cpus", 32.0),
-            scalar("mem", 65536.0),
-            scalar("disk", 100_000.0),
-            v1::Resource {
-                name: "ports".into(),
-                r#type: value::Type::Ranges as i32,
-                ranges: Some(v1::value::Ranges {
-                    range: vec![value::Range { begin: 31000, end: 32000 }],
-                }),
-                ..Default::default()
-            },
-        ],
-        attributes: vec![text("rack", format!("r{}", i % RACKS)), text("zone", format!("z{}", i % ZONES))],
-        ..Default::default()
-    }
-}
 
 fn plain() -> TaskRequest {
     TaskRequest {

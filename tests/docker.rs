@@ -138,3 +138,40 @@ async fn the_executor_resubscribes_after_an_agent_restart_and_keeps_its_containe
     wait_gone(&id).await?;
     teardown(&fw, cluster, "steady").await
 }
+
+#[tokio::test]
+async fn docker_parameters_reach_the_container_and_unknown_ones_are_refused() -> anyhow::Result<()> {
+    ready("nginx")?;
+    let c = cluster("docker-params", 1, |_| {}).await;
+    let fw = Framework::start(&c.url(), &work_dir("docker-params"), &["--docker-parameters-allowed", "*"]).await?;
+    let mut app = nginx("/params", "/", 3);
+    app["container"]["docker"]["parameters"] = json!([
+        {"key": "label", "value": "team=web"}, {"key": "env", "value": "FROM_PARAM=yes"},
+        {"key": "hostname", "value": "params-host"}, {"key": "shm-size", "value": "128m"},
+        {"key": "ulimit", "value": "nofile=1024:2048"}
+    ]);
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    let j = fw.wait_until("/v2/apps/params", WAIT, "a healthy container", |j| j["app"]["tasksHealthy"] == 1).await?;
+    let id = task_ids(&j).into_iter().next().context("task")?;
+    let out = tokio::process::Command::new("docker").args(["inspect", &id]).output().await?;
+    let inspect: Json = serde_json::from_slice(&out.stdout)?;
+    let i = &inspect[0];
+    assert_eq!(i["Config"]["Labels"]["team"], "web");
+    assert!(i["Config"]["Env"].as_array().is_some_and(|e| e.contains(&json!("FROM_PARAM=yes"))));
+    assert_eq!(i["Config"]["Hostname"], "params-host");
+    assert_eq!(i["HostConfig"]["ShmSize"], 128 * 1024 * 1024);
+    assert_eq!(i["HostConfig"]["Ulimits"][0]["Name"], "nofile");
+    assert_eq!(i["HostConfig"]["Ulimits"][0]["Hard"], 2048);
+    teardown(&fw, c, "params").await?;
+
+    // A parameter the executor cannot apply fails the task with the reason, never silently.
+    let c = cluster("docker-params-bad", 1, |_| {}).await;
+    let fw = Framework::start(&c.url(), &work_dir("docker-params-bad"), &["--docker-parameters-allowed", "*"]).await?;
+    let mut app = nginx("/badparam", "/", 3);
+    app["container"]["docker"]["parameters"] = json!([{"key": "cap-add", "value": "NET_ADMIN"}]);
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    let j = fw.wait_until("/v2/apps/badparam", WAIT, "the failure reported", |j| j["app"]["lastTaskFailure"]["message"].as_str().is_some_and(|m| m.contains("cap-add"))).await?;
+    assert_eq!(j["app"]["tasksRunning"], 0);
+    c.shutdown().await;
+    Ok(())
+}

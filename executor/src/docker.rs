@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, PortBinding, ResourcesUlimits};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
     StopContainerOptionsBuilder,
@@ -41,18 +41,32 @@ pub async fn run(docker: &Docker, spec: &ContainerSpec) -> anyhow::Result<()> {
         .iter()
         .map(|(container, host)| (container.clone(), Some(vec![PortBinding { host_ip: Some("0.0.0.0".into()), host_port: Some(host.to_string()) }])))
         .collect();
+    let o = &spec.options;
+    let log_config = o.log_driver.as_ref().map(|driver| HostConfigLogConfig {
+        typ: Some(driver.clone()),
+        config: (!o.log_opts.is_empty()).then(|| o.log_opts.clone()),
+    });
+    let ulimits: Vec<ResourcesUlimits> =
+        o.ulimits.iter().map(|(name, soft, hard)| ResourcesUlimits { name: Some(name.clone()), soft: Some(*soft), hard: Some(*hard) }).collect();
     let body = ContainerCreateBody {
         image: Some(spec.image.clone()),
         cmd: spec.cmd.clone(),
         env: Some(spec.env.clone()),
         labels: Some(spec.labels.clone()),
         user: spec.user.clone(),
+        hostname: o.hostname.clone(),
+        working_dir: o.workdir.clone(),
+        stop_signal: o.stop_signal.clone(),
         exposed_ports: (!spec.ports.is_empty()).then(|| spec.ports.iter().map(|(c, _)| c.clone()).collect()),
         host_config: Some(HostConfig {
             network_mode: Some(spec.network.clone()),
             port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
             memory: (spec.memory > 0).then_some(spec.memory),
-            memory_swap: (spec.memory > 0).then_some(spec.memory),
+            memory_swap: o.memory_swap.or((spec.memory > 0).then_some(spec.memory)),
+            memory_reservation: o.memory_reservation,
+            shm_size: o.shm_size,
+            log_config,
+            ulimits: (!ulimits.is_empty()).then_some(ulimits),
             cpu_shares: Some(spec.cpu_shares),
             cpu_period: (spec.cpu_quota > 0).then_some(100_000),
             cpu_quota: (spec.cpu_quota > 0).then_some(spec.cpu_quota),

@@ -26,6 +26,106 @@ pub enum SpecError {
     /// `data` is not a CommandInfo.
     #[error("TaskInfo.data is not a protobuf CommandInfo: {0}")]
     BadCommand(String),
+    /// A Docker parameter this executor cannot apply, or a value it cannot read.
+    #[error("docker parameter {key}={value}: {why}")]
+    BadParameter {
+        /// The parameter's key (a `docker run` option without its dashes).
+        key: String,
+        /// Its value.
+        value: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// Docker `parameters` (the `docker run` options Marathon passes through) as Engine API fields.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DockerOptions {
+    /// `log-driver`.
+    pub log_driver: Option<String>,
+    /// `log-opt key=value`.
+    pub log_opts: HashMap<String, String>,
+    /// `ulimit name=soft[:hard]`.
+    pub ulimits: Vec<(String, i64, i64)>,
+    /// `memory-swap` in bytes (-1: unlimited).
+    pub memory_swap: Option<i64>,
+    /// `memory-reservation` in bytes.
+    pub memory_reservation: Option<i64>,
+    /// `shm-size` in bytes.
+    pub shm_size: Option<i64>,
+    /// `hostname`.
+    pub hostname: Option<String>,
+    /// `workdir`.
+    pub workdir: Option<String>,
+    /// `stop-signal`.
+    pub stop_signal: Option<String>,
+}
+
+/// A size as `docker run` reads it: a number of bytes with an optional `b`, `k`, `m` or `g`
+/// suffix (powers of 1024), or -1 where "unlimited" makes sense.
+pub fn parse_bytes(text: &str) -> Option<i64> {
+    let t = text.trim().to_ascii_lowercase();
+    if t == "-1" {
+        return Some(-1);
+    }
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t.as_str(), ""),
+    };
+    let n: i64 = digits.parse().ok()?;
+    let factor: i64 = match unit.trim_end_matches('b') {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(factor)
+}
+
+/// Applies the task's Docker parameters: labels and env join the container's (ours win over a
+/// label of the same name), the rest become `DockerOptions`. Keys without dashes (`--`) as
+/// `docker run` takes them; an unknown key is an error, not silently ignored.
+pub fn apply_parameters(
+    params: &[(String, String)],
+    env: &mut Vec<String>,
+    labels: &mut HashMap<String, String>,
+) -> Result<DockerOptions, SpecError> {
+    let mut out = DockerOptions::default();
+    for (key, value) in params {
+        let bad = |why: &str| SpecError::BadParameter { key: key.clone(), value: value.clone(), why: why.to_string() };
+        let pair = || value.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| bad("expected name=value"));
+        let bytes = || parse_bytes(value).ok_or_else(|| bad("expected a size such as 512m or 1g"));
+        match key.trim_start_matches('-') {
+            "label" | "l" => {
+                let (k, v) = pair()?;
+                labels.entry(k).or_insert(v);
+            }
+            "env" | "e" => {
+                pair()?;
+                env.push(value.clone());
+            }
+            "log-driver" => out.log_driver = Some(value.clone()),
+            "log-opt" => {
+                let (k, v) = pair()?;
+                out.log_opts.insert(k, v);
+            }
+            "ulimit" => {
+                let (name, limits) = pair()?;
+                let (soft, hard) = limits.split_once(':').unwrap_or((&limits, &limits));
+                let num = |x: &str| x.trim().parse::<i64>().map_err(|_| bad("expected name=soft[:hard] with numbers"));
+                out.ulimits.push((name, num(soft)?, num(hard)?));
+            }
+            "memory-swap" => out.memory_swap = Some(bytes()?),
+            "memory-reservation" => out.memory_reservation = Some(bytes()?),
+            "shm-size" => out.shm_size = Some(bytes()?),
+            "hostname" | "h" => out.hostname = Some(value.clone()),
+            "workdir" | "w" => out.workdir = Some(value.clone()),
+            "stop-signal" => out.stop_signal = Some(value.clone()),
+            _ => return Err(bad("framework-executor does not support this parameter")),
+        }
+    }
+    Ok(out)
 }
 
 /// Everything needed to create the container.
@@ -57,6 +157,8 @@ pub struct ContainerSpec {
     pub privileged: bool,
     /// User to run as.
     pub user: Option<String>,
+    /// What the Docker parameters ask for.
+    pub options: DockerOptions,
 }
 
 /// Docker container names allow `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
@@ -134,6 +236,9 @@ pub fn container_spec(task: &TaskInfo, executor_id: &str, pid: u32, sandbox: &st
     labels.insert(LABEL_EXECUTOR.to_string(), executor_id.to_string());
     labels.insert(LABEL_EXECUTOR_PID.to_string(), pid.to_string());
     labels.insert(LABEL_TASK.to_string(), task.task_id.value.clone());
+    let params: Vec<(String, String)> = docker.parameters.iter().map(|p| (p.key.clone(), p.value.clone())).collect();
+    let mut env = env;
+    let options = apply_parameters(&params, &mut env, &mut labels)?;
     Ok(ContainerSpec {
         name: container_name(&task.task_id.value),
         image: docker.image.clone(),
@@ -141,6 +246,7 @@ pub fn container_spec(task: &TaskInfo, executor_id: &str, pid: u32, sandbox: &st
         env,
         network,
         ports,
+        options,
         memory: if mem > 0.0 { (mem * 1024.0 * 1024.0) as i64 } else { 0 },
         cpu_shares: ((cpus * 1024.0) as i64).max(2),
         cpu_quota: if cpus > 0.0 { ((cpus * 100_000.0) as i64).max(1000) } else { 0 },
@@ -180,6 +286,53 @@ mod tests {
                 ..Default::default()
             }),
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn sizes_read_as_docker_run_reads_them() {
+        assert_eq!(parse_bytes("512"), Some(512));
+        assert_eq!(parse_bytes("64k"), Some(64 << 10));
+        assert_eq!(parse_bytes("128m"), Some(128 << 20));
+        assert_eq!(parse_bytes("2G"), Some(2 << 30));
+        assert_eq!(parse_bytes("1gb"), Some(1 << 30));
+        assert_eq!(parse_bytes("-1"), Some(-1));
+        for bad in ["", "m", "12x", "1.5g", "-2", "99999999999999999g"] {
+            assert_eq!(parse_bytes(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn parameters_become_engine_fields_and_unknown_ones_are_refused() {
+        let p = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let mut env = vec!["PORT0=1".to_string()];
+        let mut labels: HashMap<String, String> = [(LABEL_TASK.to_string(), "t".to_string())].into();
+        let params = [
+            p("label", "team=web"),
+            p("label", &format!("{LABEL_TASK}=forged")),
+            p("env", "FROM=param"),
+            p("log-driver", "json-file"),
+            p("log-opt", "max-size=10m"),
+            p("ulimit", "nofile=1024:2048"),
+            p("ulimit", "nproc=64"),
+            p("memory-swap", "1g"),
+            p("shm-size", "128m"),
+            p("hostname", "web-1"),
+            p("workdir", "/srv"),
+            p("stop-signal", "SIGQUIT"),
+        ];
+        let o = apply_parameters(&params, &mut env, &mut labels).unwrap();
+        assert_eq!(env, ["PORT0=1", "FROM=param"]);
+        assert_eq!(labels.get("team").map(String::as_str), Some("web"));
+        assert_eq!(labels.get(LABEL_TASK).map(String::as_str), Some("t"), "our labels cannot be overridden");
+        assert_eq!(o.log_driver.as_deref(), Some("json-file"));
+        assert_eq!(o.log_opts.get("max-size").map(String::as_str), Some("10m"));
+        assert_eq!(o.ulimits, [("nofile".to_string(), 1024, 2048), ("nproc".to_string(), 64, 64)]);
+        assert_eq!((o.memory_swap, o.shm_size), (Some(1 << 30), Some(128 << 20)));
+        assert_eq!((o.hostname.as_deref(), o.workdir.as_deref(), o.stop_signal.as_deref()), (Some("web-1"), Some("/srv"), Some("SIGQUIT")));
+        for bad in [p("cap-add", "ALL"), p("ulimit", "nofile"), p("shm-size", "lots"), p("label", "novalue")] {
+            let err = apply_parameters(&[bad.clone()], &mut env, &mut labels).unwrap_err();
+            assert!(err.to_string().contains(&bad.0), "{err}");
         }
     }
 

@@ -169,6 +169,16 @@ pub fn container_policy(config: &ActorConfig, apps: &[AppDefinition]) -> Result<
     };
     let mut details: Vec<serde_json::Value> = Vec::new();
     for app in apps {
+        for (i, v) in app.container.iter().flat_map(|c| c.volumes.iter()).enumerate() {
+            if let framework_core::app::Volume::Host { host_path, mode, .. } = v
+                && !config.allow_privileged
+                && !(*mode == framework_core::app::ReadMode::Ro && TIME_FILES.contains(&host_path.trim_end_matches('/')))
+                && let Some(why) = sensitive_host_path(host_path)
+            {
+                details.push(json!({"path": format!("/container/volumes({i})/hostPath"),
+                    "errors": [format!("{} mounts {host_path}, which {why}: that is as powerful as a privileged container; mount another directory, or start framework with --allow-privileged", app.id)]}));
+            }
+        }
         let Some(docker) = app.container.as_ref().and_then(|c| c.docker.as_ref()) else { continue };
         if docker.privileged && !config.allow_privileged {
             details.push(json!({"path": "/container/docker/privileged",
@@ -184,6 +194,30 @@ pub fn container_policy(config: &ActorConfig, apps: &[AppDefinition]) -> Result<
         return Ok(());
     }
     Err(ApiError { status: 422, body: json!({"message": "Object is not valid", "details": details}) })
+}
+
+/// Host files apps commonly mount read-only to share the agent's time zone; allowed as such.
+const TIME_FILES: &[&str] = &["/etc/localtime", "/etc/timezone", "/usr/share/zoneinfo"];
+
+/// Why mounting the agent's `path` into a container would hand it the host, if it would: the
+/// root, system directories, or Docker's and containerd's sockets and state. Relative paths stay
+/// in the sandbox (validation sees to that).
+fn sensitive_host_path(path: &str) -> Option<&'static str> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    if parts.contains(&"..") {
+        return Some("climbs with '..'");
+    }
+    const SYSTEM: &[&str] = &["etc", "proc", "sys", "dev", "boot", "root", "bin", "sbin", "lib", "lib64", "usr"];
+    const RUNTIME: &[&[&str]] = &[&["run"], &["var", "run"], &["var", "lib", "docker"], &["var", "lib", "containerd"]];
+    match parts.as_slice() {
+        [] => Some("is the agent's whole file system"),
+        [first, ..] if SYSTEM.contains(first) => Some("is a system directory of the agent"),
+        p if RUNTIME.iter().any(|r| p.starts_with(r)) => Some("holds the agent's container runtime (the Docker socket among it)"),
+        _ => None,
+    }
 }
 
 /// Store keys.
@@ -1350,6 +1384,26 @@ mod tests {
         assert_eq!(e.body["details"][0]["path"], "/container/docker/privileged");
         assert!(e.body.to_string().contains("--allow-privileged"));
         assert!(container_policy(&config(true, &[]), &[app]).is_ok());
+    }
+
+    #[test]
+    fn host_volumes_that_hand_over_the_host_need_the_privileged_flag() {
+        for path in ["/", "/etc", "/etc/", "//etc//ssl", "/var/run/docker.sock", "/run/docker.sock", "/var/lib/docker/volumes", "/srv/../etc", "/proc/1"] {
+            assert!(sensitive_host_path(path).is_some(), "{path}");
+        }
+        for path in ["/var/lib/guestbook/mysql", "/srv/data", "/tmp/x", "data", "/var/log/app", "/running"] {
+            assert_eq!(sensitive_host_path(path), None, "{path}");
+        }
+        let app = |host: &str| {
+            let body = format!(r#"{{"id": "/db", "container": {{"docker": {{"image": "x"}}, "volumes": [{{"containerPath": "/d", "hostPath": "/srv", "mode": "RW"}}, {{"containerPath": "/s", "hostPath": "{host}", "mode": "RO"}}]}}}}"#);
+            framework_core::app::parse_app(body.as_bytes(), &AppId::root()).unwrap()
+        };
+        let e = container_policy(&config(false, &[]), &[app("/var/run/docker.sock")]).unwrap_err();
+        assert_eq!(e.body["details"][0]["path"], "/container/volumes(1)/hostPath");
+        assert!(e.body.to_string().contains("--allow-privileged"));
+        assert!(container_policy(&config(true, &[]), &[app("/var/run/docker.sock")]).is_ok());
+        assert!(container_policy(&config(false, &[]), &[app("/srv/shared")]).is_ok());
+        assert!(container_policy(&config(false, &[]), &[app("/etc/localtime")]).is_ok(), "the time zone, read-only");
     }
 
     #[test]

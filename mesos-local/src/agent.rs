@@ -618,7 +618,7 @@ impl Agent {
             UpdateDelivery::DropFirst => stream.attempts > 1,
         };
         if send {
-            let _ = self.master.send(MasterMsg::FromAgent { agent_id, event: AgentEvent::StatusUpdate { framework_id: key.0.clone(), status: front.clone() } });
+            let _ = self.master.send(MasterMsg::FromAgent { agent_id, event: AgentEvent::StatusUpdate { framework_id: key.0.clone(), status: Box::new(front.clone()) } });
         }
     }
 

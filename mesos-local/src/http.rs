@@ -40,7 +40,7 @@ pub struct MasterHttp {
 
 /// The principal a request authenticates as: `Ok(None)` when authentication is off, a 401
 /// (with the challenge) when it is on and the request's credentials are missing or wrong.
-fn authenticate(st: &MasterHttp, headers: &HeaderMap) -> Result<Option<String>, Response> {
+fn authenticate(st: &MasterHttp, headers: &HeaderMap) -> Result<Option<String>, Box<Response>> {
     let Some(known) = &st.framework_credentials else { return Ok(None) };
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -55,7 +55,7 @@ fn authenticate(st: &MasterHttp, headers: &HeaderMap) -> Result<Option<String>, 
     }
     let mut resp = (StatusCode::UNAUTHORIZED, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "").into_response();
     resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"mesos\""));
-    Err(resp)
+    Err(Box::new(resp))
 }
 
 /// The master's routes.
@@ -178,7 +178,7 @@ async fn scheduler_api_inner(st: MasterHttp, method: Method, headers: HeaderMap,
     }
     let principal = match authenticate(&st, &headers) {
         Ok(p) => p,
-        Err(challenge) => return Ok(challenge),
+        Err(challenge) => return Ok(*challenge),
     };
     let encoding = request_encoding(&headers)?;
     let call: scheduler::Call = decode_call(&body, encoding)?;

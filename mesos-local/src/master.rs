@@ -741,7 +741,7 @@ impl Master {
         match event {
             AgentEvent::StatusUpdate { framework_id, status } => {
                 self.record_status(&framework_id, &status);
-                self.send(&framework_id, update_event(status));
+                self.send(&framework_id, update_event(*status));
             }
             AgentEvent::ExecutorMessage { framework_id, executor_id, data } => {
                 let ev = Event {
@@ -825,14 +825,14 @@ impl Master {
                 Ok(())
             }
             Fault::CutStreamMidEvent(fid) => {
-                if !self.frameworks.get(&fid).is_some_and(|f| f.conn.is_some()) {
+                if self.frameworks.get(&fid).is_none_or(|f| f.conn.is_none()) {
                     return Err(format!("framework {fid} is not connected"));
                 }
                 self.send(&fid, error_event(crate::protocol::CUT_STREAM_MARK));
                 Ok(())
             }
             Fault::MalformedEvent(fid) => {
-                if !self.frameworks.get(&fid).is_some_and(|f| f.conn.is_some()) {
+                if self.frameworks.get(&fid).is_none_or(|f| f.conn.is_none()) {
                     return Err(format!("framework {fid} is not connected"));
                 }
                 self.send(&fid, error_event(crate::protocol::MALFORMED_EVENT_MARK));

@@ -87,8 +87,8 @@ pub enum AgentEvent {
     StatusUpdate {
         /// Owner of the task.
         framework_id: String,
-        /// The update.
-        status: TaskStatus,
+        /// The update (boxed: it dwarfs the other messages).
+        status: Box<TaskStatus>,
     },
     /// A message from an executor to its framework.
     ExecutorMessage {

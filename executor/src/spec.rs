@@ -331,7 +331,7 @@ mod tests {
         assert_eq!((o.memory_swap, o.shm_size), (Some(1 << 30), Some(128 << 20)));
         assert_eq!((o.hostname.as_deref(), o.workdir.as_deref(), o.stop_signal.as_deref()), (Some("web-1"), Some("/srv"), Some("SIGQUIT")));
         for bad in [p("cap-add", "ALL"), p("ulimit", "nofile"), p("shm-size", "lots"), p("label", "novalue")] {
-            let err = apply_parameters(&[bad.clone()], &mut env, &mut labels).unwrap_err();
+            let err = apply_parameters(std::slice::from_ref(&bad), &mut env, &mut labels).unwrap_err();
             assert!(err.to_string().contains(&bad.0), "{err}");
         }
     }

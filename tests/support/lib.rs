@@ -17,7 +17,6 @@ use tokio::sync::mpsc;
 pub mod consul;
 pub mod docker;
 pub mod framework;
-pub mod moto;
 pub mod tls;
 pub mod zk;
 

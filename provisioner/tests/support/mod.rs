@@ -9,7 +9,17 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use tokio::process::{Child, Command};
 
-use crate::framework::free_port;
+/// A fresh folder for one test's files.
+pub fn work_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("provisioner-tests-{name}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// A free loopback port (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
 
 /// A running moto server; killed when dropped.
 pub struct Moto {
@@ -29,7 +39,7 @@ impl Moto {
             anyhow::ensure!(out.status.success(), "moto could not be installed: {}", String::from_utf8_lossy(&out.stderr));
         }
         let port = free_port();
-        let log = crate::work_dir(&format!("moto-{name}")).join("moto.log");
+        let log = work_dir(&format!("moto-{name}")).join("moto.log");
         let file = std::fs::File::create(&log)?;
         let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])

@@ -1,18 +1,20 @@
 //! The provisioner against moto's server mode through the real AWS SDK (endpoint override):
 //! apply, idempotence, scaling one group, destroy by tags, existing networks, invalid files.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
-use integration_tests::moto::Moto;
 use provisioner::aws::aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use provisioner::aws::{Aws, Connection};
 use provisioner::commands::{self, Options};
 use provisioner::{Action, Error, Role};
+use support::Moto;
 
-const EXAMPLE: &str = include_str!("../provisioner/cluster.example.toml");
+const EXAMPLE: &str = include_str!("../cluster.example.toml");
 
 fn options(moto: &Moto) -> Options {
     Options {
@@ -24,7 +26,7 @@ fn options(moto: &Moto) -> Options {
 
 /// Writes the example cluster file under `name` (with `edit` applied) into a fresh folder.
 fn cluster_file(name: &str, edit: impl FnOnce(String) -> String) -> PathBuf {
-    let path = integration_tests::work_dir(&format!("provisioner-{name}")).join("cluster.toml");
+    let path = support::work_dir(&format!("provisioner-{name}")).join("cluster.toml");
     std::fs::write(&path, edit(EXAMPLE.replace("name = \"demo\"", &format!("name = \"{name}\"")))).expect("test setup");
     path
 }

@@ -189,9 +189,10 @@ pub struct Counters {
 }
 
 impl Snapshot {
-    /// The instances of one app.
+    /// The instances of one app, in id order, in O(log n + the app's instances) (see
+    /// [`app_range`]; a scan of every instance made `GET /v2/apps` quadratic).
     pub fn instances_of<'a>(&'a self, app: &'a AppId) -> impl Iterator<Item = &'a Arc<Instance>> + 'a {
-        self.instances.values().filter(move |i| &i.app_id == app)
+        app_range(&self.instances, app).map(|(_, i)| i).filter(move |i| &i.app_id == app)
     }
 
     /// Ids of the deployments that affect `app`.
@@ -204,6 +205,15 @@ impl Snapshot {
         let instance = task.instance_id()?;
         self.instances.get(&instance).filter(|i| &i.task_id == task)
     }
+}
+
+/// The entries of an instance map whose ids start with `app`'s prefix (`<safe name>.instance-`):
+/// every instance of `app`, as one contiguous range of the id-ordered map, found in O(log n).
+/// The range can also hold instances of apps whose safe name extends this one's (`/a.instance-x`
+/// for `/a`), so callers filter on the app id.
+pub fn app_range<'a, V>(instances: &'a BTreeMap<InstanceId, V>, app: &AppId) -> impl Iterator<Item = (&'a InstanceId, &'a V)> + 'a {
+    let start = InstanceId::new(app, "");
+    instances.range(start.clone()..).take_while(move |(id, _)| id.as_str().starts_with(start.as_str()))
 }
 
 /// Conditions are stored by their Marathon names.
@@ -236,5 +246,60 @@ mod goal_name {
             .into_iter()
             .find(|g| g.name() == name)
             .ok_or_else(|| serde::de::Error::custom(format!("unknown goal '{name}'")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(app: &str, uuid: &str) -> Instance {
+        let app_id = AppId::parse(app).expect("app id");
+        let id = InstanceId::new(&app_id, uuid);
+        Instance {
+            task_id: id.task_id(1),
+            id,
+            app_id,
+            version: Timestamp(1),
+            config_version: Timestamp(1),
+            agent_id: String::new(),
+            host: String::new(),
+            ports: Vec::new(),
+            condition: Condition::Running,
+            mesos_state: "TASK_RUNNING".to_owned(),
+            healthy: None,
+            goal: Goal::Running,
+            staged_at: Timestamp(1),
+            started_at: None,
+            kill_sent_at: None,
+            ip_addresses: Vec::new(),
+            unreachable_since: None,
+            ready: false,
+            attributes: Vec::new(),
+            region: None,
+            zone: None,
+        }
+    }
+
+    #[test]
+    fn instances_of_finds_exactly_the_apps_instances() {
+        // Apps whose safe names prefix one another (`/a`, `/ab`, `/a.b`, `/a.instance-x`) or
+        // sort around them.
+        let apps = ["/a", "/a/b", "/a.b", "/ab", "/a.instance-x", "/b", "/a/b/c", "/0"];
+        let mut snap = Snapshot::default();
+        for (n, app) in apps.iter().enumerate() {
+            for k in 0..3 {
+                let i = instance(app, &format!("{n}-{k}-uuid"));
+                snap.instances.insert(i.id.clone(), Arc::new(i));
+            }
+        }
+        for app in apps {
+            let id = AppId::parse(app).expect("app id");
+            let fast: Vec<&InstanceId> = snap.instances_of(&id).map(|i| &i.id).collect();
+            let slow: Vec<&InstanceId> = snap.instances.values().filter(|i| i.app_id == id).map(|i| &i.id).collect();
+            assert_eq!(fast, slow, "instances of {app}");
+            assert_eq!(fast.len(), 3, "instances of {app}");
+        }
+        assert_eq!(snap.instances_of(&AppId::parse("/none").expect("app id")).count(), 0);
     }
 }

@@ -1298,8 +1298,8 @@ impl Actor {
 fn views_of(instances: &BTreeMap<InstanceId, Instance>, apps: &BTreeMap<AppId, Arc<AppDefinition>>, app: &AppId) -> Vec<InstanceView> {
     let target_config = apps.get(app).map(|a| spec::config_version(a));
     let has_checks = apps.get(app).is_some_and(|a| spec::has_health_checks(a));
-    instances
-        .values()
+    crate::state::app_range(instances, app)
+        .map(|(_, i)| i)
         .filter(|i| &i.app_id == app)
         .map(|i| InstanceView {
             id: i.id.clone(),

@@ -2,9 +2,14 @@
 //! instance. Baselines measured in the same run: one ZooKeeper write (create + delete) and the
 //! configured session timeout (the floor for noticing a crashed leader).
 //!
+//! Rounds: `FAILOVER_ROUNDS` (default 20); each reports min/median/p95/max.
+//!
 //! Run: `cargo build --release -p framework && cargo bench -p integration-tests --bench failover`
 //! (needs ZooKeeper installed, as
 //! `scripts/test-all` does). Under `cargo test` it only says how to run it.
+
+#[path = "common/mod.rs"]
+mod common;
 
 use std::time::{Duration, Instant};
 
@@ -14,13 +19,11 @@ use integration_tests::{cluster, work_dir};
 use reqwest::Method;
 use serde_json::json;
 
-const ROUNDS: usize = 10;
 const SESSION_MS: u64 = 2000;
 
-fn stats(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
-    v.sort();
-    let at = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
-    (at(0.5), at(0.95), v[v.len() - 1])
+/// min, median, p95, max.
+fn stats(v: &[Duration]) -> (Duration, Duration, Duration, Duration) {
+    (common::pct(v, 0.0), common::pct(v, 0.5), common::pct(v, 0.95), common::pct(v, 1.0))
 }
 
 async fn leader(fws: &[Framework]) -> usize {
@@ -44,6 +47,8 @@ async fn main() -> anyhow::Result<()> {
         println!("failover benchmark: run it with `cargo bench -p integration-tests --bench failover`");
         return Ok(());
     }
+    let rounds = common::env_or("FAILOVER_ROUNDS", 20).max(1);
+    let load = common::load_average();
     let zk = ZkServer::start("bench-failover").await?;
 
     // Baseline: a ZooKeeper write round trip.
@@ -56,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
         client.delete(&format!("/bench-{i}"), None).await?;
         writes.push(t.elapsed());
     }
-    let (w50, w95, _) = stats(writes);
+    let (wmin, w50, w95, wmax) = stats(&writes);
 
     let cl = cluster("bench-failover", 1, |_| {}).await;
     let session = SESSION_MS.to_string();
@@ -69,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
     let app = json!({"id": "/bench", "cmd": "sleep 1000", "cpus": 0.01, "mem": 8, "instances": 1});
     fws[l].request(Method::POST, "/v2/apps", Some(&app)).await?;
     let mut failovers = Vec::new();
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         let l = leader(&fws).await;
         let other = (l + 1) % 3;
         let t = Instant::now();
@@ -85,12 +90,14 @@ async fn main() -> anyhow::Result<()> {
         failovers.push(t.elapsed());
         fws[l].restart().await?;
     }
-    let (f50, f95, fmax) = stats(failovers);
-    println!("| measurement | median | p95 | max |");
-    println!("|---|---|---|---|");
-    println!("| baseline: ZooKeeper create+delete | {w50:.2?} | {w95:.2?} | |");
-    println!("| baseline: ZooKeeper session timeout (configured) | {SESSION_MS} ms | | |");
-    println!("| failover: kill -9 leader → write accepted ({ROUNDS} rounds) | {f50:.2?} | {f95:.2?} | {fmax:.2?} |");
+    let (fmin, f50, f95, fmax) = stats(&failovers);
+    println!("\nfailover: {rounds} rounds, 3 instances, ZooKeeper on loopback; load average at start {load}");
+    println!("| measurement | min | median | p95 | max |");
+    println!("|---|---|---|---|---|");
+    println!("| baseline: ZooKeeper create+delete | {wmin:.2?} | {w50:.2?} | {w95:.2?} | {wmax:.2?} |");
+    println!("| baseline: ZooKeeper session timeout (configured) | | {SESSION_MS} ms | | |");
+    println!("| failover: kill -9 leader → write accepted ({rounds} rounds) | {fmin:.2?} | {f50:.2?} | {f95:.2?} | {fmax:.2?} |");
+    println!("| ratio failover / session timeout (median) | | {:.2} | | |", f50.as_secs_f64() * 1000.0 / SESSION_MS as f64);
     cl.shutdown().await;
     Ok(())
 }

@@ -1,0 +1,318 @@
+//! Launch throughput, API latency and memory at the scale on the local cluster's simulated
+//! agents (tasks go to TASK_RUNNING without processes): `SCALE_APPS` apps of
+//! `SCALE_TASKS / SCALE_APPS` instances each, created by `SCALE_CLIENTS` concurrent
+//! `POST /v2/apps` clients on `SCALE_AGENTS` agents, in two halves. After each half: the time to
+//! all TASK_RUNNING, then p50/p99 of `GET /v2/apps/{id}` and `GET /v2/apps`; at the end the
+//! `framework` process's RSS and peak RSS (`VmHWM`).
+//!
+//! Baseline in the same run, on a fresh cluster of the same size before the framework's run: a
+//! minimal v1 scheduler in this process (ACCEPTs every offer with up to 100 tasks, the
+//! framework's `--max-instances-per-offer`, and acknowledges every update; 64 calls in flight)
+//! launching the same number of tasks. It measures what the local master, its simulated agents and
+//! the HTTP scheduler API can do on this machine without any of the framework's work.
+//!
+//! Sizes (environment): `SCALE_AGENTS` (default 10000), `SCALE_APPS` (20000), `SCALE_TASKS`
+//! (200000), `SCALE_CLIENTS` (16), `SCALE_TIMEOUT` (seconds per phase, 900), `SCALE_BASELINE`
+//! (0 skips the baseline). Quick size: `SCALE_AGENTS=1000 SCALE_APPS=2000 SCALE_TASKS=20000`.
+//!
+//! Run: `cargo build --release -p framework && cargo bench -p integration-tests --bench scale_large`
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use common::{env_or, load_average, metric, ms, pct, proc_mib};
+use integration_tests::framework::Framework;
+use integration_tests::{open_stream, post, subscribe_call, work_dir};
+use mesos_local::LocalCluster;
+use mesos_proto::codec::Encoding;
+use serde_json::{Value as Json, json};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+/// Launches per offer, for the baseline as for the framework (its default).
+const PER_OFFER: usize = 100;
+
+struct Size {
+    agents: usize,
+    apps: usize,
+    per_app: usize,
+    clients: usize,
+    timeout: Duration,
+}
+
+impl Size {
+    fn tasks(&self) -> usize {
+        self.apps * self.per_app
+    }
+}
+
+async fn make_cluster(name: &str, size: &Size) -> LocalCluster {
+    // Room for 400 tasks of 0.01 cpus per agent, so that placement never runs short.
+    integration_tests::cluster(name, size.agents, |cfg| {
+        cfg.simulated = true;
+        for a in &mut cfg.agents {
+            a.resources = mesos_local::Resources::new(&[("cpus", 4.0), ("mem", 4096.0), ("disk", 1000.0)], &[]);
+        }
+    })
+    .await
+}
+
+/// The minimal scheduler: returns the time from SUBSCRIBED to `tasks` TASK_RUNNING updates.
+async fn baseline(size: &Size) -> anyhow::Result<Duration> {
+    let c = make_cluster("bench-scale-large-base", size).await;
+    let url = c.url();
+    let (stream_id, mut events, reader) = open_stream(&url, &subscribe_call(None, 0.0, &[]), Encoding::Protobuf).await?;
+    let first = events.recv().await.context("no SUBSCRIBED")?;
+    let framework_id = first["subscribed"]["framework_id"]["value"].as_str().context("framework id")?.to_owned();
+    let http = reqwest::Client::new();
+    let in_flight = Arc::new(Semaphore::new(64));
+    let mut calls = JoinSet::new();
+    let total = size.tasks();
+    let (mut launched, mut running) = (0usize, 0usize);
+    let t = Instant::now();
+    while running < total {
+        let ev = tokio::time::timeout(size.timeout, events.recv())
+            .await
+            .with_context(|| format!("baseline stalled at {running} of {total} running"))?
+            .context("stream ended")?;
+        let mut out: Vec<Json> = Vec::new();
+        match ev["type"].as_str() {
+            Some("OFFERS") => {
+                for offer in ev["offers"]["offers"].as_array().into_iter().flatten() {
+                    if launched >= total {
+                        out.push(json!({"type": "DECLINE", "decline": {"offer_ids": [offer["id"]], "filters": {"refuse_seconds": 120}}}));
+                        continue;
+                    }
+                    let n = PER_OFFER.min(total - launched);
+                    let tasks: Vec<Json> = (launched..launched + n)
+                        .map(|i| {
+                            json!({
+                                "name": "base", "task_id": {"value": format!("base.{i}")}, "agent_id": offer["agent_id"],
+                                "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.01}},
+                                              {"name": "mem", "type": "SCALAR", "scalar": {"value": 1}}],
+                                "command": {"value": "sleep 1000"},
+                            })
+                        })
+                        .collect();
+                    launched += n;
+                    out.push(json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]],
+                        "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}], "filters": {"refuse_seconds": 1}}}));
+                }
+            }
+            Some("UPDATE") => {
+                let status = &ev["update"]["status"];
+                if status["state"] == "TASK_RUNNING" {
+                    running += 1;
+                }
+                if status["uuid"].is_string() {
+                    out.push(json!({"type": "ACKNOWLEDGE", "acknowledge": {"agent_id": status["agent_id"], "task_id": status["task_id"], "uuid": status["uuid"]}}));
+                }
+            }
+            _ => {}
+        }
+        for mut call in out {
+            call["framework_id"] = json!({"value": framework_id});
+            let permit = in_flight.clone().acquire_owned().await?;
+            let (http, url, stream_id) = (http.clone(), url.clone(), stream_id.clone());
+            calls.spawn(async move {
+                let r = post(&http, &url, &call, Encoding::Protobuf, Some(&stream_id)).await;
+                drop(permit);
+                r
+            });
+        }
+        while let Some(done) = calls.try_join_next() {
+            let (code, body) = done??;
+            anyhow::ensure!(code == 202, "baseline call answered {code}: {body}");
+        }
+    }
+    let took = t.elapsed();
+    reader.abort();
+    c.shutdown().await;
+    Ok(took)
+}
+
+/// Client side of the framework's API for this bench.
+#[derive(Clone)]
+struct Api {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Api {
+    async fn timed(&self, req: reqwest::RequestBuilder) -> anyhow::Result<(u16, Duration)> {
+        let t = Instant::now();
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        resp.bytes().await?;
+        Ok((status, t.elapsed()))
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<(u16, Duration)> {
+        self.timed(self.http.get(format!("{}{path}", self.url))).await
+    }
+
+    async fn running(&self) -> anyhow::Result<usize> {
+        let text = self.http.get(format!("{}/metrics", self.url)).send().await?.text().await?;
+        Ok(metric(&text, "marathon_instances_running_gauge").unwrap_or(0.0) as usize)
+    }
+}
+
+/// Creates apps `from..to` with `clients` concurrent clients; returns each POST's latency and
+/// the number of answers other than 201.
+async fn create_apps(api: &Api, size: &Size, from: usize, to: usize) -> anyhow::Result<(Vec<Duration>, usize)> {
+    let next = Arc::new(AtomicUsize::new(from));
+    let mut clients = JoinSet::new();
+    for _ in 0..size.clients {
+        let (api, next, per_app) = (api.clone(), next.clone(), size.per_app);
+        clients.spawn(async move {
+            let mut lat = Vec::new();
+            let mut refused = 0;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= to {
+                    return anyhow::Ok((lat, refused));
+                }
+                let app = json!({"id": format!("/app-{i}"), "cmd": "sleep 1000", "cpus": 0.01, "mem": 1, "instances": per_app, "portDefinitions": []});
+                let req = api.http.post(format!("{}/v2/apps", api.url)).header("Content-Type", "application/json").body(app.to_string());
+                let (status, took) = api.timed(req).await?;
+                if status != 201 {
+                    refused += 1;
+                }
+                lat.push(took);
+            }
+        });
+    }
+    let (mut all, mut refused) = (Vec::new(), 0);
+    while let Some(r) = clients.join_next().await {
+        let (lat, n) = r??;
+        all.extend(lat);
+        refused += n;
+    }
+    Ok((all, refused))
+}
+
+/// Waits until `target` instances run; returns false on timeout. Logs progress to stderr.
+async fn wait_running(api: &Api, target: usize, size: &Size, pid: u32) -> anyhow::Result<bool> {
+    let t = Instant::now();
+    let mut last_log = Instant::now();
+    loop {
+        let n = api.running().await?;
+        if n >= target {
+            return Ok(true);
+        }
+        if last_log.elapsed() > Duration::from_secs(10) {
+            eprintln!("  {:>6.0?}: {n} of {target} running, framework RSS {:.0} MiB", t.elapsed(), proc_mib(pid, "VmRSS"));
+            last_log = Instant::now();
+        }
+        if t.elapsed() > size.timeout {
+            eprintln!("  timed out after {:?} at {n} of {target} running", size.timeout);
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// p50/p99 of `GET /v2/apps/{id}` (200 random apps among the first `apps`) and `GET /v2/apps` (20).
+async fn read_latencies(api: &Api, apps: usize) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let mut one = Vec::new();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for _ in 0..200 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let (status, took) = api.get(&format!("/v2/apps/app-{}", seed as usize % apps)).await?;
+        anyhow::ensure!(status == 200, "GET /v2/apps/{{id}} answered {status}");
+        one.push(took);
+    }
+    let mut all = Vec::new();
+    for _ in 0..20 {
+        let (status, took) = api.get("/v2/apps").await?;
+        anyhow::ensure!(status == 200, "GET /v2/apps answered {status}");
+        all.push(took);
+    }
+    Ok((one, all))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("large scale benchmark: run it with `cargo bench -p integration-tests --bench scale_large` (sizes: SCALE_AGENTS, SCALE_APPS, SCALE_TASKS)");
+        return Ok(());
+    }
+    let apps = env_or("SCALE_APPS", 20_000).max(2);
+    let size = Size {
+        agents: env_or("SCALE_AGENTS", 10_000),
+        apps,
+        per_app: (env_or("SCALE_TASKS", 200_000) / apps).max(1),
+        clients: env_or("SCALE_CLIENTS", 16).max(1),
+        timeout: Duration::from_secs(env_or("SCALE_TIMEOUT", 900) as u64),
+    };
+    let tasks = size.tasks();
+    eprintln!("scale_large: {} agents, {} apps × {} = {tasks} tasks, {} clients, load {}", size.agents, size.apps, size.per_app, size.clients, load_average());
+
+    let base = if env_or("SCALE_BASELINE", 1) == 0 {
+        None
+    } else {
+        let b = baseline(&size).await?;
+        eprintln!("baseline: {tasks} tasks running in {b:.2?}");
+        Some(b)
+    };
+
+    let c = make_cluster("bench-scale-large", &size).await;
+    let fw = Framework::start(&c.url(), &work_dir("bench-scale-large"), &["--max-running-deployments", "1000000"]).await?;
+    let pid = fw.pid().context("framework pid")?;
+    let api = Api { http: reqwest::Client::new(), url: fw.url.clone() };
+    let half = size.apps / 2;
+    let mut posts = Vec::new();
+    let mut refused = 0;
+    let mut reads = Vec::new();
+    let mut launch = Duration::ZERO;
+    let mut complete = true;
+    for (from, to) in [(0, half), (half, size.apps)] {
+        let t = Instant::now();
+        let (lat, n) = create_apps(&api, &size, from, to).await?;
+        let posted = t.elapsed();
+        posts.extend(lat);
+        refused += n;
+        let ok = wait_running(&api, to * size.per_app, &size, pid).await?;
+        let took = t.elapsed();
+        launch += took;
+        eprintln!("apps {from}..{to}: POSTs took {posted:.2?}, all running after {took:.2?} (complete: {ok})");
+        complete &= ok;
+        let (one, all) = read_latencies(&api, to).await?;
+        reads.push((to, to * size.per_app, one, all));
+        if !ok {
+            break;
+        }
+    }
+    let rss = proc_mib(pid, "VmRSS");
+    let peak = proc_mib(pid, "VmHWM");
+    let running = api.running().await?;
+
+    println!("\nscale_large: {} simulated agents, {} apps × {} instances, {} POST clients; load average at start {}", size.agents, size.apps, size.per_app, size.clients, load_average());
+    println!("| measurement | value | baseline (same run) | ratio |");
+    println!("|---|---|---|---|");
+    let rate = running as f64 / launch.as_secs_f64();
+    match base {
+        Some(b) => {
+            let base_rate = tasks as f64 / b.as_secs_f64();
+            println!("| POST → all TASK_RUNNING, {running} tasks{} | {launch:.2?} ({rate:.0} tasks/s) | minimal v1 scheduler: {b:.2?} ({base_rate:.0} tasks/s) | {:.2} |",
+                if complete { "" } else { " (INCOMPLETE: timed out)" }, rate / base_rate);
+        }
+        None => println!("| POST → all TASK_RUNNING, {running} tasks | {launch:.2?} ({rate:.0} tasks/s) | — | — |"),
+    }
+    println!("| POST /v2/apps p50 / p99 ({} clients, during launches; {} POSTs, {refused} not 201) | {} / {} | | |", size.clients, posts.len(), ms(pct(&posts, 0.5)), ms(pct(&posts, 0.99)));
+    for (apps, tasks, one, all) in &reads {
+        println!("| GET /v2/apps/{{id}} p50 / p99 at {apps} apps / {tasks} tasks | {} / {} | | |", ms(pct(one, 0.5)), ms(pct(one, 0.99)));
+        println!("| GET /v2/apps p50 / p99 at {apps} apps / {tasks} tasks | {} / {} | | |", ms(pct(all, 0.5)), ms(pct(all, 0.99)));
+    }
+    println!("| framework RSS at the end / peak (VmHWM) | {rss:.0} MiB / {peak:.0} MiB | | |");
+    drop(fw);
+    c.shutdown().await;
+    Ok(())
+}

@@ -273,7 +273,8 @@ pub struct Actor {
     bus: EventBus,
     calls: Option<MesosCalls>,
     apps: BTreeMap<AppId, Arc<AppDefinition>>,
-    instances: BTreeMap<InstanceId, Instance>,
+    /// Shared with the published snapshots: publishing copies pointers, not instances.
+    instances: BTreeMap<InstanceId, Arc<Instance>>,
     deployments: Vec<Deployment>,
     backoffs: BTreeMap<AppId, Backoff>,
     demand: BTreeMap<AppId, u32>,
@@ -311,7 +312,7 @@ impl Actor {
             calls: None,
             backoffs,
             apps,
-            instances: loaded.instances.into_iter().map(|i| (i.id.clone(), i)).collect(),
+            instances: loaded.instances.into_iter().map(|i| (i.id.clone(), Arc::new(i))).collect(),
             deployments: loaded.deployments,
             demand: BTreeMap::new(),
             queued_since: BTreeMap::new(),
@@ -412,7 +413,7 @@ impl Actor {
             .collect();
         let snap = Snapshot {
             apps: self.apps.clone(),
-            instances: self.instances.iter().map(|(k, v)| (k.clone(), Arc::new(v.clone()))).collect(),
+            instances: self.instances.clone(),
             deployments: self.deployments.iter().map(|d| Arc::new(d.clone())).collect(),
             queue,
             failures: self.failures.clone(),
@@ -447,10 +448,10 @@ impl Actor {
             Command::Ready { instance } => {
                 self.readiness.remove(&instance);
                 if let Some(i) = self.instances.get(&instance) {
-                    let mut updated = i.clone();
+                    let mut updated = Instance::clone(i);
                     updated.ready = true;
                     if self.persist_instance(&updated).await.is_ok() {
-                        self.instances.insert(instance, updated);
+                        self.instances.insert(instance, Arc::new(updated));
                     }
                 }
             }
@@ -622,7 +623,7 @@ impl Actor {
             let Some(instance) = task.instance_id().and_then(|i| self.instances.get(&i)).filter(|i| &i.task_id == task) else {
                 return Err(ApiError::new(404, format!("Task '{task}' does not exist")));
             };
-            killed.push(Arc::new(instance.clone()));
+            killed.push(Arc::clone(instance));
         }
         for instance in &killed {
             // Goal stays Running: the instance is replaced by a new task.
@@ -635,7 +636,7 @@ impl Actor {
     async fn send_kill(&mut self, id: &InstanceId, goal: Option<Goal>) -> Result<(), crate::store::StoreError> {
         let now = now();
         let Some(instance) = self.instances.get(id) else { return Ok(()) };
-        let mut updated = instance.clone();
+        let mut updated = Instance::clone(instance);
         if let Some(goal) = goal {
             updated.goal = goal;
         }
@@ -654,7 +655,7 @@ impl Actor {
             ..Default::default()
         };
         self.counters.kills_sent += 1;
-        self.instances.insert(id.clone(), updated);
+        self.instances.insert(id.clone(), Arc::new(updated));
         self.call(kill);
         Ok(())
     }
@@ -773,7 +774,7 @@ impl Actor {
         let state = status.state();
         let task_id = status.task_id.value.clone();
         let instance_id = TaskId::parse(&task_id).ok().and_then(|t| t.instance_id());
-        let known = instance_id.as_ref().and_then(|id| self.instances.get(id)).filter(|i| i.task_id.as_str() == task_id).cloned();
+        let known = instance_id.as_ref().and_then(|id| self.instances.get(id)).filter(|i| i.task_id.as_str() == task_id).map(|i| Instance::clone(i));
         let persisted = match known {
             None => {
                 if !condition_from_status(state, None, "").is_terminal() {
@@ -882,7 +883,7 @@ impl Actor {
                     }
                     self.instances.remove(&instance.id);
                 } else {
-                    self.instances.insert(instance.id.clone(), instance);
+                    self.instances.insert(instance.id.clone(), Arc::new(instance));
                 }
                 true
             }
@@ -1009,7 +1010,7 @@ impl Actor {
             }
             self.counters.tasks_launched += launches.len() as u64;
             for instance in created {
-                self.instances.insert(instance.id.clone(), instance);
+                self.instances.insert(instance.id.clone(), Arc::new(instance));
             }
             self.call(Call {
                 r#type: Some(call::Type::Accept as i32),
@@ -1020,7 +1021,10 @@ impl Actor {
                         launch: Some(v1::offer::operation::Launch { task_infos: launches }),
                         ..Default::default()
                     }],
-                    filters: Some(Filters { refuse_seconds: Some(1.0) }),
+                    // What the offer had left comes back at the next allocation while tasks
+                    // still wait (a launch cap per offer leaves room on the agent); otherwise
+                    // it is refused for a second.
+                    filters: Some(Filters { refuse_seconds: Some(if self.demand.values().any(|n| *n > 0) { 0.0 } else { 1.0 }) }),
                 }),
                 ..Default::default()
             });
@@ -1066,7 +1070,7 @@ impl Actor {
             if age >= secs(expunge_after_seconds) && age >= secs(inactive_after_seconds) {
                 expunged.push(i.id.clone());
             } else if age >= secs(inactive_after_seconds) && i.condition == Condition::Unreachable {
-                let mut u = i.clone();
+                let mut u = Instance::clone(i);
                 u.condition = Condition::UnreachableInactive;
                 changed.push(u);
             }
@@ -1078,7 +1082,7 @@ impl Actor {
                     json!({"instanceId": i.id, "condition": i.condition.name(), "runSpecId": i.app_id, "agentId": i.agent_id, "host": i.host, "runSpecVersion": i.version}),
                     now,
                 );
-                self.instances.insert(i.id.clone(), i);
+                self.instances.insert(i.id.clone(), Arc::new(i));
             }
         }
         for id in expunged {
@@ -1295,7 +1299,7 @@ impl Actor {
 }
 
 /// Instance views of one app (a free function so the deployment loop can borrow fields apart).
-fn views_of(instances: &BTreeMap<InstanceId, Instance>, apps: &BTreeMap<AppId, Arc<AppDefinition>>, app: &AppId) -> Vec<InstanceView> {
+fn views_of(instances: &BTreeMap<InstanceId, Arc<Instance>>, apps: &BTreeMap<AppId, Arc<AppDefinition>>, app: &AppId) -> Vec<InstanceView> {
     let target_config = apps.get(app).map(|a| spec::config_version(a));
     let has_checks = apps.get(app).is_some_and(|a| spec::has_health_checks(a));
     crate::state::app_range(instances, app)

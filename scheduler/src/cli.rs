@@ -181,6 +181,9 @@ fn fail(code: i32, message: impl Into<String>) -> Failure {
     Failure { code, message: message.into() }
 }
 
+/// How long a request keeps being retried while the server answers 503 (no leader).
+const NO_LEADER_PATIENCE: Duration = Duration::from_secs(30);
+
 /// The HTTP side.
 struct Client {
     base: String,
@@ -231,11 +234,20 @@ impl Client {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<(Value, Option<String>), Failure> {
-        let mut req = self.request(method.clone(), path).timeout(Duration::from_secs(30));
-        if let Some(b) = body {
-            req = req.header("Content-Type", "application/json").body(b.to_string());
-        }
-        let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
+        // A 503 means no instance leads right now (an election is under way) and nothing was
+        // done: retry for a while, as a deploy job started during a failover should succeed.
+        let started = Instant::now();
+        let resp = loop {
+            let mut req = self.request(method.clone(), path).timeout(Duration::from_secs(30));
+            if let Some(b) = body {
+                req = req.header("Content-Type", "application/json").body(b.to_string());
+            }
+            let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
+            if resp.status().as_u16() != 503 || started.elapsed() > NO_LEADER_PATIENCE {
+                break resp;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
         let status = resp.status().as_u16();
         let deployment = resp.headers().get("Marathon-Deployment-Id").and_then(|v| v.to_str().ok()).map(str::to_string);
         let text = resp.text().await.unwrap_or_default();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use integration_tests::docker::{containers, executor_pid, ready};
 use integration_tests::framework::Framework;
-use integration_tests::{cluster, work_dir};
+use integration_tests::{cluster, task_ids, work_dir};
 use reqwest::Method;
 use serde_json::{Value as Json, json};
 
@@ -23,9 +23,6 @@ fn nginx(id: &str, health_path: &str, failures: u32) -> Json {
     })
 }
 
-fn task_ids(app: &Json) -> BTreeSet<String> {
-    app["app"]["tasks"].as_array().map(|t| t.iter().filter_map(|t| t["id"].as_str().map(str::to_string)).collect()).unwrap_or_default()
-}
 
 async fn start(name: &str) -> anyhow::Result<(mesos_local::LocalCluster, Framework)> {
     ready("nginx")?;

@@ -10,15 +10,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use integration_tests::docker::{containers, ready};
 use integration_tests::framework::Framework;
-use integration_tests::{alive_on_master, cluster, work_dir};
+use integration_tests::{alive_on_master, cluster, task_ids, work_dir};
 use reqwest::Method;
-use serde_json::{Value as Json, json};
+use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(120);
 
-fn task_ids(app: &Json) -> BTreeSet<String> {
-    app["app"]["tasks"].as_array().map(|t| t.iter().filter_map(|t| t["id"].as_str().map(str::to_string)).collect()).unwrap_or_default()
-}
 
 fn daemon_answers() -> bool {
     Command::new("docker").arg("info").output().is_ok_and(|o| o.status.success())

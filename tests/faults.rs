@@ -7,16 +7,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use integration_tests::framework::Framework;
-use integration_tests::{alive_on_master, cluster, subscribe_call, work_dir};
+use integration_tests::{alive_on_master, cluster, subscribe_call, task_ids, work_dir};
 use mesos_local::Fault;
 use reqwest::Method;
 use serde_json::{Value as Json, json};
 
 const WAIT: Duration = Duration::from_secs(40);
 
-fn task_ids(app: &Json) -> BTreeSet<String> {
-    app["app"]["tasks"].as_array().map(|t| t.iter().filter_map(|t| t["id"].as_str().map(str::to_string)).collect()).unwrap_or_default()
-}
 
 /// Waits until the app has exactly `n` tasks, all running, and no deployment.
 async fn settled(fw: &Framework, app: &str, n: usize) -> anyhow::Result<BTreeSet<String>> {

@@ -11,7 +11,7 @@ use integration_tests::consul::ConsulAgent;
 use integration_tests::docker::{container_of, containers, guestbook_ready};
 use integration_tests::framework::{Framework, binary};
 use integration_tests::zk::ZkServer;
-use integration_tests::{cluster, work_dir};
+use integration_tests::{cluster, task_ids, until, work_dir};
 use reqwest::Method;
 use serde_json::{Value as Json, json};
 
@@ -81,21 +81,7 @@ fn checkout(dir: &Path, consul: &str, mysql_data: &Path, lb_port: u64, tune: imp
     Ok(())
 }
 
-async fn until<F: std::future::Future<Output = anyhow::Result<bool>>>(what: &str, mut f: impl FnMut() -> F) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if f().await.unwrap_or(false) {
-            return Ok(());
-        }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
-async fn passing(consul: &ConsulAgent, service: &str) -> anyhow::Result<usize> {
-    let body = reqwest::get(format!("{}/v1/health/service/{service}?passing=true", consul.url())).await?.text().await?;
-    Ok(serde_json::from_str::<Json>(&body)?.as_array().map(Vec::len).unwrap_or(0))
-}
 
 /// Through nginx: the entries' messages, the `X-Cache` header and who served them.
 async fn entries(lb: &str) -> anyhow::Result<(Vec<String>, String, String)> {
@@ -136,9 +122,6 @@ impl Drop for RemoveContainers {
     }
 }
 
-fn task_ids(app: &Json) -> BTreeSet<String> {
-    app["app"]["tasks"].as_array().map(|t| t.iter().filter_map(|t| t["id"].as_str().map(str::to_string)).collect()).unwrap_or_default()
-}
 
 #[tokio::test]
 async fn the_guestbook_deploys_scales_restarts_and_survives_losing_mysql() -> anyhow::Result<()> {
@@ -166,7 +149,7 @@ async fn the_guestbook_deploys_scales_restarts_and_survives_losing_mysql() -> an
     assert!(err.contains("/showcase: deployed"), "{err}");
 
     // An entry signed through nginx is read back; the list is cached until the next write.
-    until("nginx to serve the guestbook", || async { sign(&lb, "ada", "hello from the test").await }).await?;
+    until("nginx to serve the guestbook", WAIT, || async { Ok(sign(&lb, "ada", "hello from the test").await.unwrap_or(false)) }).await?;
     let (list, cache, _) = entries(&lb).await?;
     assert_eq!(list, vec!["hello from the test"]);
     assert_eq!(cache, "miss");
@@ -178,8 +161,8 @@ async fn the_guestbook_deploys_scales_restarts_and_survives_losing_mysql() -> an
     // `framework-cli scale guestbook 5`: 5 passing in Consul, 5 servers in nginx's upstream.
     let (code, _, err) = cli(&fw.url, &["scale", "guestbook", "5", "--wait"]).await?;
     assert_eq!(code, 0, "{err}");
-    until("5 passing guestbook instances in Consul", || async { Ok(passing(&consul, "guestbook").await? == 5) }).await?;
-    until("nginx to spread requests over all 5", || async { Ok(served_by(&lb, 15).await?.len() == 5) }).await?;
+    until("5 passing guestbook instances in Consul", WAIT, || async { Ok(consul.passing("guestbook").await.is_ok_and(|n| n == 5)) }).await?;
+    until("nginx to spread requests over all 5", WAIT, || async { Ok(served_by(&lb, 15).await.is_ok_and(|s| s.len() == 5)) }).await?;
     let lb_task = task_ids(&fw.get("/v2/apps/showcase/nginx").await?.json).into_iter().next().context("the nginx task")?;
     let container = container_of(&lb_task)?.context("the nginx container")?;
     let out = tokio::process::Command::new("docker").args(["exec", &container, "cat", "/tmp/upstreams.conf"]).output().await?;
@@ -193,9 +176,8 @@ async fn the_guestbook_deploys_scales_restarts_and_survives_losing_mysql() -> an
     let after = task_ids(&fw.get("/v2/apps/showcase/guestbook").await?.json);
     assert_eq!(after.len(), 5);
     assert!(before.is_disjoint(&after), "every instance is new: {before:?} / {after:?}");
-    until("nginx to reach only the new instances", || async {
-        let seen = served_by(&lb, 15).await?;
-        Ok(seen.len() == 5 && seen.is_subset(&after))
+    until("nginx to reach only the new instances", WAIT, || async {
+        Ok(served_by(&lb, 15).await.is_ok_and(|seen| seen.len() == 5 && seen.is_subset(&after)))
     })
     .await?;
     assert_eq!(entries(&lb).await?.0.len(), 2);
@@ -209,7 +191,7 @@ async fn the_guestbook_deploys_scales_restarts_and_survives_losing_mysql() -> an
         j["app"]["tasksHealthy"] == 1 && !task_ids(j).contains(&mysql) && !task_ids(j).is_empty()
     })
     .await?;
-    until("the web tier to write to the new MySQL", || async { sign(&lb, "cy", "after the loss").await }).await?;
+    until("the web tier to write to the new MySQL", WAIT, || async { Ok(sign(&lb, "cy", "after the loss").await.unwrap_or(false)) }).await?;
     let (list, cache, _) = entries(&lb).await?;
     assert_eq!(cache, "miss");
     assert_eq!(list, vec!["after the loss", "second", "hello from the test"]);
@@ -230,7 +212,7 @@ async fn the_guestbook_deploys_scales_restarts_and_survives_losing_mysql() -> an
     let r = fw.request(Method::DELETE, "/v2/groups/showcase?force=true", None).await?;
     assert_eq!(r.status, 200, "{}", r.text);
     fw.wait_until("/v2/tasks", WAIT, "no tasks", |j| j["tasks"].as_array().is_some_and(Vec::is_empty)).await?;
-    until("the containers to be removed", || async { Ok(containers("showcase")?.is_empty()) }).await?;
+    until("the containers to be removed", WAIT, || async { Ok(containers("showcase").is_ok_and(|c| c.is_empty())) }).await?;
     cluster.shutdown().await;
     Ok(())
 }

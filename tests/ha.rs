@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use integration_tests::framework::Framework;
 use integration_tests::zk::ZkServer;
-use integration_tests::{alive_on_master, cluster, work_dir};
+use integration_tests::{alive_on_master, cluster, task_ids, work_dir};
 use reqwest::Method;
 use serde_json::{Value as Json, json};
 
@@ -63,9 +63,6 @@ async fn write(fw: &Framework, method: Method, path: &str, body: &Json) -> anyho
     }
 }
 
-fn task_ids(app: &Json) -> BTreeSet<String> {
-    app["app"]["tasks"].as_array().map(|t| t.iter().filter_map(|t| t["id"].as_str().map(str::to_string)).collect()).unwrap_or_default()
-}
 
 /// Waits until `app` runs exactly `n` tasks with no deployment (reads retried across failovers).
 async fn settled(fw: &Framework, app: &str, n: usize) -> anyhow::Result<BTreeSet<String>> {

@@ -7,15 +7,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
 use integration_tests::framework::Framework;
-use integration_tests::{alive_on_master, cluster, work_dir};
+use integration_tests::{alive_on_master, cluster, task_ids, work_dir};
 use reqwest::Method;
 use serde_json::{Value as Json, json};
 
 const DEPLOY: Duration = Duration::from_secs(40);
 
-fn task_ids(app: &Json) -> BTreeSet<String> {
-    app["app"]["tasks"].as_array().map(|t| t.iter().filter_map(|t| t["id"].as_str().map(str::to_string)).collect()).unwrap_or_default()
-}
 
 fn running(app: &Json) -> u64 {
     app["app"]["tasks"].as_array().map(|t| t.iter().filter(|t| t["state"] == "TASK_RUNNING").count() as u64).unwrap_or(0)

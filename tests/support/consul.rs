@@ -78,6 +78,12 @@ impl ConsulAgent {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
+    /// How many instances of `service` pass their checks.
+    pub async fn passing(&self, service: &str) -> anyhow::Result<usize> {
+        let body = reqwest::get(format!("{}/v1/health/service/{service}?passing=true", self.url())).await?.text().await?;
+        Ok(serde_json::from_str::<serde_json::Value>(&body)?.as_array().map(Vec::len).unwrap_or(0))
+    }
+
     /// Stops it (a dev agent forgets everything).
     pub async fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -23,6 +23,24 @@ pub mod zk;
 /// How long a test waits for an expected event before failing.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// The ids of the tasks in a `GET /v2/apps/{id}` answer.
+pub fn task_ids(app: &Json) -> std::collections::BTreeSet<String> {
+    app["app"]["tasks"].as_array().map(|t| t.iter().filter_map(|t| t["id"].as_str().map(str::to_string)).collect()).unwrap_or_default()
+}
+
+/// Polls `check` every 200 ms until it answers true; fails as soon as it fails, or after
+/// `within` naming `what`.
+pub async fn until<F: std::future::Future<Output = anyhow::Result<bool>>>(what: &str, within: Duration, mut check: impl FnMut() -> F) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A fresh sandbox root for one test.
 pub fn work_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("framework-tests-{name}-{}", uuid::Uuid::new_v4()));

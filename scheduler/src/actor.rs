@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::events::EventBus;
 use crate::mesos::{MesosCalls, MesosUpdate};
 use crate::spec;
-use crate::state::{Counters, Deployment, Instance, OfferStats, QueueEntry, Snapshot, TaskFailure};
+use crate::state::{AppMap, Counters, Deployment, DeploymentKey, Instance, InstanceMap, OfferStats, QueueEntry, Snapshot, TaskFailure};
 use crate::store::Store;
 
 /// Scheduler settings the actor needs.
@@ -112,6 +112,15 @@ pub enum Command {
         reply: oneshot::Sender<bool>,
     },
 }
+
+/// How a command is answered, once its change is published.
+type Reply = Box<dyn FnOnce() + Send>;
+
+/// Offers are matched and launched in chunks of about this many new tasks.
+const LAUNCH_CHUNK: usize = 512;
+
+/// At most this many queued commands are carried out before their common publish.
+const COMMAND_BATCH: usize = 64;
 
 /// Handle for sending commands to the actor.
 #[derive(Debug, Clone)]
@@ -272,11 +281,19 @@ pub struct Actor {
     store: Store,
     bus: EventBus,
     calls: Option<MesosCalls>,
-    apps: BTreeMap<AppId, Arc<AppDefinition>>,
-    /// Shared with the published snapshots: publishing copies pointers, not instances.
-    instances: BTreeMap<InstanceId, Arc<Instance>>,
-    deployments: Vec<Deployment>,
+    /// Persistent maps shared with the published snapshots: a snapshot costs O(1), and an update
+    /// copies only the path to the changed entry.
+    apps: AppMap,
+    instances: InstanceMap,
+    /// Running deployments, oldest first.
+    deployments: BTreeMap<DeploymentKey, Arc<Deployment>>,
+    /// The deployment each app is part of (one at most: conflicting ones are refused or cancelled).
+    deploying: imbl::OrdMap<AppId, DeploymentKey>,
+    /// Apps whose definition, instances or deployment changed since the last [`Actor::drive`]:
+    /// only these are looked at again, except in the full pass on every clock tick.
+    dirty: BTreeSet<AppId>,
     backoffs: BTreeMap<AppId, Backoff>,
+    /// Launches still wanted, per app (only apps that want some).
     demand: BTreeMap<AppId, u32>,
     queued_since: BTreeMap<AppId, Timestamp>,
     offer_stats: BTreeMap<AppId, OfferStats>,
@@ -303,9 +320,9 @@ impl Actor {
     pub fn new(config: ActorConfig, store: Store, bus: EventBus, loaded: Loaded) -> (Self, ActorHandle, mpsc::Receiver<Command>) {
         let (tx, rx) = mpsc::channel(1024);
         let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
-        let apps: BTreeMap<_, _> = loaded.apps.into_iter().map(|a| (a.id.clone(), Arc::new(a))).collect();
+        let apps: AppMap = loaded.apps.into_iter().map(|a| (a.id.clone(), Arc::new(a))).collect();
         let backoffs = apps.iter().map(|(id, a)| (id.clone(), Backoff::new(spec::backoff_policy(a)))).collect();
-        let actor = Actor {
+        let mut actor = Actor {
             config,
             store,
             bus,
@@ -313,7 +330,9 @@ impl Actor {
             backoffs,
             apps,
             instances: loaded.instances.into_iter().map(|i| (i.id.clone(), Arc::new(i))).collect(),
-            deployments: loaded.deployments,
+            deployments: BTreeMap::new(),
+            deploying: imbl::OrdMap::new(),
+            dirty: BTreeSet::new(),
             demand: BTreeMap::new(),
             queued_since: BTreeMap::new(),
             offer_stats: BTreeMap::new(),
@@ -331,6 +350,9 @@ impl Actor {
             readiness: BTreeMap::new(),
             http: reqwest::Client::new(),
         };
+        for d in loaded.deployments {
+            actor.add_deployment(d);
+        }
         actor.publish();
         (actor, ActorHandle { tx, snapshot: snapshot_rx }, rx)
     }
@@ -350,35 +372,109 @@ impl Actor {
         // instances, happen at most every 50 ms.
         let mut flush = tokio::time::interval(Duration::from_millis(50));
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut dirty = true;
+        // The first drive after start (and every tick) looks at everything.
+        let mut full = true;
+        let mut events_seen = true;
         loop {
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(cmd) => {
-                        self.on_command(cmd).await;
-                        self.drive().await;
+                        // Commands that queued up meanwhile are taken together: one drive and one
+                        // publish for all, and the answers go out once the snapshot shows them.
+                        let mut replies = vec![self.on_command(cmd).await];
+                        while replies.len() < COMMAND_BATCH {
+                            let Ok(cmd) = commands.try_recv() else { break };
+                            replies.push(self.on_command(cmd).await);
+                        }
+                        self.drive(std::mem::take(&mut full)).await;
+                        // One wait for the disk for the whole batch, before any answer.
+                        if !self.sync().await {
+                            return;
+                        }
                         self.publish();
-                        dirty = false;
+                        events_seen = false;
+                        for reply in replies.into_iter().flatten() {
+                            reply();
+                        }
                     }
                     None => return,
                 },
                 up = mesos.recv() => match up {
                     Some(up) => {
+                        if matches!(up, MesosUpdate::Subscribed { .. }) {
+                            full = true;
+                        }
                         self.on_mesos(up).await;
-                        dirty = true;
+                        events_seen = true;
                     }
                     None => return,
                 },
                 _ = flush.tick() => {
-                    if dirty {
-                        self.drive().await;
+                    if events_seen || full || !self.dirty.is_empty() {
+                        self.drive(std::mem::take(&mut full)).await;
+                        if !self.sync().await {
+                            return;
+                        }
                         self.publish();
-                        dirty = false;
+                        events_seen = false;
                     }
                 }
-                _ = tick.tick() => dirty = true,
+                _ = tick.tick() => full = true,
             }
         }
+    }
+
+    /// Makes the deferred writes durable; false if that failed, after which the actor must stop:
+    /// the outcome of the writes is unknown, and the state is reloaded from the store by whoever
+    /// leads next (see `ha`; a single instance exits).
+    async fn sync(&self) -> bool {
+        match self.store.sync().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "could not make the state durable; the scheduler stops so that no unsaved change is acknowledged");
+                false
+            }
+        }
+    }
+
+    /// Records a new running deployment.
+    fn add_deployment(&mut self, deployment: Deployment) {
+        let key = (deployment.version, deployment.id.clone());
+        for app in deployment.affected() {
+            self.deploying.insert(app.clone(), key.clone());
+            self.dirty.insert(app.clone());
+        }
+        self.deployments.insert(key, Arc::new(deployment));
+    }
+
+    /// Forgets a running deployment (finished or cancelled); its apps are looked at again.
+    fn remove_deployment(&mut self, key: &DeploymentKey) -> Option<Arc<Deployment>> {
+        let deployment = self.deployments.remove(key)?;
+        for app in deployment.affected() {
+            if self.deploying.get(app) == Some(key) {
+                self.deploying.remove(app);
+            }
+            self.dirty.insert(app.clone());
+        }
+        Some(deployment)
+    }
+
+    /// The key of the running deployment with this id.
+    fn deployment_key(&self, id: &DeploymentId) -> Option<DeploymentKey> {
+        self.deployments.keys().find(|(_, d)| d == id).cloned()
+    }
+
+    /// Stores a changed instance; its app is looked at again by the next drive.
+    fn put_instance(&mut self, instance: Instance) {
+        self.dirty.insert(instance.app_id.clone());
+        self.instances.insert(instance.id.clone(), Arc::new(instance));
+    }
+
+    /// Forgets an instance; its app is looked at again by the next drive.
+    fn remove_instance(&mut self, id: &InstanceId) -> Option<Arc<Instance>> {
+        let removed = self.instances.remove(id)?;
+        self.dirty.insert(removed.app_id.clone());
+        Some(removed)
     }
 
     fn call(&mut self, call: Call) {
@@ -414,7 +510,8 @@ impl Actor {
         let snap = Snapshot {
             apps: self.apps.clone(),
             instances: self.instances.clone(),
-            deployments: self.deployments.iter().map(|d| Arc::new(d.clone())).collect(),
+            deployments: self.deployments.values().cloned().collect(),
+            deploying: self.deploying.clone(),
             queue,
             failures: self.failures.clone(),
             framework_id: self.framework_id.clone(),
@@ -428,22 +525,25 @@ impl Actor {
     // ----------------------------------------------------------------------------------------
     // API commands
 
-    async fn on_command(&mut self, cmd: Command) {
+    /// Carries out a command; returns how to answer it, to be done once the change is published.
+    async fn on_command(&mut self, cmd: Command) -> Option<Reply> {
+        fn answer<T: Send + 'static>(reply: oneshot::Sender<T>, value: T) -> Option<Reply> {
+            Some(Box::new(move || {
+                let _ = reply.send(value);
+            }))
+        }
         match cmd {
             Command::Deploy { change, force, reply } => {
                 let result = self.deploy(change, force).await;
-                self.publish();
-                let _ = reply.send(result);
+                answer(reply, result)
             }
             Command::KillTasks { tasks, reply } => {
                 let result = self.kill_tasks(&tasks).await;
-                self.publish();
-                let _ = reply.send(result);
+                answer(reply, result)
             }
             Command::CancelDeployment { id, force, reply } => {
                 let result = self.cancel_deployment(&id, force).await;
-                self.publish();
-                let _ = reply.send(result);
+                answer(reply, result)
             }
             Command::Ready { instance } => {
                 self.readiness.remove(&instance);
@@ -451,9 +551,10 @@ impl Actor {
                     let mut updated = Instance::clone(i);
                     updated.ready = true;
                     if self.persist_instance(&updated).await.is_ok() {
-                        self.instances.insert(instance, Arc::new(updated));
+                        self.put_instance(updated);
                     }
                 }
+                None
             }
             Command::ResetDelay { app, reply } => {
                 let had = self.backoffs.get_mut(&app).map(|b| {
@@ -461,7 +562,7 @@ impl Actor {
                     b.reset();
                     had
                 });
-                let _ = reply.send(had.unwrap_or(false));
+                answer(reply, had.unwrap_or(false))
             }
         }
     }
@@ -510,8 +611,13 @@ impl Actor {
         let after: Vec<_> = target.values().flatten().map(spec::planned).collect();
         let steps = deploy::plan(&before, &after, &to_kill).map_err(|e| ApiError::new(422, e.to_string()))?;
         let affected: BTreeSet<AppId> = target.keys().cloned().collect();
-        let running: Vec<(DeploymentId, BTreeSet<AppId>)> =
-            self.deployments.iter().map(|d| (d.id.clone(), d.affected().cloned().collect())).collect();
+        // Only deployments that touch an affected app can conflict.
+        let touching: BTreeSet<&DeploymentKey> = affected.iter().filter_map(|a| self.deploying.get(a)).collect();
+        let running: Vec<(DeploymentId, BTreeSet<AppId>)> = touching
+            .into_iter()
+            .filter_map(|k| self.deployments.get(k))
+            .map(|d| (d.id.clone(), d.affected().cloned().collect()))
+            .collect();
         let conflicts = deploy::conflicts(&affected, &running);
         if !conflicts.is_empty() && !force {
             return Err(ApiError::locked(&conflicts));
@@ -530,19 +636,21 @@ impl Actor {
             original,
             target: target.clone(),
         };
-        // Persist first: the deployment, then the new app definitions. If anything fails the
+        // Persist first: the deployment and the new app definitions (with their versions), made
+        // durable by the sync that precedes every answer; then deletions. If anything fails the
         // in-memory state is untouched and the client gets 503.
-        let bytes = serde_json::to_vec(&deployment).map_err(ApiError::storage)?;
-        self.store.put(&keys::deployment(&deployment.id), &bytes).await.map_err(ApiError::storage)?;
+        let mut writes = vec![(keys::deployment(&deployment.id), serde_json::to_vec(&deployment).map_err(ApiError::storage)?)];
         for (id, app) in &target {
-            match app {
-                Some(app) => {
-                    let bytes = serde_json::to_vec(app).map_err(ApiError::storage)?;
-                    self.store.put(&keys::app(id), &bytes).await.map_err(ApiError::storage)?;
-                    let v = app.version.unwrap_or(version);
-                    self.store.put(&keys::app_version(id, v), &bytes).await.map_err(ApiError::storage)?;
-                }
-                None => self.store.delete(&keys::app(id)).await.map_err(ApiError::storage)?,
+            if let Some(app) = app {
+                let bytes = serde_json::to_vec(app).map_err(ApiError::storage)?;
+                writes.push((keys::app_version(id, app.version.unwrap_or(version)), bytes.clone()));
+                writes.push((keys::app(id), bytes));
+            }
+        }
+        self.store.put_many_deferred(&writes).await.map_err(ApiError::storage)?;
+        for (id, app) in &target {
+            if app.is_none() {
+                self.store.delete(&keys::app(id)).await.map_err(ApiError::storage)?;
             }
         }
         for id in &conflicts {
@@ -551,8 +659,7 @@ impl Actor {
         // Now apply in memory.
         let now = now();
         for id in &conflicts {
-            if let Some(pos) = self.deployments.iter().position(|d| &d.id == id) {
-                let old = self.deployments.remove(pos);
+            if let Some(old) = self.deployment_key(id).and_then(|k| self.remove_deployment(&k)) {
                 self.counters.deployments_cancelled += 1;
                 self.bus.publish("deployment_failed", json!({"id": old.id, "plan": plan_json(&old), "reason": "cancelled by a forced deployment"}), now);
             }
@@ -581,25 +688,27 @@ impl Actor {
                 }
             }
         }
+        // (add_deployment marks every affected app for the next drive.)
         let deployed = Deployed { deployment_id: deployment.id.clone(), version, apps };
         self.bus.publish("group_change_success", json!({"groupId": "/", "version": version}), now);
         self.bus.publish("deployment_info", json!({"plan": plan_json(&deployment), "currentStep": step_json(&deployment, 0)}), now);
-        self.deployments.push(deployment);
+        self.add_deployment(deployment);
         Ok(deployed)
     }
 
     async fn cancel_deployment(&mut self, id: &DeploymentId, force: bool) -> Result<Option<Deployed>, ApiError> {
-        let Some(pos) = self.deployments.iter().position(|d| &d.id == id) else {
+        let Some(key) = self.deployment_key(id) else {
             return Err(ApiError::new(404, format!("DeploymentPlan {id} does not exist")));
         };
         if force {
             self.store.delete(&keys::deployment(id)).await.map_err(ApiError::storage)?;
-            let old = self.deployments.remove(pos);
-            self.counters.deployments_cancelled += 1;
-            self.bus.publish("deployment_failed", json!({"id": old.id, "plan": plan_json(&old), "reason": "cancelled"}), now());
+            if let Some(old) = self.remove_deployment(&key) {
+                self.counters.deployments_cancelled += 1;
+                self.bus.publish("deployment_failed", json!({"id": old.id, "plan": plan_json(&old), "reason": "cancelled"}), now());
+            }
             return Ok(None);
         }
-        let original = self.deployments[pos].original.clone();
+        let original = self.deployments.get(&key).map(|d| d.original.clone()).unwrap_or_default();
         let version = self.next_version();
         let mut target = BTreeMap::new();
         for (app_id, app) in original {
@@ -655,7 +764,7 @@ impl Actor {
             ..Default::default()
         };
         self.counters.kills_sent += 1;
-        self.instances.insert(id.clone(), Arc::new(updated));
+        self.put_instance(updated);
         self.call(kill);
         Ok(())
     }
@@ -881,9 +990,9 @@ impl Actor {
                             },
                         );
                     }
-                    self.instances.remove(&instance.id);
+                    self.remove_instance(&instance.id);
                 } else {
-                    self.instances.insert(instance.id.clone(), Arc::new(instance));
+                    self.put_instance(instance);
                 }
                 true
             }
@@ -904,49 +1013,59 @@ impl Actor {
 
     async fn on_offers(&mut self, offers: Vec<v1::Offer>) {
         let now = now();
-        // Where the instances of apps that wait for launches and have constraints run, counted
-        // once per batch of offers (one pass over the instances) and kept current as tasks are
-        // launched; apps without constraints do not look at placements at all.
-        let mut placements: BTreeMap<AppId, PlacementIndex> = self
+        self.counters.offers_received += offers.len() as u64;
+        // The apps that may launch now, with what one task needs, worked out once per batch of
+        // offers; an app leaves the list when its demand is met.
+        let mut candidates: Vec<(Arc<AppDefinition>, framework_core::matching::TaskRequest)> = self
             .demand
-            .iter()
-            .filter(|(id, n)| **n > 0 && self.apps.get(*id).is_some_and(|a| !a.constraints.is_empty()))
-            .map(|(id, _)| (id.clone(), PlacementIndex::default()))
+            .keys()
+            .filter(|id| self.backoffs.get(*id).is_none_or(|b| b.time_left_ms(now) <= 0))
+            .filter_map(|id| self.apps.get(id))
+            .map(|app| (app.clone(), spec::task_request(app)))
             .collect();
-        if !placements.is_empty() {
-            for i in self.instances.values() {
-                if i.condition.is_active()
+        // Where the instances of constrained candidates run, counted once per batch (over each
+        // app's own instances) and kept current as tasks are launched; apps without constraints
+        // do not look at placements at all.
+        let mut placements: BTreeMap<AppId, PlacementIndex> = BTreeMap::new();
+        for (app, _) in candidates.iter().filter(|(a, _)| !a.constraints.is_empty()) {
+            let mut index = PlacementIndex::default();
+            for (_, i) in crate::state::app_range(&self.instances, &app.id) {
+                if i.app_id == app.id
+                    && i.condition.is_active()
                     && i.goal == Goal::Running
-                    && let Some(index) = placements.get_mut(&i.app_id)
                     && let Some(p) = self.placement_of_instance(i)
                 {
                     index.add(&p);
                 }
             }
+            placements.insert(app.id.clone(), index);
         }
         let unconstrained = PlacementIndex::default();
+        let mut accepted: Vec<(v1::OfferId, Vec<v1::TaskInfo>)> = Vec::new();
+        let mut created: Vec<Instance> = Vec::new();
+        let mut unused: Vec<v1::OfferId> = Vec::new();
         for offer in offers {
-            self.counters.offers_received += 1;
+            // Launches go out every few hundred tasks: the memory a batch of offers holds stays
+            // bounded however many agents offer at once.
+            if created.len() >= LAUNCH_CHUNK {
+                let unlaunched = self.launch(std::mem::take(&mut accepted), std::mem::take(&mut created)).await;
+                unused.extend(unlaunched);
+            }
             let mut remaining = offer.clone();
             let mut launches: Vec<v1::TaskInfo> = Vec::new();
-            let mut created: Vec<Instance> = Vec::new();
-            let candidates: Vec<AppId> = self
-                .demand
-                .iter()
-                .filter(|(id, n)| **n > 0 && self.backoffs.get(*id).is_none_or(|b| b.time_left_ms(now) <= 0))
-                .map(|(id, _)| id.clone())
-                .collect();
-            for app_id in candidates {
-                let Some(app) = self.apps.get(&app_id).cloned() else { continue };
-                let want = self.demand.get(&app_id).copied().unwrap_or(0);
-                let req = spec::task_request(&app);
+            let here = placement_of(&offer);
+            for (app, req) in &candidates {
+                let want = self.demand.get(&app.id).copied().unwrap_or(0);
                 let room = self.config.max_instances_per_offer.saturating_sub(launches.len() as u32);
                 if room == 0 {
                     break;
                 }
-                let placed = placements.get(&app_id).unwrap_or(&unconstrained);
-                let outcome = match_offer_indexed(&remaining, &req, placed, &self.config.role, want.min(room));
-                let stats = self.offer_stats.entry(app_id.clone()).or_default();
+                if want == 0 {
+                    continue;
+                }
+                let placed = placements.get(&app.id).unwrap_or(&unconstrained);
+                let outcome = match_offer_indexed(&remaining, req, placed, &self.config.role, want.min(room));
+                let stats = self.offer_stats.entry(app.id.clone()).or_default();
                 stats.processed_offers_count += 1;
                 if outcome.launches.is_empty() {
                     stats.unused_offers_count += 1;
@@ -957,24 +1076,24 @@ impl Actor {
                     continue;
                 }
                 stats.last_used_offer_at = Some(now);
+                let launched = outcome.launches.len() as u32;
                 for m in outcome.launches {
-                    let instance_id = InstanceId::new(&app_id, &uuid::Uuid::new_v4().to_string());
+                    let instance_id = InstanceId::new(&app.id, &uuid::Uuid::new_v4().to_string());
                     let task_id = instance_id.task_id(1);
-                    let task = spec::task_info(&app, &task_id, &offer, &m, &self.config.executor);
+                    launches.push(spec::task_info(app, &task_id, &offer, &m, &self.config.executor));
                     spec::subtract(&mut remaining, &m.resources);
-                    let here = placement_of(&offer);
-                    if let Some(index) = placements.get_mut(&app_id) {
+                    if let Some(index) = placements.get_mut(&app.id) {
                         index.add(&here);
                     }
                     created.push(Instance {
                         id: instance_id,
-                        app_id: app_id.clone(),
+                        app_id: app.id.clone(),
                         version: app.version.unwrap_or(now),
-                        config_version: spec::config_version(&app),
+                        config_version: spec::config_version(app),
                         task_id,
                         agent_id: offer.agent_id.value.clone(),
                         host: offer.hostname.clone(),
-                        ports: m.host_ports.clone(),
+                        ports: m.host_ports,
                         condition: Condition::Provisioned,
                         mesos_state: "TASK_STAGING".to_string(),
                         healthy: None,
@@ -985,50 +1104,68 @@ impl Actor {
                         ip_addresses: Vec::new(),
                         unreachable_since: None,
                         ready: false,
-                        attributes: here.attributes,
-                        region: here.region,
-                        zone: here.zone,
+                        attributes: here.attributes.clone(),
+                        region: here.region.clone(),
+                        zone: here.zone.clone(),
                     });
-                    launches.push(task);
-                    if let Some(n) = self.demand.get_mut(&app_id) {
-                        *n = n.saturating_sub(1);
-                    }
+                }
+                if want <= launched {
+                    self.demand.remove(&app.id);
+                } else if let Some(n) = self.demand.get_mut(&app.id) {
+                    *n = want - launched;
                 }
             }
+            candidates.retain(|(app, _)| self.demand.contains_key(&app.id));
             if launches.is_empty() {
-                self.decline(&offer, !self.demand.values().any(|n| *n > 0));
-                continue;
+                unused.push(offer.id);
+            } else {
+                accepted.push((offer.id, launches));
             }
-            // Persist the new instances (one write per offer) before launching: after a crash
-            // they are reconciled.
-            let items: Vec<(String, Vec<u8>)> =
-                created.iter().map(|i| (keys::instance(&i.id), serde_json::to_vec(i).unwrap_or_default())).collect();
-            if let Err(e) = self.store.put_many_relaxed(&items).await {
-                tracing::error!(error = %e, "could not persist new instances; not launching");
-                self.decline(&offer, false);
-                continue;
-            }
-            self.counters.tasks_launched += launches.len() as u64;
-            for instance in created {
-                self.instances.insert(instance.id.clone(), Arc::new(instance));
-            }
+        }
+        let unlaunched = self.launch(accepted, created).await;
+        unused.extend(unlaunched);
+        let idle = self.demand.is_empty();
+        self.decline(unused, idle);
+    }
+
+    /// Persists new instances (one write) and then launches them; if persisting fails, nothing
+    /// is launched and the offers are returned to be declined.
+    async fn launch(&mut self, accepted: Vec<(v1::OfferId, Vec<v1::TaskInfo>)>, created: Vec<Instance>) -> Vec<v1::OfferId> {
+        if created.is_empty() {
+            return accepted.into_iter().map(|(offer, _)| offer).collect();
+        }
+        // Persisted before launching: after a crash they are reconciled.
+        let items: Vec<(String, Vec<u8>)> = created.iter().map(|i| (keys::instance(&i.id), serde_json::to_vec(i).unwrap_or_default())).collect();
+        if let Err(e) = self.store.put_many_relaxed(&items).await {
+            tracing::error!(error = %e, "could not persist new instances; not launching");
+            // The next drive works the demand out again from the instances that exist.
+            self.dirty.extend(created.into_iter().map(|i| i.app_id));
+            return accepted.into_iter().map(|(offer, _)| offer).collect();
+        }
+        drop(items);
+        self.counters.tasks_launched += created.len() as u64;
+        for instance in created {
+            self.put_instance(instance);
+        }
+        // What an offer had left comes back at the next allocation while tasks still wait (a
+        // launch cap per offer leaves room on the agent); otherwise it is refused for a second.
+        let refuse = if self.demand.is_empty() { 1.0 } else { 0.0 };
+        for (offer, task_infos) in accepted {
             self.call(Call {
                 r#type: Some(call::Type::Accept as i32),
                 accept: Some(call::Accept {
-                    offer_ids: vec![offer.id.clone()],
+                    offer_ids: vec![offer],
                     operations: vec![v1::offer::Operation {
                         r#type: Some(v1::offer::operation::Type::Launch as i32),
-                        launch: Some(v1::offer::operation::Launch { task_infos: launches }),
+                        launch: Some(v1::offer::operation::Launch { task_infos }),
                         ..Default::default()
                     }],
-                    // What the offer had left comes back at the next allocation while tasks
-                    // still wait (a launch cap per offer leaves room on the agent); otherwise
-                    // it is refused for a second.
-                    filters: Some(Filters { refuse_seconds: Some(if self.demand.values().any(|n| *n > 0) { 0.0 } else { 1.0 }) }),
+                    filters: Some(Filters { refuse_seconds: Some(refuse) }),
                 }),
                 ..Default::default()
             });
         }
+        Vec::new()
     }
 
     fn placement_of_instance(&self, instance: &Instance) -> Option<Placement> {
@@ -1040,12 +1177,16 @@ impl Actor {
         })
     }
 
-    fn decline(&mut self, offer: &v1::Offer, idle: bool) {
-        self.counters.offers_declined += 1;
+    /// Declines offers, in one call: for long when nothing waits, for 5 s otherwise.
+    fn decline(&mut self, offers: Vec<v1::OfferId>, idle: bool) {
+        if offers.is_empty() {
+            return;
+        }
+        self.counters.offers_declined += offers.len() as u64;
         let refuse = if idle { self.config.decline_refuse_seconds } else { 5.0 };
         self.call(Call {
             r#type: Some(call::Type::Decline as i32),
-            decline: Some(call::Decline { offer_ids: vec![offer.id.clone()], filters: Some(Filters { refuse_seconds: Some(refuse) }) }),
+            decline: Some(call::Decline { offer_ids: offers, filters: Some(Filters { refuse_seconds: Some(refuse) }) }),
             ..Default::default()
         });
     }
@@ -1082,21 +1223,21 @@ impl Actor {
                     json!({"instanceId": i.id, "condition": i.condition.name(), "runSpecId": i.app_id, "agentId": i.agent_id, "host": i.host, "runSpecVersion": i.version}),
                     now,
                 );
-                self.instances.insert(i.id.clone(), Arc::new(i));
+                self.put_instance(i);
             }
         }
         for id in expunged {
             if self.store.delete(&keys::instance(&id)).await.is_ok()
-                && let Some(i) = self.instances.remove(&id) {
+                && let Some(i) = self.remove_instance(&id) {
                     tracing::info!(instance = %id, "expunged an unreachable instance");
                     self.bus.publish("unknown_instance_terminated_event", json!({"instanceId": i.id, "runSpecId": i.app_id, "condition": "Unreachable"}), now);
                 }
         }
     }
 
-    /// Starts readiness checks for running, current, not yet ready instances of apps in
-    /// deployments, and stops checks whose instance went away.
-    fn run_readiness_checks(&mut self, in_deployment: &BTreeSet<AppId>) {
+    /// Starts readiness checks for running, current, not yet ready instances of the given apps
+    /// in deployments, and stops checks whose instance went away.
+    fn run_readiness_checks<'a>(&mut self, apps: impl Iterator<Item = &'a AppId>) {
         self.readiness.retain(|id, handle| {
             let keep = self.instances.contains_key(id);
             if !keep {
@@ -1105,16 +1246,21 @@ impl Actor {
             keep
         });
         let mut start = Vec::new();
-        for i in self.instances.values() {
-            if i.ready || i.condition != Condition::Running || !in_deployment.contains(&i.app_id) || self.readiness.contains_key(&i.id) {
+        for app_id in apps {
+            let Some(app) = self.apps.get(app_id) else { continue };
+            if app.readiness_checks.is_empty() || !self.deploying.contains_key(app_id) {
                 continue;
             }
-            let Some(app) = self.apps.get(&i.app_id) else { continue };
-            if app.readiness_checks.is_empty() || i.config_version != spec::config_version(app) {
-                continue;
-            }
-            if let Some(url) = crate::readiness::check_url(app, i) {
-                start.push((app.clone(), i.id.clone(), url));
+            for (_, i) in crate::state::app_range(&self.instances, app_id) {
+                if &i.app_id != app_id || i.ready || i.condition != Condition::Running || self.readiness.contains_key(&i.id) {
+                    continue;
+                }
+                if i.config_version != spec::config_version(app) {
+                    continue;
+                }
+                if let Some(url) = crate::readiness::check_url(app, i) {
+                    start.push((app.clone(), i.id.clone(), url));
+                }
             }
         }
         for (app, id, url) in start {
@@ -1124,79 +1270,201 @@ impl Actor {
         }
     }
 
-    async fn drive(&mut self) {
+    /// What one step action of a deployment wants now, from the app's instances.
+    fn decide(&self, action: &Action) -> (AppId, Decision, Goal) {
+        let views = |app| views_of(&self.instances, &self.apps, app);
+        match action {
+            Action::StartApplication { app } => (app.clone(), Decision { kill: vec![], launch: 0, done: true }, Goal::Stopped),
+            Action::StopApplication { app } => (app.clone(), deploy::stop_decision(&views(app)), Goal::Decommissioned),
+            Action::ScaleApplication { app, instances, to_kill } => {
+                let ks = self.apps.get(app).map(|a| spec::kill_selection(a)).unwrap_or(deploy::KillSelection::YoungestFirst);
+                (app.clone(), deploy::scale_decision(*instances, &views(app), to_kill, ks), Goal::Decommissioned)
+            }
+            Action::RestartApplication { app } => {
+                let d = match self.apps.get(app) {
+                    Some(a) => {
+                        let (min, over) = spec::upgrade_strategy(a);
+                        deploy::restart_decision(spec::instances(a), min, over, &views(app))
+                    }
+                    None => Decision { kill: vec![], launch: 0, done: true },
+                };
+                (app.clone(), d, Goal::Decommissioned)
+            }
+        }
+    }
+
+    /// Works out what to launch and kill and moves deployments on. Decisions depend only on an
+    /// app's definition and instances, so only apps marked dirty since the last drive are looked
+    /// at again (with the deployments they are part of); a `full` drive (on every clock tick)
+    /// looks at every app and also applies the clocks: launch timeouts, kill retries, unreachable
+    /// instances, unconfirmed launches.
+    async fn drive(&mut self, full: bool) {
         let now = now();
-        self.age_unreachable(now).await;
+        if full {
+            self.age_unreachable(now).await;
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        // Launch demand of every app looked at (0: none); other apps keep theirs.
         let mut demand: BTreeMap<AppId, u32> = BTreeMap::new();
         let mut kills: Vec<(InstanceId, Goal)> = Vec::new();
-        let mut in_deployment: BTreeSet<AppId> = BTreeSet::new();
-        let mut finished: Vec<usize> = Vec::new();
-        let mut advanced: Vec<usize> = Vec::new();
-        for (index, dep) in self.deployments.iter_mut().enumerate() {
-            in_deployment.extend(dep.target.keys().cloned());
+        let visit: BTreeSet<DeploymentKey> =
+            if full { self.deployments.keys().cloned().collect() } else { dirty.iter().filter_map(|a| self.deploying.get(a).cloned()).collect() };
+        let mut advanced: Vec<DeploymentKey> = Vec::new();
+        let mut finished: Vec<DeploymentKey> = Vec::new();
+        for key in visit {
+            let Some(dep) = self.deployments.get(&key).cloned() else { continue };
+            for app in dep.affected() {
+                demand.entry(app.clone()).or_insert(0);
+            }
+            let mut step = dep.current_step;
             loop {
-                let Some(step) = dep.steps.get(dep.current_step) else {
-                    finished.push(index);
+                let Some(actions) = dep.steps.get(step).map(|s| &s.actions) else {
+                    finished.push(key.clone());
                     break;
                 };
                 let mut all_done = true;
-                for action in &step.actions {
-                    let (app_id, decision, goal) = match action {
-                        Action::StartApplication { app } => (app.clone(), Decision { kill: vec![], launch: 0, done: true }, Goal::Stopped),
-                        Action::StopApplication { app } => {
-                            let views = views_of(&self.instances, &self.apps, app);
-                            (app.clone(), deploy::stop_decision(&views), Goal::Decommissioned)
-                        }
-                        Action::ScaleApplication { app, instances, to_kill } => {
-                            let views = views_of(&self.instances, &self.apps, app);
-                            let ks = self.apps.get(app).map(|a| spec::kill_selection(a)).unwrap_or(deploy::KillSelection::YoungestFirst);
-                            (app.clone(), deploy::scale_decision(*instances, &views, to_kill, ks), Goal::Decommissioned)
-                        }
-                        Action::RestartApplication { app } => {
-                            let views = views_of(&self.instances, &self.apps, app);
-                            let d = match self.apps.get(app) {
-                                Some(a) => {
-                                    let (min, over) = spec::upgrade_strategy(a);
-                                    deploy::restart_decision(spec::instances(a), min, over, &views)
-                                }
-                                None => Decision { kill: vec![], launch: 0, done: true },
-                            };
-                            (app.clone(), d, Goal::Decommissioned)
-                        }
-                    };
+                for action in actions {
+                    let (app_id, decision, goal) = self.decide(action);
                     all_done &= decision.done;
                     kills.extend(decision.kill.into_iter().map(|k| (k, goal)));
                     *demand.entry(app_id).or_default() += decision.launch;
                 }
-                if all_done {
-                    dep.current_step += 1;
-                    advanced.push(index);
-                    continue;
+                if !all_done {
+                    break;
                 }
-                break;
+                step += 1;
+            }
+            if step != dep.current_step
+                && let Some(d) = self.deployments.get_mut(&key)
+            {
+                Arc::make_mut(d).current_step = step;
+                advanced.push(key);
             }
         }
         // Apps outside deployments: keep `instances` running (replace failed tasks, kill surplus).
-        for (id, app) in &self.apps {
-            if in_deployment.contains(id) {
+        let standalone: Vec<AppId> = if full {
+            self.apps.keys().filter(|id| !self.deploying.contains_key(*id)).cloned().collect()
+        } else {
+            dirty.iter().filter(|id| !self.deploying.contains_key(*id)).cloned().collect()
+        };
+        for id in &standalone {
+            match self.apps.get(id) {
+                Some(app) => {
+                    let views = views_of(&self.instances, &self.apps, id);
+                    let d = deploy::scale_decision(spec::instances(app), &views, &[], spec::kill_selection(app));
+                    kills.extend(d.kill.into_iter().map(|k| (k, Goal::Decommissioned)));
+                    demand.insert(id.clone(), d.launch);
+                }
+                None => {
+                    // Instances of an app that no longer exists and that no deployment stops.
+                    demand.insert(id.clone(), 0);
+                    for (_, i) in crate::state::app_range(&self.instances, id) {
+                        if &i.app_id == id && i.goal == Goal::Running {
+                            kills.push((i.id.clone(), Goal::Decommissioned));
+                        }
+                    }
+                }
+            }
+        }
+        if full {
+            for i in self.instances.values() {
+                if !self.apps.contains_key(&i.app_id) && !self.deploying.contains_key(&i.app_id) && i.goal == Goal::Running {
+                    kills.push((i.id.clone(), Goal::Decommissioned));
+                }
+            }
+            let deploying: Vec<AppId> = self.deploying.keys().cloned().collect();
+            self.run_readiness_checks(deploying.iter());
+            self.clocks(now, &mut kills);
+        } else {
+            self.run_readiness_checks(dirty.iter());
+        }
+        let kill_retry = self.config.kill_retry.as_millis() as i64;
+        let mut seen = BTreeSet::new();
+        for (id, goal) in kills {
+            if !seen.insert(id.clone()) {
                 continue;
             }
-            let views = views_of(&self.instances, &self.apps, id);
-            let d = deploy::scale_decision(spec::instances(app), &views, &[], spec::kill_selection(app));
-            kills.extend(d.kill.into_iter().map(|k| (k, Goal::Decommissioned)));
-            if d.launch > 0 {
-                demand.insert(id.clone(), d.launch);
+            let Some(i) = self.instances.get(&id) else { continue };
+            let fresh_kill = i.kill_sent_at.is_some_and(|t| now.0 - t.0 <= kill_retry);
+            if fresh_kill && i.goal == goal {
+                continue;
+            }
+            if let Err(e) = self.send_kill(&id, Some(goal)).await {
+                tracing::error!(error = %e, "could not persist a kill; will retry");
             }
         }
-        // Instances of apps that no longer exist and are not being stopped by a deployment.
-        for i in self.instances.values() {
-            if !self.apps.contains_key(&i.app_id) && !in_deployment.contains(&i.app_id) && i.goal == Goal::Running {
-                kills.push((i.id.clone(), Goal::Decommissioned));
+        // Deployment progress: persist, announce, finish.
+        for key in &advanced {
+            let Some(dep) = self.deployments.get(key) else { continue };
+            if dep.current_step < dep.steps.len() {
+                if let Ok(bytes) = serde_json::to_vec(dep.as_ref())
+                    && let Err(e) = self.store.put_many_deferred(&[(keys::deployment(&dep.id), bytes)]).await
+                {
+                    tracing::error!(error = %e, "could not persist deployment progress");
+                }
+                self.bus.publish("deployment_step_success", json!({"plan": plan_json(dep), "currentStep": step_json(dep, dep.current_step - 1)}), now);
+                self.bus.publish("deployment_info", json!({"plan": plan_json(dep), "currentStep": step_json(dep, dep.current_step)}), now);
+            } else {
+                finished.push(key.clone());
             }
         }
-        self.run_readiness_checks(&in_deployment);
-        // Launches Mesos never confirmed (a lost ACCEPT): ask about them, so that unknown ones come
-        // back as TASK_LOST and are replaced long before the launch timeout.
+        finished.sort_unstable();
+        finished.dedup();
+        for key in finished {
+            if let Err(e) = self.store.delete(&keys::deployment(&key.1)).await {
+                tracing::error!(error = %e, "could not remove a finished deployment; will retry");
+                self.dirty.extend(self.deployments.get(&key).into_iter().flat_map(|d| d.affected().cloned()));
+                continue;
+            }
+            let Some(dep) = self.remove_deployment(&key) else { continue };
+            self.counters.deployments_succeeded += 1;
+            if let Some(last) = dep.steps.len().checked_sub(1) {
+                self.bus.publish("deployment_step_success", json!({"plan": plan_json(&dep), "currentStep": step_json(&dep, last)}), now);
+            }
+            for (id, app) in &dep.target {
+                if app.is_none() {
+                    self.bus.publish("app_terminated_event", json!({"appId": id}), now);
+                }
+            }
+            self.bus.publish("deployment_success", json!({"id": dep.id, "plan": plan_json(&dep)}), now);
+        }
+        // Launch queue and offer flow.
+        let mut newly_wanted = false;
+        if full {
+            for id in self.demand.keys() {
+                demand.entry(id.clone()).or_insert(0);
+            }
+        }
+        for (id, n) in demand {
+            if n == 0 {
+                self.demand.remove(&id);
+                self.queued_since.remove(&id);
+                self.offer_stats.remove(&id);
+            } else {
+                newly_wanted |= self.demand.insert(id.clone(), n).is_none();
+                self.queued_since.entry(id).or_insert(now);
+            }
+        }
+        let wants = !self.demand.is_empty();
+        if self.connected {
+            if wants && (self.suppressed || newly_wanted || self.must_revive) {
+                self.suppressed = false;
+                self.must_revive = false;
+                self.call(Call { r#type: Some(call::Type::Revive as i32), revive: Some(call::Revive::default()), ..Default::default() });
+            } else if !wants && !self.suppressed {
+                self.suppressed = true;
+                self.must_revive = false;
+                self.call(Call { r#type: Some(call::Type::Suppress as i32), suppress: Some(call::Suppress::default()), ..Default::default() });
+            }
+        }
+    }
+
+    /// The clocks, looked at in full drives: launches Mesos never confirmed are reconciled, and
+    /// tasks that did not start within the launch timeout or whose kill went unconfirmed are
+    /// (again) killed.
+    fn clocks(&mut self, now: Timestamp, kills: &mut Vec<(InstanceId, Goal)>) {
+        // A lost ACCEPT: ask about the launches, so that unknown ones come back as TASK_LOST and
+        // are replaced long before the launch timeout.
         if self.connected && now.0 - self.last_stale_reconcile.0 > 15_000 {
             let stale: Vec<call::reconcile::Task> = self
                 .instances
@@ -1213,7 +1481,6 @@ impl Actor {
             }
             self.last_stale_reconcile = now;
         }
-        // Launch timeouts and kill retries.
         let launch_timeout = self.config.task_launch_timeout.as_millis() as i64;
         let kill_retry = self.config.kill_retry.as_millis() as i64;
         for i in self.instances.values() {
@@ -1227,79 +1494,11 @@ impl Actor {
                 kills.push((i.id.clone(), i.goal));
             }
         }
-        let mut seen = BTreeSet::new();
-        for (id, goal) in kills {
-            if !seen.insert(id.clone()) {
-                continue;
-            }
-            let Some(i) = self.instances.get(&id) else { continue };
-            let fresh_kill = i.kill_sent_at.is_some_and(|t| now.0 - t.0 <= kill_retry);
-            if fresh_kill && i.goal == goal {
-                continue;
-            }
-            if let Err(e) = self.send_kill(&id, Some(goal)).await {
-                tracing::error!(error = %e, "could not persist a kill; will retry");
-            }
-        }
-        // Deployment progress: persist, announce, finish.
-        for index in advanced.iter().copied().collect::<BTreeSet<_>>() {
-            let dep = &self.deployments[index];
-            if dep.current_step < dep.steps.len() {
-                if let Ok(bytes) = serde_json::to_vec(dep)
-                    && let Err(e) = self.store.put(&keys::deployment(&dep.id), &bytes).await {
-                        tracing::error!(error = %e, "could not persist deployment progress");
-                    }
-                self.bus.publish("deployment_step_success", json!({"plan": plan_json(dep), "currentStep": step_json(dep, dep.current_step - 1)}), now);
-                self.bus.publish("deployment_info", json!({"plan": plan_json(dep), "currentStep": step_json(dep, dep.current_step)}), now);
-            }
-        }
-        let mut finished: Vec<usize> = finished.into_iter().chain(advanced.into_iter().filter(|i| self.deployments[*i].current_step >= self.deployments[*i].steps.len())).collect();
-        finished.sort_unstable();
-        finished.dedup();
-        for index in finished.into_iter().rev() {
-            let dep = &self.deployments[index];
-            if let Err(e) = self.store.delete(&keys::deployment(&dep.id)).await {
-                tracing::error!(error = %e, "could not remove a finished deployment; will retry");
-                continue;
-            }
-            let dep = self.deployments.remove(index);
-            self.counters.deployments_succeeded += 1;
-            if let Some(last) = dep.steps.len().checked_sub(1) {
-                self.bus.publish("deployment_step_success", json!({"plan": plan_json(&dep), "currentStep": step_json(&dep, last)}), now);
-            }
-            for (id, app) in &dep.target {
-                if app.is_none() {
-                    self.bus.publish("app_terminated_event", json!({"appId": id}), now);
-                }
-            }
-            self.bus.publish("deployment_success", json!({"id": dep.id, "plan": plan_json(&dep)}), now);
-        }
-        // Launch queue and offer flow.
-        for id in demand.keys() {
-            self.queued_since.entry(id.clone()).or_insert(now);
-        }
-        self.queued_since.retain(|id, _| demand.get(id).is_some_and(|n| *n > 0));
-        self.offer_stats.retain(|id, _| demand.get(id).is_some_and(|n| *n > 0));
-        demand.retain(|_, n| *n > 0);
-        let wants = !demand.is_empty();
-        let newly_wanted = demand.keys().any(|id| !self.demand.contains_key(id));
-        self.demand = demand;
-        if self.connected {
-            if wants && (self.suppressed || newly_wanted || self.must_revive) {
-                self.suppressed = false;
-                self.must_revive = false;
-                self.call(Call { r#type: Some(call::Type::Revive as i32), revive: Some(call::Revive::default()), ..Default::default() });
-            } else if !wants && !self.suppressed {
-                self.suppressed = true;
-                self.must_revive = false;
-                self.call(Call { r#type: Some(call::Type::Suppress as i32), suppress: Some(call::Suppress::default()), ..Default::default() });
-            }
-        }
     }
 }
 
 /// Instance views of one app (a free function so the deployment loop can borrow fields apart).
-fn views_of(instances: &BTreeMap<InstanceId, Arc<Instance>>, apps: &BTreeMap<AppId, Arc<AppDefinition>>, app: &AppId) -> Vec<InstanceView> {
+fn views_of(instances: &InstanceMap, apps: &AppMap, app: &AppId) -> Vec<InstanceView> {
     let target_config = apps.get(app).map(|a| spec::config_version(a));
     let has_checks = apps.get(app).is_some_and(|a| spec::has_health_checks(a));
     crate::state::app_range(instances, app)

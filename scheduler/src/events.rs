@@ -90,6 +90,10 @@ impl EventBus {
 
     /// Publishes an event of `event_type` with the fields of `body` (an object).
     pub fn publish(&self, event_type: &'static str, body: Value, now: Timestamp) {
+        // No subscribers is fine: events are not stored (and not even written out).
+        if self.tx.receiver_count() == 0 {
+            return;
+        }
         let mut event = match body {
             Value::Object(map) => Value::Object(map),
             _ => json!({}),
@@ -97,7 +101,6 @@ impl EventBus {
         event["eventType"] = json!(event_type);
         event["timestamp"] = json!(now.to_string());
         let data = event.to_string();
-        // No subscribers is fine: events are not stored.
         let _ = self.tx.send(Arc::new(BusEvent { event_type, data }));
     }
 

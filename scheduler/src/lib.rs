@@ -234,17 +234,33 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let app = front::router(front::Front { mode: mode_rx, me: advertised, abdicate, http, scheme, auth });
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     tracing::info!(%listen, %scheme, "Marathon API listening");
+    // A single instance stops serving when its scheduler stops (it only does after a failure
+    // to save state): restarting it reloads the state from --data-dir.
+    let (stopped_tx, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        match _single {
+            Some(mut leadership) => tokio::select! {
+                () = shutdown_signal() => {}
+                () = leadership.finished() => {
+                    let _ = stopped_tx.send(());
+                }
+            },
+            None => shutdown_signal().await,
+        }
+    };
     let result = match tls {
         Some(config) => {
             // `tap_io` only so that axum hands our listener's peer addresses to `ConnectInfo`.
             use axum::serve::ListenerExt as _;
             let listener = tls::TlsListener::new(listener, config)?.tap_io(|_| {});
-            axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
         }
-        None => axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await,
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
     }
     .context("the API server failed");
-    drop(_single);
+    if stopped.try_recv().is_ok() {
+        anyhow::bail!("the scheduler stopped after a failure to save its state (see the log above); start framework again, it reloads the state from --data-dir");
+    }
     if let Some(cluster) = local {
         cluster.shutdown().await;
     }

@@ -2,6 +2,7 @@
 //! redirects, watching heartbeats, re-subscribing with backoff), another posts the calls the
 //! scheduler actor hands over. Both only translate; every decision is the actor's.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -304,8 +305,20 @@ fn leader_base(location: &str) -> Option<String> {
     Some(format!("http://{host}"))
 }
 
-/// Posts queued calls on the current session, in order.
+/// Calls whose order does not matter (an acknowledgement, a decline) are posted with up to
+/// this many in flight; one round trip each would otherwise bound the update rate.
+const UNORDERED_IN_FLIGHT: usize = 64;
+
+/// ACCEPTs (launches) are posted with up to this many in flight.
+const LAUNCHES_IN_FLIGHT: u32 = 16;
+
+/// Posts queued calls on the current session. Acknowledgements and declines go alongside
+/// everything else; launches (ACCEPT) alongside one another; every other call (KILL, RECONCILE,
+/// REVIVE, ...) waits until the launches posted before it are answered, so that a KILL never
+/// overtakes the ACCEPT that launched its task, and is posted in order.
 async fn call_loop(http: reqwest::Client, encoding: Encoding, mut calls: mpsc::UnboundedReceiver<Call>, session: watch::Receiver<Option<Session>>) {
+    let unordered = Arc::new(tokio::sync::Semaphore::new(UNORDERED_IN_FLIGHT));
+    let launches = Arc::new(tokio::sync::Semaphore::new(LAUNCHES_IN_FLIGHT as usize));
     while let Some(mut call) = calls.recv().await {
         let current = session.borrow().clone();
         let Some(s) = current else {
@@ -313,24 +326,45 @@ async fn call_loop(http: reqwest::Client, encoding: Encoding, mut calls: mpsc::U
             continue;
         };
         call.framework_id = Some(FrameworkId { value: s.framework_id.clone() });
-        let kind = call.r#type();
-        let result = http
-            .post(format!("{}/api/v1/scheduler", s.url))
-            .header("Content-Type", encoding.content_type())
-            .header("Accept", encoding.content_type())
-            .header("Mesos-Stream-Id", &s.stream_id)
-            .body(codec::encode(&call, encoding))
-            .send()
-            .await;
-        match result {
-            Ok(resp) if resp.status().as_u16() == 202 => {}
-            Ok(resp) => {
-                let status = resp.status();
-                let text = resp.text().await.unwrap_or_default();
-                tracing::warn!(?kind, %status, %text, "Mesos refused a call");
+        let permit = match call.r#type() {
+            call::Type::Acknowledge | call::Type::Decline => unordered.clone().acquire_owned().await,
+            call::Type::Accept => launches.clone().acquire_owned().await,
+            _ => {
+                // Every launch permit: all earlier ACCEPTs have been answered.
+                let Ok(all) = launches.acquire_many(LAUNCHES_IN_FLIGHT).await else { return };
+                post_call(&http, encoding, &s, &call).await;
+                drop(all);
+                continue;
             }
-            Err(e) => tracing::warn!(?kind, error = %e, "could not post a call to Mesos"),
+        };
+        let Ok(permit) = permit else { return };
+        let http = http.clone();
+        tokio::spawn(async move {
+            post_call(&http, encoding, &s, &call).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Posts one call; a refusal or a failure is logged (the actor's clocks retry what matters).
+async fn post_call(http: &reqwest::Client, encoding: Encoding, s: &Session, call: &Call) {
+    let kind = call.r#type();
+    let result = http
+        .post(format!("{}/api/v1/scheduler", s.url))
+        .header("Content-Type", encoding.content_type())
+        .header("Accept", encoding.content_type())
+        .header("Mesos-Stream-Id", &s.stream_id)
+        .body(codec::encode(call, encoding))
+        .send()
+        .await;
+    match result {
+        Ok(resp) if resp.status().as_u16() == 202 => {}
+        Ok(resp) => {
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            tracing::warn!(?kind, %status, %text, "Mesos refused a call");
         }
+        Err(e) => tracing::warn!(?kind, error = %e, "could not post a call to Mesos"),
     }
 }
 

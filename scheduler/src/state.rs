@@ -66,6 +66,9 @@ pub struct Instance {
     pub zone: Option<String>,
 }
 
+/// How running deployments are ordered and found: by version (oldest first), then id.
+pub type DeploymentKey = (Timestamp, DeploymentId);
+
 /// A running deployment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -144,15 +147,25 @@ pub struct QueueEntry {
     pub stats: OfferStats,
 }
 
-/// What the API reads: a consistent copy published by the actor after every change.
+/// Apps by id, in a persistent map: a copy shares the tree and costs O(1).
+pub type AppMap = imbl::OrdMap<AppId, Arc<AppDefinition>>;
+
+/// Instances by id, in a persistent map (see [`AppMap`]).
+pub type InstanceMap = imbl::OrdMap<InstanceId, Arc<Instance>>;
+
+/// What the API reads: a consistent copy published by the actor after every batch of changes.
+/// Publishing shares the actor's maps instead of copying them, so it costs the same at 10 apps
+/// and at 20,000.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Apps by id.
-    pub apps: BTreeMap<AppId, Arc<AppDefinition>>,
+    pub apps: AppMap,
     /// Instances by id.
-    pub instances: BTreeMap<InstanceId, Arc<Instance>>,
-    /// Running deployments.
+    pub instances: InstanceMap,
+    /// Running deployments, oldest first.
     pub deployments: Vec<Arc<Deployment>>,
+    /// The deployment each app is part of.
+    pub deploying: imbl::OrdMap<AppId, DeploymentKey>,
     /// Launch queue.
     pub queue: Vec<QueueEntry>,
     /// Last failure per app.
@@ -195,9 +208,10 @@ impl Snapshot {
         app_range(&self.instances, app).map(|(_, i)| i).filter(move |i| &i.app_id == app)
     }
 
-    /// Ids of the deployments that affect `app`.
+    /// Ids of the deployments that affect `app` (at most one: a new deployment cancels the ones
+    /// it conflicts with, or is refused).
     pub fn deployments_of(&self, app: &AppId) -> Vec<DeploymentId> {
-        self.deployments.iter().filter(|d| d.target.contains_key(app)).map(|d| d.id.clone()).collect()
+        self.deploying.get(app).map(|(_, id)| id.clone()).into_iter().collect()
     }
 
     /// The task with this id.
@@ -211,7 +225,7 @@ impl Snapshot {
 /// every instance of `app`, as one contiguous range of the id-ordered map, found in O(log n).
 /// The range can also hold instances of apps whose safe name extends this one's (`/a.instance-x`
 /// for `/a`), so callers filter on the app id.
-pub fn app_range<'a, V>(instances: &'a BTreeMap<InstanceId, V>, app: &AppId) -> impl Iterator<Item = (&'a InstanceId, &'a V)> + 'a {
+pub fn app_range<'a, V: Clone>(instances: &'a imbl::OrdMap<InstanceId, V>, app: &AppId) -> impl Iterator<Item = (&'a InstanceId, &'a V)> + 'a {
     let start = InstanceId::new(app, "");
     instances.range(start.clone()..).take_while(move |(id, _)| id.as_str().starts_with(start.as_str()))
 }

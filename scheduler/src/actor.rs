@@ -116,6 +116,19 @@ pub enum Command {
 /// How a command is answered, once its change is published.
 type Reply = Box<dyn FnOnce() + Send>;
 
+/// A change a status update makes besides its instance, applied once the instance is persisted.
+enum Effect {
+    /// An event for `/v2/events` subscribers.
+    Event(&'static str, Value),
+    /// The app's task failed: its launch backoff grows.
+    Backoff(AppId),
+    /// The app's last task failure (`lastTaskFailure`).
+    Failure(TaskFailure),
+}
+
+/// At most this many status updates are applied together (one write, one drive).
+const STATUS_BATCH: usize = 512;
+
 /// Offers are matched and launched in chunks of about this many new tasks.
 const LAUNCH_CHUNK: usize = 512;
 
@@ -404,7 +417,32 @@ impl Actor {
                         if matches!(up, MesosUpdate::Subscribed { .. }) {
                             full = true;
                         }
-                        self.on_mesos(up).await;
+                        // Status updates come in bursts: the ones already queued behind this one
+                        // are applied together (until another kind of event).
+                        let mut statuses = Vec::new();
+                        let mut next = Some(up);
+                        while let Some(up) = next.take() {
+                            match status_of(up) {
+                                Ok(status) if statuses.len() < STATUS_BATCH => {
+                                    statuses.push(status);
+                                    next = mesos.try_recv().ok();
+                                }
+                                Ok(status) => {
+                                    self.on_statuses(std::mem::take(&mut statuses)).await;
+                                    statuses.push(status);
+                                    next = mesos.try_recv().ok();
+                                }
+                                Err(other) => {
+                                    if !statuses.is_empty() {
+                                        self.on_statuses(std::mem::take(&mut statuses)).await;
+                                    }
+                                    self.on_mesos(other).await;
+                                }
+                            }
+                        }
+                        if !statuses.is_empty() {
+                            self.on_statuses(statuses).await;
+                        }
                         events_seen = true;
                     }
                     None => return,
@@ -819,7 +857,7 @@ impl Actor {
                 }
                 event::Type::Update => {
                     if let Some(update) = ev.update {
-                        self.on_status(update.status).await;
+                        self.on_statuses(vec![update.status]).await;
                     }
                 }
                 event::Type::Failure => {
@@ -877,15 +915,26 @@ impl Actor {
         }
     }
 
-    async fn on_status(&mut self, status: v1::TaskStatus) {
-        self.counters.status_updates += 1;
+    /// Applies a batch of status updates: each is worked out against the instance as the updates
+    /// before it in the batch left it; then the changed instances are persisted in one write, and
+    /// only after that are the changes applied, announced and acknowledged. If persisting fails,
+    /// nothing is acknowledged, so Mesos sends the updates again.
+    async fn on_statuses(&mut self, statuses: Vec<v1::TaskStatus>) {
+        self.counters.status_updates += statuses.len() as u64;
         let now = now();
-        let state = status.state();
-        let task_id = status.task_id.value.clone();
-        let instance_id = TaskId::parse(&task_id).ok().and_then(|t| t.instance_id());
-        let known = instance_id.as_ref().and_then(|id| self.instances.get(id)).filter(|i| i.task_id.as_str() == task_id).map(|i| Instance::clone(i));
-        let persisted = match known {
-            None => {
+        // The batch's view of the instances it changes (None: terminal, to be forgotten).
+        let mut staged: BTreeMap<InstanceId, Option<Instance>> = BTreeMap::new();
+        let mut effects: Vec<Effect> = Vec::new();
+        let mut acks: Vec<&v1::TaskStatus> = Vec::new();
+        for status in &statuses {
+            let state = status.state();
+            let task_id = status.task_id.value.as_str();
+            let instance_id = TaskId::parse(task_id).ok().and_then(|t| t.instance_id());
+            let current = instance_id.as_ref().and_then(|id| match staged.get(id) {
+                Some(staged) => staged.clone(),
+                None => self.instances.get(id).map(|i| Instance::clone(i)),
+            });
+            let Some(mut instance) = current.filter(|i| i.task_id.as_str() == task_id) else {
                 if !condition_from_status(state, None, "").is_terminal() {
                     tracing::info!(%task_id, "killing a task this framework does not know");
                     self.call(Call {
@@ -894,111 +943,134 @@ impl Actor {
                         ..Default::default()
                     });
                 }
-                true
+                acks.push(status);
+                continue;
+            };
+            let reason = status.reason.and_then(|r| task_status::Reason::try_from(r).ok());
+            let update = condition_from_status(state, reason, status.message.as_deref().unwrap_or_default());
+            let was_healthy = instance.healthy;
+            let before = instance.condition;
+            let Some(condition) = next_condition(instance.condition, update) else {
+                // A stale update for a task already terminal: just acknowledge it.
+                acks.push(status);
+                continue;
+            };
+            instance.condition = condition;
+            instance.mesos_state = state.as_str_name().to_string();
+            if let Some(h) = status.healthy {
+                instance.healthy = Some(h);
             }
-            Some(mut instance) => {
-                let reason = status.reason.and_then(|r| task_status::Reason::try_from(r).ok());
-                let update = condition_from_status(state, reason, status.message.as_deref().unwrap_or_default());
-                let was_healthy = instance.healthy;
-                let before = instance.condition;
-                let Some(condition) = next_condition(instance.condition, update) else {
-                    // A stale update for a task already terminal: just acknowledge it.
-                    self.ack(&status);
-                    return;
-                };
-                instance.condition = condition;
-                instance.mesos_state = state.as_str_name().to_string();
-                if let Some(h) = status.healthy {
-                    instance.healthy = Some(h);
-                }
-                if state == TaskState::TaskRunning && instance.started_at.is_none() {
-                    instance.started_at = Some(now);
-                }
-                if condition == Condition::Unreachable {
-                    instance.unreachable_since.get_or_insert(now);
-                } else if !matches!(condition, Condition::UnreachableInactive) {
-                    instance.unreachable_since = None;
-                }
-                if let Some(agent) = &status.agent_id {
-                    instance.agent_id = agent.value.clone();
-                }
-                if let Some(ns) = &status.container_status {
-                    instance.ip_addresses = ns
-                        .network_infos
-                        .iter()
-                        .flat_map(|n| n.ip_addresses.iter().filter_map(|a| a.ip_address.clone()))
-                        .collect();
-                }
-                let app_id = instance.app_id.clone();
-                let result = if condition.is_terminal() {
-                    self.store.delete(&keys::instance(&instance.id)).await
-                } else {
-                    self.persist_instance(&instance).await
-                };
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "could not persist a status update; not acknowledging it so Mesos re-sends it");
-                    return;
-                }
-                self.bus.publish(
-                    "status_update_event",
-                    json!({
-                        "slaveId": instance.agent_id, "taskId": task_id, "taskStatus": instance.mesos_state,
-                        "message": status.message.clone().unwrap_or_default(), "appId": app_id, "host": instance.host,
-                        "ipAddresses": instance.ip_addresses.iter().map(|a| json!({"ipAddress": a, "protocol": "IPv4"})).collect::<Vec<_>>(),
-                        "ports": instance.ports, "version": instance.version,
-                    }),
-                    now,
-                );
-                if before != condition {
-                    self.bus.publish(
-                        "instance_changed_event",
-                        json!({"instanceId": instance.id, "condition": condition.name(), "runSpecId": app_id, "agentId": instance.agent_id,
-                               "host": instance.host, "runSpecVersion": instance.version}),
-                        now,
-                    );
-                }
-                if was_healthy != instance.healthy {
-                    self.bus.publish(
-                        "health_status_changed_event",
-                        json!({"appId": app_id, "instanceId": instance.id, "taskId": task_id, "version": instance.version, "alive": instance.healthy == Some(true)}),
-                        now,
-                    );
-                    self.bus.publish(
-                        "instance_health_changed_event",
-                        json!({"instanceId": instance.id, "runSpecId": app_id, "runSpecVersion": instance.version, "healthy": instance.healthy}),
-                        now,
-                    );
-                }
-                if condition.is_terminal() {
-                    if (matches!(state, TaskState::TaskFailed | TaskState::TaskFinished | TaskState::TaskError)
-                        || reason == Some(task_status::Reason::TaskHealthCheckStatusUpdated))
-                        && let Some(b) = self.backoffs.get_mut(&app_id) {
-                            b.on_failure(now);
-                        }
-                    if state != TaskState::TaskKilled && state != TaskState::TaskFinished {
-                        self.failures.insert(
-                            app_id.clone(),
-                            TaskFailure {
-                                app_id: app_id.clone(),
-                                host: instance.host.clone(),
-                                message: status.message.clone().unwrap_or_default(),
-                                state: instance.mesos_state.clone(),
-                                task_id: instance.task_id.clone(),
-                                timestamp: now,
-                                version: instance.version,
-                                slave_id: instance.agent_id.clone(),
-                            },
-                        );
+            if state == TaskState::TaskRunning && instance.started_at.is_none() {
+                instance.started_at = Some(now);
+            }
+            if condition == Condition::Unreachable {
+                instance.unreachable_since.get_or_insert(now);
+            } else if !matches!(condition, Condition::UnreachableInactive) {
+                instance.unreachable_since = None;
+            }
+            if let Some(agent) = &status.agent_id {
+                instance.agent_id = agent.value.clone();
+            }
+            if let Some(ns) = &status.container_status {
+                instance.ip_addresses =
+                    ns.network_infos.iter().flat_map(|n| n.ip_addresses.iter().filter_map(|a| a.ip_address.clone())).collect();
+            }
+            self.status_effects(&instance, status, before, was_healthy, now, &mut effects);
+            acks.push(status);
+            let terminal = condition.is_terminal();
+            staged.insert(instance.id.clone(), (!terminal).then_some(instance));
+        }
+        let writes: Vec<(String, Vec<u8>)> =
+            staged.iter().filter_map(|(id, i)| i.as_ref().map(|i| (keys::instance(id), serde_json::to_vec(i).unwrap_or_default()))).collect();
+        let mut result = self.store.put_many_relaxed(&writes).await;
+        for id in staged.iter().filter(|(_, i)| i.is_none()).map(|(id, _)| id) {
+            if result.is_ok() {
+                result = self.store.delete(&keys::instance(id)).await;
+            }
+        }
+        if let Err(e) = result {
+            tracing::error!(error = %e, "could not persist status updates; not acknowledging them so Mesos re-sends them");
+            return;
+        }
+        for effect in effects {
+            match effect {
+                Effect::Event(kind, body) => self.bus.publish(kind, body, now),
+                Effect::Backoff(app) => {
+                    if let Some(b) = self.backoffs.get_mut(&app) {
+                        b.on_failure(now);
                     }
-                    self.remove_instance(&instance.id);
-                } else {
-                    self.put_instance(instance);
                 }
-                true
+                Effect::Failure(f) => {
+                    self.failures.insert(f.app_id.clone(), f);
+                }
             }
-        };
-        if persisted {
-            self.ack(&status);
+        }
+        for (id, instance) in staged {
+            match instance {
+                Some(instance) => self.put_instance(instance),
+                None => {
+                    self.remove_instance(&id);
+                }
+            }
+        }
+        for status in acks {
+            self.ack(status);
+        }
+    }
+
+    /// What an applied status update announces and changes besides the instance.
+    fn status_effects(&self, instance: &Instance, status: &v1::TaskStatus, before: Condition, was_healthy: Option<bool>, now: Timestamp, effects: &mut Vec<Effect>) {
+        let state = status.state();
+        let condition = instance.condition;
+        let app_id = &instance.app_id;
+        let task_id = &status.task_id.value;
+        if self.bus.has_subscribers() {
+            effects.push(Effect::Event(
+                "status_update_event",
+                json!({
+                    "slaveId": instance.agent_id, "taskId": task_id, "taskStatus": instance.mesos_state,
+                    "message": status.message.clone().unwrap_or_default(), "appId": app_id, "host": instance.host,
+                    "ipAddresses": instance.ip_addresses.iter().map(|a| json!({"ipAddress": a, "protocol": "IPv4"})).collect::<Vec<_>>(),
+                    "ports": instance.ports, "version": instance.version,
+                }),
+            ));
+            if before != condition {
+                effects.push(Effect::Event(
+                    "instance_changed_event",
+                    json!({"instanceId": instance.id, "condition": condition.name(), "runSpecId": app_id, "agentId": instance.agent_id,
+                           "host": instance.host, "runSpecVersion": instance.version}),
+                ));
+            }
+            if was_healthy != instance.healthy {
+                effects.push(Effect::Event(
+                    "health_status_changed_event",
+                    json!({"appId": app_id, "instanceId": instance.id, "taskId": task_id, "version": instance.version, "alive": instance.healthy == Some(true)}),
+                ));
+                effects.push(Effect::Event(
+                    "instance_health_changed_event",
+                    json!({"instanceId": instance.id, "runSpecId": app_id, "runSpecVersion": instance.version, "healthy": instance.healthy}),
+                ));
+            }
+        }
+        if condition.is_terminal() {
+            let reason = status.reason.and_then(|r| task_status::Reason::try_from(r).ok());
+            if matches!(state, TaskState::TaskFailed | TaskState::TaskFinished | TaskState::TaskError)
+                || reason == Some(task_status::Reason::TaskHealthCheckStatusUpdated)
+            {
+                effects.push(Effect::Backoff(app_id.clone()));
+            }
+            if state != TaskState::TaskKilled && state != TaskState::TaskFinished {
+                effects.push(Effect::Failure(TaskFailure {
+                    app_id: app_id.clone(),
+                    host: instance.host.clone(),
+                    message: status.message.clone().unwrap_or_default(),
+                    state: instance.mesos_state.clone(),
+                    task_id: instance.task_id.clone(),
+                    timestamp: now,
+                    version: instance.version,
+                    slave_id: instance.agent_id.clone(),
+                }));
+            }
         }
     }
 
@@ -1016,18 +1088,17 @@ impl Actor {
         self.counters.offers_received += offers.len() as u64;
         // The apps that may launch now, with what one task needs, worked out once per batch of
         // offers; an app leaves the list when its demand is met.
-        let mut candidates: Vec<(Arc<AppDefinition>, framework_core::matching::TaskRequest)> = self
+        let mut candidates: Vec<(Arc<AppDefinition>, framework_core::matching::TaskRequest, u32)> = self
             .demand
-            .keys()
-            .filter(|id| self.backoffs.get(*id).is_none_or(|b| b.time_left_ms(now) <= 0))
-            .filter_map(|id| self.apps.get(id))
-            .map(|app| (app.clone(), spec::task_request(app)))
+            .iter()
+            .filter(|(id, _)| self.backoffs.get(*id).is_none_or(|b| b.time_left_ms(now) <= 0))
+            .filter_map(|(id, want)| self.apps.get(id).map(|app| (app.clone(), spec::task_request(app), *want)))
             .collect();
         // Where the instances of constrained candidates run, counted once per batch (over each
         // app's own instances) and kept current as tasks are launched; apps without constraints
         // do not look at placements at all.
         let mut placements: BTreeMap<AppId, PlacementIndex> = BTreeMap::new();
-        for (app, _) in candidates.iter().filter(|(a, _)| !a.constraints.is_empty()) {
+        for (app, ..) in candidates.iter().filter(|(a, ..)| !a.constraints.is_empty()) {
             let mut index = PlacementIndex::default();
             for (_, i) in crate::state::app_range(&self.instances, &app.id) {
                 if i.app_id == app.id
@@ -1054,17 +1125,17 @@ impl Actor {
             let mut remaining = offer.clone();
             let mut launches: Vec<v1::TaskInfo> = Vec::new();
             let here = placement_of(&offer);
-            for (app, req) in &candidates {
-                let want = self.demand.get(&app.id).copied().unwrap_or(0);
+            let mut exhausted = false;
+            for (app, req, want) in &mut candidates {
                 let room = self.config.max_instances_per_offer.saturating_sub(launches.len() as u32);
                 if room == 0 {
                     break;
                 }
-                if want == 0 {
+                if *want == 0 {
                     continue;
                 }
                 let placed = placements.get(&app.id).unwrap_or(&unconstrained);
-                let outcome = match_offer_indexed(&remaining, req, placed, &self.config.role, want.min(room));
+                let outcome = match_offer_indexed(&remaining, req, placed, &self.config.role, (*want).min(room));
                 let stats = self.offer_stats.entry(app.id.clone()).or_default();
                 stats.processed_offers_count += 1;
                 if outcome.launches.is_empty() {
@@ -1109,13 +1180,17 @@ impl Actor {
                         zone: here.zone.clone(),
                     });
                 }
-                if want <= launched {
+                *want = want.saturating_sub(launched);
+                if *want == 0 {
                     self.demand.remove(&app.id);
+                    exhausted = true;
                 } else if let Some(n) = self.demand.get_mut(&app.id) {
-                    *n = want - launched;
+                    *n = *want;
                 }
             }
-            candidates.retain(|(app, _)| self.demand.contains_key(&app.id));
+            if exhausted {
+                candidates.retain(|(.., want)| *want > 0);
+            }
             if launches.is_empty() {
                 unused.push(offer.id);
             } else {
@@ -1494,6 +1569,17 @@ impl Actor {
                 kills.push((i.id.clone(), i.goal));
             }
         }
+    }
+}
+
+/// The task status a Mesos UPDATE event carries, or the update itself if it is something else.
+fn status_of(update: MesosUpdate) -> Result<v1::TaskStatus, MesosUpdate> {
+    match update {
+        MesosUpdate::Event(ev) if ev.r#type() == event::Type::Update && ev.update.is_some() => match ev.update {
+            Some(u) => Ok(u.status),
+            None => Err(MesosUpdate::Event(ev)),
+        },
+        other => Err(other),
     }
 }
 

@@ -88,6 +88,11 @@ impl EventBus {
         self.max_subscribers
     }
 
+    /// Whether anyone listens (callers can skip building events nobody receives).
+    pub fn has_subscribers(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
     /// Publishes an event of `event_type` with the fields of `body` (an object).
     pub fn publish(&self, event_type: &'static str, body: Value, now: Timestamp) {
         // No subscribers is fine: events are not stored (and not even written out).

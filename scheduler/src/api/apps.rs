@@ -84,15 +84,19 @@ pub async fn list(State(state): State<ApiState>, RawQuery(q): RawQuery) -> Respo
     let cmd = p.get("cmd").map(str::to_lowercase);
     let id = p.get("id").map(str::to_lowercase);
     let label = p.get("label").map(LabelSelector::parse);
-    let apps: Vec<Value> = snap
+    let apps: Vec<render::AppInfo<'_>> = snap
         .apps
         .values()
         .filter(|a| cmd.as_ref().is_none_or(|c| a.cmd.as_deref().is_some_and(|x| x.to_lowercase().contains(c.as_str()))))
         .filter(|a| id.as_ref().is_none_or(|i| a.id.to_string().contains(i.as_str())))
         .filter(|a| label.as_ref().is_none_or(|l| l.matches(&a.labels)))
-        .map(|a| render::app_info(&snap, a, embed))
+        .map(|a| render::AppInfo::new(&snap, a, embed))
         .collect();
-    json_response(200, &json!({ "apps": apps }))
+    #[derive(serde::Serialize)]
+    struct Apps<'a> {
+        apps: Vec<render::AppInfo<'a>>,
+    }
+    json_response(200, &Apps { apps })
 }
 
 /// Marathon's label selector: `key`, `key==value`, `key!=value`, `key in (a,b)`, `key notin (a,b)`,

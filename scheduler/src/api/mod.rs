@@ -16,7 +16,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use axum::routing::{delete, get, post};
-use serde_json::Value;
 
 use crate::actor::ActorHandle;
 use crate::error::ApiError;
@@ -128,8 +127,8 @@ async fn common_headers(axum::extract::State(state): axum::extract::State<ApiSta
 }
 
 /// A JSON response.
-pub fn json_response(status: u16, body: &Value) -> Response<Body> {
-    let mut resp = Response::new(Body::from(body.to_string()));
+pub fn json_response(status: u16, body: &impl serde::Serialize) -> Response<Body> {
+    let mut resp = Response::new(Body::from(serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec())));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     resp

@@ -2,10 +2,12 @@
 
 use framework_core::app::AppDefinition;
 use framework_core::instance::Condition;
+use framework_core::ids::DeploymentId;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::actor::{action_json, step_json};
-use crate::state::{Deployment, Instance, Snapshot};
+use crate::state::{Deployment, Instance, Snapshot, TaskFailure};
 
 /// Which optional parts an AppInfo carries (`embed=`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -84,23 +86,51 @@ pub fn counts(snap: &Snapshot, app: &AppDefinition) -> (u32, u32, u32, u32) {
     (staged, running, healthy, unhealthy)
 }
 
-/// The AppInfo JSON: the definition plus counts, deployments and the requested embeds.
-pub fn app_info(snap: &Snapshot, app: &AppDefinition, embed: Embed) -> Value {
-    let mut v = serde_json::to_value(app).unwrap_or_else(|_| json!({}));
-    let (staged, running, healthy, unhealthy) = counts(snap, app);
-    v["tasksStaged"] = json!(staged);
-    v["tasksRunning"] = json!(running);
-    v["tasksHealthy"] = json!(healthy);
-    v["tasksUnhealthy"] = json!(unhealthy);
-    v["deployments"] = json!(snap.deployments_of(&app.id).iter().map(|d| json!({"id": d})).collect::<Vec<_>>());
-    if embed.tasks {
-        v["tasks"] = json!(snap.instances_of(&app.id).map(|i| task(i, Some(app))).collect::<Vec<_>>());
-    }
-    if embed.last_task_failure
-        && let Some(f) = snap.failures.get(&app.id) {
-            v["lastTaskFailure"] = serde_json::to_value(f).unwrap_or(Value::Null);
+/// The AppInfo JSON of an app: the definition plus counts, deployments and the requested embeds,
+/// serialized straight from the definition (`GET /v2/apps` writes thousands of them; building a
+/// JSON tree of each first cost several times more).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppInfo<'a> {
+    #[serde(flatten)]
+    app: &'a AppDefinition,
+    tasks_staged: u32,
+    tasks_running: u32,
+    tasks_healthy: u32,
+    tasks_unhealthy: u32,
+    deployments: Vec<DeploymentRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tasks: Option<Vec<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_task_failure: Option<&'a TaskFailure>,
+}
+
+/// `{"id": ...}` of a deployment in an AppInfo.
+#[derive(Debug, Serialize)]
+struct DeploymentRef {
+    id: DeploymentId,
+}
+
+impl<'a> AppInfo<'a> {
+    /// The AppInfo of `app` in `snap`.
+    pub fn new(snap: &'a Snapshot, app: &'a AppDefinition, embed: Embed) -> Self {
+        let (tasks_staged, tasks_running, tasks_healthy, tasks_unhealthy) = counts(snap, app);
+        AppInfo {
+            app,
+            tasks_staged,
+            tasks_running,
+            tasks_healthy,
+            tasks_unhealthy,
+            deployments: snap.deployments_of(&app.id).into_iter().map(|id| DeploymentRef { id }).collect(),
+            tasks: embed.tasks.then(|| snap.instances_of(&app.id).map(|i| task(i, Some(app))).collect()),
+            last_task_failure: if embed.last_task_failure { snap.failures.get(&app.id) } else { None },
         }
-    v
+    }
+}
+
+/// The AppInfo JSON as a tree, for answers that add to it.
+pub fn app_info(snap: &Snapshot, app: &AppDefinition, embed: Embed) -> Value {
+    serde_json::to_value(AppInfo::new(snap, app, embed)).unwrap_or_else(|_| json!({}))
 }
 
 /// One item of GET /v2/deployments; current actions carry the readiness of their app's instances.

@@ -21,7 +21,11 @@ use crate::protocol::{
 use crate::resources::Resources;
 
 /// Events buffered per subscription before the framework counts as too slow and is disconnected.
-const EVENT_BUFFER: usize = 16 * 1024;
+/// Mesos itself buffers without a limit; this bound only guards against a subscriber that stopped
+/// reading. It is large because a scheduler launching at scale legitimately lags by a burst: a
+/// scheduler that launches 200,000 tasks in two allocations has as many status updates queued
+/// (the channel allocates as it fills, not up front).
+const EVENT_BUFFER: usize = 4 * 1024 * 1024;
 /// Completed tasks kept per framework for `/master/state`.
 const COMPLETED_TASKS_KEPT: usize = 1000;
 /// Smallest leftover worth offering (Mesos's minimum allocatable resources).

@@ -294,6 +294,8 @@ pub struct Actor {
     store: Store,
     bus: EventBus,
     calls: Option<MesosCalls>,
+    /// The instance record writer (see [`writer`]), started with the actor.
+    writer: Option<mpsc::UnboundedSender<Persist>>,
     /// Persistent maps shared with the published snapshots: a snapshot costs O(1), and an update
     /// copies only the path to the changed entry.
     apps: AppMap,
@@ -340,6 +342,7 @@ impl Actor {
             store,
             bus,
             calls: None,
+            writer: None,
             backoffs,
             apps,
             instances: loaded.instances.into_iter().map(|i| (i.id.clone(), Arc::new(i))).collect(),
@@ -377,6 +380,10 @@ impl Actor {
 
     /// Runs until both input channels close.
     pub async fn run(mut self, calls: MesosCalls, mut commands: mpsc::Receiver<Command>, mut mesos: mpsc::Receiver<MesosUpdate>) {
+        let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(writer(self.store.clone(), calls.clone(), writer_rx));
+        let _stop_writer = AbortOnDrop(writer);
+        self.writer = Some(writer_tx);
         self.calls = Some(calls);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -588,9 +595,8 @@ impl Actor {
                 if let Some(i) = self.instances.get(&instance) {
                     let mut updated = Instance::clone(i);
                     updated.ready = true;
-                    if self.persist_instance(&updated).await.is_ok() {
-                        self.put_instance(updated);
-                    }
+                    self.persist(Persist::instances(std::slice::from_ref(&updated)));
+                    self.put_instance(updated);
                 }
                 None
             }
@@ -774,21 +780,20 @@ impl Actor {
         }
         for instance in &killed {
             // Goal stays Running: the instance is replaced by a new task.
-            self.send_kill(&instance.id, None).await.map_err(ApiError::storage)?;
+            self.send_kill(&instance.id, None);
         }
         Ok(killed)
     }
 
-    /// Sends KILL for an instance's task, first persisting a new goal if one is given.
-    async fn send_kill(&mut self, id: &InstanceId, goal: Option<Goal>) -> Result<(), crate::store::StoreError> {
+    /// Sends KILL for an instance's task once its new goal (if one is given) is persisted.
+    fn send_kill(&mut self, id: &InstanceId, goal: Option<Goal>) {
         let now = now();
-        let Some(instance) = self.instances.get(id) else { return Ok(()) };
+        let Some(instance) = self.instances.get(id) else { return };
         let mut updated = Instance::clone(instance);
         if let Some(goal) = goal {
             updated.goal = goal;
         }
         updated.kill_sent_at = Some(now);
-        self.persist_instance(&updated).await?;
         let grace = self.apps.get(&updated.app_id).and_then(|a| a.task_kill_grace_period_seconds);
         let kill = Call {
             r#type: Some(call::Type::Kill as i32),
@@ -802,17 +807,17 @@ impl Actor {
             ..Default::default()
         };
         self.counters.kills_sent += 1;
+        let mut persist = Persist::instances(std::slice::from_ref(&updated));
+        persist.then.push(kill);
+        self.persist(persist);
         self.put_instance(updated);
-        self.call(kill);
-        Ok(())
     }
 
-    /// Instance records are written without waiting for the disk (on ZooKeeper: as any write):
-    /// after a crash of the machine, reconciliation with Mesos restores what a lost write held,
-    /// and tasks we no longer know are killed, so no task is duplicated.
-    async fn persist_instance(&self, instance: &Instance) -> Result<(), crate::store::StoreError> {
-        let bytes = serde_json::to_vec(instance).unwrap_or_default();
-        self.store.put_many_relaxed(&[(keys::instance(&instance.id), bytes)]).await
+    /// Hands instance records to the writer, with the calls that must wait for them.
+    fn persist(&self, persist: Persist) {
+        if let Some(w) = &self.writer {
+            let _ = w.send(persist);
+        }
     }
 
     // ----------------------------------------------------------------------------------------
@@ -980,18 +985,10 @@ impl Actor {
             let terminal = condition.is_terminal();
             staged.insert(instance.id.clone(), (!terminal).then_some(instance));
         }
-        let writes: Vec<(String, Vec<u8>)> =
-            staged.iter().filter_map(|(id, i)| i.as_ref().map(|i| (keys::instance(id), serde_json::to_vec(i).unwrap_or_default()))).collect();
-        let mut result = self.store.put_many_relaxed(&writes).await;
-        for id in staged.iter().filter(|(_, i)| i.is_none()).map(|(id, _)| id) {
-            if result.is_ok() {
-                result = self.store.delete(&keys::instance(id)).await;
-            }
-        }
-        if let Err(e) = result {
-            tracing::error!(error = %e, "could not persist status updates; not acknowledging them so Mesos re-sends them");
-            return;
-        }
+        let mut persist = Persist::instances(staged.values().flatten());
+        persist.deletes = staged.iter().filter(|(_, i)| i.is_none()).map(|(id, _)| keys::instance(id)).collect();
+        persist.then = acks.into_iter().filter_map(ack_call).collect();
+        self.persist(persist);
         for effect in effects {
             match effect {
                 Effect::Event(kind, body) => self.bus.publish(kind, body, now),
@@ -1012,9 +1009,6 @@ impl Actor {
                     self.remove_instance(&id);
                 }
             }
-        }
-        for status in acks {
-            self.ack(status);
         }
     }
 
@@ -1074,15 +1068,6 @@ impl Actor {
         }
     }
 
-    fn ack(&mut self, status: &v1::TaskStatus) {
-        let (Some(uuid), Some(agent)) = (status.uuid.clone(), status.agent_id.clone()) else { return };
-        self.call(Call {
-            r#type: Some(call::Type::Acknowledge as i32),
-            acknowledge: Some(call::Acknowledge { agent_id: agent, task_id: status.task_id.clone(), uuid }),
-            ..Default::default()
-        });
-    }
-
     async fn on_offers(&mut self, offers: Vec<v1::Offer>) {
         let now = now();
         self.counters.offers_received += offers.len() as u64;
@@ -1119,8 +1104,7 @@ impl Actor {
             // Launches go out every few hundred tasks: the memory a batch of offers holds stays
             // bounded however many agents offer at once.
             if created.len() >= LAUNCH_CHUNK {
-                let unlaunched = self.launch(std::mem::take(&mut accepted), std::mem::take(&mut created)).await;
-                unused.extend(unlaunched);
+                self.launch(std::mem::take(&mut accepted), std::mem::take(&mut created));
             }
             let mut remaining = offer.clone();
             let mut launches: Vec<v1::TaskInfo> = Vec::new();
@@ -1197,27 +1181,18 @@ impl Actor {
                 accepted.push((offer.id, launches));
             }
         }
-        let unlaunched = self.launch(accepted, created).await;
-        unused.extend(unlaunched);
+        self.launch(accepted, created);
         let idle = self.demand.is_empty();
         self.decline(unused, idle);
     }
 
-    /// Persists new instances (one write) and then launches them; if persisting fails, nothing
-    /// is launched and the offers are returned to be declined.
-    async fn launch(&mut self, accepted: Vec<(v1::OfferId, Vec<v1::TaskInfo>)>, created: Vec<Instance>) -> Vec<v1::OfferId> {
-        if created.is_empty() {
-            return accepted.into_iter().map(|(offer, _)| offer).collect();
+    /// Launches new instances: they are recorded now and handed to the writer, which posts the
+    /// ACCEPTs once they are persisted (or declines the offers if that fails).
+    fn launch(&mut self, accepted: Vec<(v1::OfferId, Vec<v1::TaskInfo>)>, created: Vec<Instance>) {
+        if accepted.is_empty() {
+            return;
         }
-        // Persisted before launching: after a crash they are reconciled.
-        let items: Vec<(String, Vec<u8>)> = created.iter().map(|i| (keys::instance(&i.id), serde_json::to_vec(i).unwrap_or_default())).collect();
-        if let Err(e) = self.store.put_many_relaxed(&items).await {
-            tracing::error!(error = %e, "could not persist new instances; not launching");
-            // The next drive works the demand out again from the instances that exist.
-            self.dirty.extend(created.into_iter().map(|i| i.app_id));
-            return accepted.into_iter().map(|(offer, _)| offer).collect();
-        }
-        drop(items);
+        let mut persist = Persist::instances(&created);
         self.counters.tasks_launched += created.len() as u64;
         for instance in created {
             self.put_instance(instance);
@@ -1225,8 +1200,9 @@ impl Actor {
         // What an offer had left comes back at the next allocation while tasks still wait (a
         // launch cap per offer leaves room on the agent); otherwise it is refused for a second.
         let refuse = if self.demand.is_empty() { 1.0 } else { 0.0 };
+        let offers: Vec<v1::OfferId> = accepted.iter().map(|(offer, _)| offer.clone()).collect();
         for (offer, task_infos) in accepted {
-            self.call(Call {
+            persist.then.push(Call {
                 r#type: Some(call::Type::Accept as i32),
                 accept: Some(call::Accept {
                     offer_ids: vec![offer],
@@ -1240,7 +1216,14 @@ impl Actor {
                 ..Default::default()
             });
         }
-        Vec::new()
+        // If the records cannot be written the tasks are not launched: the offers go back, and the
+        // instances, never confirmed by Mesos, are reconciled as lost and replaced.
+        persist.otherwise.push(Call {
+            r#type: Some(call::Type::Decline as i32),
+            decline: Some(call::Decline { offer_ids: offers, filters: Some(Filters { refuse_seconds: Some(5.0) }) }),
+            ..Default::default()
+        });
+        self.persist(persist);
     }
 
     fn placement_of_instance(&self, instance: &Instance) -> Option<Placement> {
@@ -1272,7 +1255,7 @@ impl Actor {
     /// Applies apps' `unreachableStrategy`: an unreachable instance turns inactive (and is
     /// replaced) after `inactiveAfterSeconds` and is forgotten after `expungeAfterSeconds` (if its
     /// task comes back then, it is unknown and gets killed).
-    async fn age_unreachable(&mut self, now: Timestamp) {
+    fn age_unreachable(&mut self, now: Timestamp) {
         let mut changed = Vec::new();
         let mut expunged = Vec::new();
         for i in self.instances.values() {
@@ -1291,22 +1274,21 @@ impl Actor {
                 changed.push(u);
             }
         }
+        self.persist(Persist::instances(&changed));
         for i in changed {
-            if self.persist_instance(&i).await.is_ok() {
-                self.bus.publish(
-                    "instance_changed_event",
-                    json!({"instanceId": i.id, "condition": i.condition.name(), "runSpecId": i.app_id, "agentId": i.agent_id, "host": i.host, "runSpecVersion": i.version}),
-                    now,
-                );
-                self.put_instance(i);
-            }
+            self.bus.publish(
+                "instance_changed_event",
+                json!({"instanceId": i.id, "condition": i.condition.name(), "runSpecId": i.app_id, "agentId": i.agent_id, "host": i.host, "runSpecVersion": i.version}),
+                now,
+            );
+            self.put_instance(i);
         }
+        self.persist(Persist { deletes: expunged.iter().map(keys::instance).collect(), ..Persist::default() });
         for id in expunged {
-            if self.store.delete(&keys::instance(&id)).await.is_ok()
-                && let Some(i) = self.remove_instance(&id) {
-                    tracing::info!(instance = %id, "expunged an unreachable instance");
-                    self.bus.publish("unknown_instance_terminated_event", json!({"instanceId": i.id, "runSpecId": i.app_id, "condition": "Unreachable"}), now);
-                }
+            if let Some(i) = self.remove_instance(&id) {
+                tracing::info!(instance = %id, "expunged an unreachable instance");
+                self.bus.publish("unknown_instance_terminated_event", json!({"instanceId": i.id, "runSpecId": i.app_id, "condition": "Unreachable"}), now);
+            }
         }
     }
 
@@ -1376,7 +1358,7 @@ impl Actor {
     async fn drive(&mut self, full: bool) {
         let now = now();
         if full {
-            self.age_unreachable(now).await;
+            self.age_unreachable(now);
         }
         let dirty = std::mem::take(&mut self.dirty);
         // Launch demand of every app looked at (0: none); other apps keep theirs.
@@ -1464,9 +1446,7 @@ impl Actor {
             if fresh_kill && i.goal == goal {
                 continue;
             }
-            if let Err(e) = self.send_kill(&id, Some(goal)).await {
-                tracing::error!(error = %e, "could not persist a kill; will retry");
-            }
+            self.send_kill(&id, Some(goal));
         }
         // Deployment progress: persist, announce, finish.
         for key in &advanced {
@@ -1572,6 +1552,88 @@ impl Actor {
     }
 }
 
+/// Instance records to write (and delete), and the Mesos calls that must wait until they are.
+#[derive(Default)]
+struct Persist {
+    /// Records to write.
+    writes: Vec<(String, Vec<u8>)>,
+    /// Records to delete.
+    deletes: Vec<String>,
+    /// Calls to post once written (ACCEPTs, KILLs, ACKNOWLEDGEs).
+    then: Vec<Call>,
+    /// Calls to post if writing failed (DECLINEs).
+    otherwise: Vec<Call>,
+}
+
+impl Persist {
+    /// The records of these instances.
+    fn instances<'a>(instances: impl IntoIterator<Item = &'a Instance>) -> Self {
+        let writes = instances.into_iter().map(|i| (keys::instance(&i.id), serde_json::to_vec(i).unwrap_or_default())).collect();
+        Persist { writes, ..Persist::default() }
+    }
+}
+
+/// Writes instance records in the order the actor hands them over, batching what queued up, and
+/// posts each batch's calls once it is written. Instance records are written without waiting for
+/// the disk (on ZooKeeper: as any write): after a crash of the machine, reconciliation with Mesos
+/// restores what a lost write held, and tasks we no longer know are killed, so no task is
+/// duplicated. The actor never waits for these writes; what depends on them (acknowledging an
+/// update, launching a task) waits here instead. A failed write is not retried: Mesos re-sends
+/// unacknowledged updates, and unconfirmed launches are reconciled.
+async fn writer(store: Store, calls: MesosCalls, mut rx: mpsc::UnboundedReceiver<Persist>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < COMMAND_BATCH {
+            let Ok(next) = rx.try_recv() else { break };
+            batch.push(next);
+        }
+        // The latest record of each key; a deleted instance is never written again (instance ids
+        // are not reused), so deletions can follow all writes.
+        let mut writes: BTreeMap<&str, &[u8]> = BTreeMap::new();
+        for p in &batch {
+            for (key, value) in &p.writes {
+                writes.insert(key, value);
+            }
+        }
+        let deletes: BTreeSet<&str> = batch.iter().flat_map(|p| p.deletes.iter().map(String::as_str)).collect();
+        writes.retain(|key, _| !deletes.contains(key));
+        let items: Vec<(String, Vec<u8>)> = writes.into_iter().map(|(k, v)| (k.to_owned(), v.to_vec())).collect();
+        let mut result = store.put_many_relaxed(&items).await;
+        for key in deletes {
+            if result.is_ok() {
+                result = store.delete(key).await;
+            }
+        }
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "could not persist instance records; the calls that depend on them are not sent");
+        }
+        for p in batch {
+            for call in if result.is_ok() { p.then } else { p.otherwise } {
+                calls.send(call);
+            }
+        }
+    }
+}
+
+/// Aborts a task when dropped (the writer stops with the actor).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The ACKNOWLEDGE of a status update, if it asks for one.
+fn ack_call(status: &v1::TaskStatus) -> Option<Call> {
+    let (Some(uuid), Some(agent_id)) = (status.uuid.clone(), status.agent_id.clone()) else { return None };
+    Some(Call {
+        r#type: Some(call::Type::Acknowledge as i32),
+        acknowledge: Some(call::Acknowledge { agent_id, task_id: status.task_id.clone(), uuid }),
+        ..Default::default()
+    })
+}
+
 /// The task status a Mesos UPDATE event carries, or the update itself if it is something else.
 fn status_of(update: MesosUpdate) -> Result<v1::TaskStatus, MesosUpdate> {
     match update {
@@ -1661,7 +1723,8 @@ mod tests {
         let mut names: Vec<String> = std::fs::read_dir(root.join("apps")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         assert_eq!(names, ["a..b", "m_n", "x_y.z"]);
-        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 2, "only apps/ and instances/ were written");
+        let written = std::fs::read_dir(&root).unwrap().filter(|e| e.as_ref().unwrap().file_name() != "journal").count();
+        assert_eq!(written, 2, "only apps/ and instances/ were written (besides the store's journal)");
         let _ = std::fs::remove_dir_all(root);
     }
 

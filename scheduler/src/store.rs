@@ -1,6 +1,7 @@
 //! Durable state: a small key-value store of JSON documents. Keys are `/`-separated paths such
 //! as `apps/shop_web` or `instances/<id>`. The embedded backend keeps one file per key under the
-//! data directory, written atomically (temporary file, fsync, rename).
+//! data directory, written atomically (temporary file, rename), with a journal that makes a batch
+//! of changes durable with one flush (see [`FileStore`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -68,7 +69,7 @@ impl Store {
     /// reads see the old value, and a later put or delete of the key supersedes it.
     pub async fn put_many_deferred(&self, items: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         match self {
-            Store::Files(f) => f.put_deferred(items).await,
+            Store::Files(f) => f.put_deferred(items),
             Store::Zk(z) => z.put_many(items).await,
         }
     }
@@ -118,12 +119,42 @@ impl Store {
     }
 }
 
-/// One file per key under a root directory.
+/// One file per key under a root directory, plus a journal for deferred writes.
+///
+/// [`Store::put_many_deferred`] only notes a change; [`Store::sync`] writes all noted changes as
+/// one journal file under `journal/` (one flush to disk, however many keys), then applies them to
+/// the key files without flushing those. Every [`CHECKPOINT_EVERY`] journal files, the key files
+/// written meanwhile are flushed in the background and those journal files removed. Opening the
+/// store replays whatever journal files remain (after a crash) before anything is read.
 #[derive(Debug, Clone)]
 pub struct FileStore {
     root: PathBuf,
-    /// Deferred writes: key → its written temporary file, renamed into place by the next sync.
-    pending: Arc<Mutex<BTreeMap<String, PathBuf>>>,
+    journal: Arc<Mutex<Journal>>,
+}
+
+/// The journal's bookkeeping (behind the store's one lock; no I/O happens under it).
+#[derive(Debug, Default)]
+struct Journal {
+    /// Changes noted since the last sync: key → new value (None: deleted).
+    pending: BTreeMap<String, Option<Vec<u8>>>,
+    /// Sequence number of the next journal file.
+    next_seq: u64,
+    /// Journal files applied to the key files whose flush is still due, oldest first.
+    unflushed: Vec<(u64, PathBuf)>,
+    /// Keys written by those journal files, with the newest journal that wrote each.
+    journaled: BTreeMap<String, u64>,
+    /// Whether a background flush of key files is running.
+    checkpointing: bool,
+}
+
+/// A background checkpoint starts once this many journal files wait.
+pub const CHECKPOINT_EVERY: usize = 32;
+
+/// One journal file: the changes of one sync, in order.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct JournalFile {
+    /// `(key, value in base64)`, or `(key, null)` for a deletion.
+    records: Vec<(String, Option<String>)>,
 }
 
 /// Where a key's value is written before it is renamed into place.
@@ -132,6 +163,72 @@ fn temp_path(root: &Path, key: &str) -> (PathBuf, PathBuf, PathBuf) {
     let dir = path.parent().unwrap_or(root).to_path_buf();
     let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("key")));
     (path, dir, tmp)
+}
+
+/// Writes `value` to a temporary file and renames it over `key`'s file, without flushing.
+fn write_key(root: &Path, key: &str, value: &[u8]) -> Result<(), StoreError> {
+    use std::io::Write as _;
+    let err = |source| StoreError::new("write", key, source);
+    let (path, dir, tmp) = temp_path(root, key);
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    std::fs::File::create(&tmp).and_then(|mut f| f.write_all(value)).map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)
+}
+
+/// Removes `key`'s file (absent is fine).
+fn remove_key(root: &Path, key: &str) -> Result<(), StoreError> {
+    match std::fs::remove_file(root.join(key)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::new("delete", key, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Applies journal records to the key files.
+fn apply(root: &Path, records: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError> {
+    for (key, value) in records {
+        match value {
+            Some(v) => write_key(root, key, v)?,
+            None => remove_key(root, key)?,
+        }
+    }
+    Ok(())
+}
+
+/// Flushes the files of `keys` that exist, and their directories, to disk.
+fn flush_keys(root: &Path, keys: &[String]) -> Result<(), StoreError> {
+    let mut files = Vec::new();
+    let mut dirs = BTreeMap::new();
+    for key in keys {
+        let (path, dir, _) = temp_path(root, key);
+        if path.exists() {
+            files.push((key, path));
+        }
+        dirs.entry(dir).or_insert(key);
+    }
+    sync_all_parallel(&files)?;
+    let dirs: Vec<(&String, PathBuf)> = dirs.into_iter().filter(|(d, _)| d.exists()).map(|(d, k)| (k, d)).collect();
+    sync_all_parallel(&dirs)
+}
+
+/// Flushes files (or directories) to disk from several threads at once: the file system's
+/// journal then commits them together instead of one commit and one device flush after another.
+fn sync_all_parallel(paths: &[(&String, PathBuf)]) -> Result<(), StoreError> {
+    const THREADS: usize = 8;
+    let chunk = paths.len().div_ceil(THREADS).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    for (key, path) in part {
+                        std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(|source| StoreError::new("sync", key, source))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| w.join().unwrap_or_else(|_| Err(StoreError::new("sync", "", std::io::Error::other("a flush thread panicked")))))
+    })
 }
 
 /// Keys may only use characters that are safe in file names and cannot climb out of the root.
@@ -146,91 +243,180 @@ fn check_key(key: &str) -> Result<(), StoreError> {
     }
 }
 
+/// The journal's directory under the root (its name cannot be a key's first segment: keys use
+/// the store's own folders).
+const JOURNAL_DIR: &str = "journal";
+
 impl FileStore {
-    /// A store rooted at `root` (created if missing).
+    /// A store rooted at `root` (created if missing); journal files left by a crash are applied
+    /// and flushed first.
     pub async fn open(root: &Path) -> Result<Self, StoreError> {
         tokio::fs::create_dir_all(root)
             .await
             .map_err(|source| StoreError { op: "create", key: root.display().to_string(), source })?;
-        Ok(Self { root: root.to_path_buf(), pending: Arc::default() })
+        let root_owned = root.to_path_buf();
+        tokio::task::spawn_blocking(move || Self::recover(&root_owned))
+            .await
+            .map_err(|e| StoreError::new("recover", JOURNAL_DIR, std::io::Error::other(e)))??;
+        Ok(Self { root: root.to_path_buf(), journal: Arc::default() })
     }
 
-    async fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.put_all(&[(key.to_string(), value.to_vec())], true).await
-    }
-
-    /// Forgets deferred writes of these keys (a newer write or a delete supersedes them).
-    fn supersede<'a>(&self, keys: impl Iterator<Item = &'a str>) {
-        let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for key in keys {
-            if let Some(tmp) = pending.remove(key) {
-                let _ = std::fs::remove_file(tmp);
+    /// Replays the journal files in `root`, in order, flushes what they wrote and removes them.
+    fn recover(root: &Path) -> Result<(), StoreError> {
+        use base64::Engine as _;
+        let dir = root.join(JOURNAL_DIR);
+        let mut files: Vec<(u64, PathBuf)> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u64>().ok()).map(|seq| (seq, e.path())))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StoreError::new("recover", JOURNAL_DIR, e)),
+        };
+        files.sort();
+        let mut touched = Vec::new();
+        for (_, path) in &files {
+            let bytes = std::fs::read(path).map_err(|e| StoreError::new("recover", JOURNAL_DIR, e))?;
+            let file: JournalFile = serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::new("recover", &path.display().to_string(), std::io::Error::other(e)))?;
+            let mut records = Vec::with_capacity(file.records.len());
+            for (key, value) in file.records {
+                check_key(&key)?;
+                let value = match value {
+                    Some(v) => Some(base64::engine::general_purpose::STANDARD.decode(v).map_err(|e| StoreError::new("recover", &key, std::io::Error::other(e)))?),
+                    None => None,
+                };
+                touched.push(key.clone());
+                records.push((key, value));
             }
+            apply(root, &records)?;
         }
-    }
-
-    /// Writes the temporary files of `items`; [`FileStore::sync`] renames them into place.
-    async fn put_deferred(&self, items: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
-        for (key, _) in items {
-            check_key(key)?;
+        flush_keys(root, &touched)?;
+        for (_, path) in &files {
+            std::fs::remove_file(path).map_err(|e| StoreError::new("recover", JOURNAL_DIR, e))?;
         }
-        self.supersede(items.iter().map(|(k, _)| k.as_str()));
-        let root = self.root.clone();
-        let items = items.to_vec();
-        let written = tokio::task::spawn_blocking(move || -> Result<Vec<(String, PathBuf)>, StoreError> {
-            use std::io::Write as _;
-            let mut written = Vec::with_capacity(items.len());
-            for (key, value) in items {
-                let err = |source| StoreError { op: "write", key: key.clone(), source };
-                let (_, dir, tmp) = temp_path(&root, &key);
-                std::fs::create_dir_all(&dir).map_err(err)?;
-                std::fs::File::create(&tmp).and_then(|mut f| f.write_all(&value)).map_err(err)?;
-                written.push((key, tmp));
-            }
-            Ok(written)
-        })
-        .await
-        .map_err(|e| StoreError { op: "write", key: String::new(), source: std::io::Error::other(e) })??;
-        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(written);
+        if !files.is_empty() {
+            tracing::info!(files = files.len(), "applied the state journal left by the last run");
+        }
         Ok(())
     }
 
-    /// Flushes the deferred writes to disk and renames them into place, then flushes their
-    /// directories.
-    async fn sync(&self) -> Result<(), StoreError> {
-        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let root = self.root.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-            for (key, tmp) in &pending {
-                std::fs::File::open(tmp).and_then(|f| f.sync_all()).map_err(|source| StoreError::new("sync", key, source))?;
-            }
-            let mut dirs = BTreeMap::new();
-            for (key, tmp) in &pending {
-                let (path, dir, _) = temp_path(&root, key);
-                std::fs::rename(tmp, &path).map_err(|source| StoreError::new("sync", key, source))?;
-                dirs.entry(dir).or_insert(key);
-            }
-            for (dir, key) in dirs {
-                std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(|source| StoreError::new("sync", key, source))?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| StoreError { op: "sync", key: String::new(), source: std::io::Error::other(e) })?
+    fn lock(&self) -> std::sync::MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Writes each key atomically (temporary file, rename); `durable` also waits for the disk.
+    async fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.put_deferred(&[(key.to_string(), value.to_vec())])?;
+        self.sync().await
+    }
+
+    /// Notes changes for the next [`FileStore::sync`].
+    fn put_deferred(&self, items: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        for (key, _) in items {
+            check_key(key)?;
+        }
+        let mut journal = self.lock();
+        for (key, value) in items {
+            journal.pending.insert(key.clone(), Some(value.clone()));
+        }
+        Ok(())
+    }
+
+    /// Writes the noted changes as one journal file and flushes it, then applies them to the key
+    /// files; every [`CHECKPOINT_EVERY`] journal files, starts a background flush of those.
+    async fn sync(&self) -> Result<(), StoreError> {
+        use base64::Engine as _;
+        let (seq, records) = {
+            let mut journal = self.lock();
+            if journal.pending.is_empty() {
+                return Ok(());
+            }
+            let seq = journal.next_seq;
+            journal.next_seq += 1;
+            (seq, std::mem::take(&mut journal.pending).into_iter().collect::<Vec<_>>())
+        };
+        let file = JournalFile {
+            records: records.iter().map(|(k, v)| (k.clone(), v.as_ref().map(|v| base64::engine::general_purpose::STANDARD.encode(v)))).collect(),
+        };
+        let bytes = serde_json::to_vec(&file).map_err(|e| StoreError::new("sync", JOURNAL_DIR, std::io::Error::other(e)))?;
+        let root = self.root.clone();
+        let path = tokio::task::spawn_blocking(move || -> Result<PathBuf, StoreError> {
+            use std::io::Write as _;
+            let dir = root.join(JOURNAL_DIR);
+            let err = |source| StoreError::new("sync", JOURNAL_DIR, source);
+            std::fs::create_dir_all(&dir).map_err(err)?;
+            let tmp = dir.join(format!(".{seq:020}.tmp"));
+            let path = dir.join(format!("{seq:020}"));
+            let mut f = std::fs::File::create(&tmp).map_err(err)?;
+            f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(err)?;
+            std::fs::rename(&tmp, &path).map_err(err)?;
+            std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(err)?;
+            // Durable from here on; the key files follow, flushed later.
+            apply(&root, &records)?;
+            Ok(path)
+        })
+        .await
+        .map_err(|e| StoreError::new("sync", JOURNAL_DIR, std::io::Error::other(e)))??;
+        let checkpoint = {
+            let mut journal = self.lock();
+            journal.unflushed.push((seq, path));
+            let keys: Vec<String> = file.records.into_iter().map(|(k, _)| k).collect();
+            for key in keys {
+                journal.journaled.insert(key, seq);
+            }
+            if journal.unflushed.len() >= CHECKPOINT_EVERY && !journal.checkpointing {
+                journal.checkpointing = true;
+                Some((seq, journal.journaled.keys().cloned().collect::<Vec<_>>()))
+            } else {
+                None
+            }
+        };
+        if let Some((upto, keys)) = checkpoint {
+            let store = self.clone();
+            tokio::task::spawn_blocking(move || store.checkpoint(upto, &keys));
+        }
+        Ok(())
+    }
+
+    /// Flushes the key files written by journal files up to `upto`, then removes those journal
+    /// files. A key rewritten meanwhile has a newer journal file, which stays.
+    fn checkpoint(&self, upto: u64, keys: &[String]) {
+        let result = flush_keys(&self.root, keys);
+        let mut journal = self.lock();
+        journal.checkpointing = false;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not flush state files; the journal keeps them and the flush is retried");
+            return;
+        }
+        let (done, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut journal.unflushed).into_iter().partition(|(seq, _)| *seq <= upto);
+        journal.unflushed = kept;
+        journal.journaled.retain(|_, seq| *seq > upto);
+        drop(journal);
+        for (_, path) in done {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(error = %e, path = %path.display(), "could not remove a flushed journal file");
+            }
+        }
+    }
+
+    /// Whether `key` has a change noted or in a journal file not yet flushed: a direct write of
+    /// it must then go through the journal too, or replaying the journal would undo it.
+    fn journaling(&self, key: &str) -> bool {
+        let journal = self.lock();
+        journal.pending.contains_key(key) || journal.journaled.contains_key(key)
+    }
+
     async fn put_all(&self, items: &[(String, Vec<u8>)], durable: bool) -> Result<(), StoreError> {
         for (key, _) in items {
             check_key(key)?;
         }
-        self.supersede(items.iter().map(|(k, _)| k.as_str()));
+        let (journaled, items): (Vec<_>, Vec<_>) = items.iter().cloned().partition(|(k, _)| self.journaling(k));
+        if !journaled.is_empty() {
+            self.put_deferred(&journaled)?;
+            self.sync().await?;
+        }
         let first = items.first().map(|(k, _)| k.clone()).unwrap_or_default();
         let root = self.root.clone();
-        let items = items.to_vec();
         tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
             use std::io::Write as _;
             // All temporary files first, then (if durable) their contents to disk, then the
@@ -266,9 +452,16 @@ impl FileStore {
         .map_err(|e| StoreError { op: "write", key: first, source: std::io::Error::other(e) })?
     }
 
+    /// Removes the key's file now; if the key is in the journal, the deletion is noted there too
+    /// (made durable by the next sync), so that replaying the journal cannot bring it back.
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         check_key(key)?;
-        self.supersede(std::iter::once(key));
+        {
+            let mut journal = self.lock();
+            if journal.pending.contains_key(key) || journal.journaled.contains_key(key) {
+                journal.pending.insert(key.to_string(), None);
+            }
+        }
         match tokio::fs::remove_file(self.root.join(key)).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError { op: "delete", key: key.to_string(), source: e }),
             _ => Ok(()),
@@ -349,6 +542,42 @@ mod tests {
         files.sort();
         assert_eq!(files, ["a", "b"], "no temporary file is left behind");
         store.sync().await.unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn the_journal_restores_what_a_crash_lost_and_is_trimmed_by_checkpoints() {
+        let dir = std::env::temp_dir().join(format!("framework-store-{}", uuid::Uuid::new_v4()));
+        let store = FileStore::open(&dir).await.unwrap();
+        store.put_deferred(&[("apps/a".into(), b"1".to_vec()), ("deployments/d".into(), b"d".to_vec())]).unwrap();
+        store.sync().await.unwrap();
+        store.put_deferred(&[("apps/a".into(), b"2".to_vec())]).unwrap();
+        store.delete("deployments/d").await.unwrap();
+        store.sync().await.unwrap();
+        // A crash before the key files reached the disk: they are gone or stale.
+        std::fs::remove_file(dir.join("apps/a")).unwrap();
+        std::fs::write(dir.join("deployments/d"), b"stale").unwrap();
+        drop(store);
+        let store = Store::Files(FileStore::open(&dir).await.unwrap());
+        assert_eq!(store.get("apps/a").await.unwrap().as_deref(), Some(&b"2"[..]), "the newest journal entry wins");
+        assert_eq!(store.get("deployments/d").await.unwrap(), None, "a journaled deletion stays deleted");
+        assert_eq!(std::fs::read_dir(dir.join(JOURNAL_DIR)).unwrap().count(), 0, "replayed journal files are removed");
+
+        // Enough syncs start a checkpoint, which removes the journal files it covered.
+        let Store::Files(files) = &store else { unreachable!() };
+        for n in 0..CHECKPOINT_EVERY {
+            files.put_deferred(&[(format!("apps/k{n}"), n.to_string().into_bytes())]).unwrap();
+            files.sync().await.unwrap();
+        }
+        let journal_files = || std::fs::read_dir(dir.join(JOURNAL_DIR)).unwrap().count();
+        for _ in 0..100 {
+            if journal_files() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(journal_files(), 0, "the checkpoint removed the journal files");
+        assert_eq!(store.list("apps").await.unwrap().len(), CHECKPOINT_EVERY + 1);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

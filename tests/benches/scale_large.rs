@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use common::{env_or, load_average, metric, ms, pct, proc_mib};
 use integration_tests::framework::Framework;
-use integration_tests::{open_stream, post, subscribe_call, work_dir};
+use integration_tests::work_dir;
 use mesos_local::LocalCluster;
 use mesos_proto::codec::Encoding;
-use serde_json::{Value as Json, json};
+use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -62,76 +62,154 @@ async fn make_cluster(name: &str, size: &Size) -> LocalCluster {
     .await
 }
 
-/// The minimal scheduler: returns the time from SUBSCRIBED to `tasks` TASK_RUNNING updates.
+/// The minimal scheduler: returns the time from SUBSCRIBED to `tasks` TASK_RUNNING updates. It
+/// works on typed protobuf messages (no JSON on the way), reads events on one task and posts calls
+/// from another with 64 in flight, so that reading never waits for posting.
 async fn baseline(size: &Size) -> anyhow::Result<Duration> {
+    use futures_util::StreamExt as _;
+    use mesos_proto::stream::RecordStream;
+    use mesos_proto::v1::scheduler::{Call, Event, call, event};
+    use mesos_proto::v1::{self, offer::Operation};
+    use prost::Message as _;
+
     let c = make_cluster("bench-scale-large-base", size).await;
     let url = c.url();
-    let (stream_id, mut events, reader) = open_stream(&url, &subscribe_call(None, 0.0, &[]), Encoding::Protobuf).await?;
-    let first = events.recv().await.context("no SUBSCRIBED")?;
-    let framework_id = first["subscribed"]["framework_id"]["value"].as_str().context("framework id")?.to_owned();
     let http = reqwest::Client::new();
-    let in_flight = Arc::new(Semaphore::new(64));
-    let mut calls = JoinSet::new();
+    let subscribe = Call {
+        r#type: Some(call::Type::Subscribe as i32),
+        subscribe: Some(call::Subscribe {
+            framework_info: v1::FrameworkInfo { user: "root".into(), name: "baseline".into(), failover_timeout: Some(0.0), ..Default::default() },
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let resp = http
+        .post(format!("{url}/api/v1/scheduler"))
+        .header("Content-Type", Encoding::Protobuf.content_type())
+        .header("Accept", Encoding::Protobuf.content_type())
+        .body(subscribe.encode_to_vec())
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status().as_u16() == 200, "SUBSCRIBE answered {}", resp.status());
+    let stream_id = resp.headers().get("Mesos-Stream-Id").and_then(|v| v.to_str().ok()).context("Mesos-Stream-Id")?.to_owned();
+    let mut records = RecordStream::new(Box::pin(resp.bytes_stream()), 64 << 20);
+    let first = Event::decode(records.next().await.context("no SUBSCRIBED")??.as_ref())?;
+    let framework_id = first.subscribed.context("first event is SUBSCRIBED")?.framework_id;
+
+    let (call_tx, mut call_rx) = tokio::sync::mpsc::unbounded_channel::<Call>();
+    let poster = {
+        let (url, stream_id, http) = (url.clone(), stream_id.clone(), http.clone());
+        tokio::spawn(async move {
+            let in_flight = Arc::new(Semaphore::new(64));
+            let mut calls = JoinSet::new();
+            while let Some(call) = call_rx.recv().await {
+                let permit = in_flight.clone().acquire_owned().await?;
+                let req = http
+                    .post(format!("{url}/api/v1/scheduler"))
+                    .header("Content-Type", Encoding::Protobuf.content_type())
+                    .header("Mesos-Stream-Id", &stream_id)
+                    .body(call.encode_to_vec());
+                calls.spawn(async move {
+                    let resp = req.send().await;
+                    drop(permit);
+                    let resp = resp?;
+                    let code = resp.status().as_u16();
+                    anyhow::ensure!(code == 202, "baseline call answered {code}: {}", resp.text().await.unwrap_or_default());
+                    anyhow::Ok(())
+                });
+                while let Some(done) = calls.try_join_next() {
+                    done??;
+                }
+            }
+            while let Some(done) = calls.join_next().await {
+                done??;
+            }
+            anyhow::Ok(())
+        })
+    };
+    let scalar = |name: &str, value: f64| v1::Resource {
+        name: name.into(),
+        r#type: v1::value::Type::Scalar as i32,
+        scalar: Some(v1::value::Scalar { value }),
+        ..Default::default()
+    };
     let total = size.tasks();
     let (mut launched, mut running) = (0usize, 0usize);
     let t = Instant::now();
     while running < total {
-        let ev = tokio::time::timeout(size.timeout, events.recv())
+        let record = tokio::time::timeout(size.timeout, records.next())
             .await
             .with_context(|| format!("baseline stalled at {running} of {total} running"))?
-            .context("stream ended")?;
-        let mut out: Vec<Json> = Vec::new();
-        match ev["type"].as_str() {
-            Some("OFFERS") => {
-                for offer in ev["offers"]["offers"].as_array().into_iter().flatten() {
+            .context("stream ended")??;
+        let ev = Event::decode(record.as_ref())?;
+        let mut out: Vec<Call> = Vec::new();
+        match ev.r#type() {
+            event::Type::Offers => {
+                for offer in ev.offers.map(|o| o.offers).unwrap_or_default() {
                     if launched >= total {
-                        out.push(json!({"type": "DECLINE", "decline": {"offer_ids": [offer["id"]], "filters": {"refuse_seconds": 120}}}));
+                        out.push(Call {
+                            r#type: Some(call::Type::Decline as i32),
+                            decline: Some(call::Decline { offer_ids: vec![offer.id], filters: Some(v1::Filters { refuse_seconds: Some(120.0) }) }),
+                            ..Default::default()
+                        });
                         continue;
                     }
                     let n = PER_OFFER.min(total - launched);
-                    let tasks: Vec<Json> = (launched..launched + n)
-                        .map(|i| {
-                            json!({
-                                "name": "base", "task_id": {"value": format!("base.{i}")}, "agent_id": offer["agent_id"],
-                                "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.01}},
-                                              {"name": "mem", "type": "SCALAR", "scalar": {"value": 1}}],
-                                "command": {"value": "sleep 1000"},
-                            })
+                    let task_infos = (launched..launched + n)
+                        .map(|i| v1::TaskInfo {
+                            name: "base".into(),
+                            task_id: v1::TaskId { value: format!("base.{i}") },
+                            agent_id: offer.agent_id.clone(),
+                            resources: vec![scalar("cpus", 0.01), scalar("mem", 1.0)],
+                            command: Some(v1::CommandInfo { value: Some("sleep 1000".into()), ..Default::default() }),
+                            ..Default::default()
                         })
                         .collect();
                     launched += n;
-                    out.push(json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]],
-                        "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}], "filters": {"refuse_seconds": 1}}}));
+                    out.push(Call {
+                        r#type: Some(call::Type::Accept as i32),
+                        accept: Some(call::Accept {
+                            offer_ids: vec![offer.id],
+                            operations: vec![Operation {
+                                r#type: Some(v1::offer::operation::Type::Launch as i32),
+                                launch: Some(v1::offer::operation::Launch { task_infos }),
+                                ..Default::default()
+                            }],
+                            filters: Some(v1::Filters { refuse_seconds: Some(1.0) }),
+                        }),
+                        ..Default::default()
+                    });
                 }
             }
-            Some("UPDATE") => {
-                let status = &ev["update"]["status"];
-                if status["state"] == "TASK_RUNNING" {
+            event::Type::Update => {
+                let status = ev.update.context("UPDATE without update")?.status;
+                if status.state() == v1::TaskState::TaskRunning {
                     running += 1;
                 }
-                if status["uuid"].is_string() {
-                    out.push(json!({"type": "ACKNOWLEDGE", "acknowledge": {"agent_id": status["agent_id"], "task_id": status["task_id"], "uuid": status["uuid"]}}));
+                if let (Some(uuid), Some(agent_id)) = (status.uuid, status.agent_id) {
+                    out.push(Call {
+                        r#type: Some(call::Type::Acknowledge as i32),
+                        acknowledge: Some(call::Acknowledge { agent_id, task_id: status.task_id, uuid }),
+                        ..Default::default()
+                    });
                 }
             }
             _ => {}
         }
         for mut call in out {
-            call["framework_id"] = json!({"value": framework_id});
-            let permit = in_flight.clone().acquire_owned().await?;
-            let (http, url, stream_id) = (http.clone(), url.clone(), stream_id.clone());
-            calls.spawn(async move {
-                let r = post(&http, &url, &call, Encoding::Protobuf, Some(&stream_id)).await;
-                drop(permit);
-                r
-            });
+            call.framework_id = Some(framework_id.clone());
+            if call_tx.send(call).is_err() {
+                break;
+            }
         }
-        while let Some(done) = calls.try_join_next() {
-            let (code, body) = done??;
-            anyhow::ensure!(code == 202, "baseline call answered {code}: {body}");
+        if poster.is_finished() {
+            break;
         }
     }
     let took = t.elapsed();
-    reader.abort();
+    drop(call_tx);
+    poster.await??;
+    anyhow::ensure!(running >= total, "the baseline stopped at {running} of {total} running");
     c.shutdown().await;
     Ok(took)
 }

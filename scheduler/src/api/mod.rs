@@ -184,7 +184,7 @@ mod tests {
     use super::*;
     use tower::ServiceExt as _;
 
-    async fn send(body: Body) -> (StatusCode, Value) {
+    async fn send(body: Body) -> (StatusCode, serde_json::Value) {
         let app: Router = Router::new()
             .route("/", post(|RequestBody(b): RequestBody| async move { json_response(200, &serde_json::json!({"len": b.len()})) }))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));

@@ -126,6 +126,10 @@ enum Effect {
     Failure(TaskFailure),
 }
 
+/// The writer may fall this many hand-overs behind before the actor waits for it (the queue
+/// holds serialized records and task infos: unbounded, it grew to a gigabyte at 10,000 agents).
+const WRITER_QUEUE: usize = 32;
+
 /// At most this many status updates are applied together (one write, one drive).
 const STATUS_BATCH: usize = 512;
 
@@ -295,7 +299,7 @@ pub struct Actor {
     bus: EventBus,
     calls: Option<MesosCalls>,
     /// The instance record writer (see [`writer`]), started with the actor.
-    writer: Option<mpsc::UnboundedSender<Persist>>,
+    writer: Option<mpsc::Sender<Persist>>,
     /// Persistent maps shared with the published snapshots: a snapshot costs O(1), and an update
     /// copies only the path to the changed entry.
     apps: AppMap,
@@ -380,7 +384,7 @@ impl Actor {
 
     /// Runs until both input channels close.
     pub async fn run(mut self, calls: MesosCalls, mut commands: mpsc::Receiver<Command>, mut mesos: mpsc::Receiver<MesosUpdate>) {
-        let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+        let (writer_tx, writer_rx) = mpsc::channel(WRITER_QUEUE);
         let writer = tokio::spawn(writer(self.store.clone(), calls.clone(), writer_rx));
         let _stop_writer = AbortOnDrop(writer);
         self.writer = Some(writer_tx);
@@ -595,7 +599,7 @@ impl Actor {
                 if let Some(i) = self.instances.get(&instance) {
                     let mut updated = Instance::clone(i);
                     updated.ready = true;
-                    self.persist(Persist::instances(std::slice::from_ref(&updated)));
+                    self.persist(Persist::instances(std::slice::from_ref(&updated))).await;
                     self.put_instance(updated);
                 }
                 None
@@ -780,13 +784,13 @@ impl Actor {
         }
         for instance in &killed {
             // Goal stays Running: the instance is replaced by a new task.
-            self.send_kill(&instance.id, None);
+            self.send_kill(&instance.id, None).await;
         }
         Ok(killed)
     }
 
     /// Sends KILL for an instance's task once its new goal (if one is given) is persisted.
-    fn send_kill(&mut self, id: &InstanceId, goal: Option<Goal>) {
+    async fn send_kill(&mut self, id: &InstanceId, goal: Option<Goal>) {
         let now = now();
         let Some(instance) = self.instances.get(id) else { return };
         let mut updated = Instance::clone(instance);
@@ -809,14 +813,15 @@ impl Actor {
         self.counters.kills_sent += 1;
         let mut persist = Persist::instances(std::slice::from_ref(&updated));
         persist.then.push(kill);
-        self.persist(persist);
+        self.persist(persist).await;
         self.put_instance(updated);
     }
 
-    /// Hands instance records to the writer, with the calls that must wait for them.
-    fn persist(&self, persist: Persist) {
+    /// Hands instance records to the writer, with the calls that must wait for them; waits only
+    /// when the writer is [`WRITER_QUEUE`] batches behind.
+    async fn persist(&self, persist: Persist) {
         if let Some(w) = &self.writer {
-            let _ = w.send(persist);
+            let _ = w.send(persist).await;
         }
     }
 
@@ -988,7 +993,7 @@ impl Actor {
         let mut persist = Persist::instances(staged.values().flatten());
         persist.deletes = staged.iter().filter(|(_, i)| i.is_none()).map(|(id, _)| keys::instance(id)).collect();
         persist.then = acks.into_iter().filter_map(ack_call).collect();
-        self.persist(persist);
+        self.persist(persist).await;
         for effect in effects {
             match effect {
                 Effect::Event(kind, body) => self.bus.publish(kind, body, now),
@@ -1104,7 +1109,7 @@ impl Actor {
             // Launches go out every few hundred tasks: the memory a batch of offers holds stays
             // bounded however many agents offer at once.
             if created.len() >= LAUNCH_CHUNK {
-                self.launch(std::mem::take(&mut accepted), std::mem::take(&mut created));
+                self.launch(std::mem::take(&mut accepted), std::mem::take(&mut created)).await;
             }
             let mut remaining = offer.clone();
             let mut launches: Vec<v1::TaskInfo> = Vec::new();
@@ -1181,14 +1186,14 @@ impl Actor {
                 accepted.push((offer.id, launches));
             }
         }
-        self.launch(accepted, created);
+        self.launch(accepted, created).await;
         let idle = self.demand.is_empty();
         self.decline(unused, idle);
     }
 
     /// Launches new instances: they are recorded now and handed to the writer, which posts the
     /// ACCEPTs once they are persisted (or declines the offers if that fails).
-    fn launch(&mut self, accepted: Vec<(v1::OfferId, Vec<v1::TaskInfo>)>, created: Vec<Instance>) {
+    async fn launch(&mut self, accepted: Vec<(v1::OfferId, Vec<v1::TaskInfo>)>, created: Vec<Instance>) {
         if accepted.is_empty() {
             return;
         }
@@ -1223,7 +1228,7 @@ impl Actor {
             decline: Some(call::Decline { offer_ids: offers, filters: Some(Filters { refuse_seconds: Some(5.0) }) }),
             ..Default::default()
         });
-        self.persist(persist);
+        self.persist(persist).await;
     }
 
     fn placement_of_instance(&self, instance: &Instance) -> Option<Placement> {
@@ -1255,7 +1260,7 @@ impl Actor {
     /// Applies apps' `unreachableStrategy`: an unreachable instance turns inactive (and is
     /// replaced) after `inactiveAfterSeconds` and is forgotten after `expungeAfterSeconds` (if its
     /// task comes back then, it is unknown and gets killed).
-    fn age_unreachable(&mut self, now: Timestamp) {
+    async fn age_unreachable(&mut self, now: Timestamp) {
         let mut changed = Vec::new();
         let mut expunged = Vec::new();
         for i in self.instances.values() {
@@ -1274,7 +1279,7 @@ impl Actor {
                 changed.push(u);
             }
         }
-        self.persist(Persist::instances(&changed));
+        self.persist(Persist::instances(&changed)).await;
         for i in changed {
             self.bus.publish(
                 "instance_changed_event",
@@ -1283,7 +1288,7 @@ impl Actor {
             );
             self.put_instance(i);
         }
-        self.persist(Persist { deletes: expunged.iter().map(keys::instance).collect(), ..Persist::default() });
+        self.persist(Persist { deletes: expunged.iter().map(keys::instance).collect(), ..Persist::default() }).await;
         for id in expunged {
             if let Some(i) = self.remove_instance(&id) {
                 tracing::info!(instance = %id, "expunged an unreachable instance");
@@ -1358,7 +1363,7 @@ impl Actor {
     async fn drive(&mut self, full: bool) {
         let now = now();
         if full {
-            self.age_unreachable(now);
+            self.age_unreachable(now).await;
         }
         let dirty = std::mem::take(&mut self.dirty);
         // Launch demand of every app looked at (0: none); other apps keep theirs.
@@ -1446,7 +1451,7 @@ impl Actor {
             if fresh_kill && i.goal == goal {
                 continue;
             }
-            self.send_kill(&id, Some(goal));
+            self.send_kill(&id, Some(goal)).await;
         }
         // Deployment progress: persist, announce, finish.
         for key in &advanced {
@@ -1580,7 +1585,7 @@ impl Persist {
 /// duplicated. The actor never waits for these writes; what depends on them (acknowledging an
 /// update, launching a task) waits here instead. A failed write is not retried: Mesos re-sends
 /// unacknowledged updates, and unconfirmed launches are reconciled.
-async fn writer(store: Store, calls: MesosCalls, mut rx: mpsc::UnboundedReceiver<Persist>) {
+async fn writer(store: Store, calls: MesosCalls, mut rx: mpsc::Receiver<Persist>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < COMMAND_BATCH {

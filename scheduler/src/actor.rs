@@ -133,6 +133,13 @@ const WRITER_QUEUE: usize = 32;
 /// At most this many status updates are applied together (one write, one drive).
 const STATUS_BATCH: usize = 512;
 
+/// At most this many launches may await their first status update: more are not started until
+/// Mesos reports on earlier ones (Marathon's launch tokens play this part). Launching a whole
+/// 100,000-task demand at once at 10,000 agents left tens of thousands unconfirmed for longer
+/// than the 15 s after which launches are reconciled as lost, and the reconciliation answers
+/// made the backlog worse.
+const MAX_UNCONFIRMED: usize = 5_000;
+
 /// Offers are matched and launched in chunks of about this many new tasks.
 const LAUNCH_CHUNK: usize = 512;
 
@@ -282,7 +289,12 @@ pub async fn load(store: &Store) -> anyhow::Result<Loaded> {
         loaded.apps.push(serde_json::from_slice(&bytes).with_context(|| format!("stored app {key} is unreadable"))?);
     }
     for (key, bytes) in store.list("instances").await? {
-        loaded.instances.push(serde_json::from_slice(&bytes).with_context(|| format!("stored instance {key} is unreadable"))?);
+        // Instance records are written in place without waiting for the disk, so a crash can
+        // leave one torn: it is skipped, and reconciliation reports its task as unknown.
+        match serde_json::from_slice(&bytes) {
+            Ok(instance) => loaded.instances.push(instance),
+            Err(e) => tracing::warn!(%key, error = %e, "skipping an unreadable instance record (torn by a crash?); its task is reconciled as unknown"),
+        }
     }
     for (key, bytes) in store.list("deployments").await? {
         loaded.deployments.push(serde_json::from_slice(&bytes).with_context(|| format!("stored deployment {key} is unreadable"))?);
@@ -314,6 +326,8 @@ pub struct Actor {
     backoffs: BTreeMap<AppId, Backoff>,
     /// Launches still wanted, per app (only apps that want some).
     demand: BTreeMap<AppId, u32>,
+    /// Instances launched that Mesos has not reported on yet (condition Provisioned).
+    unconfirmed: usize,
     queued_since: BTreeMap<AppId, Timestamp>,
     offer_stats: BTreeMap<AppId, OfferStats>,
     failures: BTreeMap<AppId, TaskFailure>,
@@ -354,6 +368,7 @@ impl Actor {
             deploying: imbl::OrdMap::new(),
             dirty: BTreeSet::new(),
             demand: BTreeMap::new(),
+            unconfirmed: 0,
             queued_since: BTreeMap::new(),
             offer_stats: BTreeMap::new(),
             failures: BTreeMap::new(),
@@ -373,6 +388,7 @@ impl Actor {
         for d in loaded.deployments {
             actor.add_deployment(d);
         }
+        actor.unconfirmed = actor.instances.values().filter(|i| i.condition == Condition::Provisioned).count();
         actor.publish();
         (actor, ActorHandle { tx, snapshot: snapshot_rx }, rx)
     }
@@ -516,13 +532,16 @@ impl Actor {
     /// Stores a changed instance; its app is looked at again by the next drive.
     fn put_instance(&mut self, instance: Instance) {
         self.dirty.insert(instance.app_id.clone());
-        self.instances.insert(instance.id.clone(), Arc::new(instance));
+        let launching = instance.condition == Condition::Provisioned;
+        let old = self.instances.insert(instance.id.clone(), Arc::new(instance));
+        self.unconfirmed = self.unconfirmed + usize::from(launching) - usize::from(old.is_some_and(|o| o.condition == Condition::Provisioned));
     }
 
     /// Forgets an instance; its app is looked at again by the next drive.
     fn remove_instance(&mut self, id: &InstanceId) -> Option<Arc<Instance>> {
         let removed = self.instances.remove(id)?;
         self.dirty.insert(removed.app_id.clone());
+        self.unconfirmed -= usize::from(removed.condition == Condition::Provisioned);
         Some(removed)
     }
 
@@ -1105,7 +1124,13 @@ impl Actor {
         let mut accepted: Vec<(v1::OfferId, Vec<v1::TaskInfo>)> = Vec::new();
         let mut created: Vec<Instance> = Vec::new();
         let mut unused: Vec<v1::OfferId> = Vec::new();
+        let mut capped: Vec<v1::OfferId> = Vec::new();
         for offer in offers {
+            // Launches wait while too many earlier ones are unconfirmed (see MAX_UNCONFIRMED).
+            if self.unconfirmed + created.len() >= MAX_UNCONFIRMED {
+                capped.push(offer.id);
+                continue;
+            }
             // Launches go out every few hundred tasks: the memory a batch of offers holds stays
             // bounded however many agents offer at once.
             if created.len() >= LAUNCH_CHUNK {
@@ -1116,7 +1141,11 @@ impl Actor {
             let here = placement_of(&offer);
             let mut exhausted = false;
             for (app, req, want) in &mut candidates {
-                let room = self.config.max_instances_per_offer.saturating_sub(launches.len() as u32);
+                let room = self
+                    .config
+                    .max_instances_per_offer
+                    .saturating_sub(launches.len() as u32)
+                    .min(u32::try_from(MAX_UNCONFIRMED.saturating_sub(self.unconfirmed + created.len())).unwrap_or(u32::MAX));
                 if room == 0 {
                     break;
                 }
@@ -1189,6 +1218,15 @@ impl Actor {
         self.launch(accepted, created).await;
         let idle = self.demand.is_empty();
         self.decline(unused, idle);
+        if !capped.is_empty() {
+            // Back at the next allocation: by then earlier launches have been confirmed.
+            self.counters.offers_declined += capped.len() as u64;
+            self.call(Call {
+                r#type: Some(call::Type::Decline as i32),
+                decline: Some(call::Decline { offer_ids: capped, filters: Some(Filters { refuse_seconds: Some(0.0) }) }),
+                ..Default::default()
+            });
+        }
     }
 
     /// Launches new instances: they are recorded now and handed to the writer, which posts the

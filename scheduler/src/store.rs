@@ -1,7 +1,8 @@
 //! Durable state: a small key-value store of JSON documents. Keys are `/`-separated paths such
 //! as `apps/shop_web` or `instances/<id>`. The embedded backend keeps one file per key under the
 //! data directory, written atomically (temporary file, rename), with a journal that makes a batch
-//! of changes durable with one flush (see [`FileStore`]).
+//! of changes durable with one flush (see [`FileStore`]); records that reconciliation can restore
+//! (instances) are written in place without a flush.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,13 +84,13 @@ impl Store {
         }
     }
 
-    /// Writes several records that reconciliation can restore: on files atomically per key but
-    /// without waiting for the disk; on ZooKeeper in multi-ops of at most
+    /// Writes several records that reconciliation can restore: on files in place and without
+    /// waiting for the disk; on ZooKeeper in multi-ops of at most
     /// [`RELAXED_BATCH_BYTES`] each (it refuses a request above its `jute.maxbuffer`, 1 MiB by
     /// default).
     pub async fn put_many_relaxed(&self, items: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         match self {
-            Store::Files(f) => f.put_all(items, false).await,
+            Store::Files(f) => f.put_relaxed(items).await,
             Store::Zk(z) => {
                 let mut rest = items;
                 while !rest.is_empty() {
@@ -406,7 +407,11 @@ impl FileStore {
         journal.pending.contains_key(key) || journal.journaled.contains_key(key)
     }
 
-    async fn put_all(&self, items: &[(String, Vec<u8>)], durable: bool) -> Result<(), StoreError> {
+    /// Writes records in place, without waiting for the disk: no new file per write (creating
+    /// and freeing an inode per status update made ext4's inode allocator the largest cost at
+    /// scale). A crash can leave a record torn; [`crate::actor::load`] skips such records, and
+    /// reconciliation treats their tasks as unknown.
+    async fn put_relaxed(&self, items: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         for (key, _) in items {
             check_key(key)?;
         }
@@ -419,32 +424,18 @@ impl FileStore {
         let root = self.root.clone();
         tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
             use std::io::Write as _;
-            // All temporary files first, then (if durable) their contents to disk, then the
-            // renames, then each directory once: a file system journal commits the lot in one or
-            // two flushes instead of two per key. Files are closed as they are written (a batch
-            // can hold thousands of records) and reopened for the flush.
-            let mut renames = Vec::with_capacity(items.len());
             for (key, value) in &items {
-                let err = |source| StoreError { op: "write", key: key.clone(), source };
-                let (path, dir, tmp) = temp_path(&root, key);
-                std::fs::create_dir_all(&dir).map_err(err)?;
-                std::fs::File::create(&tmp).and_then(|mut f| f.write_all(value)).map_err(err)?;
-                renames.push((key, tmp, path, dir));
-            }
-            if durable {
-                for (key, tmp, ..) in &renames {
-                    std::fs::File::open(tmp).and_then(|f| f.sync_all()).map_err(|source| StoreError { op: "write", key: (*key).clone(), source })?;
-                }
-            }
-            let mut dirs = BTreeMap::new();
-            for (key, tmp, path, dir) in renames {
-                std::fs::rename(&tmp, &path).map_err(|source| StoreError { op: "write", key: key.clone(), source })?;
-                dirs.entry(dir).or_insert(key);
-            }
-            if durable {
-                for (dir, key) in dirs {
-                    std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(|source| StoreError { op: "write", key: key.clone(), source })?;
-                }
+                let err = |source| StoreError::new("write", key, source);
+                let path = root.join(key);
+                let open = || std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&path);
+                let mut f = match open() {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        std::fs::create_dir_all(path.parent().unwrap_or(&root)).map_err(err)?;
+                        open().map_err(err)?
+                    }
+                    other => other.map_err(err)?,
+                };
+                f.write_all(value).map_err(err)?;
             }
             Ok(())
         })

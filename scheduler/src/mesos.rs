@@ -305,17 +305,18 @@ fn leader_base(location: &str) -> Option<String> {
     Some(format!("http://{host}"))
 }
 
-/// Calls whose order does not matter (an acknowledgement, a decline) are posted with up to
-/// this many in flight; one round trip each would otherwise bound the update rate.
+/// Acknowledgements, whose order does not matter, are posted with up to this many in flight; one
+/// round trip each would otherwise bound the update rate.
 const UNORDERED_IN_FLIGHT: usize = 64;
 
 /// ACCEPTs (launches) are posted with up to this many in flight.
 const LAUNCHES_IN_FLIGHT: u32 = 16;
 
-/// Posts queued calls on the current session. Acknowledgements and declines go alongside
-/// everything else; launches (ACCEPT) alongside one another; every other call (KILL, RECONCILE,
-/// REVIVE, ...) waits until the launches posted before it are answered, so that a KILL never
-/// overtakes the ACCEPT that launched its task, and is posted in order.
+/// Posts queued calls on the current session. Acknowledgements go alongside everything else;
+/// launches (ACCEPT) alongside one another; every other call (KILL, DECLINE, REVIVE, ...) waits
+/// until the launches posted before it are answered and is posted in order: a KILL must not
+/// overtake the ACCEPT that launched its task, and a DECLINE's long refusal must not land after
+/// the REVIVE that was meant to clear it.
 async fn call_loop(http: reqwest::Client, encoding: Encoding, mut calls: mpsc::UnboundedReceiver<Call>, session: watch::Receiver<Option<Session>>) {
     let unordered = Arc::new(tokio::sync::Semaphore::new(UNORDERED_IN_FLIGHT));
     let launches = Arc::new(tokio::sync::Semaphore::new(LAUNCHES_IN_FLIGHT as usize));
@@ -327,7 +328,7 @@ async fn call_loop(http: reqwest::Client, encoding: Encoding, mut calls: mpsc::U
         };
         call.framework_id = Some(FrameworkId { value: s.framework_id.clone() });
         let permit = match call.r#type() {
-            call::Type::Acknowledge | call::Type::Decline => unordered.clone().acquire_owned().await,
+            call::Type::Acknowledge => unordered.clone().acquire_owned().await,
             call::Type::Accept => launches.clone().acquire_owned().await,
             _ => {
                 // Every launch permit: all earlier ACCEPTs have been answered.

@@ -1216,17 +1216,11 @@ impl Actor {
             }
         }
         self.launch(accepted, created).await;
-        let idle = self.demand.is_empty();
-        self.decline(unused, idle);
-        if !capped.is_empty() {
-            // Back at the next allocation: by then earlier launches have been confirmed.
-            self.counters.offers_declined += capped.len() as u64;
-            self.call(Call {
-                r#type: Some(call::Type::Decline as i32),
-                decline: Some(call::Decline { offer_ids: capped, filters: Some(Filters { refuse_seconds: Some(0.0) }) }),
-                ..Default::default()
-            });
-        }
+        // For long when nothing waits, for 5 s otherwise.
+        let refuse = if self.demand.is_empty() { self.config.decline_refuse_seconds } else { 5.0 };
+        self.decline(unused, refuse);
+        // Back at the next allocation: by then earlier launches have been confirmed.
+        self.decline(capped, 0.0);
     }
 
     /// Launches new instances: they are recorded now and handed to the writer, which posts the
@@ -1261,11 +1255,7 @@ impl Actor {
         }
         // If the records cannot be written the tasks are not launched: the offers go back, and the
         // instances, never confirmed by Mesos, are reconciled as lost and replaced.
-        persist.otherwise.push(Call {
-            r#type: Some(call::Type::Decline as i32),
-            decline: Some(call::Decline { offer_ids: offers, filters: Some(Filters { refuse_seconds: Some(5.0) }) }),
-            ..Default::default()
-        });
+        persist.otherwise.push(decline_call(offers, 5.0));
         self.persist(persist).await;
     }
 
@@ -1278,18 +1268,13 @@ impl Actor {
         })
     }
 
-    /// Declines offers, in one call: for long when nothing waits, for 5 s otherwise.
-    fn decline(&mut self, offers: Vec<v1::OfferId>, idle: bool) {
+    /// Declines offers in one call, refusing them for `refuse` seconds.
+    fn decline(&mut self, offers: Vec<v1::OfferId>, refuse: f64) {
         if offers.is_empty() {
             return;
         }
         self.counters.offers_declined += offers.len() as u64;
-        let refuse = if idle { self.config.decline_refuse_seconds } else { 5.0 };
-        self.call(Call {
-            r#type: Some(call::Type::Decline as i32),
-            decline: Some(call::Decline { offer_ids: offers, filters: Some(Filters { refuse_seconds: Some(refuse) }) }),
-            ..Default::default()
-        });
+        self.call(decline_call(offers, refuse));
     }
 
     // ----------------------------------------------------------------------------------------
@@ -1664,6 +1649,15 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// A DECLINE of `offers`, refusing them for `refuse` seconds.
+fn decline_call(offer_ids: Vec<v1::OfferId>, refuse: f64) -> Call {
+    Call {
+        r#type: Some(call::Type::Decline as i32),
+        decline: Some(call::Decline { offer_ids, filters: Some(Filters { refuse_seconds: Some(refuse) }) }),
+        ..Default::default()
     }
 }
 

@@ -1626,11 +1626,10 @@ async fn writer(store: Store, calls: MesosCalls, mut rx: mpsc::Receiver<Persist>
         let deletes: BTreeSet<&str> = batch.iter().flat_map(|p| p.deletes.iter().map(String::as_str)).collect();
         writes.retain(|key, _| !deletes.contains(key));
         let items: Vec<(String, Vec<u8>)> = writes.into_iter().map(|(k, v)| (k.to_owned(), v.to_vec())).collect();
+        let deletes: Vec<String> = deletes.into_iter().map(str::to_owned).collect();
         let mut result = store.put_many_relaxed(&items).await;
-        for key in deletes {
-            if result.is_ok() {
-                result = store.delete(key).await;
-            }
+        if result.is_ok() && !deletes.is_empty() {
+            result = store.delete_many_relaxed(&deletes).await;
         }
         if let Err(e) = &result {
             tracing::error!(error = %e, "could not persist instance records; the calls that depend on them are not sent");
@@ -1760,8 +1759,8 @@ mod tests {
         let mut names: Vec<String> = std::fs::read_dir(root.join("apps")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         assert_eq!(names, ["a..b", "m_n", "x_y.z"]);
-        let written = std::fs::read_dir(&root).unwrap().filter(|e| e.as_ref().unwrap().file_name() != "journal").count();
-        assert_eq!(written, 2, "only apps/ and instances/ were written (besides the store's journal)");
+        let written = std::fs::read_dir(&root).unwrap().filter(|e| !["journal", "log"].contains(&e.as_ref().unwrap().file_name().to_str().unwrap())).count();
+        assert_eq!(written, 2, "only apps/ and instances/ were written (besides the store's journal and log)");
         let _ = std::fs::remove_dir_all(root);
     }
 

@@ -24,6 +24,7 @@ pub mod lb;
 pub mod mesos;
 pub mod readiness;
 pub mod spec;
+pub mod record_log;
 pub mod state;
 pub mod store;
 pub mod tls;

@@ -2,13 +2,15 @@
 //! as `apps/shop_web` or `instances/<id>`. The embedded backend keeps one file per key under the
 //! data directory, written atomically (temporary file, rename), with a journal that makes a batch
 //! of changes durable with one flush (see [`FileStore`]); records that reconciliation can restore
-//! (instances) are written in place without a flush.
+//! (instances) are appended to a [`RecordLog`] without a flush.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use thiserror::Error;
+
+use crate::record_log::{Change, RecordLog};
 
 /// A store operation failed.
 #[derive(Debug, Error)]
@@ -48,7 +50,8 @@ impl Store {
         }
     }
 
-    /// Removes `key` (absent keys are fine).
+    /// Removes `key` (absent keys are fine). Keys written by [`Store::put_many_relaxed`] are
+    /// removed by [`Store::delete_many_relaxed`].
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         match self {
             Store::Files(f) => f.delete(key).await,
@@ -84,8 +87,8 @@ impl Store {
         }
     }
 
-    /// Writes several records that reconciliation can restore: on files in place and without
-    /// waiting for the disk; on ZooKeeper in multi-ops of at most
+    /// Writes several records that reconciliation can restore: on files appended to the record
+    /// log without waiting for the disk; on ZooKeeper in multi-ops of at most
     /// [`RELAXED_BATCH_BYTES`] each (it refuses a request above its `jute.maxbuffer`, 1 MiB by
     /// default).
     pub async fn put_many_relaxed(&self, items: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
@@ -111,6 +114,20 @@ impl Store {
         }
     }
 
+    /// Removes records written by [`Store::put_many_relaxed`] (absent keys are fine): on files
+    /// with one append to the record log.
+    pub async fn delete_many_relaxed(&self, keys: &[String]) -> Result<(), StoreError> {
+        match self {
+            Store::Files(f) => f.delete_relaxed(keys).await,
+            Store::Zk(z) => {
+                for key in keys {
+                    z.delete(key).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Every key directly under `prefix` with its value, sorted by key.
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         match self {
@@ -120,7 +137,12 @@ impl Store {
     }
 }
 
-/// One file per key under a root directory, plus a journal for deferred writes.
+/// One file per key under a root directory, plus a journal for deferred writes and a record log
+/// for relaxed ones.
+///
+/// A key is written either always durably ([`Store::put`], [`Store::put_many_deferred`]) or always
+/// relaxed ([`Store::put_many_relaxed`], kept in the [`RecordLog`] under `log/`): where both
+/// hold a value, reads return the log's.
 ///
 /// [`Store::put_many_deferred`] only notes a change; [`Store::sync`] writes all noted changes as
 /// one journal file under `journal/` (one flush to disk, however many keys), then applies them to
@@ -131,6 +153,7 @@ impl Store {
 pub struct FileStore {
     root: PathBuf,
     journal: Arc<Mutex<Journal>>,
+    log: Arc<Mutex<RecordLog>>,
 }
 
 /// The journal's bookkeeping (behind the store's one lock; no I/O happens under it).
@@ -247,6 +270,8 @@ fn check_key(key: &str) -> Result<(), StoreError> {
 /// The journal's directory under the root (its name cannot be a key's first segment: keys use
 /// the store's own folders).
 const JOURNAL_DIR: &str = "journal";
+/// The record log's directory under the root (likewise never a key's first segment).
+const LOG_DIR: &str = "log";
 
 impl FileStore {
     /// A store rooted at `root` (created if missing); journal files left by a crash are applied
@@ -256,10 +281,22 @@ impl FileStore {
             .await
             .map_err(|source| StoreError { op: "create", key: root.display().to_string(), source })?;
         let root_owned = root.to_path_buf();
-        tokio::task::spawn_blocking(move || Self::recover(&root_owned))
+        let log = tokio::task::spawn_blocking(move || {
+            Self::recover(&root_owned)?;
+            RecordLog::open(&root_owned.join(LOG_DIR)).map_err(|e| StoreError::new("open", LOG_DIR, e))
+        })
+        .await
+        .map_err(|e| StoreError::new("recover", JOURNAL_DIR, std::io::Error::other(e)))??;
+        Ok(Self { root: root.to_path_buf(), journal: Arc::default(), log: Arc::new(Mutex::new(log)) })
+    }
+
+    /// Runs `f` on the record log in a blocking thread (appends and compactions do file I/O).
+    async fn with_log<T: Send + 'static>(&self, op: &'static str, f: impl FnOnce(&mut RecordLog) -> std::io::Result<T> + Send + 'static) -> Result<T, StoreError> {
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || f(&mut log.lock().unwrap_or_else(std::sync::PoisonError::into_inner)))
             .await
-            .map_err(|e| StoreError::new("recover", JOURNAL_DIR, std::io::Error::other(e)))??;
-        Ok(Self { root: root.to_path_buf(), journal: Arc::default() })
+            .map_err(|e| StoreError::new(op, LOG_DIR, std::io::Error::other(e)))?
+            .map_err(|e| StoreError::new(op, LOG_DIR, e))
     }
 
     /// Replays the journal files in `root`, in order, flushes what they wrote and removes them.
@@ -400,51 +437,42 @@ impl FileStore {
         }
     }
 
-    /// Whether `key` has a change noted or in a journal file not yet flushed: a direct write of
-    /// it must then go through the journal too, or replaying the journal would undo it.
-    fn journaling(&self, key: &str) -> bool {
-        let journal = self.lock();
-        journal.pending.contains_key(key) || journal.journaled.contains_key(key)
-    }
-
-    /// Writes records in place, without waiting for the disk: no new file per write (creating
-    /// and freeing an inode per status update made ext4's inode allocator the largest cost at
-    /// scale). A crash can leave a record torn; [`crate::actor::load`] skips such records, and
-    /// reconciliation treats their tasks as unknown.
+    /// Appends records to the record log, without waiting for the disk. A crash can lose or tear
+    /// the newest ones; opening the log drops a torn end, and reconciliation treats the tasks of
+    /// lost records as unknown.
     async fn put_relaxed(&self, items: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         for (key, _) in items {
             check_key(key)?;
         }
-        let (journaled, items): (Vec<_>, Vec<_>) = items.iter().cloned().partition(|(k, _)| self.journaling(k));
-        if !journaled.is_empty() {
-            self.put_deferred(&journaled)?;
-            self.sync().await?;
+        let items = items.to_vec();
+        self.with_log("write", move |log| log.append(&items.iter().map(|(k, v)| Change::Put(k, v)).collect::<Vec<_>>())).await
+    }
+
+    /// Removes relaxed records with one append to the log, and any file a key had before it was
+    /// kept in the log.
+    async fn delete_relaxed(&self, keys: &[String]) -> Result<(), StoreError> {
+        for key in keys {
+            check_key(key)?;
         }
-        let first = items.first().map(|(k, _)| k.clone()).unwrap_or_default();
+        let keys = keys.to_vec();
         let root = self.root.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-            use std::io::Write as _;
-            for (key, value) in &items {
-                let err = |source| StoreError::new("write", key, source);
-                let path = root.join(key);
-                let open = || std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&path);
-                let mut f = match open() {
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        std::fs::create_dir_all(path.parent().unwrap_or(&root)).map_err(err)?;
-                        open().map_err(err)?
-                    }
-                    other => other.map_err(err)?,
-                };
-                f.write_all(value).map_err(err)?;
+        self.with_log("delete", move |log| {
+            log.append(&keys.iter().map(|k| Change::Delete(k)).collect::<Vec<_>>())?;
+            for key in &keys {
+                match std::fs::remove_file(root.join(key)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
             }
             Ok(())
         })
         .await
-        .map_err(|e| StoreError { op: "write", key: first, source: std::io::Error::other(e) })?
     }
 
     /// Removes the key's file now; if the key is in the journal, the deletion is noted there too
     /// (made durable by the next sync), so that replaying the journal cannot bring it back.
+    /// Records in the log are removed by [`Store::delete_many_relaxed`] instead (this never waits
+    /// for the log, which a compaction can hold for a while).
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         check_key(key)?;
         {
@@ -461,6 +489,10 @@ impl FileStore {
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         check_key(key)?;
+        let key_owned = key.to_string();
+        if let Some(value) = self.with_log("read", move |log| log.get(&key_owned)).await? {
+            return Ok(Some(value));
+        }
         match tokio::fs::read(self.root.join(key)).await {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -471,22 +503,28 @@ impl FileStore {
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         check_key(prefix)?;
         let err = |source| StoreError { op: "list", key: prefix.to_string(), source };
+        let under = format!("{prefix}/");
+        let mut out = self
+            .with_log("list", move |log| log.scan(&under))
+            .await?
+            .into_iter()
+            .filter(|(key, _)| !key[prefix.len() + 1..].contains('/'))
+            .collect::<BTreeMap<_, _>>();
         let mut dir = match tokio::fs::read_dir(self.root.join(prefix)).await {
             Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out.into_iter().collect()),
             Err(e) => return Err(err(e)),
         };
-        let mut out = Vec::new();
         while let Some(entry) = dir.next_entry().await.map_err(err)? {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || !entry.file_type().await.map_err(err)?.is_file() {
+            let key = format!("{prefix}/{name}");
+            if name.starts_with('.') || out.contains_key(&key) || !entry.file_type().await.map_err(err)?.is_file() {
                 continue;
             }
             let value = tokio::fs::read(entry.path()).await.map_err(err)?;
-            out.push((format!("{prefix}/{name}"), value));
+            out.insert(key, value);
         }
-        out.sort();
-        Ok(out)
+        Ok(out.into_iter().collect())
     }
 }
 
@@ -510,6 +548,29 @@ mod tests {
         assert!(store.list("none").await.unwrap().is_empty());
         assert!(store.put("../x", b"").await.is_err());
         assert!(store.put("a//b", b"").await.is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn relaxed_records_live_in_the_log_and_win_over_files_of_older_versions() {
+        let dir = std::env::temp_dir().join(format!("framework-store-{}", uuid::Uuid::new_v4()));
+        // A data directory of an older version kept an instance as a file.
+        std::fs::create_dir_all(dir.join("instances")).unwrap();
+        std::fs::write(dir.join("instances/old"), b"file").unwrap();
+        std::fs::write(dir.join("instances/kept"), b"kept").unwrap();
+        let store = Store::Files(FileStore::open(&dir).await.unwrap());
+        let batch = [("instances/old".to_string(), b"logged".to_vec()), ("instances/new".to_string(), b"n".to_vec())];
+        store.put_many_relaxed(&batch).await.unwrap();
+        assert_eq!(store.get("instances/old").await.unwrap().as_deref(), Some(&b"logged"[..]));
+        let listed = store.list("instances").await.unwrap();
+        let expected: Vec<(String, Vec<u8>)> = vec![("instances/kept".into(), b"kept".to_vec()), ("instances/new".into(), b"n".to_vec()), ("instances/old".into(), b"logged".to_vec())];
+        assert_eq!(listed, expected);
+        assert_eq!(std::fs::read_dir(dir.join("instances")).unwrap().count(), 2, "no file is written per record");
+        store.delete_many_relaxed(&["instances/old".to_string(), "instances/kept".to_string(), "instances/none".to_string()]).await.unwrap();
+        drop(store);
+        let store = Store::Files(FileStore::open(&dir).await.unwrap());
+        assert_eq!(store.list("instances").await.unwrap(), vec![("instances/new".to_string(), b"n".to_vec())]);
+        assert_eq!(store.get("instances/old").await.unwrap(), None, "the log's deletion and the old file's removal both hold");
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -1,7 +1,7 @@
 //! Choosing between the two encodings the Mesos HTTP APIs accept, and decoding with the checks
 //! Mesos applies (required fields present).
 
-use prost_reflect::{DynamicMessage, ReflectMessage};
+use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, ReflectMessage};
 
 use crate::descriptor::message_descriptor;
 use crate::json::{self, JsonError};
@@ -68,14 +68,161 @@ pub fn decode<M: prost::Message + prost::Name + Default>(bytes: &[u8], encoding:
     match encoding {
         Encoding::Json => Ok(json::from_json_slice(bytes)?),
         Encoding::Protobuf => {
-            let fail = |reason: String| DecodeError::Protobuf { message: M::full_name(), reason };
-            let dynamic = DynamicMessage::decode(message_descriptor::<M>(), bytes).map_err(|e| fail(e.to_string()))?;
-            if let Some(missing) = first_missing_required(&dynamic) {
-                return Err(fail(format!("missing required field {missing}")));
+            let descriptor = message_descriptor::<M>();
+            // The common case costs one walk over the bytes plus the typed decode; anything the
+            // walk does not vouch for (malformed bytes, groups) takes the reflective path, which
+            // words the error.
+            if let Ok(None) = missing_required_in_wire(&descriptor, bytes, 0)
+                && let Ok(msg) = M::decode(bytes)
+            {
+                return Ok(msg);
             }
-            dynamic.transcode_to::<M>().map_err(|e| fail(e.to_string()))
+            decode_reflective(&descriptor, bytes)
         }
     }
+}
+
+/// Decodes protobuf through a [`DynamicMessage`]: slower than [`decode`], and the reference it
+/// must agree with; it is also what words [`decode`]'s errors.
+pub fn decode_reflective<M: prost::Message + prost::Name + Default>(descriptor: &MessageDescriptor, bytes: &[u8]) -> Result<M, DecodeError> {
+    let fail = |reason: String| DecodeError::Protobuf { message: M::full_name(), reason };
+    let dynamic = DynamicMessage::decode(descriptor.clone(), bytes).map_err(|e| fail(e.to_string()))?;
+    if let Some(missing) = first_missing_required(&dynamic) {
+        return Err(fail(format!("missing required field {missing}")));
+    }
+    dynamic.transcode_to::<M>().map_err(|e| fail(e.to_string()))
+}
+
+/// Why the wire walk gave up (the reflective decoder then explains it).
+#[derive(Debug)]
+struct NotWalkable;
+
+/// Messages nest at most this deep before the walk gives up (as protobuf parsers limit recursion).
+const MAX_DEPTH: u32 = 100;
+
+/// Reads a base-128 varint from the front of `bytes`.
+fn read_varint(bytes: &mut &[u8]) -> Result<u64, NotWalkable> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = bytes.split_first().ok_or(NotWalkable)?;
+        *bytes = rest;
+        value |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(NotWalkable)
+}
+
+/// Takes `n` bytes from the front of `bytes`.
+fn take<'a>(bytes: &mut &'a [u8], n: u64) -> Result<&'a [u8], NotWalkable> {
+    let n = usize::try_from(n).map_err(|_| NotWalkable)?;
+    if n > bytes.len() {
+        return Err(NotWalkable);
+    }
+    let (head, rest) = bytes.split_at(n);
+    *bytes = rest;
+    Ok(head)
+}
+
+/// The same answer as [`first_missing_required`] on the decoded message, found by walking the
+/// protobuf encoding without building it: which fields occur, and the nested messages' bytes.
+fn missing_required_in_wire(desc: &MessageDescriptor, mut bytes: &[u8], depth: u32) -> Result<Option<String>, NotWalkable> {
+    if depth > MAX_DEPTH {
+        return Err(NotWalkable);
+    }
+    let mut seen: Vec<u32> = Vec::new();
+    // Nested message fields: (field number, the bytes of one occurrence).
+    let mut nested: Vec<(u32, &[u8])> = Vec::new();
+    while !bytes.is_empty() {
+        let key = read_varint(&mut bytes)?;
+        let number = u32::try_from(key >> 3).map_err(|_| NotWalkable)?;
+        match key & 7 {
+            0 => {
+                read_varint(&mut bytes)?;
+            }
+            1 => {
+                take(&mut bytes, 8)?;
+            }
+            2 => {
+                let len = read_varint(&mut bytes)?;
+                let body = take(&mut bytes, len)?;
+                if desc.get_field(number).is_some_and(|f| matches!(f.kind(), Kind::Message(_))) {
+                    nested.push((number, body));
+                }
+            }
+            5 => {
+                take(&mut bytes, 4)?;
+            }
+            _ => return Err(NotWalkable),
+        }
+        if number == 0 {
+            return Err(NotWalkable);
+        }
+        if !seen.contains(&number) {
+            seen.push(number);
+        }
+    }
+    for field in desc.fields() {
+        let present = seen.contains(&field.number());
+        if field.is_required() && !present {
+            return Ok(Some(field.name().to_owned()));
+        }
+        let Kind::Message(inner) = field.kind() else { continue };
+        if !present {
+            continue;
+        }
+        let occurrences = nested.iter().filter(|(n, _)| *n == field.number()).map(|(_, b)| *b);
+        let found = if field.is_map() {
+            let value_field = inner.map_entry_value_field();
+            let Kind::Message(value_type) = value_field.kind() else { continue };
+            let mut found = None;
+            for entry in occurrences {
+                // The entry's value bytes (field 2); several occurrences merge, as for any message.
+                let mut value = Vec::new();
+                let mut rest = entry;
+                while !rest.is_empty() {
+                    let key = read_varint(&mut rest)?;
+                    match key & 7 {
+                        0 => drop(read_varint(&mut rest)?),
+                        1 => drop(take(&mut rest, 8)?),
+                        2 => {
+                            let len = read_varint(&mut rest)?;
+                            let body = take(&mut rest, len)?;
+                            if key >> 3 == u64::from(value_field.number()) {
+                                value.extend_from_slice(body);
+                            }
+                        }
+                        5 => drop(take(&mut rest, 4)?),
+                        _ => return Err(NotWalkable),
+                    }
+                }
+                if let Some(path) = missing_required_in_wire(&value_type, &value, depth + 1)? {
+                    found = Some(format!("{}.{path}", field.name()));
+                    break;
+                }
+            }
+            found
+        } else if field.is_list() {
+            let mut found = None;
+            for (i, item) in occurrences.enumerate() {
+                if let Some(path) = missing_required_in_wire(&inner, item, depth + 1)? {
+                    found = Some(format!("{}[{i}].{path}", field.name()));
+                    break;
+                }
+            }
+            found
+        } else {
+            // Occurrences of a singular message merge, and so do their encodings when joined.
+            let parts: Vec<&[u8]> = occurrences.collect();
+            let path = if let [one] = parts[..] { missing_required_in_wire(&inner, one, depth + 1)? } else { missing_required_in_wire(&inner, &parts.concat(), depth + 1)? };
+            path.map(|p| format!("{}.{p}", field.name()))
+        };
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
 }
 
 /// The dotted path of the first required field that is not set, searching nested messages too.

@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::events::EventBus;
 use crate::mesos::{MesosCalls, MesosUpdate};
 use crate::spec;
-use crate::state::{AppMap, Counters, Deployment, DeploymentKey, Instance, InstanceMap, OfferStats, QueueEntry, Snapshot, TaskFailure};
+use crate::state::{AppMap, Counters, Deployment, DeploymentKey, Instance, InstanceMap, LaunchQueue, OfferStats, Snapshot, TaskFailure};
 use crate::store::Store;
 
 /// Scheduler settings the actor needs.
@@ -323,14 +323,14 @@ pub struct Actor {
     /// Apps whose definition, instances or deployment changed since the last [`Actor::drive`]:
     /// only these are looked at again, except in the full pass on every clock tick.
     dirty: BTreeSet<AppId>,
-    backoffs: BTreeMap<AppId, Backoff>,
+    backoffs: imbl::OrdMap<AppId, Backoff>,
     /// Launches still wanted, per app (only apps that want some).
-    demand: BTreeMap<AppId, u32>,
+    demand: imbl::OrdMap<AppId, u32>,
     /// Instances launched that Mesos has not reported on yet (condition Provisioned).
     unconfirmed: usize,
-    queued_since: BTreeMap<AppId, Timestamp>,
-    offer_stats: BTreeMap<AppId, OfferStats>,
-    failures: BTreeMap<AppId, TaskFailure>,
+    queued_since: imbl::OrdMap<AppId, Timestamp>,
+    offer_stats: imbl::OrdMap<AppId, OfferStats>,
+    failures: imbl::OrdMap<AppId, TaskFailure>,
     framework_id: Option<String>,
     connected: bool,
     master: String,
@@ -367,11 +367,11 @@ impl Actor {
             deployments: BTreeMap::new(),
             deploying: imbl::OrdMap::new(),
             dirty: BTreeSet::new(),
-            demand: BTreeMap::new(),
+            demand: imbl::OrdMap::new(),
             unconfirmed: 0,
-            queued_since: BTreeMap::new(),
-            offer_stats: BTreeMap::new(),
-            failures: BTreeMap::new(),
+            queued_since: imbl::OrdMap::new(),
+            offer_stats: imbl::OrdMap::new(),
+            failures: imbl::OrdMap::new(),
             framework_id: loaded.framework_id,
             connected: false,
             master: String::new(),
@@ -559,22 +559,12 @@ impl Actor {
     }
 
     fn publish(&self) {
-        let now = now();
-        let queue = self
-            .demand
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .filter_map(|(id, n)| {
-                let app = self.apps.get(id)?.clone();
-                Some(QueueEntry {
-                    app,
-                    count: *n,
-                    since: self.queued_since.get(id).copied().unwrap_or(now),
-                    delay_left_ms: self.backoffs.get(id).map(|b| b.time_left_ms(now)).unwrap_or(0),
-                    stats: self.offer_stats.get(id).cloned().unwrap_or_default(),
-                })
-            })
-            .collect();
+        let queue = LaunchQueue {
+            demand: self.demand.clone(),
+            since: self.queued_since.clone(),
+            backoffs: self.backoffs.clone(),
+            stats: self.offer_stats.clone(),
+        };
         let snap = Snapshot {
             apps: self.apps.clone(),
             instances: self.instances.clone(),

@@ -147,6 +147,44 @@ pub struct QueueEntry {
     pub stats: OfferStats,
 }
 
+/// The launch queue as the actor last published it: the actor's own persistent maps, shared, so
+/// that publishing costs O(1) however many apps wait; [`LaunchQueue::entries`] reads it.
+#[derive(Debug, Clone, Default)]
+pub struct LaunchQueue {
+    /// Instances still to launch, per app (only apps with some).
+    pub demand: imbl::OrdMap<AppId, u32>,
+    /// Since when each app waits.
+    pub since: imbl::OrdMap<AppId, Timestamp>,
+    /// Launch backoff per app.
+    pub backoffs: imbl::OrdMap<AppId, framework_core::deploy::Backoff>,
+    /// Offer statistics per waiting app.
+    pub stats: imbl::OrdMap<AppId, OfferStats>,
+}
+
+impl LaunchQueue {
+    /// The apps waiting for launches at `now`, in id order.
+    pub fn entries(&self, apps: &AppMap, now: Timestamp) -> Vec<QueueEntry> {
+        self.demand
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .filter_map(|(id, n)| {
+                Some(QueueEntry {
+                    app: apps.get(id)?.clone(),
+                    count: *n,
+                    since: self.since.get(id).copied().unwrap_or(now),
+                    delay_left_ms: self.backoffs.get(id).map(|b| b.time_left_ms(now)).unwrap_or(0),
+                    stats: self.stats.get(id).cloned().unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// Instances waiting for launch, over all apps.
+    pub fn total(&self) -> u64 {
+        self.demand.values().map(|n| u64::from(*n)).sum()
+    }
+}
+
 /// Apps by id, in a persistent map: a copy shares the tree and costs O(1).
 pub type AppMap = imbl::OrdMap<AppId, Arc<AppDefinition>>;
 
@@ -167,9 +205,9 @@ pub struct Snapshot {
     /// The deployment each app is part of.
     pub deploying: imbl::OrdMap<AppId, DeploymentKey>,
     /// Launch queue.
-    pub queue: Vec<QueueEntry>,
+    pub queue: LaunchQueue,
     /// Last failure per app.
-    pub failures: BTreeMap<AppId, TaskFailure>,
+    pub failures: imbl::OrdMap<AppId, TaskFailure>,
     /// Our framework id, once subscribed.
     pub framework_id: Option<String>,
     /// Whether a Mesos subscription is open.

@@ -65,7 +65,7 @@ pub async fn metrics(State(state): State<ApiState>) -> Response<Body> {
         snap.instances.values().filter(|i| i.condition == framework_core::instance::Condition::Running).count() as f64,
     );
     metric("marathon_deployments_active_gauge", "gauge", "Deployments in progress.", snap.deployments.len() as f64);
-    metric("marathon_launch_queue_gauge", "gauge", "Instances waiting for launch.", snap.queue.iter().map(|q| f64::from(q.count)).sum());
+    metric("marathon_launch_queue_gauge", "gauge", "Instances waiting for launch.", snap.queue.total() as f64);
     metric("marathon_mesos_connected", "gauge", "1 while subscribed to Mesos.", if snap.connected { 1.0 } else { 0.0 });
     metric("marathon_mesos_offers_received_total", "counter", "Offers received.", c.offers_received as f64);
     metric("marathon_mesos_offers_declined_total", "counter", "Offers declined.", c.offers_declined as f64);
@@ -87,6 +87,7 @@ pub async fn queue(State(state): State<ApiState>, RawQuery(q): RawQuery) -> Resp
     let now = now();
     let items: Vec<Value> = snap
         .queue
+        .entries(&snap.apps, now)
         .iter()
         .map(|e| {
             let s = &e.stats;

@@ -11,6 +11,7 @@ use framework_core::app::AppDefinition;
 use framework_core::deploy::{self, Action, Backoff, Decision, InstanceView};
 use framework_core::ids::{AppId, DeploymentId, InstanceId, TaskId, Timestamp};
 use framework_core::instance::{Condition, Goal, condition_from_status, next_condition};
+use framework_core::matching::offer_flow::{FlowCall, OfferFlow};
 use framework_core::matching::{Placement, PlacementIndex, match_offer_indexed, placement_of};
 use mesos_proto::v1::scheduler::{Call, call, event};
 use mesos_proto::v1::{self, Filters, TaskState, task_status};
@@ -35,6 +36,8 @@ pub struct ActorConfig {
     pub kill_retry: Duration,
     /// How long to refuse offers we have no use for (Marathon: 120 s).
     pub decline_refuse_seconds: f64,
+    /// Least time between two REVIVEs while launches keep waiting (Marathon: 5 s).
+    pub min_revive_interval: Duration,
     /// At most this many deployments run at once (Marathon: 100).
     pub max_running_deployments: usize,
     /// How Docker tasks are run.
@@ -334,10 +337,8 @@ pub struct Actor {
     framework_id: Option<String>,
     connected: bool,
     master: String,
-    suppressed: bool,
-    /// Set by (re)subscription: offer filters a previous incarnation left behind must be cleared
-    /// with a REVIVE as soon as anything waits for launch.
-    must_revive: bool,
+    /// REVIVE and SUPPRESS bookkeeping.
+    offer_flow: OfferFlow,
     last_stale_reconcile: Timestamp,
     last_version: Timestamp,
     counters: Counters,
@@ -375,8 +376,7 @@ impl Actor {
             framework_id: loaded.framework_id,
             connected: false,
             master: String::new(),
-            suppressed: false,
-            must_revive: true,
+            offer_flow: OfferFlow::default(),
             last_stale_reconcile: Timestamp(0),
             last_version: Timestamp(0),
             counters: Counters::default(),
@@ -851,8 +851,9 @@ impl Actor {
                 }
                 self.connected = true;
                 self.master = master.clone();
-                self.suppressed = false;
-                self.must_revive = true;
+                // A new subscription: offers flow, and filters left behind are cleared once
+                // anything waits.
+                self.offer_flow = OfferFlow::default();
                 if first {
                     self.bus.publish("scheduler_registered_event", json!({"frameworkId": framework_id, "master": master}), now);
                 } else {
@@ -1520,14 +1521,10 @@ impl Actor {
         }
         let wants = !self.demand.is_empty();
         if self.connected {
-            if wants && (self.suppressed || newly_wanted || self.must_revive) {
-                self.suppressed = false;
-                self.must_revive = false;
-                self.call(Call { r#type: Some(call::Type::Revive as i32), revive: Some(call::Revive::default()), ..Default::default() });
-            } else if !wants && !self.suppressed {
-                self.suppressed = true;
-                self.must_revive = false;
-                self.call(Call { r#type: Some(call::Type::Suppress as i32), suppress: Some(call::Suppress::default()), ..Default::default() });
+            match self.offer_flow.decide(wants, newly_wanted, now.0, self.config.min_revive_interval.as_millis() as i64) {
+                Some(FlowCall::Revive) => self.call(Call { r#type: Some(call::Type::Revive as i32), revive: Some(call::Revive::default()), ..Default::default() }),
+                Some(FlowCall::Suppress) => self.call(Call { r#type: Some(call::Type::Suppress as i32), suppress: Some(call::Suppress::default()), ..Default::default() }),
+                None => {}
             }
         }
     }
@@ -1721,6 +1718,7 @@ mod tests {
             task_launch_timeout: Duration::from_secs(300),
             kill_retry: Duration::from_secs(30),
             decline_refuse_seconds: 120.0,
+            min_revive_interval: Duration::from_secs(5),
             max_running_deployments: 100,
             executor: spec::ExecutorSettings { path: "framework-executor".into(), uri: None },
             allow_privileged,

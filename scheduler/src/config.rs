@@ -177,6 +177,12 @@ pub struct Flags {
     #[arg(long = "decline-offer-duration", alias = "decline_offer_duration", default_value_t = 120_000)]
     pub decline_offer_duration: u64,
 
+    /// Milliseconds between two REVIVEs while apps keep waiting for launch (Marathon: 5000):
+    /// each REVIVE makes the master offer every agent again. Leaving the suppressed state or a
+    /// resubscription revives at once.
+    #[arg(long = "min-revive-offers-interval", alias = "min_revive_offers_interval", default_value_t = 5_000)]
+    pub min_revive_offers_interval: u64,
+
     /// Milliseconds after which an unconfirmed kill is sent again (Marathon: 30000).
     #[arg(long = "kill-retry-timeout", alias = "kill_retry_timeout", default_value_t = 30_000)]
     pub kill_retry_timeout: u64,

@@ -183,6 +183,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             task_launch_timeout: Duration::from_millis(flags.task_launch_timeout),
             kill_retry: Duration::from_millis(flags.kill_retry_timeout),
             decline_refuse_seconds: flags.decline_offer_duration as f64 / 1000.0,
+            min_revive_interval: Duration::from_millis(flags.min_revive_offers_interval),
             max_running_deployments: flags.max_running_deployments,
             executor: spec::ExecutorSettings { path: flags.executor_path()?, uri: flags.executor_uri.clone() },
             allow_privileged: flags.allow_privileged,

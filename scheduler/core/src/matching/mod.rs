@@ -15,6 +15,7 @@
 pub mod constraint;
 pub mod index;
 pub mod matcher;
+pub mod offer_flow;
 pub mod placement;
 pub mod ports;
 pub mod resources;

@@ -4,7 +4,9 @@ use clap::Parser as _;
 
 /// mimalloc instead of the C library's allocator: with tokio's worker and blocking threads each
 /// using their own glibc arena, memory freed after a burst of launches stayed with the process
-/// (RSS measured about twice the live heap in the scale benchmark).
+/// (RSS measured about twice the live heap in the scale benchmark). Built with `no_thp`: with
+/// mimalloc asking for transparent huge pages, the kernel zeroed and kept whole 2 MiB pages
+/// (over 100 MiB of them at full scale), which cost both memory and CPU.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

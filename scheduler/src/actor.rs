@@ -339,6 +339,8 @@ pub struct Actor {
     master: String,
     /// REVIVE and SUPPRESS bookkeeping.
     offer_flow: OfferFlow,
+    /// When the last full pass started, and how long it took.
+    last_full_pass: (std::time::Instant, Duration),
     last_stale_reconcile: Timestamp,
     last_version: Timestamp,
     counters: Counters,
@@ -377,6 +379,7 @@ impl Actor {
             connected: false,
             master: String::new(),
             offer_flow: OfferFlow::default(),
+            last_full_pass: (std::time::Instant::now(), Duration::ZERO),
             last_stale_reconcile: Timestamp(0),
             last_version: Timestamp(0),
             counters: Counters::default(),
@@ -398,7 +401,7 @@ impl Actor {
         self.framework_id.clone()
     }
 
-    /// Runs until both input channels close.
+        /// Runs until both input channels close.
     pub async fn run(mut self, calls: MesosCalls, mut commands: mpsc::Receiver<Command>, mut mesos: mpsc::Receiver<MesosUpdate>) {
         let (writer_tx, writer_rx) = mpsc::channel(WRITER_QUEUE);
         let writer = tokio::spawn(writer(self.store.clone(), calls.clone(), writer_rx));
@@ -484,7 +487,7 @@ impl Actor {
                         events_seen = false;
                     }
                 }
-                _ = tick.tick() => full = true,
+                _ = tick.tick() => full |= self.full_pass_due(),
             }
         }
     }
@@ -1375,6 +1378,25 @@ impl Actor {
     /// looks at every app and also applies the clocks: launch timeouts, kill retries, unreachable
     /// instances, unconfirmed launches.
     async fn drive(&mut self, full: bool) {
+        let started = std::time::Instant::now();
+        self.drive_apps(full).await;
+        if full {
+            self.last_full_pass = (started, started.elapsed());
+        }
+    }
+
+    /// Whether the next clock tick makes a full pass: once a second, unless the last one took
+    /// longer than [`FULL_PASS_SHARE`] of that; then as much later as keeps full passes to that
+    /// share of the actor's time (at 200,000 instances one takes a good fraction of a second, and
+    /// commands and updates wait behind it). Clocks then fire a little later; none needs second
+    /// precision.
+    fn full_pass_due(&self) -> bool {
+        let (at, took) = self.last_full_pass;
+        at.elapsed() >= Duration::from_secs(1).max(took.mul_f64(1.0 / FULL_PASS_SHARE))
+    }
+
+    /// See [`Actor::drive`].
+    async fn drive_apps(&mut self, full: bool) {
         let now = now();
         if full {
             self.age_unreachable(now).await;
@@ -1628,6 +1650,9 @@ async fn writer(store: Store, calls: MesosCalls, mut rx: mpsc::Receiver<Persist>
         }
     }
 }
+
+/// The most of the actor's time full passes take (see [`Actor::full_pass_due`]).
+const FULL_PASS_SHARE: f64 = 0.05;
 
 /// Aborts a task when dropped (the writer stops with the actor).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

@@ -1769,6 +1769,8 @@ mod tests {
         for hostile in ["/../etc", "/a/../../x", "/.hidden", "/a b", "/A"] {
             assert!(AppId::parse(hostile).is_err(), "{hostile}");
         }
+        // Closing the store waits until its changes are in the key files.
+        drop(store);
         let mut names: Vec<String> = std::fs::read_dir(root.join("apps")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         assert_eq!(names, ["a..b", "m_n", "x_y.z"]);

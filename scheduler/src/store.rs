@@ -154,6 +154,90 @@ pub struct FileStore {
     root: PathBuf,
     journal: Arc<Mutex<Journal>>,
     log: Arc<Mutex<RecordLog>>,
+    applier: Arc<Applier>,
+}
+
+/// One synced journal file for the applier: its sequence number, path and records.
+type Synced = (u64, PathBuf, Vec<(String, Option<Vec<u8>>)>);
+
+/// The thread that applies synced journal files to the key files, in order, off the syncing
+/// caller's path, and checkpoints them. Dropping the last handle lets it finish and waits for it.
+#[derive(Debug)]
+struct Applier {
+    tx: Mutex<Option<std::sync::mpsc::Sender<Synced>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Applier {
+    fn start(root: PathBuf, journal: Arc<Mutex<Journal>>) -> Result<Self, StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel::<Synced>();
+        let thread = std::thread::Builder::new()
+            .name("state-applier".into())
+            .spawn(move || {
+                for (seq, path, records) in rx {
+                    let result = apply(&root, &records);
+                    let mut j = lock_journal(&journal);
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, "could not apply the state journal to the state files; the journal keeps the changes");
+                        j.apply_failed = Some(e.to_string());
+                        return;
+                    }
+                    for (key, _) in &records {
+                        if j.unapplied.get(key).is_some_and(|(s, _)| *s == seq) {
+                            j.unapplied.remove(key);
+                        }
+                    }
+                    j.unflushed.push((seq, path));
+                    let due = j.unflushed.len() >= CHECKPOINT_EVERY;
+                    let keys: Vec<String> = if due { j.journaled.iter().filter(|(_, s)| **s <= seq).map(|(k, _)| k.clone()).collect() } else { Vec::new() };
+                    drop(j);
+                    if due {
+                        checkpoint(&root, &journal, seq, &keys);
+                    }
+                }
+            })
+            .map_err(|e| StoreError::new("start", JOURNAL_DIR, e))?;
+        Ok(Self { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) })
+    }
+
+    fn send(&self, synced: Synced) {
+        if let Some(tx) = self.tx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
+            // A stopped applier has recorded why in `apply_failed`, which the next sync reports.
+            let _ = tx.send(synced);
+        }
+    }
+}
+
+impl Drop for Applier {
+    fn drop(&mut self) {
+        self.tx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(thread) = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn lock_journal(journal: &Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {
+    journal.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Flushes the key files written by journal files up to `upto`, then removes those journal
+/// files. A key rewritten meanwhile has a newer journal file, which stays.
+fn checkpoint(root: &Path, journal: &Mutex<Journal>, upto: u64, keys: &[String]) {
+    if let Err(e) = flush_keys(root, keys) {
+        tracing::warn!(error = %e, "could not flush state files; the journal keeps them and the flush is retried");
+        return;
+    }
+    let mut j = lock_journal(journal);
+    let (done, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut j.unflushed).into_iter().partition(|(seq, _)| *seq <= upto);
+    j.unflushed = kept;
+    j.journaled.retain(|_, seq| *seq > upto);
+    drop(j);
+    for (_, path) in done {
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(error = %e, path = %path.display(), "could not remove a flushed journal file");
+        }
+    }
 }
 
 /// The journal's bookkeeping (behind the store's one lock; no I/O happens under it).
@@ -165,10 +249,13 @@ struct Journal {
     next_seq: u64,
     /// Journal files applied to the key files whose flush is still due, oldest first.
     unflushed: Vec<(u64, PathBuf)>,
-    /// Keys written by those journal files, with the newest journal that wrote each.
+    /// Keys written by journal files not yet checkpointed, with the newest journal that wrote each.
     journaled: BTreeMap<String, u64>,
-    /// Whether a background flush of key files is running.
-    checkpointing: bool,
+    /// Synced changes the applier has not written to the key files yet: key → (journal, value).
+    /// Reads look here first.
+    unapplied: BTreeMap<String, (u64, Option<Vec<u8>>)>,
+    /// Why the applier stopped, if it did.
+    apply_failed: Option<String>,
 }
 
 /// A background checkpoint starts once this many journal files wait.
@@ -287,7 +374,9 @@ impl FileStore {
         })
         .await
         .map_err(|e| StoreError::new("recover", JOURNAL_DIR, std::io::Error::other(e)))??;
-        Ok(Self { root: root.to_path_buf(), journal: Arc::default(), log: Arc::new(Mutex::new(log)) })
+        let journal: Arc<Mutex<Journal>> = Arc::default();
+        let applier = Arc::new(Applier::start(root.to_path_buf(), journal.clone())?);
+        Ok(Self { root: root.to_path_buf(), journal, log: Arc::new(Mutex::new(log)), applier })
     }
 
     /// Runs `f` on the record log in a blocking thread (appends and compactions do file I/O).
@@ -340,7 +429,7 @@ impl FileStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Journal> {
-        self.journal.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock_journal(&self.journal)
     }
 
     async fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
@@ -360,12 +449,16 @@ impl FileStore {
         Ok(())
     }
 
-    /// Writes the noted changes as one journal file and flushes it, then applies them to the key
-    /// files; every [`CHECKPOINT_EVERY`] journal files, starts a background flush of those.
+    /// Writes the noted changes as one journal file and flushes it. The applier thread then
+    /// writes them to the key files (reads see them meanwhile) and, every [`CHECKPOINT_EVERY`]
+    /// journal files, flushes those and removes the journal files. Fails if the applier stopped.
     async fn sync(&self) -> Result<(), StoreError> {
         use base64::Engine as _;
         let (seq, records) = {
             let mut journal = self.lock();
+            if let Some(why) = &journal.apply_failed {
+                return Err(StoreError::new("apply", JOURNAL_DIR, std::io::Error::other(why.clone())));
+            }
             if journal.pending.is_empty() {
                 return Ok(());
             }
@@ -389,52 +482,20 @@ impl FileStore {
             f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(err)?;
             std::fs::rename(&tmp, &path).map_err(err)?;
             std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(err)?;
-            // Durable from here on; the key files follow, flushed later.
-            apply(&root, &records)?;
             Ok(path)
         })
         .await
         .map_err(|e| StoreError::new("sync", JOURNAL_DIR, std::io::Error::other(e)))??;
-        let checkpoint = {
+        // Durable from here on; the key files follow.
+        {
             let mut journal = self.lock();
-            journal.unflushed.push((seq, path));
-            let keys: Vec<String> = file.records.into_iter().map(|(k, _)| k).collect();
-            for key in keys {
-                journal.journaled.insert(key, seq);
+            for (key, value) in &records {
+                journal.journaled.insert(key.clone(), seq);
+                journal.unapplied.insert(key.clone(), (seq, value.clone()));
             }
-            if journal.unflushed.len() >= CHECKPOINT_EVERY && !journal.checkpointing {
-                journal.checkpointing = true;
-                Some((seq, journal.journaled.keys().cloned().collect::<Vec<_>>()))
-            } else {
-                None
-            }
-        };
-        if let Some((upto, keys)) = checkpoint {
-            let store = self.clone();
-            tokio::task::spawn_blocking(move || store.checkpoint(upto, &keys));
         }
+        self.applier.send((seq, path, records));
         Ok(())
-    }
-
-    /// Flushes the key files written by journal files up to `upto`, then removes those journal
-    /// files. A key rewritten meanwhile has a newer journal file, which stays.
-    fn checkpoint(&self, upto: u64, keys: &[String]) {
-        let result = flush_keys(&self.root, keys);
-        let mut journal = self.lock();
-        journal.checkpointing = false;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "could not flush state files; the journal keeps them and the flush is retried");
-            return;
-        }
-        let (done, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut journal.unflushed).into_iter().partition(|(seq, _)| *seq <= upto);
-        journal.unflushed = kept;
-        journal.journaled.retain(|_, seq| *seq > upto);
-        drop(journal);
-        for (_, path) in done {
-            if let Err(e) = std::fs::remove_file(&path) {
-                tracing::warn!(error = %e, path = %path.display(), "could not remove a flushed journal file");
-            }
-        }
     }
 
     /// Appends records to the record log, without waiting for the disk. A crash can lose or tear
@@ -469,16 +530,22 @@ impl FileStore {
         .await
     }
 
-    /// Removes the key's file now; if the key is in the journal, the deletion is noted there too
-    /// (made durable by the next sync), so that replaying the journal cannot bring it back.
-    /// Records in the log are removed by [`Store::delete_many_relaxed`] instead (this never waits
-    /// for the log, which a compaction can hold for a while).
+    /// Removes the key's file now, or, if the key is in the journal, notes the deletion there
+    /// (made durable by the next sync, then applied in order), so that neither replaying the
+    /// journal nor the applier can bring it back. Records in the log are removed by
+    /// [`Store::delete_many_relaxed`] instead (this never waits for the log, which a compaction
+    /// can hold for a while).
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         check_key(key)?;
         {
             let mut journal = self.lock();
             if journal.pending.contains_key(key) || journal.journaled.contains_key(key) {
                 journal.pending.insert(key.to_string(), None);
+                // Reads see the deletion now; the next sync (this sequence number) makes it
+                // durable, and its application ends this entry.
+                let next = journal.next_seq;
+                journal.unapplied.insert(key.to_string(), (next, None));
+                return Ok(());
             }
         }
         match tokio::fs::remove_file(self.root.join(key)).await {
@@ -489,6 +556,9 @@ impl FileStore {
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         check_key(key)?;
+        if let Some((_, value)) = self.lock().unapplied.get(key) {
+            return Ok(value.clone());
+        }
         let key_owned = key.to_string();
         if let Some(value) = self.with_log("read", move |log| log.get(&key_owned)).await? {
             return Ok(Some(value));
@@ -504,25 +574,35 @@ impl FileStore {
         check_key(prefix)?;
         let err = |source| StoreError { op: "list", key: prefix.to_string(), source };
         let under = format!("{prefix}/");
-        let mut out = self
-            .with_log("list", move |log| log.scan(&under))
-            .await?
-            .into_iter()
-            .filter(|(key, _)| !key[prefix.len() + 1..].contains('/'))
-            .collect::<BTreeMap<_, _>>();
-        let mut dir = match tokio::fs::read_dir(self.root.join(prefix)).await {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out.into_iter().collect()),
-            Err(e) => return Err(err(e)),
+        let direct = |key: &str| !key[under.len()..].contains('/');
+        // Synced changes not yet in the files, taken before the files are read: a change the
+        // applier writes meanwhile is then in one or the other.
+        let unapplied: Vec<(String, Option<Vec<u8>>)> = {
+            let journal = self.lock();
+            journal.unapplied.range(under.clone()..).take_while(|(k, _)| k.starts_with(&under)).filter(|(k, _)| direct(k)).map(|(k, (_, v))| (k.clone(), v.clone())).collect()
         };
-        while let Some(entry) = dir.next_entry().await.map_err(err)? {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let key = format!("{prefix}/{name}");
-            if name.starts_with('.') || out.contains_key(&key) || !entry.file_type().await.map_err(err)?.is_file() {
-                continue;
+        let scan_prefix = under.clone();
+        let mut out = self.with_log("list", move |log| log.scan(&scan_prefix)).await?.into_iter().filter(|(key, _)| direct(key)).collect::<BTreeMap<_, _>>();
+        match tokio::fs::read_dir(self.root.join(prefix)).await {
+            Ok(mut dir) => {
+                while let Some(entry) = dir.next_entry().await.map_err(err)? {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let key = format!("{prefix}/{name}");
+                    if name.starts_with('.') || out.contains_key(&key) || !entry.file_type().await.map_err(err)?.is_file() {
+                        continue;
+                    }
+                    let value = tokio::fs::read(entry.path()).await.map_err(err)?;
+                    out.insert(key, value);
+                }
             }
-            let value = tokio::fs::read(entry.path()).await.map_err(err)?;
-            out.insert(key, value);
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(err(e)),
+        }
+        for (key, value) in unapplied {
+            match value {
+                Some(v) => out.insert(key, v),
+                None => out.remove(&key),
+            };
         }
         Ok(out.into_iter().collect())
     }
@@ -531,6 +611,19 @@ impl FileStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl FileStore {
+        /// Waits until the applier has written every synced change to the key files.
+        async fn wait_applied(&self) {
+            for _ in 0..500 {
+                if self.lock().unapplied.is_empty() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!("the applier did not catch up");
+        }
+    }
 
     #[tokio::test]
     async fn files_round_trip_and_list() {
@@ -575,6 +668,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_change_the_applier_cannot_write_fails_the_next_sync() {
+        let dir = std::env::temp_dir().join(format!("framework-store-{}", uuid::Uuid::new_v4()));
+        let store = FileStore::open(&dir).await.unwrap();
+        // A file where the key's folder must go: the journal takes the change, the key file cannot.
+        std::fs::write(dir.join("apps"), b"in the way").unwrap();
+        store.put_deferred(&[("apps/a".into(), b"1".to_vec())]).unwrap();
+        store.sync().await.expect("the journal is durable");
+        assert_eq!(store.get("apps/a").await.unwrap().as_deref(), Some(&b"1"[..]), "reads see the synced change");
+        let mut failed = None;
+        for _ in 0..200 {
+            store.put_deferred(&[("deployments/d".into(), b"d".to_vec())]).unwrap();
+            if let Err(e) = store.sync().await {
+                failed = Some(e);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let e = failed.expect("a sync reports that the applier stopped");
+        assert!(e.to_string().contains("apply"), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
     async fn deferred_writes_appear_at_the_sync_unless_superseded() {
         let dir = std::env::temp_dir().join(format!("framework-store-{}", uuid::Uuid::new_v4()));
         let store = Store::Files(FileStore::open(&dir).await.unwrap());
@@ -590,6 +706,8 @@ mod tests {
         assert_eq!(store.get("apps/a").await.unwrap().as_deref(), Some(&b"new"[..]));
         assert_eq!(store.get("apps/b").await.unwrap().as_deref(), Some(&b"durable"[..]));
         assert_eq!(store.get("deployments/d").await.unwrap(), None);
+        let Store::Files(files) = &store else { unreachable!() };
+        files.wait_applied().await;
         let mut files: Vec<String> = std::fs::read_dir(dir.join("apps")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         files.sort();
         assert_eq!(files, ["a", "b"], "no temporary file is left behind");

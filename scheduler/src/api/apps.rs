@@ -1,6 +1,7 @@
 //! `/v2/apps` and everything below it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use std::net::SocketAddr;
@@ -84,19 +85,15 @@ pub async fn list(State(state): State<ApiState>, RawQuery(q): RawQuery) -> Respo
     let cmd = p.get("cmd").map(str::to_lowercase);
     let id = p.get("id").map(str::to_lowercase);
     let label = p.get("label").map(LabelSelector::parse);
-    let apps: Vec<render::AppInfo<'_>> = snap
+    let apps: Vec<Arc<AppDefinition>> = snap
         .apps
         .values()
         .filter(|a| cmd.as_ref().is_none_or(|c| a.cmd.as_deref().is_some_and(|x| x.to_lowercase().contains(c.as_str()))))
         .filter(|a| id.as_ref().is_none_or(|i| a.id.to_string().contains(i.as_str())))
         .filter(|a| label.as_ref().is_none_or(|l| l.matches(&a.labels)))
-        .map(|a| render::AppInfo::new(&snap, a, embed))
+        .cloned()
         .collect();
-    #[derive(serde::Serialize)]
-    struct Apps<'a> {
-        apps: Vec<render::AppInfo<'a>>,
-    }
-    json_response(200, &Apps { apps })
+    render::streamed_apps(snap, apps, embed)
 }
 
 /// Marathon's label selector: `key`, `key==value`, `key!=value`, `key in (a,b)`, `key notin (a,b)`,

@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::events::EventBus;
 use crate::mesos::{MesosCalls, MesosUpdate};
 use crate::spec;
-use crate::state::{AppMap, Counters, Deployment, DeploymentKey, Instance, InstanceMap, LaunchQueue, OfferStats, Snapshot, TaskFailure};
+use crate::state::{AppMap, Counters, Deployment, DeploymentKey, Instance, InstanceMap, LaunchQueue, OfferStats, Snapshot, StateName, TaskFailure};
 use crate::store::Store;
 
 /// Scheduler settings the actor needs.
@@ -815,7 +815,7 @@ impl Actor {
             r#type: Some(call::Type::Kill as i32),
             kill: Some(call::Kill {
                 task_id: v1::TaskId { value: updated.task_id.to_string() },
-                agent_id: (!updated.agent_id.is_empty()).then(|| v1::AgentId { value: updated.agent_id.clone() }),
+                agent_id: (!updated.agent_id.is_empty()).then(|| v1::AgentId { value: updated.agent_id.to_string() }),
                 kill_policy: grace.map(|g| v1::KillPolicy {
                     grace_period: Some(v1::DurationInfo { nanoseconds: (g as i64).saturating_mul(1_000_000_000) }),
                 }),
@@ -910,7 +910,7 @@ impl Actor {
             .values()
             .map(|i| call::reconcile::Task {
                 task_id: v1::TaskId { value: i.task_id.to_string() },
-                agent_id: (!i.agent_id.is_empty()).then(|| v1::AgentId { value: i.agent_id.clone() }),
+                agent_id: (!i.agent_id.is_empty()).then(|| v1::AgentId { value: i.agent_id.to_string() }),
             })
             .collect();
         if !tasks.is_empty() {
@@ -924,7 +924,7 @@ impl Actor {
     /// at once instead of waiting for the kill retry.
     fn resend_kills(&mut self) {
         let doomed: Vec<(TaskId, String)> =
-            self.instances.values().filter(|i| i.goal != Goal::Running && !i.condition.is_terminal()).map(|i| (i.task_id.clone(), i.agent_id.clone())).collect();
+            self.instances.values().filter(|i| i.goal != Goal::Running && !i.condition.is_terminal()).map(|i| (i.task_id.clone(), i.agent_id.to_string())).collect();
         for (task, agent) in doomed {
             self.call(Call {
                 r#type: Some(call::Type::Kill as i32),
@@ -979,7 +979,7 @@ impl Actor {
                 continue;
             };
             instance.condition = condition;
-            instance.mesos_state = state.as_str_name().to_string();
+            instance.mesos_state = StateName(state.as_str_name());
             if let Some(h) = status.healthy {
                 instance.healthy = Some(h);
             }
@@ -991,8 +991,10 @@ impl Actor {
             } else if !matches!(condition, Condition::UnreachableInactive) {
                 instance.unreachable_since = None;
             }
-            if let Some(agent) = &status.agent_id {
-                instance.agent_id = agent.value.clone();
+            if let Some(agent) = &status.agent_id
+                && *instance.agent_id != *agent.value
+            {
+                instance.agent_id = agent.value.as_str().into();
             }
             if let Some(ns) = &status.container_status {
                 instance.ip_addresses =
@@ -1074,13 +1076,13 @@ impl Actor {
             if state != TaskState::TaskKilled && state != TaskState::TaskFinished {
                 effects.push(Effect::Failure(TaskFailure {
                     app_id: app_id.clone(),
-                    host: instance.host.clone(),
+                    host: instance.host.to_string(),
                     message: status.message.clone().unwrap_or_default(),
-                    state: instance.mesos_state.clone(),
+                    state: instance.mesos_state.to_string(),
                     task_id: instance.task_id.clone(),
                     timestamp: now,
                     version: instance.version,
-                    slave_id: instance.agent_id.clone(),
+                    slave_id: instance.agent_id.to_string(),
                 }));
             }
         }
@@ -1133,6 +1135,14 @@ impl Actor {
             let mut remaining = offer.clone();
             let mut launches: Vec<v1::TaskInfo> = Vec::new();
             let here = placement_of(&offer);
+            // The agent's fields, shared by every instance launched from this offer.
+            let agent = AgentFields {
+                agent_id: offer.agent_id.value.as_str().into(),
+                host: offer.hostname.as_str().into(),
+                attributes: here.attributes.clone().into(),
+                region: here.region.as_deref().map(Arc::from),
+                zone: here.zone.as_deref().map(Arc::from),
+            };
             let mut exhausted = false;
             for (app, req, want) in &mut candidates {
                 let room = self
@@ -1174,11 +1184,11 @@ impl Actor {
                         version: app.version.unwrap_or(now),
                         config_version: spec::config_version(app),
                         task_id,
-                        agent_id: offer.agent_id.value.clone(),
-                        host: offer.hostname.clone(),
+                        agent_id: agent.agent_id.clone(),
+                        host: agent.host.clone(),
                         ports: m.host_ports,
                         condition: Condition::Provisioned,
-                        mesos_state: "TASK_STAGING".to_string(),
+                        mesos_state: StateName::STAGING,
                         healthy: None,
                         goal: Goal::Running,
                         staged_at: now,
@@ -1187,9 +1197,9 @@ impl Actor {
                         ip_addresses: Vec::new(),
                         unreachable_since: None,
                         ready: false,
-                        attributes: here.attributes.clone(),
-                        region: here.region.clone(),
-                        zone: here.zone.clone(),
+                        attributes: agent.attributes.clone(),
+                        region: agent.region.clone(),
+                        zone: agent.zone.clone(),
                     });
                 }
                 *want = want.saturating_sub(launched);
@@ -1255,10 +1265,10 @@ impl Actor {
 
     fn placement_of_instance(&self, instance: &Instance) -> Option<Placement> {
         Some(Placement {
-            hostname: instance.host.clone(),
-            attributes: instance.attributes.clone(),
-            region: instance.region.clone(),
-            zone: instance.zone.clone(),
+            hostname: instance.host.to_string(),
+            attributes: instance.attributes.to_vec(),
+            region: instance.region.as_deref().map(str::to_owned),
+            zone: instance.zone.as_deref().map(str::to_owned),
         })
     }
 
@@ -1564,7 +1574,7 @@ impl Actor {
                 .filter(|i| i.condition == Condition::Provisioned && now.0 - i.staged_at.0 > 15_000)
                 .map(|i| call::reconcile::Task {
                     task_id: v1::TaskId { value: i.task_id.to_string() },
-                    agent_id: Some(v1::AgentId { value: i.agent_id.clone() }),
+                    agent_id: Some(v1::AgentId { value: i.agent_id.to_string() }),
                 })
                 .collect();
             if !stale.is_empty() {
@@ -1653,6 +1663,15 @@ async fn writer(store: Store, calls: MesosCalls, mut rx: mpsc::Receiver<Persist>
 
 /// The most of the actor's time full passes take (see [`Actor::full_pass_due`]).
 const FULL_PASS_SHARE: f64 = 0.05;
+
+/// An offer's agent fields as instances keep them.
+struct AgentFields {
+    agent_id: Arc<str>,
+    host: Arc<str>,
+    attributes: Arc<[(String, String)]>,
+    region: Option<Arc<str>>,
+    zone: Option<Arc<str>>,
+}
 
 /// Aborts a task when dropped (the writer stops with the actor).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

@@ -24,17 +24,18 @@ pub struct Instance {
     pub config_version: Timestamp,
     /// Its Mesos task.
     pub task_id: TaskId,
-    /// Agent the task was launched on.
-    pub agent_id: String,
+    /// Agent the task was launched on (shared by the instances launched from one offer, as are
+    /// the other agent fields: at 200,000 instances every copy counts).
+    pub agent_id: Arc<str>,
     /// Agent hostname.
-    pub host: String,
+    pub host: Arc<str>,
     /// Host ports in the order of the app's port definitions / mappings.
     pub ports: Vec<u32>,
     /// Marathon condition.
     #[serde(with = "condition_name")]
     pub condition: Condition,
     /// Last Mesos state name (`TASK_RUNNING`...), or `TASK_STAGING` before the first update.
-    pub mesos_state: String,
+    pub mesos_state: StateName,
     /// Health as reported by Mesos health checks; None without checks or before the first result.
     pub healthy: Option<bool>,
     /// What the scheduler wants of it.
@@ -57,13 +58,13 @@ pub struct Instance {
     pub unreachable_since: Option<Timestamp>,
     /// The agent's attributes as constraints compare them.
     #[serde(default)]
-    pub attributes: Vec<(String, String)>,
+    pub attributes: Arc<[(String, String)]>,
     /// The agent's fault-domain region.
     #[serde(default)]
-    pub region: Option<String>,
+    pub region: Option<Arc<str>>,
     /// The agent's fault-domain zone.
     #[serde(default)]
-    pub zone: Option<String>,
+    pub zone: Option<Arc<str>>,
 }
 
 /// How running deployments are ordered and found: by version (oldest first), then id.
@@ -268,6 +269,36 @@ pub fn app_range<'a, V: Clone>(instances: &'a imbl::OrdMap<InstanceId, V>, app: 
     instances.range(start.clone()..).take_while(move |(id, _)| id.as_str().starts_with(start.as_str()))
 }
 
+/// A Mesos task state's name (`TASK_RUNNING`...), held as the protobuf enum's static name and
+/// stored as the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateName(pub &'static str);
+
+impl StateName {
+    /// Before the first status update.
+    pub const STAGING: Self = Self("TASK_STAGING");
+}
+
+impl std::ops::Deref for StateName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.0
+    }
+}
+
+impl Serialize for StateName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for StateName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        mesos_proto::v1::TaskState::from_str_name(&raw).map(|s| Self(s.as_str_name())).ok_or_else(|| serde::de::Error::custom(format!("unknown Mesos task state {raw}")))
+    }
+}
+
 /// Conditions are stored by their Marathon names.
 mod condition_name {
     use framework_core::instance::Condition;
@@ -314,11 +345,11 @@ mod tests {
             app_id,
             version: Timestamp(1),
             config_version: Timestamp(1),
-            agent_id: String::new(),
-            host: String::new(),
+            agent_id: "".into(),
+            host: "".into(),
             ports: Vec::new(),
             condition: Condition::Running,
-            mesos_state: "TASK_RUNNING".to_owned(),
+            mesos_state: StateName("TASK_RUNNING"),
             healthy: None,
             goal: Goal::Running,
             staged_at: Timestamp(1),
@@ -327,10 +358,30 @@ mod tests {
             ip_addresses: Vec::new(),
             unreachable_since: None,
             ready: false,
-            attributes: Vec::new(),
+            attributes: Arc::default(),
             region: None,
             zone: None,
         }
+    }
+
+    #[test]
+    fn instance_records_keep_their_stored_form() {
+        let mut i = instance("/web", "u1");
+        i.agent_id = "agent-7".into();
+        i.host = "host-7".into();
+        i.attributes = vec![("rack".to_string(), "r1".to_string())].into();
+        i.zone = Some("z1".into());
+        let json = serde_json::to_value(&i).unwrap();
+        assert_eq!(json["mesosState"], "TASK_RUNNING");
+        assert_eq!(json["agentId"], "agent-7");
+        assert_eq!(json["attributes"], serde_json::json!([["rack", "r1"]]));
+        let back: Instance = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&back).unwrap(), json, "round trip");
+        assert_eq!(back.mesos_state, StateName("TASK_RUNNING"));
+        let mut bad = json;
+        bad["mesosState"] = "TASK_NAPPING".into();
+        let e = serde_json::from_value::<Instance>(bad).unwrap_err();
+        assert!(e.to_string().contains("unknown Mesos task state TASK_NAPPING"), "{e}");
     }
 
     #[test]

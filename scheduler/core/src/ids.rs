@@ -151,15 +151,16 @@ impl<'de> Deserialize<'de> for PathId {
     }
 }
 
-/// A Marathon instance id: `<app safe name>.instance-<uuid>`.
+/// A Marathon instance id: `<app safe name>.instance-<uuid>`. Copies share the text (the id is
+/// both a map key and a field of every instance).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct InstanceId(String);
+pub struct InstanceId(std::sync::Arc<str>);
 
 impl InstanceId {
     /// A new instance id of `app` from a fresh `uuid` (the caller generates it).
     pub fn new(app: &AppId, uuid: &str) -> Self {
-        Self(format!("{}.instance-{uuid}", app.safe_name()))
+        Self(format!("{}.instance-{uuid}", app.safe_name()).into())
     }
 
     /// The id as text.
@@ -202,7 +203,7 @@ impl TaskId {
         let (instance, n) = self.0.rsplit_once("._app.")?;
         let (prefix, uuid) = instance.rsplit_once(".instance-")?;
         let ok = !prefix.is_empty() && !uuid.is_empty() && !uuid.contains('.') && n.parse::<u32>().is_ok();
-        ok.then(|| InstanceId(instance.to_string()))
+        ok.then(|| InstanceId(instance.into()))
     }
 
     /// The `_`-joined app name the id starts with (`a_b` for app `/a/b`).

@@ -398,7 +398,7 @@ pub async fn delete_any(State(state): State<ApiState>, Path(rest): Path<String>,
                 }
                 let host = p.get("host");
                 let tasks: Vec<TaskId> =
-                    snap.instances_of(&id).filter(|i| host.is_none_or(|h| h == i.host)).map(|i| i.task_id.clone()).collect();
+                    snap.instances_of(&id).filter(|i| host.is_none_or(|h| h == &*i.host)).map(|i| i.task_id.clone()).collect();
                 Ok(tasks)
             }
             .await;

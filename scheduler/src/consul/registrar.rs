@@ -73,7 +73,7 @@ pub fn desired(snap: &Snapshot, framework: &str) -> BTreeMap<String, Registratio
                 ("app_id".to_string(), i.app_id.to_string()),
                 ("app_version".to_string(), i.version.to_string()),
             ]);
-            out.insert(id.clone(), Registration { id, name, tags: tags.clone(), address: i.host.clone(), port: *port, meta, check: check(app, i, index) });
+            out.insert(id.clone(), Registration { id, name, tags: tags.clone(), address: i.host.to_string(), port: *port, meta, check: check(app, i, index) });
         }
     }
     out

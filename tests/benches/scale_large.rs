@@ -295,8 +295,26 @@ async fn wait_running(api: &Api, target: usize, size: &Size, pid: u32) -> anyhow
     }
 }
 
-/// p50/p99 of `GET /v2/apps/{id}` (200 random apps among the first `apps`) and `GET /v2/apps` (20).
+/// Latencies of `GET /v2/apps/{id}` (200 random apps among the first `apps`) and `GET /v2/apps`
+/// (20), measured by a client on a thread and runtime of its own: this process also hosts the
+/// master and its simulated agents, whose work must not delay the measuring client's polls.
 async fn read_latencies(api: &Api, apps: usize) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let url = api.url.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let result = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(anyhow::Error::from).and_then(|rt| {
+            rt.block_on(async {
+                let api = Api { http: reqwest::Client::new(), url };
+                measure_reads(&api, apps).await
+            })
+        });
+        let _ = tx.send(result);
+    });
+    rx.await.context("the measuring thread stopped")?
+}
+
+/// See [`read_latencies`].
+async fn measure_reads(api: &Api, apps: usize) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
     let mut one = Vec::new();
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     for _ in 0..200 {

@@ -93,7 +93,7 @@ pub async fn list(State(state): State<ApiState>, RawQuery(q): RawQuery) -> Respo
         .filter(|a| label.as_ref().is_none_or(|l| l.matches(&a.labels)))
         .cloned()
         .collect();
-    render::streamed_apps(snap, apps, embed)
+    render::streamed_apps(snap, apps, embed, state.app_json.clone())
 }
 
 /// Marathon's label selector: `key`, `key==value`, `key!=value`, `key in (a,b)`, `key notin (a,b)`,

@@ -32,6 +32,8 @@ pub struct ApiState {
     pub store: crate::store::Store,
     /// Static facts for /v2/info.
     pub info: Arc<Info>,
+    /// Each app definition's JSON, kept for `GET /v2/apps`.
+    pub app_json: Arc<render::AppJsonCache>,
 }
 
 /// Facts about this process shown by /v2/info and /v2/leader.

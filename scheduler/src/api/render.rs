@@ -137,7 +137,11 @@ const APPS_PER_CHUNK: usize = 256;
 /// each app's definition as stored bytes and only its counts and deployments anew: serializing
 /// every definition on every request cost about 7 µs per app.
 #[derive(Debug, Default)]
-pub struct AppJsonCache(std::sync::Mutex<std::collections::HashMap<framework_core::ids::AppId, (std::sync::Weak<AppDefinition>, std::sync::Arc<[u8]>)>>);
+pub struct AppJsonCache(std::sync::Mutex<std::collections::HashMap<framework_core::ids::AppId, CachedJson>>);
+
+/// The definition a JSON was rendered from (held weakly: its allocation stays, so the pointer
+/// cannot be reused by another definition) and that JSON without its closing brace.
+type CachedJson = (std::sync::Weak<AppDefinition>, std::sync::Arc<[u8]>);
 
 impl AppJsonCache {
     /// The definition's JSON object without its closing brace.

@@ -95,6 +95,14 @@ pub fn counts(snap: &Snapshot, app: &AppDefinition) -> (u32, u32, u32, u32) {
 pub struct AppInfo<'a> {
     #[serde(flatten)]
     app: &'a AppDefinition,
+    #[serde(flatten)]
+    status: AppStatus<'a>,
+}
+
+/// What an AppInfo adds to the definition: counts, deployments and the requested embeds.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AppStatus<'a> {
     tasks_staged: u32,
     tasks_running: u32,
     tasks_healthy: u32,
@@ -118,13 +126,15 @@ impl<'a> AppInfo<'a> {
         let (tasks_staged, tasks_running, tasks_healthy, tasks_unhealthy) = counts(snap, app);
         AppInfo {
             app,
-            tasks_staged,
-            tasks_running,
-            tasks_healthy,
-            tasks_unhealthy,
-            deployments: snap.deployments_of(&app.id).into_iter().map(|id| DeploymentRef { id }).collect(),
-            tasks: embed.tasks.then(|| snap.instances_of(&app.id).map(|i| task(i, Some(app))).collect()),
-            last_task_failure: if embed.last_task_failure { snap.failures.get(&app.id) } else { None },
+            status: AppStatus {
+                tasks_staged,
+                tasks_running,
+                tasks_healthy,
+                tasks_unhealthy,
+                deployments: snap.deployments_of(&app.id).into_iter().map(|id| DeploymentRef { id }).collect(),
+                tasks: embed.tasks.then(|| snap.instances_of(&app.id).map(|i| task(i, Some(app))).collect()),
+                last_task_failure: if embed.last_task_failure { snap.failures.get(&app.id) } else { None },
+            },
         }
     }
 }
@@ -169,30 +179,8 @@ impl AppJsonCache {
 
     /// Writes the AppInfo of `app` in `snap`: the same JSON as serializing [`AppInfo`].
     fn write_app_info(&self, out: &mut Vec<u8>, snap: &Snapshot, app: &std::sync::Arc<AppDefinition>, embed: Embed) {
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Rest<'a> {
-            tasks_staged: u32,
-            tasks_running: u32,
-            tasks_healthy: u32,
-            tasks_unhealthy: u32,
-            deployments: Vec<DeploymentRef>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            tasks: Option<Vec<Value>>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            last_task_failure: Option<&'a TaskFailure>,
-        }
         let info = AppInfo::new(snap, app, embed);
-        let rest = Rest {
-            tasks_staged: info.tasks_staged,
-            tasks_running: info.tasks_running,
-            tasks_healthy: info.tasks_healthy,
-            tasks_unhealthy: info.tasks_unhealthy,
-            deployments: info.deployments,
-            tasks: info.tasks,
-            last_task_failure: info.last_task_failure,
-        };
-        let Ok(mut rest) = serde_json::to_vec(&rest) else {
+        let Ok(mut rest) = serde_json::to_vec(&info.status) else {
             out.extend_from_slice(b"{}");
             return;
         };

@@ -125,6 +125,36 @@ fn take<'a>(bytes: &mut &'a [u8], n: u64) -> Result<&'a [u8], NotWalkable> {
     Ok(head)
 }
 
+/// Reads one field from the front of `bytes`: its number, and its payload if it is
+/// length-delimited (other payloads are skipped).
+fn read_field<'a>(bytes: &mut &'a [u8]) -> Result<(u32, Option<&'a [u8]>), NotWalkable> {
+    let key = read_varint(bytes)?;
+    let number = u32::try_from(key >> 3).map_err(|_| NotWalkable)?;
+    if number == 0 {
+        return Err(NotWalkable);
+    }
+    let body = match key & 7 {
+        0 => {
+            read_varint(bytes)?;
+            None
+        }
+        1 => {
+            take(bytes, 8)?;
+            None
+        }
+        2 => {
+            let len = read_varint(bytes)?;
+            Some(take(bytes, len)?)
+        }
+        5 => {
+            take(bytes, 4)?;
+            None
+        }
+        _ => return Err(NotWalkable),
+    };
+    Ok((number, body))
+}
+
 /// The same answer as [`first_missing_required`] on the decoded message, found by walking the
 /// protobuf encoding without building it: which fields occur, and the nested messages' bytes.
 fn missing_required_in_wire(desc: &MessageDescriptor, mut bytes: &[u8], depth: u32) -> Result<Option<String>, NotWalkable> {
@@ -135,29 +165,11 @@ fn missing_required_in_wire(desc: &MessageDescriptor, mut bytes: &[u8], depth: u
     // Nested message fields: (field number, the bytes of one occurrence).
     let mut nested: Vec<(u32, &[u8])> = Vec::new();
     while !bytes.is_empty() {
-        let key = read_varint(&mut bytes)?;
-        let number = u32::try_from(key >> 3).map_err(|_| NotWalkable)?;
-        match key & 7 {
-            0 => {
-                read_varint(&mut bytes)?;
-            }
-            1 => {
-                take(&mut bytes, 8)?;
-            }
-            2 => {
-                let len = read_varint(&mut bytes)?;
-                let body = take(&mut bytes, len)?;
-                if desc.get_field(number).is_some_and(|f| matches!(f.kind(), Kind::Message(_))) {
-                    nested.push((number, body));
-                }
-            }
-            5 => {
-                take(&mut bytes, 4)?;
-            }
-            _ => return Err(NotWalkable),
-        }
-        if number == 0 {
-            return Err(NotWalkable);
+        let (number, body) = read_field(&mut bytes)?;
+        if let Some(body) = body
+            && desc.get_field(number).is_some_and(|f| matches!(f.kind(), Kind::Message(_)))
+        {
+            nested.push((number, body));
         }
         if !seen.contains(&number) {
             seen.push(number);
@@ -182,19 +194,10 @@ fn missing_required_in_wire(desc: &MessageDescriptor, mut bytes: &[u8], depth: u
                 let mut value = Vec::new();
                 let mut rest = entry;
                 while !rest.is_empty() {
-                    let key = read_varint(&mut rest)?;
-                    match key & 7 {
-                        0 => drop(read_varint(&mut rest)?),
-                        1 => drop(take(&mut rest, 8)?),
-                        2 => {
-                            let len = read_varint(&mut rest)?;
-                            let body = take(&mut rest, len)?;
-                            if key >> 3 == u64::from(value_field.number()) {
-                                value.extend_from_slice(body);
-                            }
-                        }
-                        5 => drop(take(&mut rest, 4)?),
-                        _ => return Err(NotWalkable),
+                    if let (number, Some(body)) = read_field(&mut rest)?
+                        && number == value_field.number()
+                    {
+                        value.extend_from_slice(body);
                     }
                 }
                 if let Some(path) = missing_required_in_wire(&value_type, &value, depth + 1)? {

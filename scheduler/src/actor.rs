@@ -292,8 +292,9 @@ pub async fn load(store: &Store) -> anyhow::Result<Loaded> {
         loaded.apps.push(serde_json::from_slice(&bytes).with_context(|| format!("stored app {key} is unreadable"))?);
     }
     for (key, bytes) in store.list("instances").await? {
-        // Instance records are written in place without waiting for the disk, so a crash can
-        // leave one torn: it is skipped, and reconciliation reports its task as unknown.
+        // Instance records are written without waiting for the disk (to the record log; older
+        // versions wrote files in place), so a crash can leave one torn: it is skipped, and
+        // reconciliation reports its task as unknown.
         match serde_json::from_slice(&bytes) {
             Ok(instance) => loaded.instances.push(instance),
             Err(e) => tracing::warn!(%key, error = %e, "skipping an unreadable instance record (torn by a crash?); its task is reconciled as unknown"),
@@ -401,7 +402,7 @@ impl Actor {
         self.framework_id.clone()
     }
 
-        /// Runs until both input channels close.
+    /// Runs until both input channels close.
     pub async fn run(mut self, calls: MesosCalls, mut commands: mpsc::Receiver<Command>, mut mesos: mpsc::Receiver<MesosUpdate>) {
         let (writer_tx, writer_rx) = mpsc::channel(WRITER_QUEUE);
         let writer = tokio::spawn(writer(self.store.clone(), calls.clone(), writer_rx));
@@ -1135,14 +1136,9 @@ impl Actor {
             let mut remaining = offer.clone();
             let mut launches: Vec<v1::TaskInfo> = Vec::new();
             let here = placement_of(&offer);
-            // The agent's fields, shared by every instance launched from this offer.
-            let agent = AgentFields {
-                agent_id: offer.agent_id.value.as_str().into(),
-                host: offer.hostname.as_str().into(),
-                attributes: here.attributes.clone().into(),
-                region: here.region.as_deref().map(Arc::from),
-                zone: here.zone.as_deref().map(Arc::from),
-            };
+            // The agent's fields, shared by every instance launched from this offer (made at
+            // its first launch: most offers launch nothing).
+            let mut agent: Option<AgentFields> = None;
             let mut exhausted = false;
             for (app, req, want) in &mut candidates {
                 let room = self
@@ -1170,6 +1166,13 @@ impl Actor {
                 }
                 stats.last_used_offer_at = Some(now);
                 let launched = outcome.launches.len() as u32;
+                let agent = agent.get_or_insert_with(|| AgentFields {
+                    agent_id: offer.agent_id.value.as_str().into(),
+                    host: offer.hostname.as_str().into(),
+                    attributes: here.attributes.clone().into(),
+                    region: here.region.as_deref().map(Arc::from),
+                    zone: here.zone.as_deref().map(Arc::from),
+                });
                 for m in outcome.launches {
                     let instance_id = InstanceId::new(&app.id, &uuid::Uuid::new_v4().to_string());
                     let task_id = instance_id.task_id(1);
@@ -1646,9 +1649,9 @@ async fn writer(store: Store, calls: MesosCalls, mut rx: mpsc::Receiver<Persist>
         writes.retain(|key, _| !deletes.contains(key));
         let items: Vec<(String, Vec<u8>)> = writes.into_iter().map(|(k, v)| (k.to_owned(), v.to_vec())).collect();
         let deletes: Vec<String> = deletes.into_iter().map(str::to_owned).collect();
-        let mut result = store.put_many_relaxed(&items).await;
+        let mut result = store.put_many_relaxed(items).await;
         if result.is_ok() && !deletes.is_empty() {
-            result = store.delete_many_relaxed(&deletes).await;
+            result = store.delete_many_relaxed(deletes).await;
         }
         if let Err(e) = &result {
             tracing::error!(error = %e, "could not persist instance records; the calls that depend on them are not sent");

@@ -91,11 +91,11 @@ impl Store {
     /// log without waiting for the disk; on ZooKeeper in multi-ops of at most
     /// [`RELAXED_BATCH_BYTES`] each (it refuses a request above its `jute.maxbuffer`, 1 MiB by
     /// default).
-    pub async fn put_many_relaxed(&self, items: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+    pub async fn put_many_relaxed(&self, items: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
         match self {
             Store::Files(f) => f.put_relaxed(items).await,
             Store::Zk(z) => {
-                let mut rest = items;
+                let mut rest = &items[..];
                 while !rest.is_empty() {
                     let mut bytes = 0;
                     let n = rest
@@ -116,11 +116,11 @@ impl Store {
 
     /// Removes records written by [`Store::put_many_relaxed`] (absent keys are fine): on files
     /// with one append to the record log.
-    pub async fn delete_many_relaxed(&self, keys: &[String]) -> Result<(), StoreError> {
+    pub async fn delete_many_relaxed(&self, keys: Vec<String>) -> Result<(), StoreError> {
         match self {
             Store::Files(f) => f.delete_relaxed(keys).await,
             Store::Zk(z) => {
-                for key in keys {
+                for key in &keys {
                     z.delete(key).await?;
                 }
                 Ok(())
@@ -145,10 +145,11 @@ impl Store {
 /// hold a value, reads return the log's.
 ///
 /// [`Store::put_many_deferred`] only notes a change; [`Store::sync`] writes all noted changes as
-/// one journal file under `journal/` (one flush to disk, however many keys), then applies them to
-/// the key files without flushing those. Every [`CHECKPOINT_EVERY`] journal files, the key files
-/// written meanwhile are flushed in the background and those journal files removed. Opening the
-/// store replays whatever journal files remain (after a crash) before anything is read.
+/// one journal file under `journal/` (one flush to disk, however many keys) and returns. The
+/// applier thread then writes them to the key files without flushing those (reads meanwhile see
+/// them from memory); every [`CHECKPOINT_EVERY`] journal files it flushes the key files written
+/// and removes those journal files. Opening the store replays whatever journal files remain
+/// (after a crash) before anything is read.
 #[derive(Debug, Clone)]
 pub struct FileStore {
     root: PathBuf,
@@ -164,8 +165,8 @@ type Synced = (u64, PathBuf, Vec<(String, Option<Vec<u8>>)>);
 /// caller's path, and checkpoints them. Dropping the last handle lets it finish and waits for it.
 #[derive(Debug)]
 struct Applier {
-    tx: Mutex<Option<std::sync::mpsc::Sender<Synced>>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    tx: Option<std::sync::mpsc::Sender<Synced>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Applier {
@@ -197,11 +198,11 @@ impl Applier {
                 }
             })
             .map_err(|e| StoreError::new("start", JOURNAL_DIR, e))?;
-        Ok(Self { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) })
+        Ok(Self { tx: Some(tx), thread: Some(thread) })
     }
 
     fn send(&self, synced: Synced) {
-        if let Some(tx) = self.tx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
+        if let Some(tx) = &self.tx {
             // A stopped applier has recorded why in `apply_failed`, which the next sync reports.
             let _ = tx.send(synced);
         }
@@ -210,8 +211,8 @@ impl Applier {
 
 impl Drop for Applier {
     fn drop(&mut self) {
-        self.tx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        if let Some(thread) = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+        self.tx.take();
+        if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
@@ -501,21 +502,19 @@ impl FileStore {
     /// Appends records to the record log, without waiting for the disk. A crash can lose or tear
     /// the newest ones; opening the log drops a torn end, and reconciliation treats the tasks of
     /// lost records as unknown.
-    async fn put_relaxed(&self, items: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
-        for (key, _) in items {
+    async fn put_relaxed(&self, items: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+        for (key, _) in &items {
             check_key(key)?;
         }
-        let items = items.to_vec();
         self.with_log("write", move |log| log.append(&items.iter().map(|(k, v)| Change::Put(k, v)).collect::<Vec<_>>())).await
     }
 
     /// Removes relaxed records with one append to the log, and any file a key had before it was
     /// kept in the log.
-    async fn delete_relaxed(&self, keys: &[String]) -> Result<(), StoreError> {
-        for key in keys {
+    async fn delete_relaxed(&self, keys: Vec<String>) -> Result<(), StoreError> {
+        for key in &keys {
             check_key(key)?;
         }
-        let keys = keys.to_vec();
         let root = self.root.clone();
         self.with_log("delete", move |log| {
             log.append(&keys.iter().map(|k| Change::Delete(k)).collect::<Vec<_>>())?;
@@ -653,13 +652,13 @@ mod tests {
         std::fs::write(dir.join("instances/kept"), b"kept").unwrap();
         let store = Store::Files(FileStore::open(&dir).await.unwrap());
         let batch = [("instances/old".to_string(), b"logged".to_vec()), ("instances/new".to_string(), b"n".to_vec())];
-        store.put_many_relaxed(&batch).await.unwrap();
+        store.put_many_relaxed(batch.to_vec()).await.unwrap();
         assert_eq!(store.get("instances/old").await.unwrap().as_deref(), Some(&b"logged"[..]));
         let listed = store.list("instances").await.unwrap();
         let expected: Vec<(String, Vec<u8>)> = vec![("instances/kept".into(), b"kept".to_vec()), ("instances/new".into(), b"n".to_vec()), ("instances/old".into(), b"logged".to_vec())];
         assert_eq!(listed, expected);
         assert_eq!(std::fs::read_dir(dir.join("instances")).unwrap().count(), 2, "no file is written per record");
-        store.delete_many_relaxed(&["instances/old".to_string(), "instances/kept".to_string(), "instances/none".to_string()]).await.unwrap();
+        store.delete_many_relaxed(vec!["instances/old".to_string(), "instances/kept".to_string(), "instances/none".to_string()]).await.unwrap();
         drop(store);
         let store = Store::Files(FileStore::open(&dir).await.unwrap());
         assert_eq!(store.list("instances").await.unwrap(), vec![("instances/new".to_string(), b"n".to_vec())]);

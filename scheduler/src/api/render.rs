@@ -180,18 +180,21 @@ impl AppJsonCache {
     /// Writes the AppInfo of `app` in `snap`: the same JSON as serializing [`AppInfo`].
     fn write_app_info(&self, out: &mut Vec<u8>, snap: &Snapshot, app: &std::sync::Arc<AppDefinition>, embed: Embed) {
         let info = AppInfo::new(snap, app, embed);
-        let Ok(mut rest) = serde_json::to_vec(&info.status) else {
-            out.extend_from_slice(b"{}");
-            return;
-        };
+        let start = out.len();
         let open = self.open_object(app);
         out.extend_from_slice(&open);
-        // `rest` is an object: its opening brace becomes the comma after the definition's fields.
+        let status = out.len();
+        if serde_json::to_writer(&mut *out, &info.status).is_err() {
+            out.truncate(start);
+            out.extend_from_slice(b"{}");
+            return;
+        }
+        // The status is an object: its opening brace becomes the comma after the definition's
+        // fields (or goes, if the definition has none).
         if open.len() > 1 {
-            rest[0] = b',';
-            out.extend_from_slice(&rest);
+            out[status] = b',';
         } else {
-            out.extend_from_slice(&rest[1..]);
+            out.remove(status);
         }
     }
 }

@@ -10,6 +10,27 @@ use tokio::process::{Child, Command};
 
 use crate::framework::free_port;
 
+/// A loopback port for a Consul agent that stays free while the agent is down.
+///
+/// A port from [`free_port`] lies in the kernel's ephemeral range, so while a test's agent is
+/// stopped another test's outgoing connection may take it as a source port, and the restarted
+/// agent then cannot listen. These ports come from 10000–19999 instead (below the ephemeral range
+/// and the local clusters' task port ranges), one process-wide counter apart, and each is checked
+/// free for both TCP and UDP (Serf uses both).
+fn reserved_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = 10_000 + (std::process::id() % 50) as u16 * 200;
+    loop {
+        let port = 10_000 + (start - 10_000 + NEXT.fetch_add(1, Ordering::SeqCst)) % 10_000;
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+}
+
 /// A running Consul dev agent.
 pub struct ConsulAgent {
     child: Option<Child>,
@@ -37,7 +58,7 @@ impl ConsulAgent {
         let out = StdCommand::new(root.join("scripts/consul-install")).output().context("run scripts/consul-install")?;
         anyhow::ensure!(out.status.success(), "Consul could not be installed: {}", String::from_utf8_lossy(&out.stderr));
         let bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
-        let http_port = free_port();
+        let http_port = reserved_port();
         let args = vec![
             "agent".to_string(),
             "-dev".to_string(),
@@ -46,9 +67,9 @@ impl ConsulAgent {
             format!("-http-port={http_port}"),
             "-dns-port=-1".to_string(),
             "-grpc-port=-1".to_string(),
-            format!("-serf-lan-port={}", free_port()),
-            format!("-serf-wan-port={}", free_port()),
-            format!("-server-port={}", free_port()),
+            format!("-serf-lan-port={}", reserved_port()),
+            format!("-serf-wan-port={}", reserved_port()),
+            format!("-server-port={}", reserved_port()),
         ];
         let args = [args, extra.to_vec()].concat();
         let log = crate::work_dir(&format!("consul-{name}")).join("consul.log");

@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::events::EventBus;
 use crate::mesos::{MesosCalls, MesosUpdate};
 use crate::spec;
-use crate::state::{AppMap, Counters, Deployment, DeploymentKey, Instance, InstanceMap, LaunchQueue, OfferStats, Snapshot, StateName, TaskFailure};
+use crate::state::{AppMap, Counters, Deployment, DeploymentKey, Instance, InstanceMap, Instances, LaunchQueue, OfferStats, Snapshot, StateName, TaskFailure};
 use crate::store::Store;
 
 /// Scheduler settings the actor needs.
@@ -319,7 +319,7 @@ pub struct Actor {
     /// Persistent maps shared with the published snapshots: a snapshot costs O(1), and an update
     /// copies only the path to the changed entry.
     apps: AppMap,
-    instances: InstanceMap,
+    instances: Instances,
     /// Running deployments, oldest first.
     deployments: BTreeMap<DeploymentKey, Arc<Deployment>>,
     /// The deployment each app is part of (one at most: conflicting ones are refused or cancelled).
@@ -367,7 +367,7 @@ impl Actor {
             writer: None,
             backoffs,
             apps,
-            instances: loaded.instances.into_iter().map(|i| (i.id.clone(), Arc::new(i))).collect(),
+            instances: loaded.instances.into_iter().map(Arc::new).collect(),
             deployments: BTreeMap::new(),
             deploying: imbl::OrdMap::new(),
             dirty: BTreeSet::new(),
@@ -537,7 +537,7 @@ impl Actor {
     fn put_instance(&mut self, instance: Instance) {
         self.dirty.insert(instance.app_id.clone());
         let launching = instance.condition == Condition::Provisioned;
-        let old = self.instances.insert(instance.id.clone(), Arc::new(instance));
+        let old = self.instances.insert(Arc::new(instance));
         self.unconfirmed = self.unconfirmed + usize::from(launching) - usize::from(old.is_some_and(|o| o.condition == Condition::Provisioned));
     }
 

@@ -386,6 +386,10 @@ async fn main() -> anyhow::Result<()> {
             break;
         }
     }
+    if let Ok(hold) = std::env::var("SCALE_HOLD") {
+        eprintln!("holding for {hold} s: framework at {} (pid {pid})", fw.url);
+        tokio::time::sleep(Duration::from_secs(hold.parse().unwrap_or(0))).await;
+    }
     let rss = proc_mib(pid, "VmRSS");
     // The allocator returns freed pages after a delay (mimalloc: 1 s); at rest is what the
     // process holds for its state.

@@ -1,14 +1,14 @@
 //! Marathon's response JSON: AppInfo, Task, deployments.
 
 use framework_core::app::AppDefinition;
+use framework_core::ids::{AppId, DeploymentId};
 use framework_core::instance::Condition;
-use framework_core::ids::DeploymentId;
 use futures_util::StreamExt as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::actor::{action_json, step_json};
-use crate::state::{Deployment, Instance, Snapshot, TaskFailure};
+use crate::state::{Deployment, DeploymentKey, Instance, Snapshot, TaskCounts, TaskFailure};
 
 /// Which optional parts an AppInfo carries (`embed=`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -69,24 +69,6 @@ pub fn task(i: &Instance, app: Option<&AppDefinition>) -> Value {
     })
 }
 
-/// `tasksStaged`, `tasksRunning`, `tasksHealthy`, `tasksUnhealthy` of an app.
-pub fn counts(snap: &Snapshot, app: &AppDefinition) -> (u32, u32, u32, u32) {
-    let (mut staged, mut running, mut healthy, mut unhealthy) = (0, 0, 0, 0);
-    for i in snap.instances_of(&app.id) {
-        match i.condition {
-            Condition::Running => running += 1,
-            c if c.is_active() => staged += 1,
-            _ => {}
-        }
-        match i.healthy {
-            Some(true) if i.condition == Condition::Running => healthy += 1,
-            Some(false) => unhealthy += 1,
-            _ => {}
-        }
-    }
-    (staged, running, healthy, unhealthy)
-}
-
 /// The AppInfo JSON of an app: the definition plus counts, deployments and the requested embeds,
 /// serialized straight from the definition (`GET /v2/apps` writes thousands of them; building a
 /// JSON tree of each first cost several times more).
@@ -123,15 +105,19 @@ struct DeploymentRef {
 impl<'a> AppInfo<'a> {
     /// The AppInfo of `app` in `snap`.
     pub fn new(snap: &'a Snapshot, app: &'a AppDefinition, embed: Embed) -> Self {
-        let (tasks_staged, tasks_running, tasks_healthy, tasks_unhealthy) = counts(snap, app);
+        Self::with(snap, app, snap.instances.counts(&app.id), snap.deploying.get(&app.id), embed)
+    }
+
+    /// The AppInfo of `app` in `snap`, given its counts and the deployment it is part of.
+    fn with(snap: &'a Snapshot, app: &'a AppDefinition, counts: TaskCounts, deployment: Option<&DeploymentKey>, embed: Embed) -> Self {
         AppInfo {
             app,
             status: AppStatus {
-                tasks_staged,
-                tasks_running,
-                tasks_healthy,
-                tasks_unhealthy,
-                deployments: snap.deployments_of(&app.id).into_iter().map(|id| DeploymentRef { id }).collect(),
+                tasks_staged: counts.staged,
+                tasks_running: counts.running,
+                tasks_healthy: counts.healthy,
+                tasks_unhealthy: counts.unhealthy,
+                deployments: deployment.map(|(_, id)| DeploymentRef { id: id.clone() }).into_iter().collect(),
                 tasks: embed.tasks.then(|| snap.instances_of(&app.id).map(|i| task(i, Some(app))).collect()),
                 last_task_failure: if embed.last_task_failure { snap.failures.get(&app.id) } else { None },
             },
@@ -146,42 +132,45 @@ const APPS_PER_CHUNK: usize = 256;
 /// `Arc` (an app's definition is replaced, never changed in place). `GET /v2/apps` then writes
 /// each app's definition as stored bytes and only its counts and deployments anew: serializing
 /// every definition on every request cost about 7 µs per app.
+///
+/// Entries are keyed by the definition's address, which stays its own while the entry holds the
+/// definition weakly (the allocation outlives its last strong reference until the weak one goes).
 #[derive(Debug, Default)]
-pub struct AppJsonCache(std::sync::Mutex<std::collections::HashMap<framework_core::ids::AppId, CachedJson>>);
+pub struct AppJsonCache(std::sync::Mutex<CacheEntries>);
 
-/// The definition a JSON was rendered from (held weakly: its allocation stays, so the pointer
-/// cannot be reused by another definition) and that JSON without its closing brace.
+/// Cached JSON by the address of the definition it was rendered from.
+type CacheEntries = std::collections::HashMap<usize, CachedJson>;
+
+/// The definition a JSON was rendered from (held weakly) and that JSON without its closing brace.
 type CachedJson = (std::sync::Weak<AppDefinition>, std::sync::Arc<[u8]>);
 
 impl AppJsonCache {
     /// The definition's JSON object without its closing brace.
-    fn open_object(&self, app: &std::sync::Arc<AppDefinition>) -> std::sync::Arc<[u8]> {
-        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((def, json)) = map.get(&app.id)
-            && std::ptr::eq(def.as_ptr(), std::sync::Arc::as_ptr(app))
-        {
+    fn open_object(entries: &mut CacheEntries, app: &std::sync::Arc<AppDefinition>) -> std::sync::Arc<[u8]> {
+        let key = std::sync::Arc::as_ptr(app) as usize;
+        if let Some((_, json)) = entries.get(&key) {
             return json.clone();
         }
         let mut json = serde_json::to_vec(&**app).unwrap_or_else(|_| b"{}".to_vec());
         json.pop();
         let json: std::sync::Arc<[u8]> = json.into();
-        map.insert(app.id.clone(), (std::sync::Arc::downgrade(app), json.clone()));
+        entries.insert(key, (std::sync::Arc::downgrade(app), json.clone()));
         json
     }
 
-    /// Drops the entries of apps that `snap` no longer has.
+    /// Drops the entries of definitions that nothing holds any more, once there are more entries
+    /// than apps in `snap`.
     fn prune(&self, snap: &Snapshot) {
-        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() > snap.apps.len() {
-            map.retain(|id, _| snap.apps.contains_key(id));
+        let mut entries = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() > snap.apps.len() {
+            entries.retain(|_, (def, _)| def.strong_count() > 0);
         }
     }
 
-    /// Writes the AppInfo of `app` in `snap`: the same JSON as serializing [`AppInfo`].
-    fn write_app_info(&self, out: &mut Vec<u8>, snap: &Snapshot, app: &std::sync::Arc<AppDefinition>, embed: Embed) {
-        let info = AppInfo::new(snap, app, embed);
+    /// Writes `info` of `app`: the same JSON as serializing it.
+    fn write_app_info(entries: &mut CacheEntries, out: &mut Vec<u8>, app: &std::sync::Arc<AppDefinition>, info: &AppInfo) {
         let start = out.len();
-        let open = self.open_object(app);
+        let open = Self::open_object(entries, app);
         out.extend_from_slice(&open);
         let status = out.len();
         if serde_json::to_writer(&mut *out, &info.status).is_err() {
@@ -199,9 +188,36 @@ impl AppJsonCache {
     }
 }
 
-/// `{"apps": [AppInfo, ...]}` of `apps` in `snap`, written while it is sent, a chunk of
-/// [`APPS_PER_CHUNK`] apps at a time: at 20,000 apps the whole answer is about 30 MB, which the
-/// process would otherwise hold (twice, while its buffer grows) for every concurrent request.
+/// Looks values up in a map sorted by app id, for app ids asked in ascending order: one merge
+/// step per app instead of a search from the root (`GET /v2/apps` asks for every app in order).
+struct InOrder<'a, V: Clone> {
+    entries: std::iter::Peekable<imbl::ordmap::Iter<'a, AppId, V, imbl::shared_ptr::DefaultSharedPtr>>,
+}
+
+impl<'a, V: Clone> InOrder<'a, V> {
+    fn new(map: &'a imbl::OrdMap<AppId, V>) -> Self {
+        Self { entries: map.iter().peekable() }
+    }
+
+    /// The value of `id`, which must not be below any id asked before.
+    fn get(&mut self, id: &AppId) -> Option<&'a V> {
+        while let Some((k, v)) = self.entries.peek() {
+            match (*k).cmp(id) {
+                std::cmp::Ordering::Less => {
+                    self.entries.next();
+                }
+                std::cmp::Ordering::Equal => return Some(v),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
+    }
+}
+
+/// `{"apps": [AppInfo, ...]}` of `apps` (in app id order) in `snap`, written while it is sent, a
+/// chunk of [`APPS_PER_CHUNK`] apps at a time: at 20,000 apps the whole answer is about 30 MB,
+/// which the process would otherwise hold (twice, while its buffer grows) for every concurrent
+/// request.
 pub fn streamed_apps(
     snap: std::sync::Arc<Snapshot>,
     apps: Vec<std::sync::Arc<AppDefinition>>,
@@ -211,18 +227,29 @@ pub fn streamed_apps(
     use axum::http::{HeaderValue, header};
     cache.prune(&snap);
     let chunks = apps.len().div_ceil(APPS_PER_CHUNK).max(1);
+    // The counts and deployments of every app, found by merging in order (the snapshot's maps
+    // and `apps` are all sorted by app id).
+    let status: Vec<(TaskCounts, Option<DeploymentKey>)> = {
+        let (mut counts, mut deploying) = (InOrder::new(snap.instances.all_counts()), InOrder::new(&snap.deploying));
+        apps.iter().map(|a| (counts.get(&a.id).copied().unwrap_or_default(), deploying.get(&a.id).cloned())).collect()
+    };
     let body = futures_util::stream::iter(0..chunks).map(move |n| {
-        let part = apps.chunks(APPS_PER_CHUNK).nth(n).unwrap_or_default();
+        let from = n * APPS_PER_CHUNK;
+        let part = apps.get(from..(from + APPS_PER_CHUNK).min(apps.len())).unwrap_or_default();
         let mut out = Vec::with_capacity(part.len() * 1024 + 16);
         if n == 0 {
             out.extend_from_slice(br#"{"apps":["#);
         }
+        let mut entries = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (i, app) in part.iter().enumerate() {
             if n > 0 || i > 0 {
                 out.push(b',');
             }
-            cache.write_app_info(&mut out, &snap, app, embed);
+            let (counts, deployment) = &status[from + i];
+            let info = AppInfo::with(&snap, app, *counts, deployment.as_ref(), embed);
+            AppJsonCache::write_app_info(&mut entries, &mut out, app, &info);
         }
+        drop(entries);
         if n + 1 == chunks {
             out.extend_from_slice(b"]}");
         }
@@ -280,30 +307,44 @@ mod tests {
     use framework_core::ids::AppId;
     use http_body_util::BodyExt as _;
 
-    async fn body_of(apps: usize) -> Value {
+    /// A snapshot of `apps` apps in which every third app runs an instance and is being
+    /// deployed, and every fifth has a staging one too; the streamed `GET /v2/apps` answer of it.
+    async fn listed(apps: usize) -> (Snapshot, Value) {
         let mut snap = Snapshot::default();
         let mut list = Vec::new();
         for n in 0..apps {
             let body = format!(r#"{{"id": "/app-{n:04}", "cmd": "sleep 1", "instances": 2}}"#);
             let app = std::sync::Arc::new(framework_core::app::parse_app(body.as_bytes(), &AppId::root()).unwrap());
             snap.apps.insert(app.id.clone(), app.clone());
+            if n % 3 == 0 {
+                snap.instances.insert(std::sync::Arc::new(crate::state::instance(&format!("/app-{n:04}"), "running")));
+                snap.deploying.insert(app.id.clone(), (framework_core::ids::Timestamp(1), DeploymentId(format!("deployment-{n}"))));
+            }
+            if n % 5 == 0 {
+                let mut staging = crate::state::instance(&format!("/app-{n:04}"), "staging");
+                staging.condition = Condition::Staging;
+                snap.instances.insert(std::sync::Arc::new(staging));
+            }
             list.push(app);
         }
-        let resp = streamed_apps(std::sync::Arc::new(snap), list, Embed::default(), std::sync::Arc::default());
+        let snap = std::sync::Arc::new(snap);
+        let resp = streamed_apps(snap.clone(), list, Embed::default(), std::sync::Arc::default());
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        serde_json::from_slice(&bytes).unwrap()
+        (std::sync::Arc::unwrap_or_clone(snap), serde_json::from_slice(&bytes).unwrap())
     }
 
     #[tokio::test]
     async fn streamed_app_lists_are_one_json_document_in_order() {
-        assert_eq!(body_of(0).await, json!({"apps": []}));
-        let doc = body_of(APPS_PER_CHUNK * 2 + 3).await;
+        assert_eq!(listed(0).await.1, json!({"apps": []}));
+        let (snap, doc) = listed(APPS_PER_CHUNK * 2 + 3).await;
         let apps = doc["apps"].as_array().unwrap();
         assert_eq!(apps.len(), APPS_PER_CHUNK * 2 + 3, "every chunk is there");
-        for (n, app) in apps.iter().enumerate() {
-            assert_eq!(app["id"], json!(format!("/app-{n:04}")));
-            assert_eq!(app["instances"], json!(2));
-            assert_eq!(app["tasksRunning"], json!(0));
+        for (n, (got, app)) in apps.iter().zip(snap.apps.values()).enumerate() {
+            assert_eq!(got["id"], json!(format!("/app-{n:04}")));
+            assert_eq!(got, &app_info(&snap, app, Embed::default()), "app {n}: counts and deployments as looked up one by one");
+            assert_eq!(got["tasksRunning"], json!(u32::from(n % 3 == 0)));
+            assert_eq!(got["tasksStaged"], json!(u32::from(n % 5 == 0)));
+            assert_eq!(got["deployments"].as_array().unwrap().len(), usize::from(n % 3 == 0));
         }
     }
 
@@ -322,7 +363,7 @@ mod tests {
                 let expected = serde_json::to_value(AppInfo::new(&snap, &app, embed)).unwrap();
                 for round in 0..2 {
                     let mut out = Vec::new();
-                    cache.write_app_info(&mut out, &snap, &app, embed);
+                    AppJsonCache::write_app_info(&mut cache.0.lock().unwrap(), &mut out, &app, &AppInfo::new(&snap, &app, embed));
                     let got: Value = serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)));
                     assert_eq!(got, expected, "round {round} of {body}");
                 }
@@ -333,11 +374,12 @@ mod tests {
             let changed = std::sync::Arc::new(changed);
             snap.apps.insert(changed.id.clone(), changed.clone());
             let mut out = Vec::new();
-            cache.write_app_info(&mut out, &snap, &changed, Embed::default());
+            AppJsonCache::write_app_info(&mut cache.0.lock().unwrap(), &mut out, &changed, &AppInfo::new(&snap, &changed, Embed::default()));
             let got: Value = serde_json::from_slice(&out).unwrap();
             assert_eq!(got["instances"], json!(7));
         }
+        drop(snap);
         cache.prune(&Snapshot::default());
-        assert!(cache.0.lock().unwrap().is_empty(), "apps that are gone leave the cache");
+        assert!(cache.0.lock().unwrap().is_empty(), "definitions that nothing holds leave the cache");
     }
 }

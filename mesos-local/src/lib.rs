@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use mesos_proto::v1::{self, AgentId, AgentInfo, MasterInfo};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -34,6 +35,12 @@ use tokio::task::JoinHandle;
 use protocol::MasterMsg;
 pub use protocol::{Fault, UpdateDelivery};
 pub use resources::Resources;
+
+/// Turns Nagle's algorithm off on an accepted connection: events and answers are sent as soon
+/// as they are written, not held back for the peer's delayed ACK (up to 40 ms on Linux).
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    let _ = tcp.set_nodelay(true);
+}
 
 /// What one agent offers.
 #[derive(Debug, Clone)]
@@ -190,7 +197,7 @@ impl LocalCluster {
             master.add_agent(info, cmd_tx);
             let router = http::agent_router(agent_tx.clone());
             handles.push(tokio::spawn(async move {
-                let _ = axum::serve(agent_listener, router).await;
+                let _ = axum::serve(agent_listener.tap_io(no_delay), router).await;
             }));
             agents.push((agent_id, agent_addr, agent_tx));
         }
@@ -201,7 +208,7 @@ impl LocalCluster {
             framework_credentials: config.framework_credentials.clone().map(std::sync::Arc::new),
         });
         handles.push(tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            let _ = axum::serve(listener.tap_io(no_delay), router).await;
         }));
         tracing::info!(%addr, agents = agents.len(), "local Mesos cluster is up");
         Ok(Self { addr, master: master_tx, agents, handles, info: master_info })

@@ -257,7 +257,15 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             let listener = tls::TlsListener::new(listener, config)?.tap_io(|_| {});
             axum::serve(listener, app).with_graceful_shutdown(shutdown).await
         }
-        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+        None => {
+            // Answers go out without Nagle's delay: a streamed `GET /v2/apps` otherwise left its
+            // last small segment waiting for the client's delayed ACK (up to 40 ms on Linux).
+            use axum::serve::ListenerExt as _;
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        }
     }
     .context("the API server failed");
     if stopped.try_recv().is_ok() {

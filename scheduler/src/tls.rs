@@ -98,6 +98,8 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // As on plain connections (see `run`): no Nagle delay on answers.
+                let _ = stream.set_nodelay(true);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(stream)).await {

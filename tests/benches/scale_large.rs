@@ -331,6 +331,11 @@ async fn measure_reads(api: &Api, apps: usize) -> anyhow::Result<(Vec<Duration>,
         anyhow::ensure!(status == 200, "GET /v2/apps answered {status}");
         all.push(took);
     }
+    if std::env::var("SCALE_DEBUG").is_ok() {
+        let mut o: Vec<(usize, Duration)> = one.iter().copied().enumerate().collect();
+        o.sort_by_key(|x| std::cmp::Reverse(x.1));
+        eprintln!("  slowest id reads {:?}; full reads in order {:?}", &o[..4], all);
+    }
     Ok((one, all))
 }
 
@@ -378,9 +383,10 @@ async fn main() -> anyhow::Result<()> {
         let ok = wait_running(&api, to * size.per_app, &size, pid).await?;
         let took = t.elapsed();
         launch += took;
-        eprintln!("apps {from}..{to}: POSTs took {posted:.2?}, all running after {took:.2?} (complete: {ok})");
+        eprintln!("apps {from}..{to}: POSTs took {posted:.2?}, all running after {took:.2?} (complete: {ok}); at {:.2} s since the epoch", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64());
         complete &= ok;
         let (one, all) = read_latencies(&api, to).await?;
+        eprintln!("  reads done at {:.2} s since the epoch", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64());
         reads.push((to, to * size.per_app, one, all));
         if !ok {
             break;

@@ -13,8 +13,8 @@ use framework_core::ids::{AppId, PathId, TaskId, Timestamp};
 use serde_json::{Value, json};
 
 use super::render::{self, Embed};
-use super::{ApiState, Params, RequestBody, deployment_result, error, json_response};
-use crate::actor::{Change, Command, Deployed, keys, now};
+use super::{ApiState, Params, RequestBody, deploy, deployment_result, error, json_response};
+use crate::actor::{Change, Deployed, keys, now};
 use crate::error::ApiError;
 
 /// What a path below `/v2/apps/` names.
@@ -60,10 +60,6 @@ fn deployment_headers(mut resp: Response<Body>, d: &Deployed) -> Response<Body> 
     resp
 }
 
-
-async fn deploy(state: &ApiState, change: Change, force: bool) -> Result<Deployed, ApiError> {
-    state.actor.ask(|reply| Command::Deploy { change, force, reply }).await?
-}
 
 /// Announces an accepted app definition (`api_post_event`).
 fn announce(state: &ApiState, peer: SocketAddr, uri: &str, d: &Deployed) {

@@ -188,8 +188,7 @@ enum Outcome {
 }
 
 async fn deploy_apps(state: &ApiState, put: Vec<AppDefinition>, delete: Vec<AppId>, force: bool) -> Result<Deployed, ApiError> {
-    let change = Change { put, delete, restart: vec![], to_kill: BTreeMap::new() };
-    state.actor.ask(|reply| Command::Deploy { change, force, reply }).await?
+    super::deploy(state, Change { put, delete, restart: vec![], to_kill: BTreeMap::new() }, force).await
 }
 
 #[cfg(test)]

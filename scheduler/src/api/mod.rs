@@ -136,6 +136,14 @@ pub fn json_response(status: u16, body: &impl serde::Serialize) -> Response<Body
     resp
 }
 
+/// Hands an app change to the actor; once it is published, renders the changed definitions'
+/// JSON for the next `GET /v2/apps` (see [`render::AppJsonCache::warm`]).
+async fn deploy(state: &ApiState, change: crate::actor::Change, force: bool) -> Result<crate::actor::Deployed, ApiError> {
+    let deployed = state.actor.ask(|reply| crate::actor::Command::Deploy { change, force, reply }).await??;
+    state.app_json.warm(&state.actor.snapshot(), &deployed.apps);
+    Ok(deployed)
+}
+
 /// Marathon's answer to a deployment-creating call: `{"deploymentId", "version"}` with the
 /// `Marathon-Deployment-Id` header.
 pub fn deployment_result(status: u16, d: &crate::actor::Deployed) -> Response<Body> {

@@ -158,11 +158,26 @@ impl AppJsonCache {
         json
     }
 
-    /// Drops the entries of definitions that nothing holds any more, once there are more entries
-    /// than apps in `snap`.
-    fn prune(&self, snap: &Snapshot) {
+    /// Renders the definitions of `changed` apps now, so that the next `GET /v2/apps` finds them
+    /// (the write that changed them pays for this once, instead of the first reader paying for
+    /// every app changed since the last read). `snap` is the snapshot after the change.
+    pub fn warm(&self, snap: &Snapshot, changed: &[std::sync::Arc<AppDefinition>]) {
         let mut entries = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.len() > snap.apps.len() {
+        Self::prune_entries(&mut entries, snap);
+        for app in changed {
+            Self::open_object(&mut entries, app);
+        }
+    }
+
+    /// Drops the entries of definitions that nothing holds any more, once there are more than
+    /// twice as many entries as apps in `snap` (so a prune, which visits every entry, comes at
+    /// most once per that many changes).
+    fn prune(&self, snap: &Snapshot) {
+        Self::prune_entries(&mut self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner), snap);
+    }
+
+    fn prune_entries(entries: &mut CacheEntries, snap: &Snapshot) {
+        if entries.len() > 2 * snap.apps.len() + 64 {
             entries.retain(|_, (def, _)| def.strong_count() > 0);
         }
     }
@@ -378,7 +393,19 @@ mod tests {
             let got: Value = serde_json::from_slice(&out).unwrap();
             assert_eq!(got["instances"], json!(7));
         }
-        drop(snap);
+        // Definitions rendered ahead of reads are found by them; once nothing holds them, they
+        // leave the cache.
+        let before = cache.0.lock().unwrap().len();
+        let written: Vec<_> = (0..100).map(|n| std::sync::Arc::new(framework_core::app::parse_app(format!(r#"{{"id": "/w{n}", "cmd": "sleep 1"}}"#).as_bytes(), &AppId::root()).unwrap())).collect();
+        cache.warm(&snap, &written);
+        assert_eq!(cache.0.lock().unwrap().len(), before + 100, "each written definition is rendered");
+        for app in &written {
+            let mut out = Vec::new();
+            AppJsonCache::write_app_info(&mut cache.0.lock().unwrap(), &mut out, app, &AppInfo::new(&snap, app, Embed::default()));
+            assert_eq!(serde_json::from_slice::<Value>(&out).unwrap()["id"], json!(app.id.to_string()));
+        }
+        assert_eq!(cache.0.lock().unwrap().len(), before + 100, "reads find what writes rendered");
+        drop((snap, written));
         cache.prune(&Snapshot::default());
         assert!(cache.0.lock().unwrap().is_empty(), "definitions that nothing holds leave the cache");
     }

@@ -239,8 +239,12 @@ impl TaskCounts {
 #[derive(Debug, Clone, Default)]
 pub struct Instances {
     by_id: InstanceMap,
-    counts: imbl::OrdMap<AppId, TaskCounts>,
+    counts: CountMap,
 }
+
+/// Task counts by app. The keys are shared: a persistent map copies a node's keys whenever it
+/// changes a node it shares with a published snapshot, and copying an `AppId` allocates.
+pub type CountMap = imbl::OrdMap<Arc<AppId>, TaskCounts>;
 
 impl std::ops::Deref for Instances {
     type Target = InstanceMap;
@@ -273,23 +277,24 @@ impl Instances {
     }
 
     /// The counts of every app with counts other than zero, in app id order.
-    pub fn all_counts(&self) -> &imbl::OrdMap<AppId, TaskCounts> {
+    pub fn all_counts(&self) -> &CountMap {
         &self.counts
     }
 
     /// Changes `app`'s counts; an app whose counts are all zero has no entry.
     fn count(&mut self, app: &AppId, change: impl FnOnce(&mut TaskCounts)) {
         let zero = TaskCounts::default();
-        let mut c = self.counts.get(app).copied().unwrap_or_default();
-        let before = c;
-        change(&mut c);
-        if c == before {
+        if let Some(c) = self.counts.get_mut(app) {
+            change(c);
+            if *c == zero {
+                self.counts.remove(app);
+            }
             return;
         }
-        if c == zero {
-            self.counts.remove(app);
-        } else {
-            self.counts.insert(app.clone(), c);
+        let mut c = zero;
+        change(&mut c);
+        if c != zero {
+            self.counts.insert(Arc::new(app.clone()), c);
         }
     }
 }

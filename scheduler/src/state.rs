@@ -242,9 +242,8 @@ pub struct Instances {
     counts: CountMap,
 }
 
-/// Task counts by app. The keys are shared: a persistent map copies a node's keys whenever it
-/// changes a node it shares with a published snapshot, and copying an `AppId` allocates.
-pub type CountMap = imbl::OrdMap<Arc<AppId>, TaskCounts>;
+/// Task counts by app.
+pub type CountMap = imbl::OrdMap<AppId, TaskCounts>;
 
 impl std::ops::Deref for Instances {
     type Target = InstanceMap;
@@ -294,7 +293,7 @@ impl Instances {
         let mut c = zero;
         change(&mut c);
         if c != zero {
-            self.counts.insert(Arc::new(app.clone()), c);
+            self.counts.insert(app.clone(), c);
         }
     }
 }

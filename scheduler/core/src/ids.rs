@@ -30,10 +30,12 @@ pub enum IdError {
     BadTaskId(String),
 }
 
-/// An absolute Marathon path id such as `/prod/web`; the root is `/`.
+/// An absolute Marathon path id such as `/prod/web`; the root is `/`. Copies share the segments:
+/// app ids key every per-app map, and a persistent map copies a node's keys whenever it changes
+/// a node that a published snapshot shares.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct PathId {
-    segments: Vec<String>,
+    segments: std::sync::Arc<[String]>,
 }
 
 /// App ids are path ids.
@@ -60,7 +62,7 @@ impl PathId {
 
     /// Parses `raw` relative to `base` (absolute when it starts with `/`), resolving `.` and `..`.
     pub fn parse_relative(raw: &str, base: &PathId) -> Result<Self, IdError> {
-        let mut segments = if raw.starts_with('/') { Vec::new() } else { base.segments.clone() };
+        let mut segments = if raw.starts_with('/') { Vec::new() } else { base.segments.to_vec() };
         for part in raw.split('/').filter(|p| !p.is_empty()) {
             match part {
                 "." => {}
@@ -73,7 +75,7 @@ impl PathId {
                 seg => return Err(IdError::BadSegment { segment: seg.to_string() }),
             }
         }
-        Ok(Self { segments })
+        Ok(Self { segments: segments.into() })
     }
 
     /// Parses an id relative to the root.
@@ -93,9 +95,8 @@ impl PathId {
 
     /// The enclosing group (the root's parent is the root).
     pub fn parent(&self) -> PathId {
-        let mut segments = self.segments.clone();
-        segments.pop();
-        Self { segments }
+        let parent = self.segments.len().saturating_sub(1);
+        Self { segments: self.segments[..parent].into() }
     }
 
     /// Whether `self` is `other` or lies below it.
@@ -108,9 +109,9 @@ impl PathId {
         if !valid_segment(child) {
             return Err(IdError::BadSegment { segment: child.to_string() });
         }
-        let mut segments = self.segments.clone();
+        let mut segments = self.segments.to_vec();
         segments.push(child.to_string());
-        Ok(Self { segments })
+        Ok(Self { segments: segments.into() })
     }
 
     /// The id as Marathon writes it into task ids: segments joined by `_` (`/a/b` → `a_b`).
@@ -124,7 +125,7 @@ impl fmt::Display for PathId {
         if self.segments.is_empty() {
             return f.write_str("/");
         }
-        for seg in &self.segments {
+        for seg in self.segments.iter() {
             write!(f, "/{seg}")?;
         }
         Ok(())

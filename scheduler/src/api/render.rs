@@ -205,19 +205,19 @@ impl AppJsonCache {
 
 /// Looks values up in a map sorted by app id, for app ids asked in ascending order: one merge
 /// step per app instead of a search from the root (`GET /v2/apps` asks for every app in order).
-struct InOrder<'a, K: Clone, V: Clone> {
-    entries: std::iter::Peekable<imbl::ordmap::Iter<'a, K, V, imbl::shared_ptr::DefaultSharedPtr>>,
+struct InOrder<'a, V: Clone> {
+    entries: std::iter::Peekable<imbl::ordmap::Iter<'a, AppId, V, imbl::shared_ptr::DefaultSharedPtr>>,
 }
 
-impl<'a, K: Clone + Ord + std::borrow::Borrow<AppId>, V: Clone> InOrder<'a, K, V> {
-    fn new(map: &'a imbl::OrdMap<K, V>) -> Self {
+impl<'a, V: Clone> InOrder<'a, V> {
+    fn new(map: &'a imbl::OrdMap<AppId, V>) -> Self {
         Self { entries: map.iter().peekable() }
     }
 
     /// The value of `id`, which must not be below any id asked before.
     fn get(&mut self, id: &AppId) -> Option<&'a V> {
         while let Some((k, v)) = self.entries.peek() {
-            match (*k).borrow().cmp(id) {
+            match (*k).cmp(id) {
                 std::cmp::Ordering::Less => {
                     self.entries.next();
                 }

@@ -2,8 +2,10 @@
 //! agents (tasks go to TASK_RUNNING without processes): `SCALE_APPS` apps of
 //! `SCALE_TASKS / SCALE_APPS` instances each, created by `SCALE_CLIENTS` concurrent
 //! `POST /v2/apps` clients on `SCALE_AGENTS` agents, in two halves. After each half: the time to
-//! all TASK_RUNNING, then p50/p99 of `GET /v2/apps/{id}` and `GET /v2/apps`; at the end the
-//! `framework` process's RSS right after those reads and 5 s later, and its peak RSS (`VmHWM`).
+//! all TASK_RUNNING, then p50/p99 of `GET /v2/apps/{id}` and `GET /v2/apps` twice: right after
+//! the last task runs (acknowledgements and deployment ends still under way in both processes)
+//! and again once settled, `SCALE_SETTLE` seconds later; at the end the `framework` process's RSS
+//! right after those reads and 5 s later, and its peak RSS (`VmHWM`).
 //!
 //! Baseline in the same run, on a fresh cluster of the same size before the framework's run: a
 //! minimal v1 scheduler in this process (ACCEPTs every offer with up to 100 tasks, the
@@ -13,7 +15,9 @@
 //!
 //! Sizes (environment): `SCALE_AGENTS` (default 10000), `SCALE_APPS` (20000), `SCALE_TASKS`
 //! (200000), `SCALE_CLIENTS` (16), `SCALE_TIMEOUT` (seconds per phase, 900), `SCALE_BASELINE`
-//! (0 skips the baseline). Quick size: `SCALE_AGENTS=1000 SCALE_APPS=2000 SCALE_TASKS=20000`.
+//! (0 skips the baseline), `SCALE_SETTLE` (seconds, 3), `SCALE_HOLD` (seconds to keep the
+//! framework up at the end, for profiling), `SCALE_DEBUG` (set: print the slowest reads). Quick
+//! size: `SCALE_AGENTS=1000 SCALE_APPS=2000 SCALE_TASKS=20000`.
 //!
 //! Run: `cargo build --release -p framework && cargo bench -p integration-tests --bench scale_large`
 
@@ -383,11 +387,12 @@ async fn main() -> anyhow::Result<()> {
         let ok = wait_running(&api, to * size.per_app, &size, pid).await?;
         let took = t.elapsed();
         launch += took;
-        eprintln!("apps {from}..{to}: POSTs took {posted:.2?}, all running after {took:.2?} (complete: {ok}); at {:.2} s since the epoch", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64());
+        eprintln!("apps {from}..{to}: POSTs took {posted:.2?}, all running after {took:.2?} (complete: {ok})");
         complete &= ok;
         let (one, all) = read_latencies(&api, to).await?;
-        eprintln!("  reads done at {:.2} s since the epoch", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64());
-        reads.push((to, to * size.per_app, one, all));
+        tokio::time::sleep(Duration::from_secs(env_or("SCALE_SETTLE", 3) as u64)).await;
+        let (one_settled, all_settled) = read_latencies(&api, to).await?;
+        reads.push((to, to * size.per_app, [(one, all), (one_settled, all_settled)]));
         if !ok {
             break;
         }
@@ -417,9 +422,10 @@ async fn main() -> anyhow::Result<()> {
         None => println!("| POST → all TASK_RUNNING, {running} tasks | {launch:.2?} ({rate:.0} tasks/s) | — | — |"),
     }
     println!("| POST /v2/apps p50 / p99 ({} clients, during launches; {} POSTs, {refused} not 201) | {} / {} | | |", size.clients, posts.len(), ms(pct(&posts, 0.5)), ms(pct(&posts, 0.99)));
-    for (apps, tasks, one, all) in &reads {
-        println!("| GET /v2/apps/{{id}} p50 / p99 at {apps} apps / {tasks} tasks | {} / {} | | |", ms(pct(one, 0.5)), ms(pct(one, 0.99)));
-        println!("| GET /v2/apps p50 / p99 at {apps} apps / {tasks} tasks | {} / {} | | |", ms(pct(all, 0.5)), ms(pct(all, 0.99)));
+    let settle = env_or("SCALE_SETTLE", 3);
+    for (apps, tasks, [(one, all), (one_settled, all_settled)]) in &reads {
+        println!("| GET /v2/apps/{{id}} p50 / p99 at {apps} apps / {tasks} tasks: right after all running; {settle} s later | {} / {}; {} / {} | | |", ms(pct(one, 0.5)), ms(pct(one, 0.99)), ms(pct(one_settled, 0.5)), ms(pct(one_settled, 0.99)));
+        println!("| GET /v2/apps p50 / p99 at {apps} apps / {tasks} tasks: right after all running; {settle} s later | {} / {}; {} / {} | | |", ms(pct(all, 0.5)), ms(pct(all, 0.99)), ms(pct(all_settled, 0.5)), ms(pct(all_settled, 0.99)));
     }
     println!("| framework RSS right after the reads / at rest 5 s later / peak (VmHWM) | {rss:.0} MiB / {rss_at_rest:.0} MiB / {peak:.0} MiB | | |");
     drop(fw);

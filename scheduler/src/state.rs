@@ -255,10 +255,24 @@ impl std::ops::Deref for Instances {
 impl Instances {
     /// Stores `instance` under its id; returns the one it replaces.
     pub fn insert(&mut self, instance: Arc<Instance>) -> Option<Arc<Instance>> {
-        self.count(&instance.app_id, |c| c.add(TaskCounts::of(&instance)));
+        let (app, counts) = (instance.app_id.clone(), TaskCounts::of(&instance));
         let old = self.by_id.insert(instance.id.clone(), instance);
-        if let Some(o) = &old {
-            self.count(&o.app_id, |c| c.sub(TaskCounts::of(o)));
+        match &old {
+            // Most updates (STAGING to STARTING, a new address) leave the counts as they were.
+            Some(o) if o.app_id == app => {
+                let before = TaskCounts::of(o);
+                if before != counts {
+                    self.count(&app, |c| {
+                        c.sub(before);
+                        c.add(counts);
+                    });
+                }
+            }
+            Some(o) => {
+                self.count(&o.app_id, |c| c.sub(TaskCounts::of(o)));
+                self.count(&app, |c| c.add(counts));
+            }
+            None => self.count(&app, |c| c.add(counts)),
         }
         old
     }

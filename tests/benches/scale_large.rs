@@ -321,6 +321,7 @@ async fn read_latencies(api: &Api, apps: usize) -> anyhow::Result<(Vec<Duration>
 async fn measure_reads(api: &Api, apps: usize) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
     let mut one = Vec::new();
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let started = std::time::SystemTime::now();
     for _ in 0..200 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -338,7 +339,8 @@ async fn measure_reads(api: &Api, apps: usize) -> anyhow::Result<(Vec<Duration>,
     if std::env::var("SCALE_DEBUG").is_ok() {
         let mut o: Vec<(usize, Duration)> = one.iter().copied().enumerate().collect();
         o.sort_by_key(|x| std::cmp::Reverse(x.1));
-        eprintln!("  slowest id reads {:?}; full reads in order {:?}", &o[..4], all);
+        let epoch = started.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        eprintln!("  id reads from {epoch:.3} s since the epoch; slowest {:?}; full reads in order {:?}", &o[..4], all);
     }
     Ok((one, all))
 }

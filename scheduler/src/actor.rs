@@ -1459,6 +1459,8 @@ impl Actor {
             dirty.iter().filter(|id| !self.deploying.contains_key(*id)).cloned().collect()
         };
         for id in &standalone {
+            // A full pass visits every app: let the API's tasks on this worker run in between.
+            tokio::task::consume_budget().await;
             match self.apps.get(id) {
                 Some(app) => {
                     let views = views_of(&self.instances, &self.apps, id);
@@ -1479,6 +1481,7 @@ impl Actor {
         }
         if full {
             for i in self.instances.values() {
+                tokio::task::consume_budget().await;
                 if !self.apps.contains_key(&i.app_id) && !self.deploying.contains_key(&i.app_id) && i.goal == Goal::Running {
                     kills.push((i.id.clone(), Goal::Decommissioned));
                 }

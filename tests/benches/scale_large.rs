@@ -371,7 +371,8 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let c = make_cluster("bench-scale-large", &size).await;
-    let fw = Framework::start(&c.url(), &work_dir("bench-scale-large"), &["--max-running-deployments", "1000000"]).await?;
+    let data_dir = work_dir("bench-scale-large");
+    let fw = Framework::start(&c.url(), &data_dir, &["--max-running-deployments", "1000000"]).await?;
     let pid = fw.pid().context("framework pid")?;
     let api = Api { http: reqwest::Client::new(), url: fw.url.clone() };
     let half = size.apps / 2;
@@ -432,5 +433,7 @@ async fn main() -> anyhow::Result<()> {
     println!("| framework RSS right after the reads / at rest 5 s later / peak (VmHWM) | {rss:.0} MiB / {rss_at_rest:.0} MiB / {peak:.0} MiB | | |");
     drop(fw);
     c.shutdown().await;
+    // The data directory holds a gigabyte or more of instance records at full size.
+    let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
 }

@@ -257,22 +257,16 @@ impl Instances {
     pub fn insert(&mut self, instance: Arc<Instance>) -> Option<Arc<Instance>> {
         let (app, counts) = (instance.app_id.clone(), TaskCounts::of(&instance));
         let old = self.by_id.insert(instance.id.clone(), instance);
-        match &old {
-            // Most updates (STAGING to STARTING, a new address) leave the counts as they were.
-            Some(o) if o.app_id == app => {
-                let before = TaskCounts::of(o);
-                if before != counts {
-                    self.count(&app, |c| {
-                        c.sub(before);
-                        c.add(counts);
-                    });
-                }
-            }
-            Some(o) => {
-                self.count(&o.app_id, |c| c.sub(TaskCounts::of(o)));
-                self.count(&app, |c| c.add(counts));
-            }
-            None => self.count(&app, |c| c.add(counts)),
+        if let Some(o) = old.as_ref().filter(|o| o.app_id != app) {
+            self.count(&o.app_id, |c| c.sub(TaskCounts::of(o)));
+        }
+        // Most updates (STAGING to STARTING, a new address) leave the counts as they were.
+        let before = old.as_ref().filter(|o| o.app_id == app).map(|o| TaskCounts::of(o)).unwrap_or_default();
+        if before != counts {
+            self.count(&app, |c| {
+                c.sub(before);
+                c.add(counts);
+            });
         }
         old
     }
@@ -375,12 +369,6 @@ impl Snapshot {
     /// [`app_range`]; a scan of every instance made `GET /v2/apps` quadratic).
     pub fn instances_of<'a>(&'a self, app: &'a AppId) -> impl Iterator<Item = &'a Arc<Instance>> + 'a {
         app_range(&self.instances, app).map(|(_, i)| i).filter(move |i| &i.app_id == app)
-    }
-
-    /// Ids of the deployments that affect `app` (at most one: a new deployment cancels the ones
-    /// it conflicts with, or is refused).
-    pub fn deployments_of(&self, app: &AppId) -> Vec<DeploymentId> {
-        self.deploying.get(app).map(|(_, id)| id.clone()).into_iter().collect()
     }
 
     /// The task with this id.
@@ -495,7 +483,6 @@ pub(crate) fn instance(app: &str, uuid: &str) -> Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
-
 
     #[test]
     fn instance_records_keep_their_stored_form() {

@@ -60,7 +60,6 @@ fn deployment_headers(mut resp: Response<Body>, d: &Deployed) -> Response<Body> 
     resp
 }
 
-
 /// Announces an accepted app definition (`api_post_event`).
 fn announce(state: &ApiState, peer: SocketAddr, uri: &str, d: &Deployed) {
     for app in &d.apps {

@@ -6,10 +6,12 @@
 //! - [`app`]: the Marathon app definition, its defaults, normalization and validation;
 //! - [`matching`]: offer matching by resources, ports and constraints;
 //! - [`deploy`]: deployment planning, rolling-restart arithmetic and launch backoff;
-//! - [`instance`]: instance conditions and their transitions from Mesos task states.
+//! - [`instance`]: instance conditions and their transitions from Mesos task states;
+//! - [`tree`]: the group tree: what group updates, deletions and rollbacks change.
 
 pub mod app;
 pub mod deploy;
 pub mod ids;
 pub mod instance;
 pub mod matching;
+pub mod tree;

@@ -1,11 +1,16 @@
 //! Group bodies (`/v2/groups`): a tree of apps and groups, each id relative to its enclosing
 //! group, and the special bodies `{"scaleBy": f}` and `{"version": ts}`.
 //!
+//! A group body is an *update*: as in Marathon 1.10 (`GroupConversion`), a field that is absent
+//! keeps what the group has (`apps`, `groups`, `dependencies`, `enforceRole`), so each of those is
+//! an `Option` here; what an update does to a tree is decided in [`crate::tree`].
+//!
 //! As in Marathon 1.10, every app and group must be an *immediate* child of its enclosing group
 //! (`Identifier is not child of /g. Hint: use relative paths.`), and an app and a group may not
 //! share an id (`Groups and Applications may not have the same identifier.`). Duplicate app ids
-//! or duplicate group ids (which Marathon silently collapses) are refused here. Group
-//! dependencies are resolved, like app dependencies, relative to the enclosing group. Cycles
+//! or duplicate group ids (which Marathon silently collapses) are refused here. An app's
+//! dependencies are resolved relative to its enclosing group, a group's relative to the group
+//! itself (Marathon's `canonicalPath(group.id)`). Cycles
 //! across the whole dependency graph need the root group and are left to deployment planning.
 
 use std::collections::BTreeSet;
@@ -16,36 +21,45 @@ use serde_json::Value;
 use super::definition::AppDefinition;
 use super::error::{AppError, Violation, Violations, prefixed};
 use super::parse::{check_app, parse_json};
-use super::read::{Obj, at, list, nth, read_app, string, timestamp};
+use super::read::{Obj, at, boolean, list, nth, read_app, string, timestamp};
 use super::validate::{MAX_ID_LENGTH, id_too_long};
 use crate::ids::{PathId, Timestamp};
 
-/// A group as given in a request body.
+/// A group as given in a request body. `None` means the body did not give the field, and the
+/// group keeps what it has.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GroupDefinition {
     /// The absolute group id.
     pub id: PathId,
-    /// The apps directly in this group (normalized and validated).
-    pub apps: Vec<AppDefinition>,
-    /// The subgroups.
-    pub groups: Vec<GroupDefinition>,
+    /// The apps directly in this group (normalized and validated): all of them when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apps: Option<Vec<AppDefinition>>,
+    /// The subgroups: all of them when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<GroupDefinition>>,
     /// Apps or groups this group depends on (absolute ids).
-    pub dependencies: Vec<PathId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dependencies: Option<Vec<PathId>>,
+    /// Whether apps of this group must use the group's role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforce_role: Option<bool>,
     /// The version, if the body gave one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<Timestamp>,
 }
 
 impl GroupDefinition {
-    /// An empty group.
+    /// A group body that gives nothing but the id (it changes nothing of an existing group and
+    /// creates an empty one).
     pub fn new(id: PathId) -> Self {
-        Self { id, apps: Vec::new(), groups: Vec::new(), dependencies: Vec::new(), version: None }
+        Self { id, apps: None, groups: None, dependencies: None, enforce_role: None, version: None }
     }
 
-    /// Every app of this group and its subgroups, depth first.
+    /// Every app this body gives, in this group and its subgroups, depth first.
     pub fn all_apps(&self) -> Vec<&AppDefinition> {
-        let mut out: Vec<&AppDefinition> = self.apps.iter().collect();
-        for g in &self.groups {
+        let mut out: Vec<&AppDefinition> = self.apps.iter().flatten().collect();
+        for g in self.groups.iter().flatten() {
             out.extend(g.all_apps());
         }
         out
@@ -142,36 +156,41 @@ fn read_group(
     }
     let mut group = GroupDefinition::new(id.clone());
     group.version = o.opt("version", shape, timestamp);
-    group.dependencies =
-        o.opt("dependencies", shape, |v, p, e| list(v, p, e, |v, p, e| group_id(v, p, e, base))).unwrap_or_default();
+    // Dependencies are relative to the group itself, as Marathon resolves them.
+    group.dependencies = o.opt("dependencies", shape, |v, p, e| list(v, p, e, |v, p, e| group_id(v, p, e, &id)));
+    group.enforce_role = o.opt("enforceRole", shape, boolean);
 
     let apps_path = at(path, "apps");
     if let Some((apps, _)) = o.field("apps") {
         let items = list(apps, &apps_path, shape, |v, p, _| Some((v, p.to_string()))).unwrap_or_default();
+        let mut read = Vec::new();
         for (v, p) in items {
             match read_app(v, &p, &id) {
                 Err(found) => shape.extend(found),
                 Ok(raw) => match check_app(raw, v) {
-                    Ok(app) => group.apps.push(app),
+                    Ok(app) => read.push(app),
                     Err(found) => rules.extend(prefixed(&p, found)),
                 },
             }
         }
+        group.apps = Some(read);
     }
     let groups_path = at(path, "groups");
     if let Some((groups, _)) = o.field("groups") {
         let items = list(groups, &groups_path, shape, |v, p, _| Some((v, p.to_string()))).unwrap_or_default();
+        let mut read = Vec::new();
         for (v, p) in items {
             if let Some(g) = read_group(v, &p, &id, false, shape, rules) {
-                group.groups.push(g);
+                read.push(g);
             }
         }
+        group.groups = Some(read);
     }
 
     // Tree rules: immediate children, no duplicate ids, no app/group clash.
     let hint = format!("Identifier is not child of {id}. Hint: use relative paths.");
     let mut app_ids = BTreeSet::new();
-    for (i, app) in group.apps.iter().enumerate() {
+    for (i, app) in group.apps.iter().flatten().enumerate() {
         let p = at(&nth(&apps_path, i), "id");
         if app.id.parent() != id || app.id.is_root() {
             rules.add(&p, hint.clone());
@@ -181,7 +200,7 @@ fn read_group(
         }
     }
     let mut group_ids = BTreeSet::new();
-    for (i, sub) in group.groups.iter().enumerate() {
+    for (i, sub) in group.groups.iter().flatten().enumerate() {
         let p = at(&nth(&groups_path, i), "id");
         if sub.id.parent() != id || sub.id.is_root() {
             rules.add(&p, hint.clone());
@@ -228,10 +247,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(g.id.to_string(), "/prod");
-        assert_eq!(g.dependencies[0].to_string(), "/db");
-        assert_eq!(g.apps[0].id.to_string(), "/prod/web");
-        assert_eq!(g.apps[0].dependencies[0].to_string(), "/db");
-        assert_eq!(g.groups[0].id.to_string(), "/prod/back");
+        assert_eq!(g.dependencies.as_ref().unwrap()[0].to_string(), "/prod/db");
+        let apps = g.apps.as_ref().unwrap();
+        assert_eq!(apps[0].id.to_string(), "/prod/web");
+        assert_eq!(apps[0].dependencies[0].to_string(), "/db");
+        assert_eq!(g.groups.as_ref().unwrap()[0].id.to_string(), "/prod/back");
         let ids: Vec<String> = g.all_apps().iter().map(|a| a.id.to_string()).collect();
         assert_eq!(ids, ["/prod/web", "/prod/back/api"]);
     }
@@ -240,7 +260,8 @@ mod tests {
     fn body_without_id_is_the_base_group() {
         let g = parse(json!({"apps": [{"id": "a", "cmd": "run"}]}), "/team").unwrap();
         assert_eq!(g.id.to_string(), "/team");
-        assert_eq!(g.apps[0].id.to_string(), "/team/a");
+        assert_eq!(g.apps.as_ref().unwrap()[0].id.to_string(), "/team/a");
+        assert_eq!((g.groups.as_ref(), g.dependencies.as_ref(), g.enforce_role), (None, None, None));
     }
 
     #[test]
@@ -384,6 +405,9 @@ mod tests {
         let v = serde_json::to_value(&g).unwrap();
         assert_eq!(v["id"], "/g");
         assert_eq!(v["apps"][0]["id"], "/g/a");
-        assert_eq!(v["groups"], json!([]));
+        assert_eq!(v.get("groups"), None, "absent stays absent: {v}");
+        let g = parse(json!({"id": "/g", "groups": [], "enforceRole": true}), "/").unwrap();
+        let v = serde_json::to_value(&g).unwrap();
+        assert_eq!((v["groups"].clone(), v["enforceRole"].clone()), (json!([]), json!(true)));
     }
 }

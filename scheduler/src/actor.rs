@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use framework_core::app::AppDefinition;
+use framework_core::app::{AppDefinition, GroupDefinition};
 use framework_core::deploy::{self, Action, Backoff, Decision, InstanceView};
-use framework_core::ids::{AppId, DeploymentId, InstanceId, TaskId, Timestamp};
+use framework_core::ids::{AppId, DeploymentId, InstanceId, PathId, TaskId, Timestamp};
+use framework_core::tree::{self, GroupNode};
 use framework_core::instance::{Condition, Goal, condition_from_status, next_condition};
 use framework_core::matching::offer_flow::{FlowCall, OfferFlow};
 use framework_core::matching::{Placement, PlacementIndex, match_offer_indexed, placement_of};
@@ -22,7 +23,7 @@ use crate::error::ApiError;
 use crate::events::EventBus;
 use crate::mesos::{MesosCalls, MesosUpdate};
 use crate::spec;
-use crate::state::{AppMap, Counters, Deployment, DeploymentKey, Instance, InstanceMap, Instances, LaunchQueue, OfferStats, Snapshot, StateName, TaskFailure};
+use crate::state::{AppMap, Counters, GroupMap, Deployment, DeploymentKey, Instance, InstanceMap, Instances, LaunchQueue, OfferStats, Snapshot, StateName, TaskFailure};
 use crate::store::Store;
 
 /// Scheduler settings the actor needs.
@@ -40,6 +41,8 @@ pub struct ActorConfig {
     pub min_revive_interval: Duration,
     /// At most this many deployments run at once (Marathon: 100).
     pub max_running_deployments: usize,
+    /// Stored versions kept per app and per group (Marathon's `--zk_max_versions`: 50).
+    pub max_versions: usize,
     /// How Docker tasks are run.
     pub executor: spec::ExecutorSettings,
     /// Whether apps may run privileged Docker containers.
@@ -50,8 +53,8 @@ pub struct ActorConfig {
     pub max_instances_per_offer: u32,
 }
 
-/// A change of the desired apps, already validated by the API shell.
-#[derive(Debug)]
+/// A change of the desired apps and groups, already validated by the API shell.
+#[derive(Debug, Default)]
 pub struct Change {
     /// Apps to create or replace (as the client sent them; versions are set here).
     pub put: Vec<AppDefinition>,
@@ -61,6 +64,59 @@ pub struct Change {
     pub restart: Vec<AppId>,
     /// Instances to kill as part of a scale-down (`scale=true` kills).
     pub to_kill: BTreeMap<AppId, Vec<InstanceId>>,
+    /// `POST /v2/apps`: the change is refused (409) if any app of `put` exists. Decided here, by
+    /// the state's owner, so that of concurrent creations of one id exactly one succeeds.
+    pub create_only: bool,
+    /// The apps of `put` are earlier versions being restored (a group rollback): instances of
+    /// their configuration count as current.
+    pub rollback: bool,
+    /// Groups created or changed (their version becomes the change's).
+    pub put_groups: Vec<GroupNode>,
+    /// Groups removed (the apps within them are in `delete`).
+    pub delete_groups: Vec<PathId>,
+}
+
+impl Change {
+    /// A change that creates or replaces these apps.
+    pub fn put(put: Vec<AppDefinition>) -> Self {
+        Self { put, ..Self::default() }
+    }
+}
+
+/// A change of a group (`/v2/groups`), turned into a [`Change`] by the actor against the
+/// current tree.
+#[derive(Debug)]
+pub enum GroupOp {
+    /// Create or update a group from a body (absent fields keep what the group has).
+    Update {
+        /// The body.
+        update: GroupDefinition,
+        /// `POST`: refused (409) if the group or an app of that id exists.
+        create: bool,
+        /// The body restores an earlier version (a rollback).
+        rollback: bool,
+    },
+    /// Multiply the instances of every app within the group.
+    ScaleBy {
+        /// The group.
+        group: PathId,
+        /// The factor (at least 0).
+        factor: f64,
+    },
+    /// Remove the group with everything within it (the root is emptied).
+    Delete {
+        /// The group.
+        group: PathId,
+    },
+}
+
+/// What a group command answers.
+#[derive(Debug)]
+pub enum GroupOutcome {
+    /// The change was made and its deployment started.
+    Deployed(Deployed),
+    /// `dryRun`: the steps the change would take; nothing was changed.
+    DryRun(Vec<deploy::Step>),
 }
 
 /// What a deployment-creating command answers.
@@ -72,6 +128,8 @@ pub struct Deployed {
     pub version: Timestamp,
     /// The apps as stored after the change.
     pub apps: Vec<Arc<AppDefinition>>,
+    /// The apps the change created (they did not exist before).
+    pub created: Vec<AppId>,
 }
 
 /// A request to the actor.
@@ -85,6 +143,17 @@ pub enum Command {
         force: bool,
         /// Answer.
         reply: oneshot::Sender<Result<Deployed, ApiError>>,
+    },
+    /// Change a group.
+    Group {
+        /// The change.
+        op: GroupOp,
+        /// Cancel conflicting deployments instead of answering 409.
+        force: bool,
+        /// Only plan the change (`dryRun`).
+        dry_run: bool,
+        /// Answer.
+        reply: oneshot::Sender<Result<GroupOutcome, ApiError>>,
     },
     /// Kill tasks without changing apps (they are replaced).
     KillTasks {
@@ -190,6 +259,9 @@ pub struct Loaded {
     pub instances: Vec<Instance>,
     /// Running deployments.
     pub deployments: Vec<Deployment>,
+    /// Groups (stores written before groups were stored have none: they are found from the
+    /// apps' ids).
+    pub groups: Vec<GroupNode>,
     /// Framework id.
     pub framework_id: Option<String>,
 }
@@ -258,7 +330,24 @@ fn sensitive_host_path(path: &str) -> Option<&'static str> {
 
 /// Store keys.
 pub mod keys {
-    use framework_core::ids::{AppId, DeploymentId, InstanceId, Timestamp};
+    use framework_core::ids::{AppId, DeploymentId, InstanceId, PathId, Timestamp};
+
+    /// A group's name in keys (the root's is `_`, which no other group's can be).
+    fn group_name(id: &PathId) -> String {
+        if id.is_root() { "_".to_string() } else { id.safe_name() }
+    }
+    /// Where a group's own fields live.
+    pub fn group(id: &PathId) -> String {
+        format!("groups/{}", group_name(id))
+    }
+    /// The folder of a group's stored versions.
+    pub fn group_versions(id: &PathId) -> String {
+        format!("group-versions/{}", group_name(id))
+    }
+    /// One stored version of a group (the whole group as it was, apps included).
+    pub fn group_version(id: &PathId, v: Timestamp) -> String {
+        format!("group-versions/{}/{v}", group_name(id))
+    }
 
     /// Where the current definition of an app lives.
     pub fn app(id: &AppId) -> String {
@@ -300,6 +389,9 @@ pub async fn load(store: &Store) -> anyhow::Result<Loaded> {
             Err(e) => tracing::warn!(%key, error = %e, "skipping an unreadable instance record (torn by a crash?); its task is reconciled as unknown"),
         }
     }
+    for (key, bytes) in store.list("groups").await? {
+        loaded.groups.push(serde_json::from_slice(&bytes).with_context(|| format!("stored group {key} is unreadable"))?);
+    }
     for (key, bytes) in store.list("deployments").await? {
         loaded.deployments.push(serde_json::from_slice(&bytes).with_context(|| format!("stored deployment {key} is unreadable"))?);
     }
@@ -319,6 +411,8 @@ pub struct Actor {
     /// Persistent maps shared with the published snapshots: a snapshot costs O(1), and an update
     /// copies only the path to the changed entry.
     apps: AppMap,
+    /// Every group, the root included; each app's group and every ancestor exists.
+    groups: GroupMap,
     instances: Instances,
     /// Running deployments, oldest first.
     deployments: BTreeMap<DeploymentKey, Arc<Deployment>>,
@@ -359,6 +453,24 @@ impl Actor {
         let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
         let apps: AppMap = loaded.apps.into_iter().map(|a| (a.id.clone(), Arc::new(a))).collect();
         let backoffs = apps.iter().map(|(id, a)| (id.clone(), Backoff::new(spec::backoff_policy(a)))).collect();
+        let mut groups: GroupMap = loaded.groups.into_iter().map(|g| (g.id.clone(), Arc::new(g))).collect();
+        // Groups are stored since they exist on their own; earlier stores have only apps, whose
+        // ancestors are the groups.
+        for (id, app) in &apps {
+            let mut up = id.parent();
+            loop {
+                if !groups.contains_key(&up) {
+                    groups.insert(up.clone(), Arc::new(GroupNode::new(up.clone(), app.version.unwrap_or_default())));
+                }
+                if up.is_root() {
+                    break;
+                }
+                up = up.parent();
+            }
+        }
+        if !groups.contains_key(&PathId::root()) {
+            groups.insert(PathId::root(), Arc::new(GroupNode::new(PathId::root(), Timestamp(0))));
+        }
         let mut actor = Actor {
             config,
             store,
@@ -367,6 +479,7 @@ impl Actor {
             writer: None,
             backoffs,
             apps,
+            groups,
             instances: loaded.instances.into_iter().map(Arc::new).collect(),
             deployments: BTreeMap::new(),
             deploying: imbl::OrdMap::new(),
@@ -571,6 +684,7 @@ impl Actor {
         };
         let snap = Snapshot {
             apps: self.apps.clone(),
+            groups: self.groups.clone(),
             instances: self.instances.clone(),
             deployments: self.deployments.values().cloned().collect(),
             deploying: self.deploying.clone(),
@@ -597,6 +711,10 @@ impl Actor {
         match cmd {
             Command::Deploy { change, force, reply } => {
                 let result = self.deploy(change, force).await;
+                answer(reply, result)
+            }
+            Command::Group { op, force, dry_run, reply } => {
+                let result = self.group_command(op, force, dry_run).await;
                 answer(reply, result)
             }
             Command::KillTasks { tasks, reply } => {
@@ -628,14 +746,100 @@ impl Actor {
         }
     }
 
+    /// Turns a group change into a [`Change`] against the current tree and deploys it (or,
+    /// with `dry_run`, only plans it).
+    async fn group_command(&mut self, op: GroupOp, force: bool, dry_run: bool) -> Result<GroupOutcome, ApiError> {
+        let change = match op {
+            GroupOp::Update { update, create, rollback } => {
+                let gid = &update.id;
+                if create && self.groups.contains_key(gid) {
+                    return Err(ApiError::new(409, format!("Group {gid} is already created. Use PUT to change this group.")));
+                }
+                if create && self.apps.contains_key(gid) {
+                    return Err(ApiError::new(409, format!("An app with the path {gid} already exists.")));
+                }
+                let t = tree::apply_update(&self.tree_view(gid), &update, Timestamp(0));
+                Change { put: t.put_apps, delete: t.delete_apps, put_groups: t.put_groups, delete_groups: t.delete_groups, rollback, ..Change::default() }
+            }
+            GroupOp::ScaleBy { group, factor } => {
+                if !self.groups.contains_key(&group) {
+                    return Err(ApiError::group_not_found(&group));
+                }
+                let put: Vec<AppDefinition> = self
+                    .apps
+                    .range(group.clone()..)
+                    .take_while(|(id, _)| id.is_within(&group))
+                    .map(|(_, a)| {
+                        let mut a = (**a).clone();
+                        a.instances = (f64::from(a.instances) * factor).ceil().min(f64::from(u32::MAX)) as u32;
+                        a
+                    })
+                    .collect();
+                scale_within_limit(&put, factor)?;
+                Change::put(put)
+            }
+            GroupOp::Delete { group } => {
+                if !self.groups.contains_key(&group) {
+                    return Err(ApiError::group_not_found(&group));
+                }
+                let t = tree::delete_group(&self.tree_view(&group), &group);
+                // Emptying the root still changes it (a new version).
+                let put_groups = if group.is_root() { vec![GroupNode::new(group.clone(), Timestamp(0))] } else { vec![] };
+                Change { delete: t.delete_apps, delete_groups: t.delete_groups, put_groups, ..Change::default() }
+            }
+        };
+        if dry_run {
+            let (target, to_kill, groups, version) = self.target_of(change)?;
+            return Ok(GroupOutcome::DryRun(self.prepare(&target, &to_kill, groups, version)?.steps));
+        }
+        self.deploy(change, force).await.map(GroupOutcome::Deployed)
+    }
+
+    /// The apps and groups within `gid`, for the pure tree functions.
+    fn tree_view(&self, gid: &PathId) -> tree::TreeView {
+        tree::TreeView {
+            apps: self.apps.range(gid.clone()..).take_while(|(id, _)| id.is_within(gid)).map(|(id, _)| id.clone()).collect(),
+            groups: self.groups.range(gid.clone()..).take_while(|(id, _)| id.is_within(gid)).map(|(id, g)| (id.clone(), (**g).clone())).collect(),
+        }
+    }
+
+    /// The stored versions under `folder` beyond `--zk-max-versions` once `new` is written,
+    /// oldest first (version keys sort as their timestamps do).
+    async fn beyond_max_versions(&self, folder: &str, new: String) -> Result<Vec<String>, ApiError> {
+        let mut all: BTreeSet<String> = self.store.keys(folder).await.map_err(ApiError::storage)?.into_iter().collect();
+        all.insert(new);
+        let excess = all.len().saturating_sub(self.config.max_versions);
+        Ok(all.into_iter().take(excess).collect())
+    }
+
     /// Computes the target apps of a change, plans it, persists it and starts it.
     async fn deploy(&mut self, change: Change, force: bool) -> Result<Deployed, ApiError> {
+        let (target, to_kill, groups, version) = self.target_of(change)?;
+        self.start_deployment(target, to_kill, groups, version, force).await
+    }
+
+    /// The apps a change leaves (absent: deleted), the instances it kills, the groups it puts
+    /// and deletes, and its version (a new one).
+    #[allow(clippy::type_complexity)]
+    fn target_of(
+        &mut self,
+        change: Change,
+    ) -> Result<(BTreeMap<AppId, Option<AppDefinition>>, BTreeMap<AppId, Vec<InstanceId>>, (Vec<GroupNode>, Vec<PathId>), Timestamp), ApiError> {
+        if change.create_only
+            && let Some(app) = change.put.iter().find(|a| self.apps.contains_key(&a.id))
+        {
+            return Err(ApiError::new(409, format!("An app with id [{}] already exists.", app.id)));
+        }
         let version = self.next_version();
         let mut target: BTreeMap<AppId, Option<AppDefinition>> = BTreeMap::new();
         container_policy(&self.config, &change.put)?;
         for mut app in change.put {
             let old = self.apps.get(&app.id);
-            spec::stamp_version(&mut app, old.map(|a| a.as_ref()), version);
+            if change.rollback && app.version_info.is_some() {
+                spec::stamp_rollback(&mut app, version);
+            } else {
+                spec::stamp_version(&mut app, old.map(|a| a.as_ref()), version);
+            }
             target.insert(app.id.clone(), Some(app));
         }
         for id in change.restart {
@@ -656,21 +860,104 @@ impl Actor {
                 target.insert(id.clone(), Some((**old).clone()));
             }
         }
-        self.start_deployment(target, change.to_kill, version, force).await
+        Ok((target, change.to_kill, (change.put_groups, change.delete_groups), version))
+    }
+
+    /// The groups a change writes (`None`: removed): the groups it puts, the missing ancestors
+    /// of every app and group it puts, and every group holding something it changes (their
+    /// version becomes the change's, as Marathon's does).
+    fn group_writes(
+        &self,
+        target: &BTreeMap<AppId, Option<AppDefinition>>,
+        (put, delete): (Vec<GroupNode>, Vec<PathId>),
+        version: Timestamp,
+    ) -> BTreeMap<PathId, Option<GroupNode>> {
+        let mut out: BTreeMap<PathId, Option<GroupNode>> = delete.into_iter().map(|g| (g, None)).collect();
+        for mut g in put {
+            g.version = version;
+            out.insert(g.id.clone(), Some(g));
+        }
+        let starts: BTreeSet<PathId> = target.keys().map(PathId::parent).chain(out.keys().filter(|g| !g.is_root()).map(PathId::parent)).collect();
+        for mut g in starts {
+            loop {
+                if !out.contains_key(&g) {
+                    let node = match self.groups.get(&g) {
+                        Some(n) => GroupNode { version, ..GroupNode::clone(n) },
+                        None => GroupNode::new(g.clone(), version),
+                    };
+                    out.insert(g.clone(), Some(node));
+                }
+                if g.is_root() {
+                    break;
+                }
+                g = g.parent();
+            }
+        }
+        out
+    }
+
+    /// Checks and plans a change without making it: the groups it writes (ids that would clash
+    /// are refused), the tree it leaves, and the deployment steps (group dependencies
+    /// included).
+    fn prepare(
+        &self,
+        target: &BTreeMap<AppId, Option<AppDefinition>>,
+        to_kill: &BTreeMap<AppId, Vec<InstanceId>>,
+        groups: (Vec<GroupNode>, Vec<PathId>),
+        version: Timestamp,
+    ) -> Result<Prepared, ApiError> {
+        let group_writes = self.group_writes(target, groups, version);
+        let clashes = tree::clashes(
+            target.iter().filter(|(_, a)| a.is_some()).map(|(id, _)| id),
+            group_writes.iter().filter(|(_, g)| g.is_some()).map(|(id, _)| id),
+            |p| target.get(p).map_or_else(|| self.apps.contains_key(p), Option::is_some),
+            |p| group_writes.get(p).map_or_else(|| self.groups.contains_key(p), Option::is_some),
+        );
+        if !clashes.is_empty() {
+            let violation = tree::clash_violation(&clashes);
+            return Err(ApiError { status: 422, body: json!({"message": "Object is not valid", "details": [violation]}) });
+        }
+        // The tree as the change leaves it (persistent maps: the copies share all but the
+        // changed paths), for group dependencies and the stored group versions.
+        let mut apps_after = self.apps.clone();
+        for (id, app) in target {
+            match app {
+                Some(a) => apps_after.insert(id.clone(), Arc::new(a.clone())),
+                None => apps_after.remove(id),
+            };
+        }
+        let mut groups_after = self.groups.clone();
+        for (id, g) in &group_writes {
+            match g {
+                Some(g) => groups_after.insert(id.clone(), Arc::new(g.clone())),
+                None => groups_after.remove(id),
+            };
+        }
+        let original: BTreeMap<AppId, Option<AppDefinition>> =
+            target.keys().map(|id| (id.clone(), self.apps.get(id).map(|a| (**a).clone()))).collect();
+        let before: Vec<_> = original.values().flatten().map(spec::planned).collect();
+        let after: Vec<_> = target
+            .values()
+            .flatten()
+            .map(|a| {
+                let mut p = spec::planned(a);
+                p.dependencies.extend(group_dependencies(&a.id, &groups_after, &apps_after));
+                p
+            })
+            .collect();
+        let steps = deploy::plan(&before, &after, to_kill).map_err(|e| ApiError::new(422, e.to_string()))?;
+        Ok(Prepared { steps, group_writes, apps_after, groups_after, original })
     }
 
     async fn start_deployment(
         &mut self,
         target: BTreeMap<AppId, Option<AppDefinition>>,
         to_kill: BTreeMap<AppId, Vec<InstanceId>>,
+        groups: (Vec<GroupNode>, Vec<PathId>),
         version: Timestamp,
         force: bool,
     ) -> Result<Deployed, ApiError> {
-        let original: BTreeMap<AppId, Option<AppDefinition>> =
-            target.keys().map(|id| (id.clone(), self.apps.get(id).map(|a| (**a).clone()))).collect();
-        let before: Vec<_> = original.values().flatten().map(spec::planned).collect();
-        let after: Vec<_> = target.values().flatten().map(spec::planned).collect();
-        let steps = deploy::plan(&before, &after, &to_kill).map_err(|e| ApiError::new(422, e.to_string()))?;
+        let Prepared { steps, group_writes, apps_after, groups_after, original } = self.prepare(&target, &to_kill, groups, version)?;
         let affected: BTreeSet<AppId> = target.keys().cloned().collect();
         // Only deployments that touch an affected app can conflict.
         let touching: BTreeSet<&DeploymentKey> = affected.iter().filter_map(|a| self.deploying.get(a)).collect();
@@ -708,15 +995,50 @@ impl Actor {
                 writes.push((keys::app(id), bytes));
             }
         }
-        self.store.put_many_deferred(&writes).await.map_err(ApiError::storage)?;
-        for (id, app) in &target {
-            if app.is_none() {
-                self.store.delete(&keys::app(id)).await.map_err(ApiError::storage)?;
+        // Groups: each one changed, and the version of each (but the root, whose copy would be
+        // the whole tree at every change: Marathon's cost at 10,000s of apps) as it now is.
+        let mut recorded = Vec::new();
+        for (id, g) in &group_writes {
+            let Some(g) = g else { continue };
+            writes.push((keys::group(id), serde_json::to_vec(g).map_err(ApiError::storage)?));
+            if id.is_root() {
+                continue;
+            }
+            let within = groups_after.range(id.clone()..).take_while(|(k, _)| k.is_within(id)).map(|(_, n)| n.as_ref());
+            let apps = apps_after.range(id.clone()..).take_while(|(k, _)| k.is_within(id)).map(|(_, a)| a.as_ref());
+            if let Some(record) = tree::GroupVersion::capture(id, within, apps) {
+                writes.push((keys::group_version(id, version), serde_json::to_vec(&record).map_err(ApiError::storage)?));
+                recorded.push(id.clone());
             }
         }
-        for id in &conflicts {
-            self.store.delete(&keys::deployment(id)).await.map_err(ApiError::storage)?;
+        self.store.put_many_deferred(&writes).await.map_err(ApiError::storage)?;
+        // Removals: deleted apps with their versions, deleted groups with theirs, conflicting
+        // deployments, and versions beyond `--zk-max-versions`.
+        let mut removals = Vec::new();
+        for (id, app) in &target {
+            match app {
+                None => {
+                    removals.push(keys::app(id));
+                    removals.extend(self.store.keys(&keys::app_versions(id)).await.map_err(ApiError::storage)?);
+                }
+                Some(app) if self.apps.contains_key(id) => {
+                    let new = keys::app_version(id, app.version.unwrap_or(version));
+                    removals.extend(self.beyond_max_versions(&keys::app_versions(id), new).await?);
+                }
+                Some(_) => {}
+            }
         }
+        for (id, g) in &group_writes {
+            if g.is_none() {
+                removals.push(keys::group(id));
+                removals.extend(self.store.keys(&keys::group_versions(id)).await.map_err(ApiError::storage)?);
+            }
+        }
+        for id in &recorded {
+            removals.extend(self.beyond_max_versions(&keys::group_versions(id), keys::group_version(id, version)).await?);
+        }
+        removals.extend(conflicts.iter().map(keys::deployment));
+        self.store.delete_many_deferred(&removals).await.map_err(ApiError::storage)?;
         // Now apply in memory.
         let now = now();
         for id in &conflicts {
@@ -726,9 +1048,13 @@ impl Actor {
             }
         }
         let mut apps = Vec::new();
+        let mut created = Vec::new();
         for (id, app) in target {
             match app {
                 Some(app) => {
+                    if !self.apps.contains_key(&id) {
+                        created.push(id.clone());
+                    }
                     let changed_config = self.apps.get(&id).is_none_or(|old| old.config_key() != app.config_key());
                     if changed_config
                         && let Some(b) = self.backoffs.get_mut(&id) {
@@ -738,19 +1064,19 @@ impl Actor {
                     if let Some(b) = self.backoffs.get_mut(&id) {
                         b.set_policy(spec::backoff_policy(&app));
                     }
-                    let app = Arc::new(app);
-                    apps.push(app.clone());
-                    self.apps.insert(id, app);
+                    // The stored definition is the one the new tree holds.
+                    apps.extend(apps_after.get(&id).cloned());
                 }
                 None => {
-                    self.apps.remove(&id);
                     self.backoffs.remove(&id);
                     self.failures.remove(&id);
                 }
             }
         }
+        self.apps = apps_after;
+        self.groups = groups_after;
         // (add_deployment marks every affected app for the next drive.)
-        let deployed = Deployed { deployment_id: deployment.id.clone(), version, apps };
+        let deployed = Deployed { deployment_id: deployment.id.clone(), version, apps, created };
         self.bus.publish("group_change_success", json!({"groupId": "/", "version": version}), now);
         self.bus.publish("deployment_info", json!({"plan": plan_json(&deployment), "currentStep": step_json(&deployment, 0)}), now);
         self.add_deployment(deployment);
@@ -784,7 +1110,7 @@ impl Actor {
                 None => {}
             }
         }
-        self.start_deployment(target, BTreeMap::new(), version, true).await.map(Some)
+        self.start_deployment(target, BTreeMap::new(), (vec![], vec![]), version, true).await.map(Some)
     }
 
     async fn kill_tasks(&mut self, tasks: &[TaskId]) -> Result<Vec<Arc<Instance>>, ApiError> {
@@ -1738,6 +2064,47 @@ fn views_of(instances: &InstanceMap, apps: &AppMap, app: &AppId) -> Vec<Instance
         .collect()
 }
 
+/// A change checked and planned by [`Actor::prepare`].
+struct Prepared {
+    steps: Vec<deploy::Step>,
+    group_writes: BTreeMap<PathId, Option<GroupNode>>,
+    apps_after: AppMap,
+    groups_after: GroupMap,
+    original: BTreeMap<AppId, Option<AppDefinition>>,
+}
+
+/// The apps an app waits for through the dependencies of its groups: every app within each
+/// dependency (an app or a group) of each group the app is in (Marathon's dependency graph).
+fn group_dependencies(app: &AppId, groups: &GroupMap, apps: &AppMap) -> Vec<AppId> {
+    let mut out = Vec::new();
+    let mut up = app.parent();
+    loop {
+        for dep in groups.get(&up).map(|g| g.dependencies.as_slice()).unwrap_or_default() {
+            out.extend(apps.range(dep.clone()..).take_while(|(id, _)| id.is_within(dep)).map(|(id, _)| id.clone()).filter(|id| id != app));
+        }
+        if up.is_root() {
+            break;
+        }
+        up = up.parent();
+    }
+    out
+}
+
+/// Refuses a `scaleBy` that takes any app past [`framework_core::app::validate::MAX_INSTANCES`],
+/// as the validator would refuse such an app body (422 `Object is not valid` at `/scaleBy`).
+fn scale_within_limit(scaled: &[AppDefinition], factor: f64) -> Result<(), ApiError> {
+    let max = framework_core::app::validate::MAX_INSTANCES;
+    let errors: Vec<String> = scaled
+        .iter()
+        .filter(|a| a.instances > max)
+        .map(|a| format!("scaling {} by {factor} gives {} instances, expected {max} or less; use a smaller factor", a.id, a.instances))
+        .collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError { status: 422, body: json!({"message": "Object is not valid", "details": [{"path": "/scaleBy", "errors": errors}]}) })
+}
+
 /// Marathon's JSON of a deployment plan (`{id, version, steps:[{actions:[{action, app}]}]}`).
 pub fn plan_json(dep: &Deployment) -> Value {
     json!({
@@ -1770,6 +2137,7 @@ mod tests {
             decline_refuse_seconds: 120.0,
             min_revive_interval: Duration::from_secs(5),
             max_running_deployments: 100,
+            max_versions: 50,
             executor: spec::ExecutorSettings { path: "framework-executor".into(), uri: None },
             allow_privileged,
             docker_parameters_allowed: params.iter().map(ToString::to_string).collect(),
@@ -1802,6 +2170,19 @@ mod tests {
         let written = std::fs::read_dir(&root).unwrap().filter(|e| !["journal", "log"].contains(&e.as_ref().unwrap().file_name().to_str().unwrap())).count();
         assert_eq!(written, 2, "only apps/ and instances/ were written (besides the store's journal and log)");
         let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn scale_by_stays_within_the_instance_limit() {
+        let mut a = AppDefinition::new(PathId::parse("/g/a").unwrap_or_default());
+        a.instances = framework_core::app::validate::MAX_INSTANCES;
+        assert!(scale_within_limit(std::slice::from_ref(&a), 1.0).is_ok());
+        a.instances += 1;
+        let e = scale_within_limit(&[a], 2.0).unwrap_err();
+        assert_eq!(e.status, 422);
+        assert_eq!(e.body["message"], "Object is not valid");
+        assert_eq!(e.body["details"][0]["path"], "/scaleBy");
+        assert!(e.body["details"][0]["errors"][0].as_str().unwrap_or_default().contains("/g/a"), "{}", e.body);
     }
 
     #[test]

@@ -191,6 +191,11 @@ pub struct Flags {
     #[arg(long = "max-instances-per-offer", alias = "max_instances_per_offer", default_value_t = 100)]
     pub max_instances_per_offer: u32,
 
+    /// Stored versions kept per app and per group; older ones are removed as new ones come
+    /// (Marathon's `--zk_max_versions`, default 50). An app's versions go with the app.
+    #[arg(long = "zk-max-versions", alias = "zk_max_versions", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub zk_max_versions: u32,
+
     /// Deployments that may run at once (Marathon: 100).
     #[arg(long = "max-running-deployments", alias = "max_running_deployments", default_value_t = 100)]
     pub max_running_deployments: usize,

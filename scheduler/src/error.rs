@@ -24,6 +24,11 @@ impl ApiError {
         Self::new(404, format!("App '{id}' does not exist"))
     }
 
+    /// 404 for an unknown group.
+    pub fn group_not_found(id: impl std::fmt::Display) -> Self {
+        Self::new(404, format!("Group '{id}' does not exist"))
+    }
+
     /// 409 when a change touches apps locked by running deployments.
     pub fn locked(deployments: &[DeploymentId]) -> Self {
         let first = deployments.first().map(|d| d.0.as_str()).unwrap_or_default();

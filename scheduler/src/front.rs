@@ -48,6 +48,24 @@ pub fn router(front: Front) -> Router {
     Router::new().fallback(dispatch).with_state(front)
 }
 
+/// The request with one trailing slash taken off its path (`/v2/apps/` is `/v2/apps`, as
+/// Marathon's JAX-RS routes read it; Prometheus's Marathon discovery asks for `/v2/apps/`).
+fn without_trailing_slash(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        let rebuilt = match req.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_string(),
+        };
+        if let Ok(uri) = rebuilt.parse() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
 /// Headers that belong to one connection and are not forwarded.
 const HOP_BY_HOP: [&str; 8] = ["connection", "host", "content-length", "transfer-encoding", "keep-alive", "upgrade", "te", "trailer"];
 
@@ -76,7 +94,7 @@ async fn dispatch(State(front): State<Front>, ConnectInfo(peer): ConnectInfo<Soc
                     None => json_response(400, &json!({"message": "This instance runs without --zk, so there is no leadership to abdicate."})),
                 };
             }
-            match router.oneshot(req).await {
+            match router.oneshot(without_trailing_slash(req)).await {
                 Ok(resp) => resp,
                 Err(never) => match never {},
             }

@@ -185,6 +185,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             decline_refuse_seconds: flags.decline_offer_duration as f64 / 1000.0,
             min_revive_interval: Duration::from_millis(flags.min_revive_offers_interval),
             max_running_deployments: flags.max_running_deployments,
+            max_versions: flags.zk_max_versions as usize,
             executor: spec::ExecutorSettings { path: flags.executor_path()?, uri: flags.executor_uri.clone() },
             allow_privileged: flags.allow_privileged,
             docker_parameters_allowed: flags.docker_parameters_allowed.clone(),

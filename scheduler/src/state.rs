@@ -189,6 +189,9 @@ impl LaunchQueue {
 /// Apps by id, in a persistent map: a copy shares the tree and costs O(1).
 pub type AppMap = imbl::OrdMap<AppId, Arc<AppDefinition>>;
 
+/// Groups by id, in a persistent map (see [`AppMap`]).
+pub type GroupMap = imbl::OrdMap<framework_core::ids::PathId, Arc<framework_core::tree::GroupNode>>;
+
 /// Instances by id, in a persistent map (see [`AppMap`]).
 pub type InstanceMap = imbl::OrdMap<InstanceId, Arc<Instance>>;
 
@@ -323,6 +326,8 @@ impl FromIterator<Arc<Instance>> for Instances {
 pub struct Snapshot {
     /// Apps by id.
     pub apps: AppMap,
+    /// Every group (the root included) by id.
+    pub groups: GroupMap,
     /// Instances by id, with their apps' counts.
     pub instances: Instances,
     /// Running deployments, oldest first.

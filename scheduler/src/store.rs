@@ -4,7 +4,7 @@
 //! of changes durable with one flush (see [`FileStore`]); records that reconciliation can restore
 //! (instances) are appended to a [`RecordLog`] without a flush.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -133,6 +133,30 @@ impl Store {
         match self {
             Store::Files(f) => f.list(prefix).await,
             Store::Zk(z) => z.list(prefix).await,
+        }
+    }
+
+    /// The keys directly under `prefix`, sorted, without reading their values. Only for keys
+    /// written durably ([`Store::put`], [`Store::put_many_deferred`]): relaxed records (the
+    /// record log's) are not looked at, so listing stays cheap beside 100,000s of instances.
+    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::Files(f) => f.keys(prefix).await,
+            Store::Zk(z) => z.keys(prefix).await,
+        }
+    }
+
+    /// Removes several keys written durably, made durable by the next [`Store::sync`] like
+    /// [`Store::put_many_deferred`] (on ZooKeeper at once). Absent keys are fine.
+    pub async fn delete_many_deferred(&self, keys: &[String]) -> Result<(), StoreError> {
+        match self {
+            Store::Files(f) => f.delete_deferred(keys),
+            Store::Zk(z) => {
+                for key in keys {
+                    z.delete(key).await?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -448,6 +472,54 @@ impl FileStore {
             journal.pending.insert(key.clone(), Some(value.clone()));
         }
         Ok(())
+    }
+
+    fn delete_deferred(&self, keys: &[String]) -> Result<(), StoreError> {
+        for key in keys {
+            check_key(key)?;
+        }
+        let mut journal = self.lock();
+        for key in keys {
+            journal.pending.insert(key.clone(), None);
+        }
+        Ok(())
+    }
+
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        check_key(prefix)?;
+        let err = |source| StoreError { op: "list", key: prefix.to_string(), source };
+        let under = format!("{prefix}/");
+        let unapplied: Vec<(String, bool)> = {
+            let journal = self.lock();
+            journal
+                .unapplied
+                .range(under.clone()..)
+                .take_while(|(k, _)| k.starts_with(&under))
+                .filter(|(k, _)| !k[under.len()..].contains('/'))
+                .map(|(k, (_, v))| (k.clone(), v.is_some()))
+                .collect()
+        };
+        let mut out = BTreeSet::new();
+        match tokio::fs::read_dir(self.root.join(prefix)).await {
+            Ok(mut dir) => {
+                while let Some(entry) = dir.next_entry().await.map_err(err)? {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if !name.starts_with('.') && entry.file_type().await.map_err(err)?.is_file() {
+                        out.insert(format!("{prefix}/{name}"));
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(err(e)),
+        }
+        for (key, present) in unapplied {
+            if present {
+                out.insert(key);
+            } else {
+                out.remove(&key);
+            }
+        }
+        Ok(out.into_iter().collect())
     }
 
     /// Writes the noted changes as one journal file and flushes it. The applier thread then

@@ -68,10 +68,6 @@ fn announce(state: &ApiState, peer: SocketAddr, uri: &str, d: &Deployed) {
     }
 }
 
-fn change(put: Vec<AppDefinition>) -> Change {
-    Change { put, delete: vec![], restart: vec![], to_kill: BTreeMap::new() }
-}
-
 /// GET /v2/apps
 pub async fn list(State(state): State<ApiState>, RawQuery(q): RawQuery) -> Response<Body> {
     let p = Params::parse(q.as_deref());
@@ -151,11 +147,11 @@ pub async fn create(State(state): State<ApiState>, ConnectInfo(peer): ConnectInf
         Ok(app) => app,
         Err(e) => return error(e.into()),
     };
-    if state.actor.snapshot().apps.contains_key(&app.id) {
-        return error(ApiError::new(409, format!("An app with id [{}] already exists.", app.id)));
-    }
     let id = app.id.clone();
-    match deploy(&state, change(vec![app]), p.flag("force", false)).await {
+    // Whether the app exists is decided by the actor, which owns the state: of concurrent
+    // creations of one id exactly one gets 201.
+    let change = Change { create_only: true, ..Change::put(vec![app]) };
+    match deploy(&state, change, p.flag("force", false)).await {
         Ok(d) => {
             announce(&state, peer, "/v2/apps", &d);
             let snap = state.actor.snapshot();
@@ -248,10 +244,9 @@ pub async fn put_any(
         let id = app_id(&raw)?;
         let current = state.actor.snapshot().apps.get(&id).cloned();
         let app = updated_app(&state, &id, current.as_deref(), &body, p.flag("partialUpdate", true)).await?;
-        let created = current.is_none();
-        let d = deploy(&state, change(vec![app]), p.flag("force", false)).await?;
+        let d = deploy(&state, Change::put(vec![app]), p.flag("force", false)).await?;
         announce(&state, peer, &format!("/v2/apps/{raw}"), &d);
-        Ok((created, d))
+        Ok((d.created.contains(&id), d))
     }
     .await;
     match result {
@@ -304,7 +299,7 @@ pub async fn patch_any(
         let current = state.actor.snapshot().apps.get(&id).cloned().ok_or_else(|| ApiError::app_not_found(&id))?;
         let mut app = app::apply_patch(&current, &body, &id.parent())?;
         app.id = id;
-        let d = deploy(&state, change(vec![app]), p.flag("force", false)).await?;
+        let d = deploy(&state, Change::put(vec![app]), p.flag("force", false)).await?;
         announce(&state, peer, &format!("/v2/apps/{raw}"), &d);
         Ok(d)
     }
@@ -342,7 +337,7 @@ async fn many(state: ApiState, q: Option<String>, body: Bytes, existing_only: bo
             let bytes = serde_json::to_vec(&item).unwrap_or_default();
             apps.push(updated_app(&state, &id, current.as_deref(), &bytes, p.flag("partialUpdate", true)).await?);
         }
-        deploy(&state, change(apps), p.flag("force", false)).await
+        deploy(&state, Change::put(apps), p.flag("force", false)).await
     }
     .await;
     match result {
@@ -357,7 +352,7 @@ pub async fn post_any(State(state): State<ApiState>, Path(rest): Path<String>, R
     let Target::Restart(raw) = target(&rest) else { return error(ApiError::new(405, "Method not allowed")) };
     let result = async {
         let id = app_id(&raw)?;
-        let change = Change { put: vec![], delete: vec![], restart: vec![id], to_kill: BTreeMap::new() };
+        let change = Change { restart: vec![id], ..Change::default() };
         deploy(&state, change, p.flag("force", false)).await
     }
     .await;
@@ -374,7 +369,7 @@ pub async fn delete_any(State(state): State<ApiState>, Path(rest): Path<String>,
         Target::App(raw) => {
             let result = async {
                 let id = app_id(&raw)?;
-                let change = Change { put: vec![], delete: vec![id], restart: vec![], to_kill: BTreeMap::new() };
+                let change = Change { delete: vec![id], ..Change::default() };
                 // Marathon 1.10 deletes with force=true unless told otherwise.
                 deploy(&state, change, p.flag("force", true)).await
             }

@@ -1,67 +1,155 @@
-//! `/v2/groups`: the group tree is derived from app ids; changes deploy the apps of a group.
-
-use std::collections::{BTreeMap, BTreeSet};
+//! `/v2/groups`: the group tree. Groups are stored on their own (an empty group exists); every
+//! change is decided by the actor against the tree as it is when the change reaches it.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::Response;
-use framework_core::app::{self, AppDefinition};
-use framework_core::deploy;
-use framework_core::ids::{AppId, PathId};
+use axum::http::{HeaderValue, Response};
+use framework_core::app::{self, GroupRequest};
+use framework_core::ids::{PathId, Timestamp};
+use framework_core::tree::GroupVersion;
 use serde_json::{Value, json};
 
 use super::render::{self, Embed};
 use super::{ApiState, Params, RequestBody, deployment_result, error, json_response};
-use crate::actor::{Change, Command, Deployed, action_json};
+use crate::actor::{Command, GroupOp, GroupOutcome, action_json, keys};
 use crate::error::ApiError;
-use crate::spec;
 use crate::state::Snapshot;
 
 fn group_id(raw: &str) -> Result<PathId, ApiError> {
     PathId::parse(raw.trim_end_matches('/')).map_err(|e| ApiError::new(400, format!("Invalid group id '{raw}': {e}")))
 }
 
-/// Every group id implied by the apps (all their ancestors).
-fn groups_of(snap: &Snapshot) -> BTreeSet<PathId> {
-    let mut out = BTreeSet::from([PathId::root()]);
-    for id in snap.apps.keys() {
-        let mut g = id.parent();
-        while !g.is_root() {
-            out.insert(g.clone());
-            g = g.parent();
+/// What a path below `/v2/groups/` names (Marathon's `ListApps`, `ListVersionsRE`,
+/// `GetVersionRE` matchers).
+#[derive(Debug, PartialEq)]
+enum Target {
+    Group(String),
+    Apps(String),
+    Versions(String),
+    Version(String, String),
+}
+
+fn target(rest: &str) -> Target {
+    let rest = rest.trim_matches('/');
+    if rest == "apps" {
+        return Target::Apps(String::new());
+    }
+    if let Some(g) = rest.strip_suffix("/apps") {
+        return Target::Apps(g.to_string());
+    }
+    if rest == "versions" {
+        return Target::Versions(String::new());
+    }
+    if let Some(g) = rest.strip_suffix("/versions") {
+        return Target::Versions(g.to_string());
+    }
+    if let Some(v) = rest.strip_prefix("versions/") {
+        return Target::Version(String::new(), v.to_string());
+    }
+    if let Some((g, v)) = rest.rsplit_once("/versions/") {
+        return Target::Version(g.to_string(), v.to_string());
+    }
+    Target::Group(rest.to_string())
+}
+
+/// Marathon's group JSON: the group's own fields, its apps and its subgroups, recursively.
+fn group_json(snap: &Snapshot, gid: &PathId, embed: Embed) -> Value {
+    let node = snap.groups.get(gid);
+    let apps: Vec<Value> = snap
+        .apps
+        .range(gid.clone()..)
+        .take_while(|(id, _)| id.is_within(gid))
+        .filter(|(id, _)| !id.is_root() && &id.parent() == gid)
+        .map(|(_, a)| render::app_info(snap, a, embed))
+        .collect();
+    let groups: Vec<Value> = snap
+        .groups
+        .range(gid.clone()..)
+        .take_while(|(id, _)| id.is_within(gid))
+        .filter(|(id, _)| !id.is_root() && &id.parent() == gid)
+        .map(|(id, _)| group_json(snap, id, embed))
+        .collect();
+    json!({
+        "id": gid,
+        "apps": apps,
+        "groups": groups,
+        "pods": [],
+        "dependencies": node.map(|n| n.dependencies.clone()).unwrap_or_default(),
+        "version": node.map(|n| n.version),
+        "enforceRole": node.is_some_and(|n| n.enforce_role),
+    })
+}
+
+async fn get_group(state: ApiState, rest: &str, q: Option<String>) -> Response<Body> {
+    let p = Params::parse(q.as_deref());
+    let snap = state.actor.snapshot();
+    let embed = Embed::parse(p.all("embed"));
+    let result = async {
+        match target(rest) {
+            Target::Group(raw) => {
+                let gid = group_id(&raw)?;
+                if !snap.groups.contains_key(&gid) {
+                    return Err(ApiError::group_not_found(&gid));
+                }
+                Ok(group_json(&snap, &gid, embed))
+            }
+            Target::Apps(raw) => {
+                // Every app within the group (an unknown group has none, as in Marathon).
+                let gid = group_id(&raw)?;
+                let apps: Vec<Value> = snap
+                    .apps
+                    .range(gid.clone()..)
+                    .take_while(|(id, _)| id.is_within(&gid))
+                    .map(|(_, a)| render::app_info(&snap, a, embed))
+                    .collect();
+                Ok(json!(apps))
+            }
+            Target::Versions(raw) => {
+                let gid = group_id(&raw)?;
+                if !snap.groups.contains_key(&gid) {
+                    return Err(ApiError::group_not_found(&gid));
+                }
+                let mut versions: Vec<String> = state
+                    .store
+                    .keys(&keys::group_versions(&gid))
+                    .await
+                    .map_err(ApiError::storage)?
+                    .into_iter()
+                    .filter_map(|k| k.rsplit('/').next().map(str::to_string))
+                    .collect();
+                versions.sort();
+                versions.reverse();
+                Ok(json!(versions))
+            }
+            Target::Version(raw, v) => {
+                let gid = group_id(&raw)?;
+                let version: Timestamp = v.parse().map_err(|e: framework_core::ids::IdError| ApiError::new(400, e.to_string()))?;
+                let stored = stored_version(&state, &gid, version).await?.ok_or_else(|| ApiError::group_not_found(&gid))?;
+                serde_json::to_value(stored).map_err(|e| ApiError::new(500, e.to_string()))
+            }
         }
     }
-    out
-}
-
-fn group_json(snap: &Snapshot, all: &BTreeSet<PathId>, gid: &PathId, embed: Embed) -> Value {
-    let apps: Vec<Value> = snap.apps.values().filter(|a| &a.id.parent() == gid).map(|a| render::app_info(snap, a, embed)).collect();
-    let groups: Vec<Value> =
-        all.iter().filter(|g| !g.is_root() && &g.parent() == gid).map(|g| group_json(snap, all, g, embed)).collect();
-    let version = snap.apps.values().filter(|a| a.id.is_within(gid)).filter_map(|a| a.version).max();
-    json!({ "id": gid, "apps": apps, "groups": groups, "pods": [], "dependencies": [], "version": version, "enforceRole": false })
-}
-
-async fn get_group(state: ApiState, raw: &str, q: Option<String>) -> Response<Body> {
-    let p = Params::parse(q.as_deref());
-    let gid = match group_id(raw) {
-        Ok(g) => g,
-        Err(e) => return error(e),
-    };
-    let snap = state.actor.snapshot();
-    let all = groups_of(&snap);
-    if !all.contains(&gid) {
-        return error(ApiError::new(404, format!("Group '{gid}' does not exist")));
+    .await;
+    match result {
+        Ok(v) => json_response(200, &v),
+        Err(e) => error(e),
     }
-    json_response(200, &group_json(&snap, &all, &gid, Embed::parse(p.all("embed"))))
+}
+
+/// A stored version of a group, if it is kept.
+async fn stored_version(state: &ApiState, gid: &PathId, version: Timestamp) -> Result<Option<GroupVersion>, ApiError> {
+    let Some(bytes) = state.store.get(&keys::group_version(gid, version)).await.map_err(ApiError::storage)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| ApiError::new(500, format!("stored version {version} of group {gid} is unreadable: {e}")))
 }
 
 /// GET /v2/groups
 pub async fn get_root(State(state): State<ApiState>, RawQuery(q): RawQuery) -> Response<Body> {
-    get_group(state, "/", q).await
+    get_group(state, "", q).await
 }
 
-/// GET /v2/groups/{gid}
+/// GET /v2/groups/{gid}[/apps|/versions[/v]]
 pub async fn get_any(State(state): State<ApiState>, Path(rest): Path<String>, RawQuery(q): RawQuery) -> Response<Body> {
     get_group(state, &rest, q).await
 }
@@ -96,22 +184,54 @@ pub async fn delete_any(State(state): State<ApiState>, Path(rest): Path<String>,
     delete_group(state, &rest, q).await
 }
 
-async fn delete_group(state: ApiState, raw: &str, q: Option<String>) -> Response<Body> {
-    let p = Params::parse(q.as_deref());
+/// PATCH /v2/groups/{gid}: `{"enforceRole": bool}` on an existing group (no deployment; 200
+/// with an empty body, as Marathon answers).
+pub async fn patch_any(State(state): State<ApiState>, Path(rest): Path<String>, RequestBody(body): RequestBody) -> Response<Body> {
     let result = async {
-        let gid = group_id(raw)?;
-        let snap = state.actor.snapshot();
-        if !groups_of(&snap).contains(&gid) {
-            return Err(ApiError::new(404, format!("Group '{gid}' does not exist")));
+        let gid = group_id(&rest)?;
+        let json: Value = serde_json::from_slice(&body).map_err(|_| ApiError::from(app::AppError::Syntax { message: "Invalid JSON".into(), detail: "the body is not JSON".into() }))?;
+        let enforce_role = match json.get("enforceRole") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                return Err(ApiError {
+                    status: 422,
+                    body: json!({"message": "Invalid JSON", "details": [{"path": "/enforceRole", "errors": ["error.expected.jsboolean"]}]}),
+                });
+            }
+        };
+        if gid.is_root() || gid.segments().len() != 1 {
+            return Err(ApiError {
+                status: 422,
+                body: json!({"message": "Object is not valid", "details": [{"path": "/", "errors": ["Path needs to be top-level"]}]}),
+            });
         }
-        let delete: Vec<AppId> = snap.apps.keys().filter(|id| id.is_within(&gid)).cloned().collect();
-        let change = Change { put: vec![], delete, restart: vec![], to_kill: BTreeMap::new() };
-        let force = p.flag("force", false);
-        state.actor.ask(|reply| Command::Deploy { change, force, reply }).await?
+        let snap = state.actor.snapshot();
+        let node = snap.groups.get(&gid).ok_or_else(|| ApiError::group_not_found(&gid))?;
+        let mut update = app::GroupDefinition::new(gid.clone());
+        update.enforce_role = Some(enforce_role.unwrap_or(node.enforce_role));
+        let op = GroupOp::Update { update, create: false, rollback: false };
+        state.actor.ask(|reply| Command::Group { op, force: true, dry_run: false, reply }).await??;
+        Ok(())
     }
     .await;
     match result {
-        Ok(d) => deployment_result(200, &d),
+        Ok(()) => json_response(200, &json!({})),
+        Err(e) => error(e),
+    }
+}
+
+async fn delete_group(state: ApiState, raw: &str, q: Option<String>) -> Response<Body> {
+    let p = Params::parse(q.as_deref());
+    let result = async {
+        let group = group_id(raw)?;
+        let op = GroupOp::Delete { group };
+        state.actor.ask(|reply| Command::Group { op, force: p.flag("force", false), dry_run: false, reply }).await?
+    }
+    .await;
+    match result {
+        Ok(GroupOutcome::Deployed(d)) => deployment_result(200, &d),
+        Ok(GroupOutcome::DryRun(_)) => error(ApiError::new(500, "a delete is never a dry run")),
         Err(e) => error(e),
     }
 }
@@ -120,75 +240,56 @@ async fn change_group(state: ApiState, raw: &str, q: Option<String>, body: Bytes
     let p = Params::parse(q.as_deref());
     let result = async {
         let base = group_id(raw)?;
-        let snap = state.actor.snapshot();
-        let json: Value = serde_json::from_slice(&body).map_err(|_| ApiError::from(app::AppError::Syntax { message: "Invalid JSON".into(), detail: "the body is not JSON".into() }))?;
-        // `{"scaleBy": f}`: multiply the instances of every app in the group.
-        if !create
-            && let Some(factor) = json.get("scaleBy").and_then(Value::as_f64) {
-                if !(factor.is_finite() && factor >= 0.0) {
-                    return Err(ApiError::new(422, "scaleBy must be a non-negative number"));
-                }
-                let put: Vec<AppDefinition> = snap
-                    .apps
-                    .values()
-                    .filter(|a| a.id.is_within(&base))
-                    .map(|a| {
-                        let mut a = (**a).clone();
-                        a.instances = (f64::from(a.instances) * factor).ceil().min(f64::from(u32::MAX)) as u32;
-                        a
-                    })
-                    .collect();
-                scale_within_limit(&put, factor)?;
-                return Ok(Outcome::Deployed(deploy_apps(&state, put, vec![], p.flag("force", false)).await?));
+        let op = match app::parse_group_request(&body, &base)? {
+            GroupRequest::Update(update) => GroupOp::Update { update, create, rollback: false },
+            _ if create => {
+                return Err(ApiError::new(422, "A new group takes apps and groups, not 'version' or 'scaleBy'; use PUT to change an existing group"));
             }
-        let group = app::parse_group(&body, &base)?;
-        let gid = group.id.clone();
-        let existing: Vec<AppId> = snap.apps.keys().filter(|id| id.is_within(&gid)).cloned().collect();
-        if create && (!existing.is_empty() || (gid.is_root() && !snap.apps.is_empty())) {
-            return Err(ApiError::new(409, format!("Group {gid} is already created. Use PUT to change this group.")));
+            GroupRequest::ScaleBy(factor) => GroupOp::ScaleBy { group: group_in_body(&body, &base)?, factor },
+            GroupRequest::Rollback(version) => {
+                let group = group_in_body(&body, &base)?;
+                let stored = stored_version(&state, &group, version)
+                    .await?
+                    .ok_or_else(|| ApiError::new(422, format!("Group {group} not available in version {version}: GET /v2/groups{}/versions lists the kept versions", if group.is_root() { String::new() } else { group.to_string() })))?;
+                GroupOp::Update { update: stored.into_update(), create: false, rollback: true }
+            }
+        };
+        let gid = match &op {
+            GroupOp::Update { update, .. } => update.id.clone(),
+            GroupOp::ScaleBy { group, .. } | GroupOp::Delete { group } => group.clone(),
+        };
+        let outcome = state.actor.ask(|reply| Command::Group { op, force: p.flag("force", false), dry_run: p.flag("dryRun", false) && !create, reply }).await??;
+        if let GroupOutcome::Deployed(d) = &outcome {
+            state.app_json.warm(&state.actor.snapshot(), &d.apps);
         }
-        let put: Vec<AppDefinition> = group.all_apps().into_iter().cloned().collect();
-        let keep: BTreeSet<&AppId> = put.iter().map(|a| &a.id).collect();
-        let delete: Vec<AppId> = existing.iter().filter(|id| !keep.contains(id)).cloned().collect();
-        if p.flag("dryRun", false) {
-            let before: Vec<_> = snap.apps.values().filter(|a| a.id.is_within(&gid)).map(|a| spec::planned(a)).collect();
-            let after: Vec<_> = put.iter().map(spec::planned).collect();
-            let steps = deploy::plan(&before, &after, &BTreeMap::new()).map_err(|e| ApiError::new(422, e.to_string()))?;
-            let steps: Vec<Value> = steps.iter().map(|s| json!({"actions": s.actions.iter().map(action_json).collect::<Vec<_>>()})).collect();
-            return Ok(Outcome::DryRun(json!({ "steps": steps })));
-        }
-        Ok(Outcome::Deployed(deploy_apps(&state, put, delete, p.flag("force", false)).await?))
+        Ok((gid, outcome))
     }
     .await;
     match result {
-        Ok(Outcome::Deployed(d)) => deployment_result(if create { 201 } else { 200 }, &d),
-        Ok(Outcome::DryRun(v)) => json_response(200, &v),
+        Ok((gid, GroupOutcome::Deployed(d))) if create => {
+            let mut resp = deployment_result(201, &d);
+            if let Ok(v) = HeaderValue::from_str(&gid.to_string()) {
+                resp.headers_mut().insert("Location", v);
+            }
+            resp
+        }
+        Ok((_, GroupOutcome::Deployed(d))) => deployment_result(200, &d),
+        Ok((_, GroupOutcome::DryRun(steps))) => {
+            let steps: Vec<Value> = steps.iter().map(|s| json!({"actions": s.actions.iter().map(action_json).collect::<Vec<_>>()})).collect();
+            json_response(200, &json!({ "steps": steps }))
+        }
         Err(e) => error(e),
     }
 }
 
-/// Refuses a `scaleBy` that takes any app past [`app::validate::MAX_INSTANCES`], as the
-/// validator would refuse such an app body (422 `Object is not valid` at `/scaleBy`).
-fn scale_within_limit(scaled: &[AppDefinition], factor: f64) -> Result<(), ApiError> {
-    let max = app::validate::MAX_INSTANCES;
-    let errors: Vec<String> = scaled
-        .iter()
-        .filter(|a| a.instances > max)
-        .map(|a| format!("scaling {} by {factor} gives {} instances, expected {max} or less; use a smaller factor", a.id, a.instances))
-        .collect();
-    if errors.is_empty() {
-        return Ok(());
+/// The group a `{"version"}` or `{"scaleBy"}` body names: its `id` relative to the URL's group,
+/// or the URL's group itself.
+fn group_in_body(body: &[u8], base: &PathId) -> Result<PathId, ApiError> {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    match json.get("id").and_then(Value::as_str) {
+        Some(raw) => PathId::parse_relative(raw, base).map_err(|e| ApiError::new(422, format!("Invalid group id '{raw}': {e}"))),
+        None => Ok(base.clone()),
     }
-    Err(ApiError { status: 422, body: json!({"message": "Object is not valid", "details": [{"path": "/scaleBy", "errors": errors}]}) })
-}
-
-enum Outcome {
-    Deployed(Deployed),
-    DryRun(Value),
-}
-
-async fn deploy_apps(state: &ApiState, put: Vec<AppDefinition>, delete: Vec<AppId>, force: bool) -> Result<Deployed, ApiError> {
-    super::deploy(state, Change { put, delete, restart: vec![], to_kill: BTreeMap::new() }, force).await
 }
 
 #[cfg(test)]
@@ -196,15 +297,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scale_by_stays_within_the_instance_limit() {
-        let mut a = AppDefinition::new(PathId::parse("/g/a").unwrap_or_default());
-        a.instances = app::validate::MAX_INSTANCES;
-        assert!(scale_within_limit(std::slice::from_ref(&a), 1.0).is_ok());
-        a.instances += 1;
-        let e = scale_within_limit(&[a], 2.0).unwrap_err();
-        assert_eq!(e.status, 422);
-        assert_eq!(e.body["message"], "Object is not valid");
-        assert_eq!(e.body["details"][0]["path"], "/scaleBy");
-        assert!(e.body["details"][0]["errors"][0].as_str().unwrap_or_default().contains("/g/a"), "{}", e.body);
+    fn paths_below_groups_are_split_like_marathon() {
+        assert_eq!(target("a/b"), Target::Group("a/b".into()));
+        assert_eq!(target(""), Target::Group(String::new()));
+        assert_eq!(target("apps"), Target::Apps(String::new()));
+        assert_eq!(target("a/apps"), Target::Apps("a".into()));
+        assert_eq!(target("a/versions"), Target::Versions("a".into()));
+        assert_eq!(target("versions"), Target::Versions(String::new()));
+        assert_eq!(target("a/b/versions/2020-01-01T00:00:00.000Z"), Target::Version("a/b".into(), "2020-01-01T00:00:00.000Z".into()));
+        assert_eq!(target("versions/2020-01-01T00:00:00.000Z"), Target::Version(String::new(), "2020-01-01T00:00:00.000Z".into()));
     }
 }

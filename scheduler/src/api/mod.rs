@@ -15,7 +15,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::{HeaderValue, Response, StatusCode, header};
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 
 use crate::actor::ActorHandle;
 use crate::error::ApiError;
@@ -102,18 +102,27 @@ pub fn router(state: ApiState) -> Router {
         .route("/v2/deployments", get(deployments::list))
         .route("/v2/deployments/{id}", delete(deployments::cancel))
         .route("/v2/groups", get(groups::get_root).post(groups::post_root).put(groups::put_root).delete(groups::delete_root))
-        .route("/v2/groups/{*rest}", get(groups::get_any).post(groups::post_any).put(groups::put_any).delete(groups::delete_any))
+        .route("/v2/groups/{*rest}", get(groups::get_any).post(groups::post_any).put(groups::put_any).delete(groups::delete_any).patch(groups::patch_any))
         .route("/v2/queue", get(system::queue))
         .route("/v2/queue/{*rest}", delete(system::reset_delay))
         .route("/v2/events", get(events::stream))
         .route("/v2/info", get(system::info))
         .route("/v2/leader", get(system::leader))
         .route("/metrics", get(system::metrics))
+        // Pods are not supported: every pods route answers 404, which is how clients (the
+        // Marathon UI, marathon-python, DC/OS tooling) learn that a Marathon has no pods.
+        .route("/v2/pods", any(no_pods))
+        .route("/v2/pods/{*rest}", any(no_pods))
         // Marathon answers unknown routes with 500 and this message; clients may rely on it.
         .fallback(|| async { error(ApiError::new(500, "URI not found")) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response_with_state(state.clone(), common_headers))
         .with_state(state)
+}
+
+/// The answer of every `/v2/pods` route.
+async fn no_pods() -> Response<Body> {
+    error(ApiError::new(404, "Pods are not supported by this server; run the containers as apps"))
 }
 
 /// Headers Marathon puts on every response.

@@ -74,7 +74,7 @@ pub async fn kill(state: &ApiState, tasks: Vec<TaskId>, p: &Params, single: bool
                 put.push(app);
             }
         }
-        let change = Change { put, delete: vec![], restart: vec![], to_kill };
+        let change = Change { to_kill, ..Change::put(put) };
         let force = p.flag("force", false);
         return match state.actor.ask(|reply| Command::Deploy { change, force, reply }).await.and_then(|r| r) {
             Ok(d) => super::deployment_result(200, &d),

@@ -101,7 +101,18 @@ impl ZkStore {
         }
     }
 
-    /// Every key directly under `prefix` with its value, sorted by key.
+    /// The keys directly under `prefix`, sorted, without their values.
+    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut children = match self.client.list_children(&self.path(prefix)).await {
+            Ok(c) => c,
+            Err(zk::Error::NoNode) => return Ok(Vec::new()),
+            Err(e) => return Err(err("list", prefix, e)),
+        };
+        children.sort();
+        Ok(children.into_iter().map(|child| format!("{prefix}/{child}")).collect())
+    }
+
+    /// Every key directly under `prefix` with its value, sorted.
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let mut children = match self.client.list_children(&self.path(prefix)).await {
             Ok(c) => c,

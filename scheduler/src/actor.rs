@@ -437,6 +437,8 @@ pub struct Actor {
     /// When the last full pass started, and how long it took.
     last_full_pass: (std::time::Instant, Duration),
     last_stale_reconcile: Timestamp,
+    /// A write whose outcome is unknown failed: the run loop ends before anything else.
+    stopped: bool,
     last_version: Timestamp,
     counters: Counters,
     snapshot: watch::Sender<Arc<Snapshot>>,
@@ -495,6 +497,7 @@ impl Actor {
             offer_flow: OfferFlow::default(),
             last_full_pass: (std::time::Instant::now(), Duration::ZERO),
             last_stale_reconcile: Timestamp(0),
+            stopped: false,
             last_version: Timestamp(0),
             counters: Counters::default(),
             snapshot,
@@ -586,6 +589,9 @@ impl Actor {
                         }
                         if !statuses.is_empty() {
                             self.on_statuses(statuses).await;
+                        }
+                        if self.stopped {
+                            return;
                         }
                         events_seen = true;
                     }
@@ -1175,7 +1181,12 @@ impl Actor {
                 let first = self.framework_id.is_none();
                 if self.framework_id.as_deref() != Some(&framework_id) {
                     if let Err(e) = self.store.put(keys::FRAMEWORK_ID, framework_id.as_bytes()).await {
-                        tracing::error!(error = %e, "could not persist the framework id");
+                        // Carrying on would register a second framework at the next start and
+                        // orphan this one's tasks: stop, as for any write whose outcome is
+                        // unknown (the next leader, or a restart, subscribes with what is stored).
+                        tracing::error!(error = %e, %framework_id, "could not persist the framework id Mesos assigned; the scheduler stops so that no second framework is registered. Fix the state store and restart");
+                        self.stopped = true;
+                        return;
                     }
                     self.framework_id = Some(framework_id.clone());
                 }
@@ -2169,6 +2180,27 @@ mod tests {
         assert_eq!(names, ["a..b", "m_n", "x_y.z"]);
         let written = std::fs::read_dir(&root).unwrap().filter(|e| !["journal", "log"].contains(&e.as_ref().unwrap().file_name().to_str().unwrap())).count();
         assert_eq!(written, 2, "only apps/ and instances/ were written (besides the store's journal and log)");
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[tokio::test]
+    async fn an_unsaved_framework_id_stops_the_scheduler() {
+        let root = std::env::temp_dir().join(format!("framework-fwid-{}", uuid::Uuid::new_v4()));
+        let store = Store::Files(crate::store::FileStore::open(&root).await.unwrap());
+        // Nothing can be made durable: the journal's directory is taken by a file.
+        let journal = root.join("journal");
+        let _ = std::fs::remove_dir_all(&journal);
+        std::fs::write(&journal, b"not a directory").unwrap();
+        let (mut actor, _handle, _rx) = Actor::new(config(false, &[]), store, EventBus::new(), Loaded::default());
+        actor.on_mesos(MesosUpdate::Subscribed { framework_id: "fw-1".into(), master: "m".into() }).await;
+        assert!(actor.stopped, "a framework id Mesos assigned but we could not store must stop the scheduler");
+        assert_eq!(actor.framework_id, None, "the unsaved id is not used");
+        // A stored id goes through.
+        let store = Store::Files(crate::store::FileStore::open(&root.join("ok")).await.unwrap());
+        let (mut actor, _handle, _rx) = Actor::new(config(false, &[]), store.clone(), EventBus::new(), Loaded::default());
+        actor.on_mesos(MesosUpdate::Subscribed { framework_id: "fw-2".into(), master: "m".into() }).await;
+        assert!(!actor.stopped);
+        assert_eq!(store.get(keys::FRAMEWORK_ID).await.unwrap().as_deref(), Some(&b"fw-2"[..]));
         let _ = std::fs::remove_dir_all(root);
     }
 

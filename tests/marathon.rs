@@ -301,6 +301,9 @@ async fn event_stream_shows_a_deployment() -> anyhow::Result<()> {
         buf.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = buf.find("\n\n") {
             let frame: String = buf.drain(..end + 2).collect();
+            if frame.lines().filter(|l| !l.is_empty()).all(|l| l.starts_with(':')) {
+                continue; // a keep-alive comment
+            }
             let kind = frame.lines().find_map(|l| l.strip_prefix("event: ")).context("event line")?.to_string();
             let data: Json = serde_json::from_str(frame.lines().find_map(|l| l.strip_prefix("data: ")).context("data line")?)?;
             assert_eq!(data["eventType"], kind.as_str());
@@ -334,6 +337,49 @@ async fn event_stream_shows_a_deployment() -> anyhow::Result<()> {
     assert!(text.starts_with("event: deployment_success\n"), "{text}");
     let r = reqwest::Client::new().get(format!("{}/v2/events", fw.url)).header("Accept", "application/json").send().await?;
     assert_eq!(r.status().as_u16(), 406);
+    cluster.shutdown().await;
+    Ok(())
+}
+
+/// Reads SSE frames from `body` until one satisfies `pred`; returns every frame read.
+async fn frames_until(
+    body: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    within: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> anyhow::Result<Vec<String>> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut frames = Vec::new();
+    let mut buf = String::new();
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, body.next()).await.with_context(|| format!("timed out; frames so far: {frames:?}"))?.context("stream ended")??;
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let done = pred(&frame);
+            frames.push(frame);
+            if done {
+                return Ok(frames);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn event_streams_keep_alive_and_announce_attach_and_detach() -> anyhow::Result<()> {
+    let (cluster, fw) = start("events-keepalive", 1).await?;
+    let http = reqwest::Client::new();
+    let open = || http.get(format!("{}/v2/events", fw.url)).header("Accept", "text/event-stream").send();
+    let mut watcher = open().await?.bytes_stream();
+    frames_until(&mut watcher, DEPLOY, |f| f.starts_with("event: event_stream_attached\n")).await?;
+    // A second client attaches and goes away: the first sees both, from the bus.
+    let other = open().await?;
+    let frames = frames_until(&mut watcher, DEPLOY, |f| f.starts_with("event: event_stream_attached\n")).await?;
+    assert!(frames.last().is_some_and(|f| f.contains("\"remoteAddress\":\"127.0.0.1\"")), "{frames:?}");
+    drop(other);
+    frames_until(&mut watcher, DEPLOY, |f| f.starts_with("event: event_stream_detached\n")).await?;
+    // With nothing happening, a comment frame keeps the stream alive (every 15 s).
+    let frames = frames_until(&mut watcher, Duration::from_secs(25), |f| f.lines().filter(|l| !l.is_empty()).all(|l| l.starts_with(':'))).await?;
+    assert!(frames.iter().all(|f| !f.starts_with("event: ") || f.contains("event_stream")), "{frames:?}");
     cluster.shutdown().await;
     Ok(())
 }

@@ -1,19 +1,24 @@
-//! `/v2/events`: the event bus as server-sent events.
+//! `/v2/events`: the event bus as server-sent events (`axum::response::sse`), with a comment
+//! frame every [`KEEP_ALIVE`] so that clients and proxies see a quiet stream is alive
+//! (marathon-lb gives up on a stream silent for 300 s).
 
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Response, header};
-use futures_util::StreamExt as _;
+use axum::http::{HeaderMap, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse as _, Response};
 use serde_json::json;
 use tokio::sync::mpsc::Sender;
 
 use super::{ApiState, Params, error};
 use crate::actor::now;
 use crate::error::ApiError;
-use crate::events::{Ended, Subscription};
+use crate::events::{EventBus, Ended, Subscription};
+
+/// How often a quiet stream carries a comment frame.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// GET /v2/events (`Accept: text/event-stream`; `event_type=` filters, repeatable).
 pub async fn stream(
@@ -21,7 +26,7 @@ pub async fn stream(
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-) -> Response<Body> {
+) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("*/*");
     if !accept.contains("text/event-stream") && !accept.contains("*/*") {
         return error(ApiError::new(406, "The event stream is only available as text/event-stream; send 'Accept: text/event-stream'."));
@@ -38,21 +43,22 @@ pub async fn stream(
             ),
         ));
     };
-    let attached = json!({"remoteAddress": peer.ip().to_string(), "eventType": "event_stream_attached", "timestamp": now().to_string()});
-    let first = wanted("event_stream_attached").then(|| format!("event: event_stream_attached\ndata: {attached}\n\n"));
+    // As in Marathon, attaching and detaching are events on the bus: every subscriber (this one
+    // first of all) sees them.
+    let remote = peer.ip().to_string();
+    state.bus.publish("event_stream_attached", json!({"remoteAddress": remote}), now());
+    let bus = state.bus.clone();
     let events = async_stream(move |tx| async move {
-        if let Some(first) = first
-            && tx.send(first).await.is_err()
-        {
-            return;
-        }
         let ended = forward(sub, wanted, &tx, SLOW_CONSUMER).await;
         tracing::debug!(%peer, %ended, "event stream closed");
+        detached(&bus, &remote);
     });
-    let body = Body::from_stream(events.map(|s| Ok::<_, Infallible>(Bytes::from(s))));
-    let mut resp = Response::new(body);
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    resp
+    Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("")).into_response()
+}
+
+/// Announces a stream that ended.
+fn detached(bus: &EventBus, remote: &str) {
+    bus.publish("event_stream_detached", json!({"remoteAddress": remote}), now());
 }
 
 /// How long a client may leave the stream unread while events wait for it before it is
@@ -73,18 +79,22 @@ enum StreamEnd {
     Bus(Ended),
 }
 
-/// Sends the wanted events of `sub` as SSE frames into `tx` until the client goes away, falls
-/// behind the bus backlog, or leaves a frame untaken for `deadline`.
-async fn forward(mut sub: Subscription, wanted: impl Fn(&str) -> bool, tx: &Sender<String>, deadline: Duration) -> StreamEnd {
+/// Sends the wanted events of `sub` as SSE events into `tx` until the client goes away, falls
+/// behind the bus backlog, or leaves an event untaken for `deadline`.
+async fn forward(mut sub: Subscription, wanted: impl Fn(&str) -> bool, tx: &Sender<Event>, deadline: Duration) -> StreamEnd {
     loop {
-        let ev = match sub.recv().await {
-            Ok(ev) => ev,
-            Err(ended) => return StreamEnd::Bus(ended),
+        let ev = tokio::select! {
+            ev = sub.recv() => match ev {
+                Ok(ev) => ev,
+                Err(ended) => return StreamEnd::Bus(ended),
+            },
+            // Noticed at once, not at the next event: the detach is announced promptly.
+            () = tx.closed() => return StreamEnd::Gone,
         };
         if !wanted(ev.event_type) {
             continue;
         }
-        match tokio::time::timeout(deadline, tx.send(format!("event: {}\ndata: {}\n\n", ev.event_type, ev.data))).await {
+        match tokio::time::timeout(deadline, tx.send(Event::default().event(ev.event_type).data(&ev.data))).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return StreamEnd::Gone,
             Err(_) => return StreamEnd::TooSlow(deadline),
@@ -94,14 +104,14 @@ async fn forward(mut sub: Subscription, wanted: impl Fn(&str) -> bool, tx: &Send
 
 /// A stream fed by a spawned task through a small channel (ends when the task ends or the
 /// client goes away).
-fn async_stream<F, Fut>(producer: F) -> impl futures_util::Stream<Item = String>
+fn async_stream<F, Fut>(producer: F) -> impl futures_util::Stream<Item = Result<Event, Infallible>>
 where
-    F: FnOnce(tokio::sync::mpsc::Sender<String>) -> Fut,
+    F: FnOnce(Sender<Event>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(producer(tx));
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|e| e.map(Ok)))
 }
 
 #[cfg(test)]
@@ -122,7 +132,7 @@ mod tests {
             bus.publish("wanted", json!({}), Timestamp(0));
         }
         assert_eq!(task.await.unwrap(), StreamEnd::TooSlow(Duration::from_millis(50)));
-        assert!(rx.recv().await.unwrap().starts_with("event: wanted\n"));
+        assert!(rx.recv().await.is_some(), "the wanted events before the deadline were sent");
         assert!(bus.subscribe().is_some(), "the dropped client's slot is free again");
     }
 

@@ -242,79 +242,41 @@ impl Timestamp {
     }
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The civil date of a day count since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+impl Timestamp {
+    /// The instant as a date and time (clamped to years 1–9999, all a timestamp can be written
+    /// in; only a crafted millisecond count lies outside).
+    fn datetime(self) -> time::OffsetDateTime {
+        const MIN: i64 = -62_135_596_800_000; // 0001-01-01T00:00:00Z
+        const MAX: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+        let ms = i128::from(self.0.clamp(MIN, MAX));
+        time::OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    }
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = self.0.div_euclid(1000);
-        let ms = self.0.rem_euclid(1000);
-        let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-        let rem = secs.rem_euclid(86_400);
-        write!(f, "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z", rem / 3600, rem / 60 % 60, rem % 60)
+        let t = self.datetime();
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.millisecond()
+        )
     }
 }
 
 impl FromStr for Timestamp {
     type Err = IdError;
-    /// Reads `YYYY-MM-DDTHH:MM:SS[.fff]Z` (also `+00:00` for the zone).
+    /// Reads an RFC 3339 date and time (`2014-03-01T23:29:30.158Z`, any offset, fractions of a
+    /// second to the millisecond), checked against the calendar: `2021-02-31` is refused.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || IdError::BadTimestamp(s.to_string());
-        let body = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00")).ok_or_else(bad)?;
-        let (date, time) = body.split_once('T').ok_or_else(bad)?;
-        let num = |t: &str| -> Result<i64, IdError> {
-            if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(bad());
-            }
-            t.parse().map_err(|_| bad())
-        };
-        let mut dparts = date.split('-');
-        let (y, mo, d) = match (dparts.next(), dparts.next(), dparts.next(), dparts.next()) {
-            (Some(y), Some(mo), Some(d), None) => (num(y)?, num(mo)?, num(d)?),
-            _ => return Err(bad()),
-        };
-        let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-        let mut tparts = hms.split(':');
-        let (h, mi, se) = match (tparts.next(), tparts.next(), tparts.next(), tparts.next()) {
-            (Some(h), Some(mi), Some(se), None) => (num(h)?, num(mi)?, num(se)?),
-            _ => return Err(bad()),
-        };
-        // Four-digit years only (as written); this also keeps the arithmetic below in range.
-        if y > 9999 || !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-            return Err(bad());
-        }
-        let ms = if frac.is_empty() {
-            0
-        } else {
-            let digits: String = frac.chars().chain("000".chars()).take(3).collect();
-            if !frac.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(bad());
-            }
-            num(&digits)?
-        };
-        let days = days_from_civil(y, mo, d);
-        Ok(Timestamp(((days * 86_400 + h * 3600 + mi * 60 + se) * 1000) + ms))
+        let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|_| IdError::BadTimestamp(s.to_string()))?;
+        i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).map(Timestamp).map_err(|_| IdError::BadTimestamp(s.to_string()))
     }
 }
 
@@ -376,7 +338,21 @@ mod tests {
         assert_eq!(t.to_string(), "2014-03-01T23:29:30.158Z");
         assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000Z");
         assert_eq!("2014-03-01T23:29:30Z".parse::<Timestamp>().unwrap().to_string(), "2014-03-01T23:29:30.000Z");
-        for bad in ["", "2014-03-01", "2014-13-01T00:00:00Z", "9223372036854775807-01-01T00:00:00Z", "x2014-03-01T00:00:00Z", "2014-03-01T00:00:00.1a2Z"] {
+        // Other offsets are read as the same instant in UTC.
+        assert_eq!("2014-03-02T01:29:30.158+02:00".parse::<Timestamp>().unwrap(), t);
+        for bad in [
+            "",
+            "2014-03-01",
+            "2014-13-01T00:00:00Z",
+            "9223372036854775807-01-01T00:00:00Z",
+            "x2014-03-01T00:00:00Z",
+            "2014-03-01T00:00:00.1a2Z",
+            // Days the calendar does not have.
+            "2021-02-31T00:00:00Z",
+            "2021-02-29T00:00:00Z",
+            "2021-04-31T00:00:00.000Z",
+            "2021-01-01T24:00:00Z",
+        ] {
             assert!(bad.parse::<Timestamp>().is_err(), "{bad} accepted");
         }
     }

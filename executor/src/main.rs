@@ -138,7 +138,16 @@ impl Executor {
     /// SUBSCRIBE, re-sending what the agent may have lost; retried until the recovery timeout.
     async fn subscribe(&self) -> anyhow::Result<reqwest::Response> {
         let deadline = tokio::time::Instant::now() + self.recovery_timeout;
-        let mut backoff = Duration::from_millis(100);
+        // Exponential with jitter (`backon`), as the scheduler's reconnect loops.
+        let mut delays = {
+            use backon::BackoffBuilder as _;
+            backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(100))
+                .with_max_delay(Duration::from_secs(2))
+                .with_jitter()
+                .without_max_times()
+                .build()
+        };
         loop {
             let mut c = self.base_call(call::Type::Subscribe);
             c.subscribe = Some(call::Subscribe {
@@ -155,8 +164,7 @@ impl Executor {
                 Err(e) => tracing::warn!(error = %e, "agent unreachable; retrying"),
             }
             anyhow::ensure!(tokio::time::Instant::now() < deadline, "the agent did not come back within the recovery timeout");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
+            tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(2))).await;
         }
     }
 

@@ -15,24 +15,23 @@ use crate::{Context, Leadership};
 
 /// Runs the election for the life of the process.
 pub async fn campaign(ctx: Context, url: ZkUrl, session_timeout: Duration, mode: watch::Sender<Mode>, mut abdicate: mpsc::Receiver<()>) {
-    let mut backoff = Duration::from_millis(200);
+    let mut retry = crate::retry::Retry::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         let client = match zkmod::connect(&url, session_timeout).await {
             Ok(c) => c,
             Err(e) => {
                 mode.send_replace(Mode::NoLeader(format!("ZooKeeper at {} is unreachable: {e}", url.hosts)));
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                retry.wait().await;
                 continue;
             }
         };
-        backoff = Duration::from_millis(200);
+        retry.reset();
         let candidate = match Candidate::join(client.clone(), &url, &ctx.info.advertised).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot join the leader election");
                 mode.send_replace(Mode::NoLeader(format!("cannot join the leader election: {e}")));
-                tokio::time::sleep(backoff).await;
+                retry.wait().await;
                 continue;
             }
         };

@@ -25,6 +25,7 @@ pub mod mesos;
 pub mod readiness;
 pub mod spec;
 pub mod record_log;
+pub mod retry;
 pub mod state;
 pub mod store;
 pub mod tls;

@@ -180,7 +180,7 @@ async fn subscription_loop(
     updates: mpsc::Sender<MesosUpdate>,
     session: watch::Sender<Option<Session>>,
 ) {
-    let mut backoff = Duration::from_millis(250);
+    let mut retry = crate::retry::Retry::new(Duration::from_millis(250), Duration::from_secs(10));
     let mut source = config.master.clone();
     loop {
         let mut master = source.current().await;
@@ -191,18 +191,18 @@ async fn subscription_loop(
         session.send_replace(None);
         let reason = match result {
             Ok(true) => {
-                backoff = Duration::from_millis(250);
+                retry.reset();
                 "the event stream ended".to_string()
             }
             Ok(false) => "the event stream ended before SUBSCRIBED".to_string(),
             Err(e) => format!("{e:#}"),
         };
-        tracing::warn!(%reason, "disconnected from Mesos; re-subscribing in {backoff:?}");
+        let delay = retry.next_delay();
+        tracing::warn!(%reason, "disconnected from Mesos; re-subscribing in {delay:?}");
         if updates.send(MesosUpdate::Disconnected { reason }).await.is_err() {
             return;
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(10));
+        tokio::time::sleep(delay).await;
     }
 }
 

@@ -81,7 +81,7 @@ pub fn desired(snap: &Snapshot, framework: &str) -> BTreeMap<String, Registratio
 
 /// Runs until aborted (it belongs to a leadership term).
 pub async fn run(consul: Consul, framework: String, mut snapshots: watch::Receiver<Arc<Snapshot>>, interval: Duration) {
-    let mut backoff = Duration::from_millis(250);
+    let mut retry = crate::retry::Retry::new(Duration::from_millis(250), Duration::from_secs(5));
     let mut resolved: BTreeMap<String, String> = BTreeMap::new();
     loop {
         let snap = snapshots.borrow_and_update().clone();
@@ -131,13 +131,12 @@ pub async fn run(consul: Consul, framework: String, mut snapshots: watch::Receiv
         .await;
         let pause = match result {
             Ok(()) => {
-                backoff = Duration::from_millis(250);
+                retry.reset();
                 interval
             }
             Err(e) => {
                 tracing::warn!(error = %e, "Consul is not in step yet; retrying");
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                backoff
+                retry.next_delay()
             }
         };
         tokio::select! {

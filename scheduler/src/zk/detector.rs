@@ -28,19 +28,18 @@ fn leading(children: &[String]) -> Option<&String> {
 /// Follows the leading master under `url.path` for as long as the process lives, publishing
 /// its URL (None while no master is registered or ZooKeeper is unreachable).
 pub async fn follow(url: ZkUrl, leader: watch::Sender<Option<String>>) {
-    let mut backoff = std::time::Duration::from_millis(200);
+    let mut retry = crate::retry::Retry::new(std::time::Duration::from_millis(200), std::time::Duration::from_secs(5));
     loop {
         let client = match super::connect(&url, std::time::Duration::from_secs(10)).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot reach ZooKeeper to detect the Mesos master; retrying");
                 leader.send_replace(None);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                retry.wait().await;
                 continue;
             }
         };
-        backoff = std::time::Duration::from_millis(200);
+        retry.reset();
         loop {
             let (children, watcher) = match client.list_and_watch_children(&url.path).await {
                 Ok(x) => x,

@@ -4,11 +4,7 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = [
-        "proto/mesos/v1/mesos.proto",
-        "proto/mesos/v1/scheduler/scheduler.proto",
-        "proto/mesos/v1/executor/executor.proto",
-    ];
+    let files = ["proto/mesos/v1/mesos.proto", "proto/mesos/v1/scheduler/scheduler.proto", "proto/mesos/v1/executor/executor.proto"];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }
@@ -17,8 +13,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut bytes = Vec::new();
     prost::Message::encode(&fds, &mut bytes)?;
     std::fs::write(out.join("mesos_descriptor.bin"), bytes)?;
-    prost_build::Config::new()
-        .enable_type_names()
-        .compile_fds(fds)?;
+    prost_build::Config::new().enable_type_names().compile_fds(fds)?;
     Ok(())
 }

@@ -10,7 +10,13 @@ use serde_json::{Value as Json, json};
 /// cluster in this test's runtime keeps running meanwhile.
 async fn cli(url: &str, args: &[&str]) -> (i32, String, String) {
     let bin = binary().with_file_name("framework-cli");
-    let out = tokio::process::Command::new(bin).args(args).env("FRAMEWORK_URL", url).env_remove("MARATHON_URL").output().await.expect("run framework-cli");
+    let out = tokio::process::Command::new(bin)
+        .args(args)
+        .env("FRAMEWORK_URL", url)
+        .env_remove("MARATHON_URL")
+        .output()
+        .await
+        .expect("run framework-cli");
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -73,10 +79,14 @@ async fn the_cli_drives_apps_through_their_life() -> anyhow::Result<()> {
     assert_eq!(code, 4);
     assert!(err.contains("ambiguous") && err.contains("/shop/web") && err.contains("/blog/web"), "{err}");
     assert_eq!(cli(&url, &["destroy", "nothing"]).await.0, 4);
-    let sick = write(&files, "sick.json", &json!({
-        "id": "/sick", "cmd": "sleep 1000", "cpus": 0.05, "mem": 16,
-        "healthChecks": [{"protocol": "COMMAND", "command": {"value": "false"}, "gracePeriodSeconds": 300, "intervalSeconds": 1, "timeoutSeconds": 1, "maxConsecutiveFailures": 1000}]
-    }));
+    let sick = write(
+        &files,
+        "sick.json",
+        &json!({
+            "id": "/sick", "cmd": "sleep 1000", "cpus": 0.05, "mem": 16,
+            "healthChecks": [{"protocol": "COMMAND", "command": {"value": "false"}, "gracePeriodSeconds": 300, "intervalSeconds": 1, "timeoutSeconds": 1, "maxConsecutiveFailures": 1000}]
+        }),
+    );
     let (code, _, err) = cli(&url, &["deploy", &sick, "--wait", "--timeout", "4"]).await;
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("did not finish within 4s"), "{err}");

@@ -46,7 +46,12 @@ async fn json_subscribe_launch_ack_kill() {
     // Once the terminal update is acknowledged the master files the task as completed.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let state = c.state().await.expect("state");
-    assert!(state["frameworks"][0]["completed_tasks"].as_array().is_some_and(|t| t.iter().any(|t| t["id"] == task.as_str() && t["state"] == "TASK_KILLED")), "{state}");
+    assert!(
+        state["frameworks"][0]["completed_tasks"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["id"] == task.as_str() && t["state"] == "TASK_KILLED")),
+        "{state}"
+    );
     c.shutdown().await;
 }
 
@@ -61,7 +66,11 @@ async fn protobuf_http_server_task_on_offered_port_with_health_check() {
     let mut s = Session::subscribe(&c.url(), subscribe_call(None, 3600.0, &[]), Encoding::Protobuf).await.expect("subscribed");
     let offers = s.next("OFFERS").await.expect("offers");
     let offer = offers["offers"]["offers"][0].clone();
-    let range = offer["resources"].as_array().and_then(|rs| rs.iter().find(|r| r["name"] == "ports")).map(|r| r["ranges"]["range"][0].clone()).expect("ports offered");
+    let range = offer["resources"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["name"] == "ports"))
+        .map(|r| r["ranges"]["range"][0].clone())
+        .expect("ports offered");
     let port = range["begin"].as_u64().expect("port");
     let task_id = "web.1";
     let task = json!({
@@ -101,7 +110,8 @@ async fn command_exit_codes_map_to_finished_and_failed() {
     let mut s = Session::subscribe(&c.url(), subscribe_call(None, 3600.0, &[]), Encoding::Json).await.expect("subscribed");
     let (ok, _, _) = s.launch("ok", json!({"value": "true"}), json!({})).await.expect("launch");
     s.wait_state(&ok, "TASK_FINISHED").await.expect("finished");
-    let (bad, _, _) = s.launch("bad", json!({"value": "/bin/sh", "shell": false, "arguments": ["sh", "-c", "exit 3"]}), json!({})).await.expect("launch");
+    let (bad, _, _) =
+        s.launch("bad", json!({"value": "/bin/sh", "shell": false, "arguments": ["sh", "-c", "exit 3"]}), json!({})).await.expect("launch");
     let failed = s.wait_state(&bad, "TASK_FAILED").await.expect("failed");
     assert!(failed["message"].as_str().is_some_and(|m| m.contains("status 3")), "{failed}");
     c.shutdown().await;
@@ -145,7 +155,8 @@ async fn bad_calls_get_mesos_status_codes() {
     assert_eq!(http.post(&api).header("Content-Type", "text/plain").body("{}").send().await.expect("send").status().as_u16(), 415);
     assert_eq!(http.get(&api).send().await.expect("send").status().as_u16(), 405);
     let sub = serde_json::to_vec(&subscribe_call(None, 1.0, &[])).expect("json");
-    let resp = http.post(&api).header("Content-Type", "application/json").header("Accept", "text/html").body(sub).send().await.expect("send");
+    let resp =
+        http.post(&api).header("Content-Type", "application/json").header("Accept", "text/html").body(sub).send().await.expect("send");
     assert_eq!(resp.status().as_u16(), 406);
     // Malformed bodies: 400, never a panic.
     for body in [&b"{"[..], b"[]", b"{\"type\":7}", b"\xff\xfe", b"{\"type\":\"SUBSCRIBE\",\"subscribe\":{}}"] {
@@ -197,7 +208,9 @@ async fn failover_within_timeout_keeps_tasks_and_old_stream_gets_error() {
     drop(s2);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut s3 = Session::subscribe(&c.url(), subscribe_call(Some(&fid), 3600.0, &[]), Encoding::Json).await.expect("re-subscribed");
-    s3.call(json!({"type": "RECONCILE", "reconcile": {"tasks": [{"task_id": {"value": task}, "agent_id": {"value": agent}}]}})).await.expect("reconcile");
+    s3.call(json!({"type": "RECONCILE", "reconcile": {"tasks": [{"task_id": {"value": task}, "agent_id": {"value": agent}}]}}))
+        .await
+        .expect("reconcile");
     let st = s3.next("UPDATE").await.expect("reconciliation")["update"]["status"].clone();
     assert_eq!(st["state"], "TASK_RUNNING");
     assert_eq!(st["reason"], "REASON_RECONCILIATION");
@@ -236,10 +249,16 @@ async fn reconciliation_explicit_and_implicit() {
     let mut s = Session::subscribe(&c.url(), subscribe_call(None, 3600.0, &["PARTITION_AWARE"]), Encoding::Json).await.expect("subscribed");
     let (task, agent, _) = s.launch("r", sleep_cmd(), json!({})).await.expect("launch");
     s.wait_state(&task, "TASK_RUNNING").await.expect("running");
-    s.call(json!({"type": "RECONCILE", "reconcile": {"tasks": [{"task_id": {"value": "ghost"}, "agent_id": {"value": agent}}]}})).await.expect("reconcile");
+    s.call(json!({"type": "RECONCILE", "reconcile": {"tasks": [{"task_id": {"value": "ghost"}, "agent_id": {"value": agent}}]}}))
+        .await
+        .expect("reconcile");
     let st = s.next("UPDATE").await.expect("reply")["update"]["status"].clone();
     assert_eq!((st["task_id"]["value"].as_str(), st["state"].as_str()), (Some("ghost"), Some("TASK_GONE")));
-    s.call(json!({"type": "RECONCILE", "reconcile": {"tasks": [{"task_id": {"value": "ghost2"}, "agent_id": {"value": "no-such-agent"}}]}})).await.expect("reconcile");
+    s.call(
+        json!({"type": "RECONCILE", "reconcile": {"tasks": [{"task_id": {"value": "ghost2"}, "agent_id": {"value": "no-such-agent"}}]}}),
+    )
+    .await
+    .expect("reconcile");
     let st = s.next("UPDATE").await.expect("reply")["update"]["status"].clone();
     assert_eq!(st["state"], "TASK_UNKNOWN");
     s.call(json!({"type": "RECONCILE", "reconcile": {}})).await.expect("implicit");
@@ -254,12 +273,17 @@ async fn invalid_launches_are_refused_with_mesos_updates() {
     let c = cluster("invalid", 1, |_| {}).await;
     let mut s = Session::subscribe(&c.url(), subscribe_call(None, 3600.0, &[]), Encoding::Json).await.expect("subscribed");
     let offer = s.next("OFFERS").await.expect("offer")["offers"]["offers"][0].clone();
-    let task = |id: &str, cpus: f64| json!({"name": id, "task_id": {"value": id}, "agent_id": offer["agent_id"],
-        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}}], "command": {"value": "sleep 5"}});
+    let task = |id: &str, cpus: f64| {
+        json!({"name": id, "task_id": {"value": id}, "agent_id": offer["agent_id"],
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}}], "command": {"value": "sleep 5"}})
+    };
     // Unknown offer: TASK_LOST with REASON_INVALID_OFFERS from the master, no uuid.
     s.call(json!({"type": "ACCEPT", "accept": {"offer_ids": [{"value": "no-such-offer"}], "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task("lost", 0.1)]}}]}})).await.expect("accept");
     let st = s.next("UPDATE").await.expect("update")["update"]["status"].clone();
-    assert_eq!((st["state"].as_str(), st["reason"].as_str(), st["source"].as_str()), (Some("TASK_LOST"), Some("REASON_INVALID_OFFERS"), Some("SOURCE_MASTER")));
+    assert_eq!(
+        (st["state"].as_str(), st["reason"].as_str(), st["source"].as_str()),
+        (Some("TASK_LOST"), Some("REASON_INVALID_OFFERS"), Some("SOURCE_MASTER"))
+    );
     assert!(st.get("uuid").is_none());
     // More cpus than offered, and a task with both command and executor: TASK_ERROR.
     let mut both = task("both", 0.1);
@@ -346,7 +370,8 @@ async fn custom_executor_over_the_executor_api() {
     let c = cluster("executor", 1, |_| {}).await;
     let log = integration_tests::work_dir("executor-log").join("events.jsonl");
     let mut s = Session::subscribe(&c.url(), subscribe_call(None, 3600.0, &[]), Encoding::Json).await.expect("subscribed");
-    let (task, _, _) = s.launch("on-exec", Json::Null, json!({"command": null, "executor": executor_info("echo-exec", &log)})).await.expect("launch");
+    let (task, _, _) =
+        s.launch("on-exec", Json::Null, json!({"command": null, "executor": executor_info("echo-exec", &log)})).await.expect("launch");
     let starting = s.wait_state(&task, "TASK_STARTING").await.expect("starting from the executor");
     assert_eq!(starting["source"], "SOURCE_EXECUTOR");
     assert_eq!(starting["executor_id"]["value"], "echo-exec");
@@ -376,8 +401,10 @@ async fn launch_group_runs_every_task_on_the_executor() {
     let log = integration_tests::work_dir("group-log").join("events.jsonl");
     let mut s = Session::subscribe(&c.url(), subscribe_call(None, 3600.0, &[]), Encoding::Json).await.expect("subscribed");
     let offer = s.next("OFFERS").await.expect("offer")["offers"]["offers"][0].clone();
-    let task = |id: &str| json!({"name": id, "task_id": {"value": id}, "agent_id": offer["agent_id"],
-        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}, {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}]});
+    let task = |id: &str| {
+        json!({"name": id, "task_id": {"value": id}, "agent_id": offer["agent_id"],
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}, {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}]})
+    };
     let op = json!({"type": "LAUNCH_GROUP", "launch_group": {"executor": executor_info("group-exec", &log), "task_group": {"tasks": [task("g1"), task("g2")]}}});
     assert_eq!(s.call(json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [op]}})).await.expect("accept"), 202);
     let mut running = std::collections::BTreeSet::new();
@@ -423,7 +450,8 @@ async fn agent_restart_keeps_tasks_and_executors_resubscribe() {
     let agent = c.agent_ids()[0].clone();
     let log = integration_tests::work_dir("restart-log").join("events.jsonl");
     let mut s = Session::subscribe(&c.url(), subscribe_call(None, 3600.0, &[]), Encoding::Json).await.expect("subscribed");
-    let (on_exec, _, _) = s.launch("on-exec", Json::Null, json!({"command": null, "executor": executor_info("restart-exec", &log)})).await.expect("launch");
+    let (on_exec, _, _) =
+        s.launch("on-exec", Json::Null, json!({"command": null, "executor": executor_info("restart-exec", &log)})).await.expect("launch");
     s.wait_state(&on_exec, "TASK_RUNNING").await.expect("executor task running");
     let (cmd, _, _) = s.launch("cmd", sleep_cmd(), json!({})).await.expect("launch");
     s.wait_state(&cmd, "TASK_RUNNING").await.expect("command task running");

@@ -20,10 +20,14 @@ async fn get_json(url: String) -> anyhow::Result<Json> {
 /// Our registrations in Consul (their ids).
 async fn registered(consul: &ConsulAgent) -> anyhow::Result<BTreeSet<String>> {
     let all: Json = get_json(format!("{}/v1/agent/services", consul.url())).await?;
-    Ok(all.as_object().context("services")?.iter().filter(|(_, s)| s["Meta"]["framework"] == "marathon").map(|(id, _)| id.clone()).collect())
+    Ok(all
+        .as_object()
+        .context("services")?
+        .iter()
+        .filter(|(_, s)| s["Meta"]["framework"] == "marathon")
+        .map(|(id, _)| id.clone())
+        .collect())
 }
-
-
 
 /// Distinct bodies of `n` requests through nginx.
 async fn through_nginx(nginx: &Nginx, n: usize) -> anyhow::Result<BTreeSet<String>> {
@@ -36,7 +40,6 @@ async fn through_nginx(nginx: &Nginx, n: usize) -> anyhow::Result<BTreeSet<Strin
     }
     Ok(seen)
 }
-
 
 #[tokio::test]
 async fn running_tasks_are_registered_and_nginx_follows() -> anyhow::Result<()> {
@@ -71,7 +74,8 @@ async fn running_tasks_are_registered_and_nginx_follows() -> anyhow::Result<()> 
     fw.wait_until("/v2/deployments", WAIT, "the deployment to finish", |j| j.as_array().is_some_and(Vec::is_empty)).await?;
     let r = fw.request(Method::PUT, "/v2/apps/web", Some(&json!({"instances": 1}))).await?;
     assert_eq!(r.status, 200, "{}", r.text);
-    until("1 instance in Consul", WAIT, || async { Ok(registered(&consul).await?.len() == 1 && consul.passing("web").await? == 1) }).await?;
+    until("1 instance in Consul", WAIT, || async { Ok(registered(&consul).await?.len() == 1 && consul.passing("web").await? == 1) })
+        .await?;
     until("nginx to reach only 1", WAIT, || async { Ok(through_nginx(&nginx, 10).await?.len() == 1) }).await?;
 
     // A killed task's registration goes; its replacement's comes.
@@ -110,7 +114,12 @@ async fn consul_outage_delays_but_never_loses_registrations() -> anyhow::Result<
     consul.restart().await?;
     // A leftover registration of ours that no task backs must go.
     let stale = json!({"ID": "svc.instance-gone._app.1-0", "Name": "svc", "Port": 1, "Meta": {"framework": "marathon", "task_id": "svc.instance-gone._app.1"}});
-    reqwest::Client::new().put(format!("{}/v1/agent/service/register", consul.url())).body(stale.to_string()).send().await?.error_for_status()?;
+    reqwest::Client::new()
+        .put(format!("{}/v1/agent/service/register", consul.url()))
+        .body(stale.to_string())
+        .send()
+        .await?
+        .error_for_status()?;
     until("exactly the running tasks registered", WAIT, || async { Ok(registered(&consul).await? == expected) }).await?;
     cluster.shutdown().await;
     Ok(())
@@ -126,11 +135,13 @@ async fn registrations_carry_the_acl_token() -> anyhow::Result<()> {
     assert_eq!(r.status().as_u16(), 403, "{}", r.text().await?);
 
     let cluster = cluster("consul-acl", 1, |_| {}).await;
-    let fw = Framework::start(&cluster.url(), &work_dir("consul-acl"), &["--consul", &consul.url(), "--consul-token", "root-token"]).await?;
+    let fw =
+        Framework::start(&cluster.url(), &work_dir("consul-acl"), &["--consul", &consul.url(), "--consul-token", "root-token"]).await?;
     let app = json!({"id": "/acl", "cmd": "sleep 1000", "cpus": 0.05, "mem": 16, "instances": 2, "portDefinitions": [{"port": 0}]});
     assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
     until("2 registrations made with the token", WAIT, || async {
-        let body = http.get(format!("{}/v1/agent/services", consul.url())).header("X-Consul-Token", "root-token").send().await?.text().await?;
+        let body =
+            http.get(format!("{}/v1/agent/services", consul.url())).header("X-Consul-Token", "root-token").send().await?.text().await?;
         let all: Json = serde_json::from_str(&body)?;
         Ok(all.as_object().is_some_and(|m| m.values().filter(|s| s["Meta"]["framework"] == "marathon").count() == 2))
     })

@@ -23,7 +23,6 @@ fn nginx(id: &str, health_path: &str, failures: u32) -> Json {
     })
 }
 
-
 async fn start(name: &str) -> anyhow::Result<(mesos_local::LocalCluster, Framework)> {
     ready("nginx")?;
     let c = cluster(name, 1, |_| {}).await;
@@ -76,7 +75,9 @@ async fn a_container_failing_its_health_check_is_killed_and_replaced() -> anyhow
     assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
     let j = fw.wait_until("/v2/apps/sick", WAIT, "a task", |j| !task_ids(j).is_empty()).await?;
     let first = task_ids(&j).into_iter().next().context("task")?;
-    let j = fw.wait_until("/v2/apps/sick", WAIT, "the sick task replaced", |j| !task_ids(j).is_empty() && !task_ids(j).contains(&first)).await?;
+    let j = fw
+        .wait_until("/v2/apps/sick", WAIT, "the sick task replaced", |j| !task_ids(j).is_empty() && !task_ids(j).contains(&first))
+        .await?;
     assert!(j["app"]["lastTaskFailure"].is_null() || j["app"]["lastTaskFailure"]["taskId"] != first.as_str());
     wait_gone(&first).await?;
     teardown(&fw, cluster, "sick").await
@@ -167,7 +168,11 @@ async fn docker_parameters_reach_the_container_and_unknown_ones_are_refused() ->
     let mut app = nginx("/badparam", "/", 3);
     app["container"]["docker"]["parameters"] = json!([{"key": "cap-add", "value": "NET_ADMIN"}]);
     assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
-    let j = fw.wait_until("/v2/apps/badparam", WAIT, "the failure reported", |j| j["app"]["lastTaskFailure"]["message"].as_str().is_some_and(|m| m.contains("cap-add"))).await?;
+    let j = fw
+        .wait_until("/v2/apps/badparam", WAIT, "the failure reported", |j| {
+            j["app"]["lastTaskFailure"]["message"].as_str().is_some_and(|m| m.contains("cap-add"))
+        })
+        .await?;
     assert_eq!(j["app"]["tasksRunning"], 0);
     c.shutdown().await;
     Ok(())

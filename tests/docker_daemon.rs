@@ -16,7 +16,6 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(120);
 
-
 fn daemon_answers() -> bool {
     Command::new("docker").arg("info").output().is_ok_and(|o| o.status.success())
 }
@@ -58,9 +57,16 @@ async fn docker_tasks_are_replaced_after_a_daemon_restart_without_leftovers() ->
     // Launches fail while it is down (the executor cannot reach it): give the scheduler a few
     // seconds of that before the daemon comes back.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let up = tokio::process::Command::new(integration_tests::framework::binary().parent().and_then(|p| p.parent()).and_then(|p| p.parent()).context("repo root")?.join("scripts/docker-up"))
-        .status()
-        .await?;
+    let up = tokio::process::Command::new(
+        integration_tests::framework::binary()
+            .parent()
+            .and_then(|p| p.parent())
+            .and_then(|p| p.parent())
+            .context("repo root")?
+            .join("scripts/docker-up"),
+    )
+    .status()
+    .await?;
     anyhow::ensure!(up.success(), "scripts/docker-up could not start the daemon again");
 
     let j = fw

@@ -14,13 +14,14 @@ use serde_json::{Value as Json, json};
 
 const WAIT: Duration = Duration::from_secs(40);
 
-
 /// Waits until the app has exactly `n` tasks, all running, and no deployment.
 async fn settled(fw: &Framework, app: &str, n: usize) -> anyhow::Result<BTreeSet<String>> {
     let j = fw
         .wait_until(&format!("/v2/apps/{app}"), WAIT, &format!("{app} settled at {n} running tasks"), |j| {
             let tasks = j["app"]["tasks"].as_array().cloned().unwrap_or_default();
-            tasks.len() == n && tasks.iter().all(|t| t["state"] == "TASK_RUNNING") && j["app"]["deployments"].as_array().is_some_and(Vec::is_empty)
+            tasks.len() == n
+                && tasks.iter().all(|t| t["state"] == "TASK_RUNNING")
+                && j["app"]["deployments"].as_array().is_some_and(Vec::is_empty)
         })
         .await?;
     Ok(task_ids(&j))
@@ -129,7 +130,8 @@ async fn framework_authentication_to_the_master() -> anyhow::Result<()> {
         }
         req.send()
     };
-    let basic = |u: &str, p: &str| format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{u}:{p}")));
+    let basic =
+        |u: &str, p: &str| format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{u}:{p}")));
     let r = send(None, &call).await?;
     assert_eq!(r.status().as_u16(), 401);
     assert!(r.headers().get("WWW-Authenticate").is_some());
@@ -142,7 +144,14 @@ async fn framework_authentication_to_the_master() -> anyhow::Result<()> {
     let secrets = work_dir("mesos-auth-secrets");
     std::fs::write(secrets.join("good"), "s3cret\n")?;
     std::fs::write(secrets.join("bad"), "nope")?;
-    let flags = |file: &str| vec!["--mesos-authentication-principal".to_string(), "marathon".into(), "--mesos-authentication-secret-file".into(), secrets.join(file).display().to_string()];
+    let flags = |file: &str| {
+        vec![
+            "--mesos-authentication-principal".to_string(),
+            "marathon".into(),
+            "--mesos-authentication-secret-file".into(),
+            secrets.join(file).display().to_string(),
+        ]
+    };
     let good = flags("good");
     let good: Vec<&str> = good.iter().map(String::as_str).collect();
     let fw = Framework::start(&c.url(), &work_dir("mesos-auth-good"), &good).await?;

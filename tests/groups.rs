@@ -30,7 +30,8 @@ async fn stop(cluster: mesos_local::LocalCluster, fw: Framework, dir: std::path:
 
 /// The ids of the apps within a group's JSON, at any depth.
 fn app_ids(group: &Json) -> BTreeSet<String> {
-    let mut out: BTreeSet<String> = group["apps"].as_array().into_iter().flatten().filter_map(|a| a["id"].as_str().map(str::to_string)).collect();
+    let mut out: BTreeSet<String> =
+        group["apps"].as_array().into_iter().flatten().filter_map(|a| a["id"].as_str().map(str::to_string)).collect();
     for g in group["groups"].as_array().into_iter().flatten() {
         out.extend(app_ids(g));
     }
@@ -50,11 +51,19 @@ async fn idle(fw: &Framework) -> anyhow::Result<()> {
 #[tokio::test]
 async fn group_rollback_restores_the_version_instead_of_deleting_the_group() -> anyhow::Result<()> {
     let (cluster, fw, dir) = start("group-rollback", &[]).await?;
-    let v1 = fw.request(Method::PUT, "/v2/groups/h", Some(&json!({"apps": [app("web", "sleep 1001")], "groups": [{"id": "db", "apps": [app("redis", "sleep 1002")]}]}))).await?;
+    let v1 = fw
+        .request(
+            Method::PUT,
+            "/v2/groups/h",
+            Some(&json!({"apps": [app("web", "sleep 1001")], "groups": [{"id": "db", "apps": [app("redis", "sleep 1002")]}]})),
+        )
+        .await?;
     assert_eq!(v1.status, 200, "{}", v1.text);
     let v1 = v1.json["version"].as_str().context("version")?.to_string();
     idle(&fw).await?;
-    let r = fw.request(Method::PUT, "/v2/groups/h", Some(&json!({"apps": [app("web", "sleep 2001"), app("extra", "sleep 2002")], "groups": []}))).await?;
+    let r = fw
+        .request(Method::PUT, "/v2/groups/h", Some(&json!({"apps": [app("web", "sleep 2001"), app("extra", "sleep 2002")], "groups": []})))
+        .await?;
     assert_eq!(r.status, 200, "{}", r.text);
     idle(&fw).await?;
     let now = fw.get("/v2/groups/h").await?.json;
@@ -91,7 +100,11 @@ async fn group_rollback_restores_the_version_instead_of_deleting_the_group() -> 
 async fn group_updates_keep_what_the_body_leaves_out() -> anyhow::Result<()> {
     let (cluster, fw, dir) = start("group-absent-keys", &[]).await?;
     let r = fw
-        .request(Method::POST, "/v2/groups", Some(&json!({"id": "/g", "apps": [app("a", "sleep 1001")], "groups": [{"id": "sub", "apps": [app("b", "sleep 1002")]}]})))
+        .request(
+            Method::POST,
+            "/v2/groups",
+            Some(&json!({"id": "/g", "apps": [app("a", "sleep 1001")], "groups": [{"id": "sub", "apps": [app("b", "sleep 1002")]}]})),
+        )
         .await?;
     assert_eq!(r.status, 201, "{}", r.text);
     idle(&fw).await?;
@@ -179,7 +192,13 @@ async fn groups_are_stored_and_ids_do_not_clash() -> anyhow::Result<()> {
     // An app may not take a group's id, nor a group an app's, nor an app live below an app.
     let r = fw.request(Method::POST, "/v2/apps", Some(&app("/empty", "sleep 1000"))).await?;
     assert_eq!(r.status, 422, "{}", r.text);
-    assert!(r.json["details"][0]["errors"][0].as_str().is_some_and(|e| e.starts_with("Groups and Applications may not have the same identifier.")), "{}", r.text);
+    assert!(
+        r.json["details"][0]["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.starts_with("Groups and Applications may not have the same identifier.")),
+        "{}",
+        r.text
+    );
     let r = fw.request(Method::POST, "/v2/apps", Some(&app("/solo", "sleep 1000"))).await?;
     assert_eq!(r.status, 201, "{}", r.text);
     let r = fw.request(Method::POST, "/v2/apps", Some(&app("/solo/inner", "sleep 1000"))).await?;
@@ -196,10 +215,16 @@ async fn groups_are_stored_and_ids_do_not_clash() -> anyhow::Result<()> {
     assert_eq!(fw.get("/v2/groups/empty").await?.json["enforceRole"], true);
 
     // GET /v2/groups/{id}/apps lists every app within the group.
-    let r = fw.request(Method::PUT, "/v2/groups/empty", Some(&json!({"groups": [{"id": "in", "apps": [app("deep", "sleep 1000")]}]}))).await?;
+    let r =
+        fw.request(Method::PUT, "/v2/groups/empty", Some(&json!({"groups": [{"id": "in", "apps": [app("deep", "sleep 1000")]}]}))).await?;
     assert_eq!(r.status, 200, "{}", r.text);
     let apps = fw.get("/v2/groups/empty/apps").await?;
-    assert_eq!(apps.json.as_array().map(|a| a.iter().filter_map(|x| x["id"].as_str()).collect::<Vec<_>>()), Some(vec!["/empty/in/deep"]), "{}", apps.text);
+    assert_eq!(
+        apps.json.as_array().map(|a| a.iter().filter_map(|x| x["id"].as_str()).collect::<Vec<_>>()),
+        Some(vec!["/empty/in/deep"]),
+        "{}",
+        apps.text
+    );
 
     // Deleting an app leaves its group; groups and their fields survive a restart.
     idle(&fw).await?;
@@ -225,7 +250,11 @@ async fn group_dependencies_order_deployments() -> anyhow::Result<()> {
     let dry = fw.request(Method::PUT, "/v2/groups/stack?dryRun=true", Some(&body)).await?;
     assert_eq!(dry.status, 200, "{}", dry.text);
     let step_of = |app: &str| {
-        dry.json["steps"].as_array().and_then(|steps| steps.iter().position(|s| s["actions"].as_array().is_some_and(|a| a.iter().any(|x| x["action"] == "ScaleApplication" && x["app"] == app))))
+        dry.json["steps"].as_array().and_then(|steps| {
+            steps.iter().position(|s| {
+                s["actions"].as_array().is_some_and(|a| a.iter().any(|x| x["action"] == "ScaleApplication" && x["app"] == app))
+            })
+        })
     };
     let (db, web) = (step_of("/stack/back/db").context("db step")?, step_of("/stack/front/web").context("web step")?);
     assert!(db < web, "the group dependency orders the steps: {}", dry.text);

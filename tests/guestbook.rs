@@ -26,7 +26,10 @@ fn pipeline_deploy_command() -> anyhow::Result<(String, Vec<String>)> {
     let yaml = std::fs::read_to_string(root().join("examples/gocd/guestbook.gocd.yaml"))?;
     let deploy = yaml.split("- deploy:").nth(1).context("the pipeline has no deploy stage")?;
     let field = |name: &str| {
-        deploy.lines().find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string())).with_context(|| format!("the deploy job has no {name}"))
+        deploy
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
+            .with_context(|| format!("the deploy job has no {name}"))
     };
     let command = field("command:")?;
     let args = field("arguments:")?;
@@ -54,8 +57,17 @@ async fn run_deploy_job(workspace: &Path, url: &str, timeout_secs: u32) -> anyho
 }
 
 async fn cli(url: &str, args: &[&str]) -> anyhow::Result<(i32, String, String)> {
-    let out = tokio::process::Command::new(binary().with_file_name("framework-cli")).args(args).env("FRAMEWORK_URL", url).env_remove("MARATHON_URL").output().await?;
-    Ok((out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned()))
+    let out = tokio::process::Command::new(binary().with_file_name("framework-cli"))
+        .args(args)
+        .env("FRAMEWORK_URL", url)
+        .env_remove("MARATHON_URL")
+        .output()
+        .await?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
 }
 
 /// A checkout of the repository's examples with the settings of this machine filled in: the
@@ -81,8 +93,6 @@ fn checkout(dir: &Path, consul: &str, mysql_data: &Path, lb_port: u64, tune: imp
     Ok(())
 }
 
-
-
 /// Through nginx: the entries' messages, the `X-Cache` header and who served them.
 async fn entries(lb: &str) -> anyhow::Result<(Vec<String>, String, String)> {
     let r = reqwest::get(format!("{lb}/api/entries")).await?;
@@ -95,7 +105,8 @@ async fn entries(lb: &str) -> anyhow::Result<(Vec<String>, String, String)> {
 }
 
 async fn sign(lb: &str, name: &str, message: &str) -> anyhow::Result<bool> {
-    let r = reqwest::Client::new().post(format!("{lb}/api/entries")).body(json!({"name": name, "message": message}).to_string()).send().await?;
+    let r =
+        reqwest::Client::new().post(format!("{lb}/api/entries")).body(json!({"name": name, "message": message}).to_string()).send().await?;
     Ok(r.status() == 201)
 }
 
@@ -122,7 +133,6 @@ impl Drop for RemoveContainers {
     }
 }
 
-
 #[tokio::test]
 async fn the_guestbook_deploys_scales_restarts_and_survives_losing_mysql() -> anyhow::Result<()> {
     guestbook_ready()?;
@@ -134,10 +144,12 @@ async fn the_guestbook_deploys_scales_restarts_and_survives_losing_mysql() -> an
     let lo = 28000 + u64::from(std::process::id() % 20) * 50;
     let lb_port = lo + 49;
     let cluster = cluster("guestbook", 1, |c| {
-        c.agents[0].resources = mesos_local::Resources::new(&[("cpus", 8.0), ("mem", 8192.0), ("disk", 8192.0)], &[("ports", &[(lo, lo + 49)])]);
+        c.agents[0].resources =
+            mesos_local::Resources::new(&[("cpus", 8.0), ("mem", 8192.0), ("disk", 8192.0)], &[("ports", &[(lo, lo + 49)])]);
     })
     .await;
-    let fw = Framework::start(&cluster.url(), &work_dir("guestbook-fw"), &["--zk", &zk.url("/guestbook"), "--consul", &consul.url()]).await?;
+    let fw =
+        Framework::start(&cluster.url(), &work_dir("guestbook-fw"), &["--zk", &zk.url("/guestbook"), "--consul", &consul.url()]).await?;
     let workspace = work_dir("guestbook-checkout");
     let mysql_data = work_dir("guestbook-mysql");
     checkout(&workspace, &consul.url(), &mysql_data, lb_port, |_| {})?;
@@ -161,7 +173,8 @@ async fn the_guestbook_deploys_scales_restarts_and_survives_losing_mysql() -> an
     // `framework-cli scale guestbook 5`: 5 passing in Consul, 5 servers in nginx's upstream.
     let (code, _, err) = cli(&fw.url, &["scale", "guestbook", "5", "--wait"]).await?;
     assert_eq!(code, 0, "{err}");
-    until("5 passing guestbook instances in Consul", WAIT, || async { Ok(consul.passing("guestbook").await.is_ok_and(|n| n == 5)) }).await?;
+    until("5 passing guestbook instances in Consul", WAIT, || async { Ok(consul.passing("guestbook").await.is_ok_and(|n| n == 5)) })
+        .await?;
     until("nginx to spread requests over all 5", WAIT, || async { Ok(served_by(&lb, 15).await.is_ok_and(|s| s.len() == 5)) }).await?;
     let lb_task = task_ids(&fw.get("/v2/apps/showcase/nginx").await?.json).into_iter().next().context("the nginx task")?;
     let container = container_of(&lb_task)?.context("the nginx container")?;
@@ -191,7 +204,8 @@ async fn the_guestbook_deploys_scales_restarts_and_survives_losing_mysql() -> an
         j["app"]["tasksHealthy"] == 1 && !task_ids(j).contains(&mysql) && !task_ids(j).is_empty()
     })
     .await?;
-    until("the web tier to write to the new MySQL", WAIT, || async { Ok(sign(&lb, "cy", "after the loss").await.unwrap_or(false)) }).await?;
+    until("the web tier to write to the new MySQL", WAIT, || async { Ok(sign(&lb, "cy", "after the loss").await.unwrap_or(false)) })
+        .await?;
     let (list, cache, _) = entries(&lb).await?;
     assert_eq!(cache, "miss");
     assert_eq!(list, vec!["after the loss", "second", "hello from the test"]);

@@ -63,7 +63,6 @@ async fn write(fw: &Framework, method: Method, path: &str, body: &Json) -> anyho
     }
 }
 
-
 /// Waits until `app` runs exactly `n` tasks with no deployment (reads retried across failovers).
 async fn settled(fw: &Framework, app: &str, n: usize) -> anyhow::Result<BTreeSet<String>> {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -99,7 +98,11 @@ async fn followers_proxy_and_the_leader_abdicates_on_request() -> anyhow::Result
 
     // Events are not proxied but redirected to the leader.
     let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
-    let r = no_redirect.get(format!("{}/v2/events?event_type=deployment_success", fws[f].url)).header("Accept", "text/event-stream").send().await?;
+    let r = no_redirect
+        .get(format!("{}/v2/events?event_type=deployment_success", fws[f].url))
+        .header("Accept", "text/event-stream")
+        .send()
+        .await?;
     assert_eq!(r.status().as_u16(), 302);
     assert_eq!(
         r.headers().get("Location").and_then(|v| v.to_str().ok()),
@@ -256,14 +259,20 @@ async fn mesos_master_is_found_through_zookeeper_and_followed_on_handover() -> a
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let j = fw.get("/v2/apps/d").await?.json;
-        let agents: Vec<String> = j["app"]["tasks"].as_array().map(|t| t.iter().filter(|t| t["state"] == "TASK_RUNNING").filter_map(|t| t["slaveId"].as_str().map(str::to_string)).collect()).unwrap_or_default();
+        let agents: Vec<String> = j["app"]["tasks"]
+            .as_array()
+            .map(|t| t.iter().filter(|t| t["state"] == "TASK_RUNNING").filter_map(|t| t["slaveId"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
         if agents.len() == 1 && second.agent_ids().contains(&agents[0]) {
             break;
         }
         anyhow::ensure!(tokio::time::Instant::now() < deadline, "the app did not move to the new master: {j}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(fw.get("/v2/info").await?.json["marathon_config"]["mesos_leader_ui_url"], format!("{}/", second.url()).replace("127.0.0.1", "localhost"));
+    assert_eq!(
+        fw.get("/v2/info").await?.json["marathon_config"]["mesos_leader_ui_url"],
+        format!("{}/", second.url()).replace("127.0.0.1", "localhost")
+    );
     second.shutdown().await;
     Ok(())
 }

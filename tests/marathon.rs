@@ -13,7 +13,6 @@ use serde_json::{Value as Json, json};
 
 const DEPLOY: Duration = Duration::from_secs(40);
 
-
 fn running(app: &Json) -> u64 {
     app["app"]["tasks"].as_array().map(|t| t.iter().filter(|t| t["state"] == "TASK_RUNNING").count() as u64).unwrap_or(0)
 }
@@ -21,7 +20,9 @@ fn running(app: &Json) -> u64 {
 /// Waits until the app has exactly `n` tasks, all running, and no deployment.
 async fn settled(fw: &Framework, app: &str, n: u64) -> anyhow::Result<Json> {
     fw.wait_until(&format!("/v2/apps/{app}"), DEPLOY, &format!("{app} settled at {n} running tasks"), |j| {
-        running(j) == n && j["app"]["tasks"].as_array().map(Vec::len) == Some(n as usize) && j["app"]["deployments"].as_array().is_some_and(Vec::is_empty)
+        running(j) == n
+            && j["app"]["tasks"].as_array().map(Vec::len) == Some(n as usize)
+            && j["app"]["deployments"].as_array().is_some_and(Vec::is_empty)
     })
     .await
 }
@@ -72,9 +73,7 @@ async fn app_lifecycle_scale_kill_restart_update_delete() -> anyhow::Result<()> 
     let r = fw.request(Method::DELETE, &format!("/v2/apps/shop/web/tasks/{victim}"), None).await?;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["task"]["id"], victim.as_str());
-    let j = fw
-        .wait_until("/v2/apps/shop/web", DEPLOY, "a replacement task", |j| running(j) == 1 && !task_ids(j).contains(&victim))
-        .await?;
+    let j = fw.wait_until("/v2/apps/shop/web", DEPLOY, "a replacement task", |j| running(j) == 1 && !task_ids(j).contains(&victim)).await?;
     assert_eq!(task_ids(&j).len(), 1);
 
     // Restart replaces every task.
@@ -154,7 +153,9 @@ async fn conflicting_deployments_force_and_rollback() -> anyhow::Result<()> {
     assert_eq!(deps.json[0]["affectedApps"], json!(["/db"]));
     assert_eq!(deps.json[0]["steps"][0]["actions"][0]["action"], "RestartApplication");
     let queue = fw.wait_until("/v2/queue", DEPLOY, "the app queued with offer rejections", |j| {
-        j["queue"][0]["processedOffersSummary"]["rejectSummaryLastOffers"].as_array().is_some_and(|r| r.iter().any(|x| x["reason"] == "InsufficientCpus"))
+        j["queue"][0]["processedOffersSummary"]["rejectSummaryLastOffers"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x["reason"] == "InsufficientCpus"))
     });
     queue.await?;
 
@@ -329,7 +330,11 @@ async fn event_stream_shows_a_deployment() -> anyhow::Result<()> {
     assert!(pos("status_update_event")? < last_step, "{seen:?}");
     assert!(last_step < pos("deployment_success")?);
     // Filtering by type.
-    let resp = reqwest::Client::new().get(format!("{}/v2/events?event_type=deployment_success", fw.url)).header("Accept", "text/event-stream").send().await?;
+    let resp = reqwest::Client::new()
+        .get(format!("{}/v2/events?event_type=deployment_success", fw.url))
+        .header("Accept", "text/event-stream")
+        .send()
+        .await?;
     let mut body = resp.bytes_stream();
     fw.request(Method::PUT, "/v2/apps/ev", Some(&json!({"instances": 0}))).await?;
     let chunk = tokio::time::timeout(DEPLOY, body.next()).await?.context("stream ended")??;
@@ -351,7 +356,10 @@ async fn frames_until(
     let mut frames = Vec::new();
     let mut buf = String::new();
     loop {
-        let chunk = tokio::time::timeout_at(deadline, body.next()).await.with_context(|| format!("timed out; frames so far: {frames:?}"))?.context("stream ended")??;
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .with_context(|| format!("timed out; frames so far: {frames:?}"))?
+            .context("stream ended")??;
         buf.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = buf.find("\n\n") {
             let frame: String = buf.drain(..end + 2).collect();
@@ -378,7 +386,8 @@ async fn event_streams_keep_alive_and_announce_attach_and_detach() -> anyhow::Re
     drop(other);
     frames_until(&mut watcher, DEPLOY, |f| f.starts_with("event: event_stream_detached\n")).await?;
     // With nothing happening, a comment frame keeps the stream alive (every 15 s).
-    let frames = frames_until(&mut watcher, Duration::from_secs(25), |f| f.lines().filter(|l| !l.is_empty()).all(|l| l.starts_with(':'))).await?;
+    let frames =
+        frames_until(&mut watcher, Duration::from_secs(25), |f| f.lines().filter(|l| !l.is_empty()).all(|l| l.starts_with(':'))).await?;
     assert!(frames.iter().all(|f| !f.starts_with("event: ") || f.contains("event_stream")), "{frames:?}");
     cluster.shutdown().await;
     Ok(())
@@ -395,7 +404,9 @@ async fn restart_mid_deployment_resumes_without_loss_or_duplicates() -> anyhow::
     });
     assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
     let j = fw
-        .wait_until("/v2/apps/slow", DEPLOY, "4 healthy tasks", |j| j["app"]["tasksHealthy"] == 4 && j["app"]["deployments"].as_array().is_some_and(Vec::is_empty))
+        .wait_until("/v2/apps/slow", DEPLOY, "4 healthy tasks", |j| {
+            j["app"]["tasksHealthy"] == 4 && j["app"]["deployments"].as_array().is_some_and(Vec::is_empty)
+        })
         .await?;
     let old = task_ids(&j);
     let r = fw.request(Method::POST, "/v2/apps/slow/restart", None).await?;
@@ -479,7 +490,16 @@ async fn groups_deploy_in_dependency_order_and_delete_together() -> anyhow::Resu
         .as_array()
         .context("steps")?
         .iter()
-        .map(|s| s["actions"].as_array().map(|a| a.iter().map(|x| (x["action"].as_str().unwrap_or_default().to_string(), x["app"].as_str().unwrap_or_default().to_string())).collect()).unwrap_or_default())
+        .map(|s| {
+            s["actions"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|x| (x["action"].as_str().unwrap_or_default().to_string(), x["app"].as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
         .collect();
     let scale_db = steps.iter().position(|s| s.contains(&("ScaleApplication".into(), "/shop/db".into()))).context("db scaled")?;
     let scale_web = steps.iter().position(|s| s.contains(&("ScaleApplication".into(), "/shop/web".into()))).context("web scaled")?;
@@ -549,7 +569,9 @@ async fn lost_event_stream_is_resubscribed_and_tasks_survive() -> anyhow::Result
     let before = task_ids(&settled(&fw, "s", 1).await?);
     let framework_id = fw.get("/v2/info").await?.json["frameworkId"].as_str().context("framework id")?.to_string();
     cluster.fault(mesos_local::Fault::CloseStream(framework_id.clone())).await?;
-    let metrics = |t: &str| t.lines().find_map(|l| l.strip_prefix("marathon_mesos_subscriptions_total ")).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let metrics = |t: &str| {
+        t.lines().find_map(|l| l.strip_prefix("marathon_mesos_subscriptions_total ")).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+    };
     let deadline = tokio::time::Instant::now() + DEPLOY;
     while metrics(&fw.get("/metrics").await?.text) < 2.0 {
         anyhow::ensure!(tokio::time::Instant::now() < deadline, "framework did not re-subscribe");
@@ -574,7 +596,9 @@ async fn deployments_wait_for_readiness() -> anyhow::Result<()> {
     });
     assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
     let deps = fw
-        .wait_until("/v2/deployments", DEPLOY, "a readiness result", |j| j[0]["currentActions"][0]["readinessCheckResults"][0]["ready"] == false)
+        .wait_until("/v2/deployments", DEPLOY, "a readiness result", |j| {
+            j[0]["currentActions"][0]["readinessCheckResults"][0]["ready"] == false
+        })
         .await?;
     assert_eq!(deps[0]["currentActions"][0]["readinessCheckResults"][0]["name"], "warm");
     // Running but not ready: the deployment stays.
@@ -615,7 +639,12 @@ async fn the_api_requires_credentials_when_configured() -> anyhow::Result<()> {
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let ok = tokio::process::Command::new(&cli).args(["--url", &fw.url, "--credentials", "ops:s3cret", "apps"]).output().await?;
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    let denied = tokio::process::Command::new(&cli).args(["--url", &fw.url, "apps"]).env_remove("FRAMEWORK_TOKEN").env_remove("FRAMEWORK_CREDENTIALS").output().await?;
+    let denied = tokio::process::Command::new(&cli)
+        .args(["--url", &fw.url, "apps"])
+        .env_remove("FRAMEWORK_TOKEN")
+        .env_remove("FRAMEWORK_CREDENTIALS")
+        .output()
+        .await?;
     assert_eq!(denied.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&denied.stderr).contains("check --credentials or --token"));
     // Privileged containers are refused unless allowed.
@@ -663,7 +692,11 @@ async fn constraints_place_tasks_across_agents() -> anyhow::Result<()> {
     fw.wait_until("/v2/queue", DEPLOY, "the fourth instance refused for its constraint", |j| {
         j["queue"].as_array().into_iter().flatten().any(|q| {
             q["app"]["id"] == "/u"
-                && q["processedOffersSummary"]["rejectSummaryLastOffers"].as_array().into_iter().flatten().any(|r| r["reason"] == "UnfulfilledConstraint")
+                && q["processedOffersSummary"]["rejectSummaryLastOffers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|r| r["reason"] == "UnfulfilledConstraint")
         })
     })
     .await?;

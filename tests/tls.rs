@@ -17,7 +17,11 @@ async fn cli(url: &str, args: &[&str]) -> anyhow::Result<(i32, String, String)> 
         .env_remove("FRAMEWORK_CA_CERT")
         .output()
         .await?;
-    Ok((out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned()))
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
 }
 
 #[tokio::test]

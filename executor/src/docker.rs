@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, PortBinding, ResourcesUlimits};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt as _;
 use tokio::io::AsyncWriteExt as _;
@@ -30,7 +30,8 @@ pub struct Exit {
 pub async fn connect() -> anyhow::Result<Docker> {
     let socket = std::env::var("DOCKER_HOST").ok().and_then(|h| h.strip_prefix("unix://").map(str::to_string));
     let socket = socket.unwrap_or_else(|| "/var/run/docker.sock".to_string());
-    let docker = Docker::connect_with_unix(&socket, 120, bollard::API_DEFAULT_VERSION).with_context(|| format!("cannot use the Docker socket {socket}"))?;
+    let docker = Docker::connect_with_unix(&socket, 120, bollard::API_DEFAULT_VERSION)
+        .with_context(|| format!("cannot use the Docker socket {socket}"))?;
     docker.negotiate_version().await.with_context(|| format!("the Docker daemon at {socket} does not answer; is dockerd running?"))
 }
 
@@ -39,15 +40,20 @@ pub async fn run(docker: &Docker, spec: &ContainerSpec) -> anyhow::Result<()> {
     let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
         .ports
         .iter()
-        .map(|(container, host)| (container.clone(), Some(vec![PortBinding { host_ip: Some("0.0.0.0".into()), host_port: Some(host.to_string()) }])))
+        .map(|(container, host)| {
+            (container.clone(), Some(vec![PortBinding { host_ip: Some("0.0.0.0".into()), host_port: Some(host.to_string()) }]))
+        })
         .collect();
     let o = &spec.options;
-    let log_config = o.log_driver.as_ref().map(|driver| HostConfigLogConfig {
-        typ: Some(driver.clone()),
-        config: (!o.log_opts.is_empty()).then(|| o.log_opts.clone()),
-    });
-    let ulimits: Vec<ResourcesUlimits> =
-        o.ulimits.iter().map(|(name, soft, hard)| ResourcesUlimits { name: Some(name.clone()), soft: Some(*soft), hard: Some(*hard) }).collect();
+    let log_config = o
+        .log_driver
+        .as_ref()
+        .map(|driver| HostConfigLogConfig { typ: Some(driver.clone()), config: (!o.log_opts.is_empty()).then(|| o.log_opts.clone()) });
+    let ulimits: Vec<ResourcesUlimits> = o
+        .ulimits
+        .iter()
+        .map(|(name, soft, hard)| ResourcesUlimits { name: Some(name.clone()), soft: Some(*soft), hard: Some(*hard) })
+        .collect();
     let body = ContainerCreateBody {
         image: Some(spec.image.clone()),
         cmd: spec.cmd.clone(),
@@ -169,9 +175,10 @@ pub async fn remove_orphans(docker: &Docker) {
         let labels = c.labels.unwrap_or_default();
         let pid = labels.get(LABEL_EXECUTOR_PID).and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| !alive(p))
-            && let Some(id) = c.id {
-                tracing::info!(container = %id, executor = ?labels.get(LABEL_EXECUTOR), "removing the container of a dead executor");
-                remove(docker, &id).await;
-            }
+            && let Some(id) = c.id
+        {
+            tracing::info!(container = %id, executor = ?labels.get(LABEL_EXECUTOR), "removing the container of a dead executor");
+            remove(docker, &id).await;
+        }
     }
 }

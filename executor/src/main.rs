@@ -49,7 +49,12 @@ impl Running {
     /// Stops the container (again) with the task's grace period.
     fn killing_restart(&self, docker: Result<Docker, String>) {
         let Ok(docker) = docker else { return };
-        let grace = self.info.kill_policy.and_then(|p| p.grace_period).map(|g| Duration::from_nanos(u64::try_from(g.nanoseconds).unwrap_or(0))).unwrap_or(DEFAULT_GRACE);
+        let grace = self
+            .info
+            .kill_policy
+            .and_then(|p| p.grace_period)
+            .map(|g| Duration::from_nanos(u64::try_from(g.nanoseconds).unwrap_or(0)))
+            .unwrap_or(DEFAULT_GRACE);
         let name = self.container.clone();
         tokio::spawn(async move { docker::stop(&docker, &name, grace).await });
     }
@@ -152,11 +157,7 @@ impl Executor {
             let mut c = self.base_call(call::Type::Subscribe);
             c.subscribe = Some(call::Subscribe {
                 unacknowledged_tasks: self.launched.values().cloned().collect(),
-                unacknowledged_updates: self
-                    .unacked
-                    .values()
-                    .map(|s| call::Update { status: s.clone() })
-                    .collect(),
+                unacknowledged_updates: self.unacked.values().map(|s| call::Update { status: s.clone() }).collect(),
             });
             match self.post(&c, true).await {
                 Ok(r) if r.status().as_u16() == 200 => return Ok(r),
@@ -227,7 +228,8 @@ impl Executor {
             }
             event::Type::Kill => {
                 if let Some(k) = ev.kill {
-                    let grace = k.kill_policy.and_then(|p| p.grace_period).map(|g| Duration::from_nanos(u64::try_from(g.nanoseconds).unwrap_or(0)));
+                    let grace =
+                        k.kill_policy.and_then(|p| p.grace_period).map(|g| Duration::from_nanos(u64::try_from(g.nanoseconds).unwrap_or(0)));
                     self.kill(&k.task_id.value, grace, false);
                 }
             }
@@ -269,7 +271,10 @@ impl Executor {
         };
         self.update(&task, TaskState::TaskStarting, None, "creating the container", None).await;
         let id = task.task_id.value.clone();
-        self.tasks.insert(id.clone(), Running { info: task, container: spec.name.clone(), killing: false, killed_by_health: false, healthy: None, health: None });
+        self.tasks.insert(
+            id.clone(),
+            Running { info: task, container: spec.name.clone(), killing: false, killed_by_health: false, healthy: None, health: None },
+        );
         let tx = self.internal_tx.clone();
         let sandbox = self.sandbox.clone();
         tokio::spawn(async move {
@@ -292,7 +297,9 @@ impl Executor {
         t.killed_by_health |= by_health && !t.killing;
         t.killing = true;
         let grace = grace
-            .or_else(|| t.info.kill_policy.and_then(|p| p.grace_period).map(|g| Duration::from_nanos(u64::try_from(g.nanoseconds).unwrap_or(0))))
+            .or_else(|| {
+                t.info.kill_policy.and_then(|p| p.grace_period).map(|g| Duration::from_nanos(u64::try_from(g.nanoseconds).unwrap_or(0)))
+            })
             .unwrap_or(DEFAULT_GRACE);
         let name = t.container.clone();
         tokio::spawn(async move { docker::stop(&docker, &name, grace).await });
@@ -344,11 +351,21 @@ impl Executor {
                     docker::remove(d, &t.container).await;
                 }
                 let (state, reason, message, healthy) = if t.killed_by_health {
-                    (TaskState::TaskKilled, Some(Reason::TaskHealthCheckStatusUpdated), "killed after failing its health check".to_string(), Some(false))
+                    (
+                        TaskState::TaskKilled,
+                        Some(Reason::TaskHealthCheckStatusUpdated),
+                        "killed after failing its health check".to_string(),
+                        Some(false),
+                    )
                 } else if t.killing {
                     (TaskState::TaskKilled, None, "killed by request".to_string(), t.healthy)
                 } else if exit.oom_killed {
-                    (TaskState::TaskFailed, Some(Reason::ContainerLimitationMemory), "the container exceeded its memory limit and was killed (OOM)".to_string(), t.healthy)
+                    (
+                        TaskState::TaskFailed,
+                        Some(Reason::ContainerLimitationMemory),
+                        "the container exceeded its memory limit and was killed (OOM)".to_string(),
+                        t.healthy,
+                    )
                 } else if exit.code == Some(0) {
                     (TaskState::TaskFinished, None, "container exited with status 0".to_string(), t.healthy)
                 } else {

@@ -222,11 +222,7 @@ pub fn container_spec(task: &TaskInfo, executor_id: &str, pid: u32, sandbox: &st
             let host = v.host_path.as_ref()?;
             // Mesos resolves a relative host path against the task's sandbox (our working
             // directory); Docker would take it for a named volume instead.
-            let host = if std::path::Path::new(host).is_absolute() {
-                host.clone()
-            } else {
-                sandbox.join(host).display().to_string()
-            };
+            let host = if std::path::Path::new(host).is_absolute() { host.clone() } else { sandbox.join(host).display().to_string() };
             let ro = v.mode() == volume::Mode::Ro;
             Some(format!("{host}:{}{}", v.container_path, if ro { ":ro" } else { "" }))
         })
@@ -339,7 +335,12 @@ mod tests {
     #[test]
     fn host_volumes_become_binds_relative_ones_inside_the_sandbox() {
         let mut t = task(container_info::docker_info::Network::Host, None);
-        let vol = |c: &str, h: &str, mode: v1::volume::Mode| v1::Volume { container_path: c.into(), host_path: Some(h.into()), mode: mode as i32, ..Default::default() };
+        let vol = |c: &str, h: &str, mode: v1::volume::Mode| v1::Volume {
+            container_path: c.into(),
+            host_path: Some(h.into()),
+            mode: mode as i32,
+            ..Default::default()
+        };
         if let Some(c) = t.container.as_mut() {
             c.volumes = vec![vol("/var/lib/mysql", "/srv/db", v1::volume::Mode::Rw), vol("/etc/app", "conf", v1::volume::Mode::Ro)];
         }
@@ -352,10 +353,14 @@ mod tests {
         let cmd = CommandInfo {
             shell: Some(true),
             value: Some("nginx -g 'daemon off;'".into()),
-            environment: Some(v1::Environment { variables: vec![v1::environment::Variable { name: "PORT0".into(), value: Some("31005".into()), ..Default::default() }] }),
+            environment: Some(v1::Environment {
+                variables: vec![v1::environment::Variable { name: "PORT0".into(), value: Some("31005".into()), ..Default::default() }],
+            }),
             ..Default::default()
         };
-        let s = container_spec(&task(container_info::docker_info::Network::Bridge, Some(cmd)), "exec-1", 42, std::path::Path::new("/sandbox")).unwrap();
+        let s =
+            container_spec(&task(container_info::docker_info::Network::Bridge, Some(cmd)), "exec-1", 42, std::path::Path::new("/sandbox"))
+                .unwrap();
         assert_eq!(s.name, "web.instance-1._app.1");
         assert_eq!(s.cmd.unwrap(), ["/bin/sh", "-c", "nginx -g 'daemon off;'"]);
         assert_eq!(s.env, ["PORT0=31005"]);
@@ -368,8 +373,10 @@ mod tests {
 
     #[test]
     fn host_networking_has_no_port_bindings_and_args_run_directly() {
-        let cmd = CommandInfo { shell: Some(false), arguments: vec!["nginx".into(), "-g".into(), "daemon off;".into()], ..Default::default() };
-        let s = container_spec(&task(container_info::docker_info::Network::Host, Some(cmd)), "e", 1, std::path::Path::new("/sandbox")).unwrap();
+        let cmd =
+            CommandInfo { shell: Some(false), arguments: vec!["nginx".into(), "-g".into(), "daemon off;".into()], ..Default::default() };
+        let s =
+            container_spec(&task(container_info::docker_info::Network::Host, Some(cmd)), "e", 1, std::path::Path::new("/sandbox")).unwrap();
         assert!(s.ports.is_empty());
         assert_eq!(s.cmd.unwrap(), ["nginx", "-g", "daemon off;"]);
         let s = container_spec(&task(container_info::docker_info::Network::Host, None), "e", 1, std::path::Path::new("/sandbox")).unwrap();

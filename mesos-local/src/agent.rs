@@ -130,7 +130,13 @@ const EXECUTOR_REREGISTRATION_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Agent {
     /// An agent that reports to `master` and serves its executor API at `endpoint`.
-    pub fn new(info: AgentInfo, settings: AgentSettings, endpoint: SocketAddr, master: mpsc::UnboundedSender<MasterMsg>, self_tx: mpsc::UnboundedSender<AgentMsg>) -> Self {
+    pub fn new(
+        info: AgentInfo,
+        settings: AgentSettings,
+        endpoint: SocketAddr,
+        master: mpsc::UnboundedSender<MasterMsg>,
+        self_tx: mpsc::UnboundedSender<AgentMsg>,
+    ) -> Self {
         Self {
             info,
             settings,
@@ -251,7 +257,11 @@ impl Agent {
             AgentCmd::ShutdownExecutor { framework_id, executor_id } => self.shutdown_executor(&framework_id, &executor_id),
             AgentCmd::FrameworkMessage { framework_id, executor_id, data } => {
                 if let Some(conn) = self.executors.get(&(framework_id, executor_id)).and_then(|e| e.conn.as_ref()) {
-                    let _ = conn.try_send(exec::Event { r#type: Some(exev::Type::Message as i32), message: Some(exev::Message { data }), ..Default::default() });
+                    let _ = conn.try_send(exec::Event {
+                        r#type: Some(exev::Type::Message as i32),
+                        message: Some(exev::Message { data }),
+                        ..Default::default()
+                    });
                 }
             }
             AgentCmd::Stop => {
@@ -327,7 +337,8 @@ impl Agent {
         self.frameworks.insert(fid.clone(), framework.clone());
         if self.settings.simulated {
             self.tasks.insert((fid.clone(), task_id.clone()), TaskRun::Simulated);
-            let report = Report { state: TaskState::TaskRunning, reason: None, message: Some("Simulated task is running".into()), healthy: None };
+            let report =
+                Report { state: TaskState::TaskRunning, reason: None, message: Some("Simulated task is running".into()), healthy: None };
             self.handle(AgentMsg::Runner { framework_id: fid, task_id, report });
             return;
         }
@@ -338,7 +349,11 @@ impl Agent {
             if let Some(e) = self.executors.get_mut(&key) {
                 match &e.conn {
                     Some(conn) => {
-                        let _ = conn.try_send(exec::Event { r#type: Some(exev::Type::Launch as i32), launch: Some(exev::Launch { task }), ..Default::default() });
+                        let _ = conn.try_send(exec::Event {
+                            r#type: Some(exev::Type::Launch as i32),
+                            launch: Some(exev::Launch { task }),
+                            ..Default::default()
+                        });
                     }
                     None => e.queued.push(task),
                 }
@@ -399,7 +414,8 @@ impl Agent {
                 let _ = kill.send(policy);
             }
             Some(TaskRun::Simulated) => {
-                let report = Report { state: TaskState::TaskKilled, reason: None, message: Some("Simulated task killed".into()), healthy: None };
+                let report =
+                    Report { state: TaskState::TaskKilled, reason: None, message: Some("Simulated task killed".into()), healthy: None };
                 self.handle(AgentMsg::Runner { framework_id: fid.to_owned(), task_id: task_id.to_owned(), report });
             }
             Some(TaskRun::Executor(eid)) => {
@@ -408,7 +424,13 @@ impl Agent {
                 match (&e.conn, queued_at) {
                     (_, Some(i)) => {
                         e.queued.remove(i);
-                        let status = self.agent_status(task_id, Some(eid), TaskState::TaskKilled, Reason::TaskKilledDuringLaunch, "Killed before the executor started it");
+                        let status = self.agent_status(
+                            task_id,
+                            Some(eid),
+                            TaskState::TaskKilled,
+                            Reason::TaskKilledDuringLaunch,
+                            "Killed before the executor started it",
+                        );
                         self.enqueue(fid, status);
                     }
                     (Some(conn), None) => {
@@ -457,11 +479,16 @@ impl Agent {
 
     fn executor_exited(&mut self, fid: &str, executor_id: &str, status: Option<i32>) {
         let Some(_rec) = self.executors.remove(&(fid.to_owned(), executor_id.to_owned())) else { return };
-        let orphans: Vec<String> =
-            self.tasks.iter().filter(|((f, _), run)| f == fid && matches!(run, TaskRun::Executor(e) if e == executor_id)).map(|((_, t), _)| t.clone()).collect();
+        let orphans: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|((f, _), run)| f == fid && matches!(run, TaskRun::Executor(e) if e == executor_id))
+            .map(|((_, t), _)| t.clone())
+            .collect();
         for t in orphans {
             // Tasks whose terminal update is already queued are not failed again.
-            let terminal_queued = self.updates.get(&(fid.to_owned(), t.clone())).is_some_and(|s| s.pending.iter().any(|u| is_terminal(u.state())));
+            let terminal_queued =
+                self.updates.get(&(fid.to_owned(), t.clone())).is_some_and(|s| s.pending.iter().any(|u| is_terminal(u.state())));
             if !terminal_queued {
                 let msg = format!("Executor terminated{}", status.map(|s| format!(" with status {s}")).unwrap_or_default());
                 let st = self.agent_status(&t, Some(executor_id), TaskState::TaskFailed, Reason::ExecutorTerminated, &msg);
@@ -494,23 +521,37 @@ impl Agent {
                 executor_info: e.info.clone(),
                 framework_info: e.framework.clone(),
                 agent_info,
-                container_id: Some(v1::ContainerId { value: e.sandbox.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), parent: None }),
+                container_id: Some(v1::ContainerId {
+                    value: e.sandbox.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    parent: None,
+                }),
             }),
             ..Default::default()
         };
         let _ = tx.try_send(subscribed);
         for task in e.queued.drain(..) {
-            let _ = tx.try_send(exec::Event { r#type: Some(exev::Type::Launch as i32), launch: Some(exev::Launch { task }), ..Default::default() });
+            let _ = tx.try_send(exec::Event {
+                r#type: Some(exev::Type::Launch as i32),
+                launch: Some(exev::Launch { task }),
+                ..Default::default()
+            });
         }
         for group in e.queued_groups.drain(..) {
-            let _ = tx.try_send(exec::Event { r#type: Some(exev::Type::LaunchGroup as i32), launch_group: Some(exev::LaunchGroup { task_group: group }), ..Default::default() });
+            let _ = tx.try_send(exec::Event {
+                r#type: Some(exev::Type::LaunchGroup as i32),
+                launch_group: Some(exev::LaunchGroup { task_group: group }),
+                ..Default::default()
+            });
         }
         e.registration_deadline = None;
         e.conn = Some(tx.clone());
         // Updates the executor says it sent but that we have not seen (re-subscription).
         if let Some(sub) = call.subscribe {
             for u in sub.unacknowledged_updates {
-                let known = self.updates.get(&(key.0.clone(), u.status.task_id.value.clone())).is_some_and(|s| s.pending.iter().any(|p| p.uuid == u.status.uuid));
+                let known = self
+                    .updates
+                    .get(&(key.0.clone(), u.status.task_id.value.clone()))
+                    .is_some_and(|s| s.pending.iter().any(|p| p.uuid == u.status.uuid));
                 if !known {
                     self.enqueue(&key.0, u.status);
                 }
@@ -591,7 +632,12 @@ impl Agent {
         status.timestamp.get_or_insert_with(now_secs);
         let key = (fid.to_owned(), status.task_id.value.clone());
         let retry = self.settings.update_retry;
-        let stream = self.updates.entry(key.clone()).or_insert_with(|| UpdateStream { pending: VecDeque::new(), next_send: Instant::now(), backoff: retry, attempts: 0 });
+        let stream = self.updates.entry(key.clone()).or_insert_with(|| UpdateStream {
+            pending: VecDeque::new(),
+            next_send: Instant::now(),
+            backoff: retry,
+            attempts: 0,
+        });
         stream.pending.push_back(status);
         if stream.pending.len() == 1 {
             stream.next_send = Instant::now();
@@ -618,7 +664,10 @@ impl Agent {
             UpdateDelivery::DropFirst => stream.attempts > 1,
         };
         if send {
-            let _ = self.master.send(MasterMsg::FromAgent { agent_id, event: AgentEvent::StatusUpdate { framework_id: key.0.clone(), status: Box::new(front.clone()) } });
+            let _ = self.master.send(MasterMsg::FromAgent {
+                agent_id,
+                event: AgentEvent::StatusUpdate { framework_id: key.0.clone(), status: Box::new(front.clone()) },
+            });
         }
     }
 
@@ -678,7 +727,13 @@ impl Agent {
                     let _ = kill.send(());
                 }
                 for t in queued {
-                    let st = self.agent_status(&t, Some(&eid), TaskState::TaskFailed, Reason::ExecutorRegistrationTimeout, "Executor did not register within the timeout");
+                    let st = self.agent_status(
+                        &t,
+                        Some(&eid),
+                        TaskState::TaskFailed,
+                        Reason::ExecutorRegistrationTimeout,
+                        "Executor did not register within the timeout",
+                    );
                     self.enqueue(&fid, st);
                 }
             }
@@ -688,7 +743,12 @@ impl Agent {
 
 /// Runs an executor's command in its sandbox until it exits or `kill` fires; returns its wait
 /// status.
-async fn run_executor_process(command: v1::CommandInfo, sandbox: PathBuf, env: Vec<(String, String)>, kill: oneshot::Receiver<()>) -> Option<i32> {
+async fn run_executor_process(
+    command: v1::CommandInfo,
+    sandbox: PathBuf,
+    env: Vec<(String, String)>,
+    kill: oneshot::Receiver<()>,
+) -> Option<i32> {
     use std::os::unix::process::ExitStatusExt;
     if let Err(e) = tokio::fs::create_dir_all(&sandbox).await {
         tracing::warn!("cannot create executor sandbox {}: {e}", sandbox.display());

@@ -103,7 +103,10 @@ fn response_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
     } else if accepts("application/x-protobuf") {
         Ok(Encoding::Protobuf)
     } else {
-        Err(ApiError { status: StatusCode::NOT_ACCEPTABLE, message: "Expecting 'Accept' to allow application/json or application/x-protobuf".into() })
+        Err(ApiError {
+            status: StatusCode::NOT_ACCEPTABLE,
+            message: "Expecting 'Accept' to allow application/json or application/x-protobuf".into(),
+        })
     }
 }
 
@@ -161,7 +164,10 @@ struct StreamGuard {
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        let _ = self.master.send(MasterMsg::StreamClosed { framework_id: std::mem::take(&mut self.framework_id), stream_id: std::mem::take(&mut self.stream_id) });
+        let _ = self.master.send(MasterMsg::StreamClosed {
+            framework_id: std::mem::take(&mut self.framework_id),
+            stream_id: std::mem::take(&mut self.stream_id),
+        });
     }
 }
 
@@ -205,7 +211,8 @@ async fn scheduler_api_inner(st: MasterHttp, method: Method, headers: HeaderMap,
         let mut events = sub.events;
         // The first event names the framework (SUBSCRIBED) or refuses it (ERROR).
         let first = events.recv().await;
-        let fid = first.as_ref().and_then(|e| e.subscribed.as_ref()).map(|s| s.framework_id.value.clone()).or(framework_id).unwrap_or_default();
+        let fid =
+            first.as_ref().and_then(|e| e.subscribed.as_ref()).map(|s| s.framework_id.value.clone()).or(framework_id).unwrap_or_default();
         let (tx, rx) = mpsc::channel(1);
         let guard = StreamGuard { master: st.master.clone(), framework_id: fid, stream_id: sub.stream_id.clone() };
         // Re-chain the first event in front of the rest.

@@ -15,8 +15,8 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::protocol::{
-    AgentCmd, AgentEvent, ApiError, Fault, IdValue, MasterMsg, Subscription, error_event, is_terminal, master_status,
-    now_secs, update_event, validate_id,
+    AgentCmd, AgentEvent, ApiError, Fault, IdValue, MasterMsg, Subscription, error_event, is_terminal, master_status, now_secs,
+    update_event, validate_id,
 };
 use crate::resources::Resources;
 
@@ -160,7 +160,10 @@ impl Master {
     pub fn add_agent(&mut self, info: AgentInfo, link: mpsc::UnboundedSender<AgentCmd>) {
         let total = Resources::from_proto(&info.resources).unwrap_or_default();
         let id = info.id.as_ref().map(|i| i.value.clone()).unwrap_or_default();
-        self.agents.insert(id, AgentRec { info, total, allocated: Resources::default(), offered: Resources::default(), state: AgentState::Active, link });
+        self.agents.insert(
+            id,
+            AgentRec { info, total, allocated: Resources::default(), offered: Resources::default(), state: AgentState::Active, link },
+        );
     }
 
     /// Runs the actor until every sender is gone.
@@ -218,7 +221,9 @@ impl Master {
     // ---- Subscription -----------------------------------------------------------------------
 
     fn subscribe(&mut self, call: Call) -> Result<Subscription, ApiError> {
-        let sub = call.subscribe.ok_or_else(|| ApiError::bad_request("Failed to validate scheduler::Call: Expecting 'subscribe' to be present"))?;
+        let sub = call
+            .subscribe
+            .ok_or_else(|| ApiError::bad_request("Failed to validate scheduler::Call: Expecting 'subscribe' to be present"))?;
         let mut info = sub.framework_info;
         let call_fid = call.framework_id.as_ref().map(|f| f.value.clone());
         let info_fid = info.id.as_ref().map(|f| f.value.clone());
@@ -352,9 +357,11 @@ impl Master {
     // ---- Calls ------------------------------------------------------------------------------
 
     fn call(&mut self, call: Call, stream_id: Option<String>) -> Result<(), ApiError> {
-        let fid = call.framework_id.as_ref().map(|f| f.value.clone()).ok_or_else(|| {
-            ApiError::bad_request("Failed to validate scheduler::Call: Expecting 'framework_id' to be present")
-        })?;
+        let fid = call
+            .framework_id
+            .as_ref()
+            .map(|f| f.value.clone())
+            .ok_or_else(|| ApiError::bad_request("Failed to validate scheduler::Call: Expecting 'framework_id' to be present"))?;
         let Some(fw) = self.frameworks.get(&fid) else {
             return Err(ApiError::bad_request("Framework cannot be found"));
         };
@@ -364,7 +371,9 @@ impl Master {
         match stream_id {
             None => return Err(ApiError::bad_request("All non-subscribe calls should include the 'Mesos-Stream-Id' header")),
             Some(s) if s != conn.stream_id => {
-                return Err(ApiError::bad_request(format!("The stream ID '{s}' included in this request didn't match the stream ID currently associated with framework ID {fid}")));
+                return Err(ApiError::bad_request(format!(
+                    "The stream ID '{s}' included in this request didn't match the stream ID currently associated with framework ID {fid}"
+                )));
             }
             Some(_) => {}
         }
@@ -417,7 +426,11 @@ impl Master {
                     return Err(ApiError::bad_request("Failed to validate scheduler::Call: Not a valid UUID"));
                 }
                 if let Some(agent) = self.agents.get(ack.agent_id.id()) {
-                    let _ = agent.link.send(AgentCmd::Acknowledge { framework_id: fid.clone(), task_id: ack.task_id.value.clone(), uuid: ack.uuid });
+                    let _ = agent.link.send(AgentCmd::Acknowledge {
+                        framework_id: fid.clone(),
+                        task_id: ack.task_id.value.clone(),
+                        uuid: ack.uuid,
+                    });
                 }
                 self.acknowledged(&fid, &ack.task_id.value);
             }
@@ -429,7 +442,11 @@ impl Master {
             call::Type::Message => {
                 let m = call.message.ok_or_else(|| missing("message"))?;
                 if let Some(agent) = self.agents.get(m.agent_id.id()) {
-                    let _ = agent.link.send(AgentCmd::FrameworkMessage { framework_id: fid.clone(), executor_id: m.executor_id.value, data: m.data });
+                    let _ = agent.link.send(AgentCmd::FrameworkMessage {
+                        framework_id: fid.clone(),
+                        executor_id: m.executor_id.value,
+                        data: m.data,
+                    });
                 }
             }
             call::Type::UpdateFramework => {
@@ -509,7 +526,6 @@ impl Master {
                     for t in &tasks {
                         if let Err(e) = self.validate_task(fid, &agent_id, t, true, &probe, &seen).map(|r| {
                             probe.subtract(&r);
-                            
                         }) {
                             error = Some(e);
                             break;
@@ -518,7 +534,10 @@ impl Master {
                     }
                     if let Some(e) = error {
                         for t in &tasks {
-                            self.send_update(fid, master_status(&t.task_id.value, Some(&agent_id), TaskState::TaskError, Reason::TaskGroupInvalid, e.clone()));
+                            self.send_update(
+                                fid,
+                                master_status(&t.task_id.value, Some(&agent_id), TaskState::TaskError, Reason::TaskGroupInvalid, e.clone()),
+                            );
                         }
                         continue;
                     }
@@ -544,7 +563,15 @@ impl Master {
     }
 
     /// Validates one task against what is left of the offer; returns its resources.
-    fn validate_task(&self, fid: &str, agent_id: &str, task: &TaskInfo, in_group: bool, available: &Resources, batch: &HashSet<String>) -> Result<Resources, String> {
+    fn validate_task(
+        &self,
+        fid: &str,
+        agent_id: &str,
+        task: &TaskInfo,
+        in_group: bool,
+        available: &Resources,
+        batch: &HashSet<String>,
+    ) -> Result<Resources, String> {
         validate_id("Task ID", &task.task_id.value)?;
         let fw = self.frameworks.get(fid).ok_or("Unknown framework")?;
         if fw.tasks.contains_key(&task.task_id.value) || batch.contains(&task.task_id.value) {
@@ -575,7 +602,14 @@ impl Master {
         Ok(needed)
     }
 
-    fn launch(&mut self, fid: &str, agent_id: &str, mut task: TaskInfo, group_executor: Option<&v1::ExecutorInfo>, available: &mut Resources) {
+    fn launch(
+        &mut self,
+        fid: &str,
+        agent_id: &str,
+        mut task: TaskInfo,
+        group_executor: Option<&v1::ExecutorInfo>,
+        available: &mut Resources,
+    ) {
         let needed = match self.validate_task(fid, agent_id, &task, group_executor.is_some(), available, &HashSet::new()) {
             Ok(r) => r,
             Err(msg) => {
@@ -617,7 +651,14 @@ impl Master {
         };
         fw.tasks.insert(
             task.task_id.value.clone(),
-            TaskRec { info: task.clone(), agent_id: agent_id.to_owned(), resources: task_resources, status, statuses: vec![(TaskState::TaskStaging, now_secs())], released: false },
+            TaskRec {
+                info: task.clone(),
+                agent_id: agent_id.to_owned(),
+                resources: task_resources,
+                status,
+                statuses: vec![(TaskState::TaskStaging, now_secs())],
+                released: false,
+            },
         );
         if group_executor.is_none() {
             let _ = agent.link.send(AgentCmd::RunTask { framework: Box::new(fw.info.clone()), task: Box::new(task) });
@@ -672,7 +713,13 @@ impl Master {
             Some(_) => {}
             None => {
                 let agent = kill.agent_id.as_ref().map(|a| a.value.clone());
-                let status = master_status(&task_id, agent.as_deref(), TaskState::TaskLost, Reason::Reconciliation, "Attempted to kill an unknown task");
+                let status = master_status(
+                    &task_id,
+                    agent.as_deref(),
+                    TaskState::TaskLost,
+                    Reason::Reconciliation,
+                    "Attempted to kill an unknown task",
+                );
                 self.send_update(fid, status);
             }
         }
@@ -716,9 +763,15 @@ impl Master {
                 }
                 let agent = t.agent_id.as_ref().map(|a| a.value.as_str());
                 let (state, msg) = match agent.map(|a| self.agents.get(a).map(|r| r.state)) {
-                    Some(Some(AgentState::Active)) | None => (if pa { TaskState::TaskGone } else { TaskState::TaskLost }, "Reconciliation: Task is unknown to the agent"),
-                    Some(Some(AgentState::Unreachable(_))) => (if pa { TaskState::TaskUnreachable } else { TaskState::TaskLost }, "Reconciliation: Task is unreachable"),
-                    Some(Some(AgentState::Gone)) => (if pa { TaskState::TaskGoneByOperator } else { TaskState::TaskLost }, "Reconciliation: Task is gone"),
+                    Some(Some(AgentState::Active)) | None => {
+                        (if pa { TaskState::TaskGone } else { TaskState::TaskLost }, "Reconciliation: Task is unknown to the agent")
+                    }
+                    Some(Some(AgentState::Unreachable(_))) => {
+                        (if pa { TaskState::TaskUnreachable } else { TaskState::TaskLost }, "Reconciliation: Task is unreachable")
+                    }
+                    Some(Some(AgentState::Gone)) => {
+                        (if pa { TaskState::TaskGoneByOperator } else { TaskState::TaskLost }, "Reconciliation: Task is gone")
+                    }
                     Some(None) => (if pa { TaskState::TaskUnknown } else { TaskState::TaskLost }, "Reconciliation: Task is unknown"),
                 };
                 let mut s = master_status(&t.task_id.value, agent, state, Reason::Reconciliation, msg);
@@ -911,17 +964,20 @@ impl Master {
 
     fn timers(&mut self) {
         let now = Instant::now();
-        let expired: Vec<String> = self.offers.iter().filter(|(_, o)| o.expires.is_some_and(|e| e <= now)).map(|(k, _)| k.clone()).collect();
+        let expired: Vec<String> =
+            self.offers.iter().filter(|(_, o)| o.expires.is_some_and(|e| e <= now)).map(|(k, _)| k.clone()).collect();
         for id in expired {
             self.rescind(&id);
         }
-        let timed_out: Vec<String> = self.frameworks.iter().filter(|(_, f)| f.failover_deadline.is_some_and(|d| d <= now)).map(|(k, _)| k.clone()).collect();
+        let timed_out: Vec<String> =
+            self.frameworks.iter().filter(|(_, f)| f.failover_deadline.is_some_and(|d| d <= now)).map(|(k, _)| k.clone()).collect();
         for fid in timed_out {
             tracing::info!(framework = %fid, "failover timeout expired");
             self.remove_framework(&fid);
         }
         let interval = self.config.heartbeat_interval;
-        let due: Vec<String> = self.frameworks.iter().filter(|(_, f)| f.conn.is_some() && f.next_heartbeat <= now).map(|(k, _)| k.clone()).collect();
+        let due: Vec<String> =
+            self.frameworks.iter().filter(|(_, f)| f.conn.is_some() && f.next_heartbeat <= now).map(|(k, _)| k.clone()).collect();
         for fid in due {
             if let Some(fw) = self.frameworks.get_mut(&fid) {
                 fw.next_heartbeat = now + interval;
@@ -952,7 +1008,8 @@ impl Master {
             return;
         }
         let now = Instant::now();
-        let mut eligible: Vec<String> = self.frameworks.iter().filter(|(_, f)| f.conn.is_some() && !f.suppressed).map(|(k, _)| k.clone()).collect();
+        let mut eligible: Vec<String> =
+            self.frameworks.iter().filter(|(_, f)| f.conn.is_some() && !f.suppressed).map(|(k, _)| k.clone()).collect();
         if eligible.is_empty() {
             return;
         }
@@ -971,9 +1028,9 @@ impl Master {
                 continue;
             }
             let n = eligible.len();
-            let chosen = (0..n).map(|i| &eligible[(self.round_robin + i) % n]).find(|fid| {
-                self.frameworks.get(*fid).is_some_and(|f| f.filters.get(&agent_id).is_none_or(|until| *until <= now))
-            });
+            let chosen = (0..n)
+                .map(|i| &eligible[(self.round_robin + i) % n])
+                .find(|fid| self.frameworks.get(*fid).is_some_and(|f| f.filters.get(&agent_id).is_none_or(|until| *until <= now)));
             let Some(fid) = chosen.cloned() else { continue };
             self.round_robin = self.round_robin.wrapping_add(1);
             let role = self.frameworks.get(&fid).and_then(FrameworkRec::allocation_role);

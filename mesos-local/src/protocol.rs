@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
 use mesos_proto::v1::{
-    self, AgentId, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, KillPolicy, TaskGroupInfo, TaskId, TaskInfo,
-    TaskState, TaskStatus, scheduler,
+    self, AgentId, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, KillPolicy, TaskGroupInfo, TaskId, TaskInfo, TaskState,
+    TaskStatus, scheduler,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -247,7 +247,13 @@ pub fn duration(d: &v1::DurationInfo) -> Duration {
 }
 
 /// A status update the master generates itself: no uuid, so frameworks must not acknowledge it.
-pub fn master_status(task_id: &str, agent_id: Option<&str>, state: TaskState, reason: v1::task_status::Reason, message: impl Into<String>) -> TaskStatus {
+pub fn master_status(
+    task_id: &str,
+    agent_id: Option<&str>,
+    state: TaskState,
+    reason: v1::task_status::Reason,
+    message: impl Into<String>,
+) -> TaskStatus {
     TaskStatus {
         task_id: TaskId { value: task_id.to_owned() },
         state: state as i32,

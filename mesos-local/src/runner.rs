@@ -230,7 +230,8 @@ impl Health {
                     let Some(http) = &self.check.http else { return false };
                     let scheme = http.scheme.clone().unwrap_or_else(|| "http".into());
                     let path = http.path.clone().unwrap_or_else(|| "/".into());
-                    let url = format!("{scheme}://127.0.0.1:{}{}", http.port, if path.starts_with('/') { path } else { format!("/{path}") });
+                    let url =
+                        format!("{scheme}://127.0.0.1:{}{}", http.port, if path.starts_with('/') { path } else { format!("/{path}") });
                     match reqwest::Client::new().get(&url).send().await {
                         Ok(resp) => {
                             let code = u32::from(resp.status().as_u16());

@@ -84,7 +84,10 @@ pub fn decode<M: prost::Message + prost::Name + Default>(bytes: &[u8], encoding:
 
 /// Decodes protobuf through a [`DynamicMessage`]: slower than [`decode`], and the reference it
 /// must agree with; it is also what words [`decode`]'s errors.
-pub fn decode_reflective<M: prost::Message + prost::Name + Default>(descriptor: &MessageDescriptor, bytes: &[u8]) -> Result<M, DecodeError> {
+pub fn decode_reflective<M: prost::Message + prost::Name + Default>(
+    descriptor: &MessageDescriptor,
+    bytes: &[u8],
+) -> Result<M, DecodeError> {
     let fail = |reason: String| DecodeError::Protobuf { message: M::full_name(), reason };
     let dynamic = DynamicMessage::decode(descriptor.clone(), bytes).map_err(|e| fail(e.to_string()))?;
     if let Some(missing) = first_missing_required(&dynamic) {
@@ -218,7 +221,11 @@ fn missing_required_in_wire(desc: &MessageDescriptor, mut bytes: &[u8], depth: u
         } else {
             // Occurrences of a singular message merge, and so do their encodings when joined.
             let parts: Vec<&[u8]> = occurrences.collect();
-            let path = if let [one] = parts[..] { missing_required_in_wire(&inner, one, depth + 1)? } else { missing_required_in_wire(&inner, &parts.concat(), depth + 1)? };
+            let path = if let [one] = parts[..] {
+                missing_required_in_wire(&inner, one, depth + 1)?
+            } else {
+                missing_required_in_wire(&inner, &parts.concat(), depth + 1)?
+            };
             path.map(|p| format!("{}.{p}", field.name()))
         };
         if found.is_some() {
@@ -241,7 +248,9 @@ pub fn first_missing_required(msg: &DynamicMessage) -> Option<String> {
         let value = msg.get_field(&field);
         let found = match &*value {
             prost_reflect::Value::Message(m) => nested(m, String::new()),
-            prost_reflect::Value::List(items) => items.iter().enumerate().find_map(|(i, v)| v.as_message().and_then(|m| nested(m, format!("[{i}]")))),
+            prost_reflect::Value::List(items) => {
+                items.iter().enumerate().find_map(|(i, v)| v.as_message().and_then(|m| nested(m, format!("[{i}]"))))
+            }
             prost_reflect::Value::Map(entries) => entries.values().find_map(|v| v.as_message().and_then(|m| nested(m, String::new()))),
             _ => None,
         };

@@ -44,8 +44,8 @@ pub enum JsonError {
 /// Writes `msg` as Mesos JSON.
 pub fn to_json<M: prost::Message + prost::Name>(msg: &M) -> Json {
     let desc = message_descriptor::<M>();
-    let dynamic = DynamicMessage::decode(desc, msg.encode_to_vec().as_slice())
-        .expect("a prost message always re-decodes under its own descriptor");
+    let dynamic =
+        DynamicMessage::decode(desc, msg.encode_to_vec().as_slice()).expect("a prost message always re-decodes under its own descriptor");
     write_message(&dynamic)
 }
 
@@ -133,10 +133,8 @@ fn write_value(field: &FieldDescriptor, value: &Value) -> Option<Json> {
         }
         Value::Map(entries) => {
             let value_kind = kind.as_message().map(|m| m.map_entry_value_field().kind())?;
-            let obj: Map<String, Json> = entries
-                .iter()
-                .filter_map(|(k, v)| Some((map_key_string(k), write_single(&value_kind, v)?)))
-                .collect();
+            let obj: Map<String, Json> =
+                entries.iter().filter_map(|(k, v)| Some((map_key_string(k), write_single(&value_kind, v)?))).collect();
             (!obj.is_empty()).then_some(Json::Object(obj))
         }
         single => write_single(&kind, single),

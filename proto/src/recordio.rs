@@ -114,10 +114,8 @@ impl Decoder {
             Some(b'\n') => {}
             Some(_) => return Err(self.bad_length(digits + 1)),
         }
-        let size = std::str::from_utf8(&self.buf[..digits])
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| self.bad_length(digits))?;
+        let size =
+            std::str::from_utf8(&self.buf[..digits]).ok().and_then(|s| s.parse::<u64>().ok()).ok_or_else(|| self.bad_length(digits))?;
         if size == 0 {
             return Err(RecordIoError::ZeroLength);
         }

@@ -70,7 +70,16 @@ fn mesos_doc_samples_parse_and_reemit_equivalently() {
         }
     }
     assert!(failures.is_empty(), "samples that failed:\n{}", failures.join("\n"));
-    for required in ["subscribe_call", "subscribed_event", "offers_event", "update_event", "accept_launch_call", "decline_call", "acknowledge_call", "reconcile_call"] {
+    for required in [
+        "subscribe_call",
+        "subscribed_event",
+        "offers_event",
+        "update_event",
+        "accept_launch_call",
+        "decline_call",
+        "acknowledge_call",
+        "reconcile_call",
+    ] {
         assert!(dir.join(format!("{required}.json")).exists(), "{required}.json is present");
     }
     assert!(checked >= 20, "only {checked} samples checked");

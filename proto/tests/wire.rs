@@ -130,7 +130,9 @@ fn executor_call_and_event_tags_are_official() {
     let msg = executor::call::Message::decode(bytes(2, b"hi").as_slice()).expect("decodes");
     assert_eq!(msg.data, b"hi");
     // Executor Event: type 1; subscribed 2, acknowledged 3, launch 4, kill 5, message 6, error 7, launch_group 8.
-    for (ty, body) in [(1u64, Some(2u32)), (2, Some(4)), (3, Some(5)), (4, Some(3)), (5, Some(6)), (6, Some(7)), (7, None), (8, Some(8)), (9, None)] {
+    for (ty, body) in
+        [(1u64, Some(2u32)), (2, Some(4)), (3, Some(5)), (4, Some(3)), (5, Some(6)), (6, Some(7)), (7, None), (8, Some(8)), (9, None)]
+    {
         let mut wire = varint(1, ty);
         if let Some(tag) = body {
             wire.extend(bytes(tag, &[]));
@@ -160,7 +162,7 @@ fn update_event_fields_decode_from_official_tags() {
         double(6, 1.5e9),
         id(7, "exec"),
         varint(8, 1),
-        varint(9, 2),  // SOURCE_EXECUTOR
+        varint(9, 2),   // SOURCE_EXECUTOR
         varint(10, 29), // REASON_TASK_HEALTH_CHECK_STATUS_UPDATED
         bytes(11, &uuid),
     ]
@@ -196,7 +198,10 @@ fn offers_event_fields_decode_from_official_tags() {
     let event: scheduler::Event = codec::decode(&wire, Encoding::Protobuf).expect("valid event");
     let offers = event.offers.expect("offers body").offers;
     let o = &offers[0];
-    assert_eq!((o.id.value.as_str(), o.framework_id.value.as_str(), o.agent_id.value.as_str(), o.hostname.as_str()), ("O1", "F", "S1", "host-a"));
+    assert_eq!(
+        (o.id.value.as_str(), o.framework_id.value.as_str(), o.agent_id.value.as_str(), o.hostname.as_str()),
+        ("O1", "F", "S1", "host-a")
+    );
     assert_eq!(o.resources[0].name, "cpus");
     assert_eq!(o.resources[0].scalar.as_ref().map(|s| s.value), Some(2.5));
     let range = &o.resources[1].ranges.as_ref().expect("ranges").range[0];
@@ -382,7 +387,12 @@ fn declared_defaults_are_written_and_deprecated_ones_are_not() {
     }
     assert_eq!(hc["consecutive_failures"], json!(3));
     // Resource.role is deprecated: its default "*" is not written when unset.
-    let r = v1::Resource { name: "cpus".into(), r#type: v1::value::Type::Scalar as i32, scalar: Some(v1::value::Scalar { value: 1.0 }), ..Default::default() };
+    let r = v1::Resource {
+        name: "cpus".into(),
+        r#type: v1::value::Type::Scalar as i32,
+        scalar: Some(v1::value::Scalar { value: 1.0 }),
+        ..Default::default()
+    };
     assert!(json::to_json(&r).get("role").is_none());
 }
 
@@ -404,7 +414,8 @@ fn bytes_are_standard_base64_and_int64_accepts_strings() {
 #[test]
 fn nulls_and_unknown_keys_are_ignored() {
     let call: scheduler::Call =
-        json::from_json(&json!({"type": "TEARDOWN", "framework_id": {"value": "F"}, "kill": null, "futureField": {"x": 1}})).expect("valid");
+        json::from_json(&json!({"type": "TEARDOWN", "framework_id": {"value": "F"}, "kill": null, "futureField": {"x": 1}}))
+            .expect("valid");
     assert_eq!(call.r#type(), scheduler::call::Type::Teardown);
     assert!(call.kill.is_none());
 }
@@ -464,9 +475,31 @@ mod fuzz {
                 prop::collection::vec(inner.clone(), 0..4).prop_map(Json::Array),
                 prop::collection::btree_map(
                     prop::sample::select(vec![
-                        "type", "framework_id", "value", "subscribe", "framework_info", "user", "name", "accept",
-                        "offer_ids", "operations", "launch", "task_infos", "resources", "scalar", "ranges", "range",
-                        "begin", "end", "uuid", "status", "state", "filters", "refuse_seconds", "kill", "task_id",
+                        "type",
+                        "framework_id",
+                        "value",
+                        "subscribe",
+                        "framework_info",
+                        "user",
+                        "name",
+                        "accept",
+                        "offer_ids",
+                        "operations",
+                        "launch",
+                        "task_infos",
+                        "resources",
+                        "scalar",
+                        "ranges",
+                        "range",
+                        "begin",
+                        "end",
+                        "uuid",
+                        "status",
+                        "state",
+                        "filters",
+                        "refuse_seconds",
+                        "kill",
+                        "task_id",
                     ]),
                     inner,
                     0..6
@@ -519,7 +552,13 @@ mod fixtures {
         (0..16).collect()
     }
     fn scalar(name: &str, v: f64) -> v1::Resource {
-        v1::Resource { name: name.into(), r#type: v1::value::Type::Scalar as i32, scalar: Some(v1::value::Scalar { value: v }), role: Some("*".into()), ..Default::default() }
+        v1::Resource {
+            name: name.into(),
+            r#type: v1::value::Type::Scalar as i32,
+            scalar: Some(v1::value::Scalar { value: v }),
+            role: Some("*".into()),
+            ..Default::default()
+        }
     }
     fn ports() -> v1::Resource {
         v1::Resource {
@@ -566,7 +605,11 @@ mod fixtures {
                 docker: Some(v1::container_info::DockerInfo {
                     image: "local/nginx".into(),
                     network: Some(v1::container_info::docker_info::Network::Bridge as i32),
-                    port_mappings: vec![v1::container_info::docker_info::PortMapping { host_port: 31000, container_port: 80, protocol: Some("tcp".into()) }],
+                    port_mappings: vec![v1::container_info::docker_info::PortMapping {
+                        host_port: 31000,
+                        container_port: 80,
+                        protocol: Some("tcp".into()),
+                    }],
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -615,7 +658,10 @@ mod fixtures {
         let filters = Some(v1::Filters { refuse_seconds: Some(120.0) });
         match ty {
             T::Unknown | T::Teardown => {}
-            T::Subscribe => call.subscribe = Some(c::Subscribe { framework_info: framework_info(), suppressed_roles: vec!["batch".into()], ..Default::default() }),
+            T::Subscribe => {
+                call.subscribe =
+                    Some(c::Subscribe { framework_info: framework_info(), suppressed_roles: vec!["batch".into()], ..Default::default() })
+            }
             T::Accept => {
                 call.accept = Some(c::Accept {
                     offer_ids: vec![oid(1), oid(2)],
@@ -628,8 +674,12 @@ mod fixtures {
                 })
             }
             T::Decline => call.decline = Some(c::Decline { offer_ids: vec![oid(3)], filters }),
-            T::AcceptInverseOffers => call.accept_inverse_offers = Some(c::AcceptInverseOffers { inverse_offer_ids: vec![oid(4)], filters }),
-            T::DeclineInverseOffers => call.decline_inverse_offers = Some(c::DeclineInverseOffers { inverse_offer_ids: vec![oid(5)], filters }),
+            T::AcceptInverseOffers => {
+                call.accept_inverse_offers = Some(c::AcceptInverseOffers { inverse_offer_ids: vec![oid(4)], filters })
+            }
+            T::DeclineInverseOffers => {
+                call.decline_inverse_offers = Some(c::DeclineInverseOffers { inverse_offer_ids: vec![oid(5)], filters })
+            }
             T::Revive => call.revive = Some(c::Revive { roles: vec!["web".into()] }),
             T::Kill => {
                 call.kill = Some(c::Kill {
@@ -648,16 +698,26 @@ mod fixtures {
                     ..Default::default()
                 })
             }
-            T::Reconcile => call.reconcile = Some(c::Reconcile { tasks: vec![c::reconcile::Task { task_id: tid(), agent_id: Some(aid()) }] }),
+            T::Reconcile => {
+                call.reconcile = Some(c::Reconcile { tasks: vec![c::reconcile::Task { task_id: tid(), agent_id: Some(aid()) }] })
+            }
             T::ReconcileOperations => {
                 call.reconcile_operations = Some(c::ReconcileOperations {
-                    operations: vec![c::reconcile_operations::Operation { operation_id: v1::OperationId { value: "op".into() }, ..Default::default() }],
+                    operations: vec![c::reconcile_operations::Operation {
+                        operation_id: v1::OperationId { value: "op".into() },
+                        ..Default::default()
+                    }],
                 })
             }
             T::Message => call.message = Some(c::Message { agent_id: aid(), executor_id: eid(), data: b"hello".to_vec() }),
-            T::Request => call.request = Some(c::Request { requests: vec![v1::Request { agent_id: Some(aid()), resources: vec![scalar("cpus", 1.0)] }] }),
+            T::Request => {
+                call.request =
+                    Some(c::Request { requests: vec![v1::Request { agent_id: Some(aid()), resources: vec![scalar("cpus", 1.0)] }] })
+            }
             T::Suppress => call.suppress = Some(c::Suppress { roles: vec!["*".into()] }),
-            T::UpdateFramework => call.update_framework = Some(c::UpdateFramework { framework_info: framework_info(), ..Default::default() }),
+            T::UpdateFramework => {
+                call.update_framework = Some(c::UpdateFramework { framework_info: framework_info(), ..Default::default() })
+            }
         }
         call
     }
@@ -698,7 +758,11 @@ mod fixtures {
             T::Update => ev.update = Some(e::Update { status: status() }),
             T::UpdateOperationStatus => {
                 ev.update_operation_status = Some(e::UpdateOperationStatus {
-                    status: v1::OperationStatus { state: v1::OperationState::OperationFinished as i32, uuid: Some(v1::Uuid { value: uuid() }), ..Default::default() },
+                    status: v1::OperationStatus {
+                        state: v1::OperationState::OperationFinished as i32,
+                        uuid: Some(v1::Uuid { value: uuid() }),
+                        ..Default::default()
+                    },
                 })
             }
             T::Message => ev.message = Some(e::Message { agent_id: aid(), executor_id: eid(), data: b"\x00\x01".to_vec() }),
@@ -732,7 +796,11 @@ mod fixtures {
             T::Unknown | T::Shutdown | T::Heartbeat => {}
             T::Subscribed => {
                 ev.subscribed = Some(e::Subscribed {
-                    executor_info: v1::ExecutorInfo { executor_id: eid(), command: Some(v1::CommandInfo { value: Some("executor".into()), ..Default::default() }), ..Default::default() },
+                    executor_info: v1::ExecutorInfo {
+                        executor_id: eid(),
+                        command: Some(v1::CommandInfo { value: Some("executor".into()), ..Default::default() }),
+                        ..Default::default()
+                    },
                     framework_info: framework_info(),
                     agent_info: v1::AgentInfo { hostname: "agent-1".into(), id: Some(aid()), port: Some(5051), ..Default::default() },
                     container_id: Some(v1::ContainerId { value: "c1".into(), parent: None }),

@@ -266,7 +266,8 @@ pub enum ConfigError {
 
 /// Parses and validates a cluster file's text; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Cluster, ConfigError> {
-    let raw: ClusterFile = toml::from_str(text).map_err(|e| ConfigError::Syntax { file: file.to_string(), message: e.to_string().trim_end().to_string() })?;
+    let raw: ClusterFile =
+        toml::from_str(text).map_err(|e| ConfigError::Syntax { file: file.to_string(), message: e.to_string().trim_end().to_string() })?;
     validate(file, &raw)
 }
 
@@ -278,18 +279,31 @@ pub fn validate(file: &str, raw: &ClusterFile) -> Result<Cluster, ConfigError> {
     let mut v = Validator::default();
     let name = raw.name.trim().to_string();
     if !valid_name(&name, 28) {
-        v.problem("name", format!("`{}` is not a valid cluster name", raw.name), "use 1 to 28 lowercase letters, digits and dashes, starting with a letter");
+        v.problem(
+            "name",
+            format!("`{}` is not a valid cluster name", raw.name),
+            "use 1 to 28 lowercase letters, digits and dashes, starting with a letter",
+        );
     }
     if let Some(region) = &raw.region
         && (region.is_empty() || !region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
     {
-        v.problem("region", format!("`{region}` is not an AWS region name"), "set region to a name like us-east-1, or remove it to use AWS_REGION / the profile's region");
+        v.problem(
+            "region",
+            format!("`{region}` is not an AWS region name"),
+            "set region to a name like us-east-1, or remove it to use AWS_REGION / the profile's region",
+        );
     }
-    let admin_cidr = v.cidr("admin_cidr", &raw.admin_cidr, "set admin_cidr to the network allowed to reach SSH and the UIs, like 203.0.113.0/24");
+    let admin_cidr =
+        v.cidr("admin_cidr", &raw.admin_cidr, "set admin_cidr to the network allowed to reach SSH and the UIs, like 203.0.113.0/24");
     let network = v.network(&raw.network);
     let consul_datacenter = raw.consul.datacenter.clone().unwrap_or_else(|| "dc1".to_string());
     if !valid_name(&consul_datacenter, 64) {
-        v.problem("consul.datacenter", format!("`{consul_datacenter}` is not a valid datacenter name"), "use lowercase letters, digits and dashes");
+        v.problem(
+            "consul.datacenter",
+            format!("`{consul_datacenter}` is not a valid datacenter name"),
+            "use lowercase letters, digits and dashes",
+        );
     }
     v.tags("instances.tags", &raw.instances.tags);
     let mut roles = BTreeMap::new();
@@ -351,45 +365,81 @@ impl Validator {
     fn network(&mut self, n: &NetworkFile) -> Option<Network> {
         match (&n.vpc_cidr, &n.vpc_id) {
             (Some(_), Some(_)) => {
-                self.problem("network", "both vpc_cidr and vpc_id are set", "set vpc_cidr (with [[network.subnets]]) to create a VPC, or vpc_id (with subnet_ids) to use an existing one");
+                self.problem(
+                    "network",
+                    "both vpc_cidr and vpc_id are set",
+                    "set vpc_cidr (with [[network.subnets]]) to create a VPC, or vpc_id (with subnet_ids) to use an existing one",
+                );
                 None
             }
             (None, None) => {
-                self.problem("network", "neither vpc_cidr nor vpc_id is set", "set vpc_cidr (with [[network.subnets]]) to create a VPC, or vpc_id (with subnet_ids) to use an existing one");
+                self.problem(
+                    "network",
+                    "neither vpc_cidr nor vpc_id is set",
+                    "set vpc_cidr (with [[network.subnets]]) to create a VPC, or vpc_id (with subnet_ids) to use an existing one",
+                );
                 None
             }
             (Some(vpc_cidr), None) => {
                 if !n.subnet_ids.is_empty() {
-                    self.problem("network.subnet_ids", "existing subnets cannot be used in a VPC that is created", "list subnets to create under [[network.subnets]], or use vpc_id");
+                    self.problem(
+                        "network.subnet_ids",
+                        "existing subnets cannot be used in a VPC that is created",
+                        "list subnets to create under [[network.subnets]], or use vpc_id",
+                    );
                 }
                 let vpc = self.cidr("network.vpc_cidr", vpc_cidr, "set network.vpc_cidr to a block like 10.42.0.0/16");
                 if let Some(vpc) = vpc
                     && !(16..=28).contains(&vpc.prefix())
                 {
-                    self.problem("network.vpc_cidr", format!("/{} is outside what AWS allows for a VPC", vpc.prefix()), "use a prefix from /16 to /28");
+                    self.problem(
+                        "network.vpc_cidr",
+                        format!("/{} is outside what AWS allows for a VPC", vpc.prefix()),
+                        "use a prefix from /16 to /28",
+                    );
                 }
                 if n.subnets.is_empty() {
-                    self.problem("network.subnets", "no subnets", "add at least one [[network.subnets]] with name, cidr and availability_zone (one per zone you want)");
+                    self.problem(
+                        "network.subnets",
+                        "no subnets",
+                        "add at least one [[network.subnets]] with name, cidr and availability_zone (one per zone you want)",
+                    );
                 }
                 let mut subnets: Vec<SubnetSpec> = Vec::new();
                 for (i, s) in n.subnets.iter().enumerate() {
                     let field = format!("network.subnets[{i}]");
                     if !valid_name(&s.name, 16) {
-                        self.problem(format!("{field}.name"), format!("`{}` is not a valid subnet name", s.name), "use 1 to 16 lowercase letters, digits and dashes");
+                        self.problem(
+                            format!("{field}.name"),
+                            format!("`{}` is not a valid subnet name", s.name),
+                            "use 1 to 16 lowercase letters, digits and dashes",
+                        );
                     } else if subnets.iter().any(|o| o.name == s.name) {
                         self.problem(format!("{field}.name"), format!("`{}` is used twice", s.name), "give each subnet its own name");
                     }
                     if s.availability_zone.trim().is_empty() {
                         self.problem(format!("{field}.availability_zone"), "empty", "set it to a zone of the region, like us-east-1a");
                     }
-                    let Some(cidr) = self.cidr(&format!("{field}.cidr"), &s.cidr, "set it to a block inside network.vpc_cidr, like 10.42.1.0/24") else { continue };
+                    let Some(cidr) =
+                        self.cidr(&format!("{field}.cidr"), &s.cidr, "set it to a block inside network.vpc_cidr, like 10.42.1.0/24")
+                    else {
+                        continue;
+                    };
                     if let Some(vpc) = vpc
                         && !vpc.covers(cidr)
                     {
-                        self.problem(format!("{field}.cidr"), format!("{cidr} is not inside the VPC's {vpc}"), "pick a block inside network.vpc_cidr");
+                        self.problem(
+                            format!("{field}.cidr"),
+                            format!("{cidr} is not inside the VPC's {vpc}"),
+                            "pick a block inside network.vpc_cidr",
+                        );
                     }
                     if let Some(o) = subnets.iter().find(|o| o.cidr.overlaps(cidr)) {
-                        self.problem(format!("{field}.cidr"), format!("{cidr} overlaps subnet `{}` ({})", o.name, o.cidr), "give each subnet its own block");
+                        self.problem(
+                            format!("{field}.cidr"),
+                            format!("{cidr} overlaps subnet `{}` ({})", o.name, o.cidr),
+                            "give each subnet its own block",
+                        );
                     }
                     subnets.push(SubnetSpec { name: s.name.clone(), cidr, availability_zone: s.availability_zone.trim().to_string() });
                 }
@@ -397,7 +447,11 @@ impl Validator {
             }
             (None, Some(vpc_id)) => {
                 if !n.subnets.is_empty() {
-                    self.problem("network.subnets", "subnets cannot be created in an existing VPC by this file", "list the existing subnets' ids in network.subnet_ids, or use vpc_cidr");
+                    self.problem(
+                        "network.subnets",
+                        "subnets cannot be created in an existing VPC by this file",
+                        "list the existing subnets' ids in network.subnet_ids, or use vpc_cidr",
+                    );
                 }
                 if !vpc_id.starts_with("vpc-") {
                     self.problem("network.vpc_id", format!("`{vpc_id}` is not a VPC id"), "use an id like vpc-0123456789abcdef0");
@@ -408,7 +462,11 @@ impl Validator {
                 let mut seen = BTreeSet::new();
                 for (i, id) in n.subnet_ids.iter().enumerate() {
                     if !id.starts_with("subnet-") {
-                        self.problem(format!("network.subnet_ids[{i}]"), format!("`{id}` is not a subnet id"), "use ids like subnet-0123456789abcdef0");
+                        self.problem(
+                            format!("network.subnet_ids[{i}]"),
+                            format!("`{id}` is not a subnet id"),
+                            "use ids like subnet-0123456789abcdef0",
+                        );
                     } else if !seen.insert(id) {
                         self.problem(format!("network.subnet_ids[{i}]"), format!("`{id}` is listed twice"), "list each subnet once");
                     }
@@ -440,7 +498,11 @@ impl Validator {
             Some(n) => n,
             None => {
                 if r.count.is_none() {
-                    self.problem(format!("{s}.count"), "missing", format!("set {s}.count (the seed cluster has 3 zookeeper, 3 masters, 5 agents)"));
+                    self.problem(
+                        format!("{s}.count"),
+                        "missing",
+                        format!("set {s}.count (the seed cluster has 3 zookeeper, 3 masters, 5 agents)"),
+                    );
                 }
                 0
             }
@@ -448,23 +510,43 @@ impl Validator {
         let min = self.count(format!("{s}.min"), r.min).unwrap_or(count);
         let max = self.count(format!("{s}.max"), r.max).unwrap_or(count);
         if count > 0 && !(min <= count && count <= max) {
-            self.problem(format!("{s}.count"), format!("{count} is outside min {min} .. max {max}"), format!("set {s}.count between {s}.min and {s}.max, or widen them"));
+            self.problem(
+                format!("{s}.count"),
+                format!("{count} is outside min {min} .. max {max}"),
+                format!("set {s}.count between {s}.min and {s}.max, or widen them"),
+            );
         }
         if matches!(role, Role::Zookeeper | Role::Master) && count > 0 && count % 2 == 0 {
-            self.problem(format!("{s}.count"), format!("{count}: must be odd so that a majority survives the loss of a node"), format!("set {s}.count to 1, 3 or 5"));
+            self.problem(
+                format!("{s}.count"),
+                format!("{count}: must be odd so that a majority survives the loss of a node"),
+                format!("set {s}.count to 1, 3 or 5"),
+            );
         }
         if matches!(role, Role::Zookeeper | Role::Master) && (min != count || max != count) {
-            self.problem(format!("{s}.min/max"), "a quorum group has a fixed size", format!("remove {s}.min and {s}.max (they default to {s}.count)"));
+            self.problem(
+                format!("{s}.min/max"),
+                "a quorum group has a fixed size",
+                format!("remove {s}.min and {s}.max (they default to {s}.count)"),
+            );
         }
         let ami = r.ami.clone().or_else(|| shared.ami.clone()).unwrap_or_default();
         if ami.is_empty() {
-            self.problem(format!("{s}.ami"), "no AMI", "set instances.ami (or this role's ami) to an AMI with ZooKeeper, Mesos, Docker, Consul and framework installed");
+            self.problem(
+                format!("{s}.ami"),
+                "no AMI",
+                "set instances.ami (or this role's ami) to an AMI with ZooKeeper, Mesos, Docker, Consul and framework installed",
+            );
         } else if !ami.starts_with("ami-") {
             self.problem(format!("{s}.ami"), format!("`{ami}` is not an AMI id"), "use an id like ami-0123456789abcdef0");
         }
         let instance_type = r.instance_type.clone().or_else(|| shared.instance_type.clone()).unwrap_or_default();
         if instance_type.is_empty() || !instance_type.contains('.') {
-            self.problem(format!("{s}.instance_type"), format!("`{instance_type}` is not an instance type"), "set instances.instance_type (or this role's) to a type like m5.large");
+            self.problem(
+                format!("{s}.instance_type"),
+                format!("`{instance_type}` is not an instance type"),
+                "set instances.instance_type (or this role's) to a type like m5.large",
+            );
         }
         let health_check = match r.health_check.as_deref() {
             None => HealthCheck::Ec2,
@@ -498,17 +580,27 @@ impl Validator {
                 }
                 if let Some(Network::Create { subnets, .. }) = network {
                     match subnets.iter().find(|sn| sn.cidr.contains(addr)) {
-                        None => self.problem(field, format!("{addr} is in none of the subnets"), "pick an address inside one of network.subnets (one per zone spreads the ensemble)"),
-                        Some(sn) if sn.cidr.aws_reserved(addr) => {
-                            self.problem(field, format!("{addr} is reserved by AWS in subnet `{}` ({})", sn.name, sn.cidr), "skip the first four and the last address of the subnet")
-                        }
+                        None => self.problem(
+                            field,
+                            format!("{addr} is in none of the subnets"),
+                            "pick an address inside one of network.subnets (one per zone spreads the ensemble)",
+                        ),
+                        Some(sn) if sn.cidr.aws_reserved(addr) => self.problem(
+                            field,
+                            format!("{addr} is reserved by AWS in subnet `{}` ({})", sn.name, sn.cidr),
+                            "skip the first four and the last address of the subnet",
+                        ),
                         Some(_) => {}
                     }
                 }
                 private_ips.push(addr);
             }
             if count > 0 && r.private_ips.len() != count as usize {
-                self.problem("zookeeper.private_ips", format!("{} addresses for {count} nodes", r.private_ips.len()), "list exactly one fixed private address per ZooKeeper node (zookeeper.count of them)");
+                self.problem(
+                    "zookeeper.private_ips",
+                    format!("{} addresses for {count} nodes", r.private_ips.len()),
+                    "list exactly one fixed private address per ZooKeeper node (zookeeper.count of them)",
+                );
             }
         } else if !r.private_ips.is_empty() {
             self.problem(format!("{s}.private_ips"), "only zookeeper takes private_ips", "remove it");
@@ -517,7 +609,11 @@ impl Validator {
             for (k, val) in &r.attributes {
                 let bad = |x: &str| x.is_empty() || x.contains([';', ':', '\'', '"', '\n', ' ']);
                 if bad(k) || bad(val) {
-                    self.problem(format!("agents.attributes.{k}"), "attribute names and values must be non-empty without spaces, quotes, `;` or `:`", "rename it");
+                    self.problem(
+                        format!("agents.attributes.{k}"),
+                        "attribute names and values must be non-empty without spaces, quotes, `;` or `:`",
+                        "rename it",
+                    );
                 }
             }
         } else if !r.attributes.is_empty() {
@@ -588,14 +684,20 @@ mod tests {
 
     #[test]
     fn quorum_groups_must_be_odd_and_fixed() {
-        let f = fields(&EXAMPLE.replace("[masters]\n# Odd: the Mesos replicated log needs a majority (quorum = count / 2 + 1).\ncount = 3", "[masters]\ncount = 4\nmax = 6"));
+        let f = fields(&EXAMPLE.replace(
+            "[masters]\n# Odd: the Mesos replicated log needs a majority (quorum = count / 2 + 1).\ncount = 3",
+            "[masters]\ncount = 4\nmax = 6",
+        ));
         assert!(f.contains(&"masters.count".to_string()), "{f:?}");
         assert!(f.contains(&"masters.min/max".to_string()), "{f:?}");
     }
 
     #[test]
     fn zookeeper_addresses_match_the_count_and_lie_in_subnets() {
-        let f = fields(&EXAMPLE.replace("[\"10.42.1.10\", \"10.42.2.10\", \"10.42.3.10\"]", "[\"10.42.1.10\", \"10.99.2.10\", \"10.42.3.255\", \"10.42.1.10\"]"));
+        let f = fields(&EXAMPLE.replace(
+            "[\"10.42.1.10\", \"10.42.2.10\", \"10.42.3.10\"]",
+            "[\"10.42.1.10\", \"10.99.2.10\", \"10.42.3.255\", \"10.42.1.10\"]",
+        ));
         assert!(f.contains(&"zookeeper.private_ips[1]".to_string()), "outside every subnet: {f:?}");
         assert!(f.contains(&"zookeeper.private_ips[2]".to_string()), "reserved by AWS: {f:?}");
         assert!(f.contains(&"zookeeper.private_ips[3]".to_string()), "listed twice: {f:?}");
@@ -626,7 +728,10 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_at_once() {
-        let text = EXAMPLE.replace("name = \"demo\"", "name = \"Demo_1\"").replace("admin_cidr = \"203.0.113.0/24\"", "admin_cidr = \"203.0.113.7/24\"").replace("ami = \"ami-0123456789abcdef0\"", "ami = \"linux\"");
+        let text = EXAMPLE
+            .replace("name = \"demo\"", "name = \"Demo_1\"")
+            .replace("admin_cidr = \"203.0.113.0/24\"", "admin_cidr = \"203.0.113.7/24\"")
+            .replace("ami = \"ami-0123456789abcdef0\"", "ami = \"linux\"");
         let f = fields(&text);
         for want in ["name", "admin_cidr", "zookeeper.ami", "masters.ami", "agents.ami"] {
             assert!(f.contains(&want.to_string()), "{want} missing from {f:?}");
@@ -635,7 +740,9 @@ mod tests {
 
     #[test]
     fn reserved_tags_and_misplaced_settings_are_refused() {
-        let text = EXAMPLE.replace("tags = { team = \"platform\" }", "tags = { \"framework:cluster\" = \"other\" }").replace("count = 3\nhealth_check = \"EC2\"", "count = 3\nhealth_check = \"HTTP\"\nattributes = { a = \"b\" }");
+        let text = EXAMPLE
+            .replace("tags = { team = \"platform\" }", "tags = { \"framework:cluster\" = \"other\" }")
+            .replace("count = 3\nhealth_check = \"EC2\"", "count = 3\nhealth_check = \"HTTP\"\nattributes = { a = \"b\" }");
         let f = fields(&text);
         assert!(f.contains(&"instances.tags.framework:cluster".to_string()), "{f:?}");
         assert!(f.contains(&"masters.health_check".to_string()), "{f:?}");

@@ -72,7 +72,9 @@ pub async fn apply_cluster(cluster: &Cluster, options: &Options, progress: &mut 
     let groups: BTreeMap<Role, (String, u32)> = want
         .iter()
         .filter_map(|(id, spec)| match (id, spec) {
-            (ResourceId::AutoScalingGroup(role), Spec::AutoScalingGroup(asg)) => Some((*role, (crate::desired::resource_name(&cluster.name, *role), asg.desired))),
+            (ResourceId::AutoScalingGroup(role), Spec::AutoScalingGroup(asg)) => {
+                Some((*role, (crate::desired::resource_name(&cluster.name, *role), asg.desired)))
+            }
             _ => None,
         })
         .collect();
@@ -101,7 +103,14 @@ pub async fn scale_file(path: &Path, role: Role, count: u32, options: &Options, 
     apply_cluster(&cluster, options, progress).await
 }
 
-async fn run(aws: &Aws, cluster: &Cluster, observed: &Observed, the_plan: &Plan, options: &Options, progress: &mut dyn FnMut(String)) -> Result<(), Error> {
+async fn run(
+    aws: &Aws,
+    cluster: &Cluster,
+    observed: &Observed,
+    the_plan: &Plan,
+    options: &Options,
+    progress: &mut dyn FnMut(String),
+) -> Result<(), Error> {
     let mut executor = Executor::new(aws, &cluster.name, observed);
     executor.timeout = options.wait_timeout;
     executor.poll = options.poll_interval;

@@ -3,9 +3,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cluster::{Cluster, Network};
-use crate::model::{AsgSpec, LaunchTemplateSpec, Protocol, ResourceId, Rule, Source, Spec, State, SubnetRef, TAG_CLUSTER, TAG_CONSUL_JOIN, TAG_RESOURCE, TAG_ROLE, VpcRef};
+use crate::model::{
+    AsgSpec, LaunchTemplateSpec, Protocol, ResourceId, Rule, Source, Spec, State, SubnetRef, TAG_CLUSTER, TAG_CONSUL_JOIN, TAG_RESOURCE,
+    TAG_ROLE, VpcRef,
+};
 use crate::role::Role;
-use crate::userdata::{self, BootContext, FRAMEWORK_PORT, MESOS_AGENT_PORT, MESOS_MASTER_PORT, ZK_CLIENT_PORT, ZK_ELECTION_PORT, ZK_PEER_PORT};
+use crate::userdata::{
+    self, BootContext, FRAMEWORK_PORT, MESOS_AGENT_PORT, MESOS_MASTER_PORT, ZK_CLIENT_PORT, ZK_ELECTION_PORT, ZK_PEER_PORT,
+};
 
 /// Consul's server RPC, Serf LAN and Serf WAN ports (8300-8302) and its HTTP API (8500).
 pub const CONSUL_PORTS: (u16, u16) = (8300, 8302);
@@ -85,11 +90,16 @@ pub fn desired(cluster: &Cluster) -> State {
             state.insert(ResourceId::Vpc, Spec::Vpc { cidr: vpc_cidr.to_string() });
             state.insert(ResourceId::InternetGateway, Spec::InternetGateway);
             for s in subnets {
-                state.insert(ResourceId::Subnet(s.name.clone()), Spec::Subnet { cidr: s.cidr.to_string(), availability_zone: s.availability_zone.clone() });
+                state.insert(
+                    ResourceId::Subnet(s.name.clone()),
+                    Spec::Subnet { cidr: s.cidr.to_string(), availability_zone: s.availability_zone.clone() },
+                );
             }
             (VpcRef::Created, subnets.iter().map(|s| SubnetRef::Created(s.name.clone())).collect::<BTreeSet<_>>())
         }
-        Network::Existing { vpc_id, subnet_ids } => (VpcRef::Existing(vpc_id.clone()), subnet_ids.iter().cloned().map(SubnetRef::Existing).collect()),
+        Network::Existing { vpc_id, subnet_ids } => {
+            (VpcRef::Existing(vpc_id.clone()), subnet_ids.iter().cloned().map(SubnetRef::Existing).collect())
+        }
     };
     let boot = BootContext::of(cluster);
     for (role, spec) in &cluster.roles {

@@ -72,7 +72,11 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let options = |wait: u64| Options { connection: Connection { endpoint_url: cli.endpoint_url.clone(), ..Connection::default() }, wait_timeout: Duration::from_secs(wait), ..Options::default() };
+    let options = |wait: u64| Options {
+        connection: Connection { endpoint_url: cli.endpoint_url.clone(), ..Connection::default() },
+        wait_timeout: Duration::from_secs(wait),
+        ..Options::default()
+    };
     let mut progress = |line: String| eprintln!("{line}");
     match &cli.command {
         Command::Plan { file } => {

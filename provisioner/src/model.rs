@@ -42,7 +42,10 @@ impl ResourceId {
     /// The role it serves, if any.
     pub fn role(&self) -> Option<Role> {
         match self {
-            ResourceId::SecurityGroup(r) | ResourceId::IngressRules(r) | ResourceId::LaunchTemplate(r) | ResourceId::AutoScalingGroup(r) => Some(*r),
+            ResourceId::SecurityGroup(r)
+            | ResourceId::IngressRules(r)
+            | ResourceId::LaunchTemplate(r)
+            | ResourceId::AutoScalingGroup(r) => Some(*r),
             _ => None,
         }
     }
@@ -151,7 +154,8 @@ pub struct Rule {
 
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ports = if self.from_port == self.to_port { self.from_port.to_string() } else { format!("{}-{}", self.from_port, self.to_port) };
+        let ports =
+            if self.from_port == self.to_port { self.from_port.to_string() } else { format!("{}-{}", self.from_port, self.to_port) };
         let source = match &self.source {
             Source::Cidr(c) => c.clone(),
             Source::Group(r) => format!("security-group/{r}"),

@@ -50,7 +50,9 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// A field AWS cannot change on an existing resource.
-    #[error("{id}: {field} would change from {from} to {to}, which AWS cannot do in place; revert {field} in the cluster file, or run destroy and then apply")]
+    #[error(
+        "{id}: {field} would change from {from} to {to}, which AWS cannot do in place; revert {field} in the cluster file, or run destroy and then apply"
+    )]
     Immutable {
         /// The resource.
         id: ResourceId,
@@ -97,10 +99,16 @@ pub fn plan(desired: &State, observed: &State) -> Result<Plan, PlanError> {
         match observed.get(id) {
             None => forward.push(Action::Create { id: id.clone(), spec: want.clone() }),
             Some(have) if have == want => {}
-            Some(have) => forward.push(Action::Update { id: id.clone(), from: have.clone(), to: want.clone(), changes: changes(id, have, want)? }),
+            Some(have) => {
+                forward.push(Action::Update { id: id.clone(), from: have.clone(), to: want.clone(), changes: changes(id, have, want)? })
+            }
         }
     }
-    let deletes = observed.iter().rev().filter(|(id, _)| !desired.contains_key(*id)).map(|(id, spec)| Action::Delete { id: id.clone(), spec: spec.clone() });
+    let deletes = observed
+        .iter()
+        .rev()
+        .filter(|(id, _)| !desired.contains_key(*id))
+        .map(|(id, spec)| Action::Delete { id: id.clone(), spec: spec.clone() });
     forward.extend(deletes);
     Ok(Plan { actions: forward })
 }
@@ -128,7 +136,9 @@ fn changes(id: &ResourceId, have: &Spec, want: &Spec) -> Result<Vec<String>, Pla
     match (have, want) {
         (Spec::Vpc { cidr: a }, Spec::Vpc { cidr: b }) => return immutable("network.vpc_cidr", a.clone(), b.clone()),
         (Spec::Subnet { cidr: a, .. }, Spec::Subnet { cidr: b, .. }) if a != b => return immutable("cidr", a.clone(), b.clone()),
-        (Spec::Subnet { availability_zone: a, .. }, Spec::Subnet { availability_zone: b, .. }) => return immutable("availability_zone", a.clone(), b.clone()),
+        (Spec::Subnet { availability_zone: a, .. }, Spec::Subnet { availability_zone: b, .. }) => {
+            return immutable("availability_zone", a.clone(), b.clone());
+        }
         (Spec::SecurityGroup { vpc: a }, Spec::SecurityGroup { vpc: b }) => return immutable("vpc", format!("{a:?}"), format!("{b:?}")),
         (Spec::IngressRules(a), Spec::IngressRules(b)) => {
             for r in b.difference(a) {
@@ -211,7 +221,11 @@ impl fmt::Display for Plan {
             }
         }
         let (c, u, d) = self.counts();
-        if self.is_empty() { writeln!(f, "No changes: AWS matches the cluster file.") } else { writeln!(f, "Plan: {c} to create, {u} to update, {d} to delete.") }
+        if self.is_empty() {
+            writeln!(f, "No changes: AWS matches the cluster file.")
+        } else {
+            writeln!(f, "Plan: {c} to create, {u} to update, {d} to delete.")
+        }
     }
 }
 
@@ -302,7 +316,10 @@ mod tests {
         }
         let p = plan(&desired(&c), &have).unwrap();
         assert_eq!(p.actions.len(), 1, "{p}");
-        assert!(matches!(&p.actions[0], Action::Update { id: ResourceId::AutoScalingGroup(Role::Agent), changes, .. } if changes == &["desired: 5 → 7"]), "{p}");
+        assert!(
+            matches!(&p.actions[0], Action::Update { id: ResourceId::AutoScalingGroup(Role::Agent), changes, .. } if changes == &["desired: 5 → 7"]),
+            "{p}"
+        );
     }
 
     #[test]
@@ -350,14 +367,25 @@ mod tests {
         let have = desired(&example());
         let mut observed = have.clone();
         if let Some(Spec::IngressRules(rules)) = observed.get_mut(&ResourceId::IngressRules(Role::Agent)) {
-            rules.insert(crate::model::Rule { protocol: crate::model::Protocol::Tcp, from_port: 80, to_port: 80, source: crate::model::Source::OtherGroup("sg-x".into()) });
+            rules.insert(crate::model::Rule {
+                protocol: crate::model::Protocol::Tcp,
+                from_port: 80,
+                to_port: 80,
+                source: crate::model::Source::OtherGroup("sg-x".into()),
+            });
         }
         let p = plan(&have, &observed).unwrap();
         assert!(p.to_string().contains("- tcp 80 from sg-x"), "{p}");
     }
 
     fn arb_cluster(existing: bool) -> impl Strategy<Value = Cluster> {
-        (1u32..=20, prop::sample::select(vec![1u32, 3, 5]), prop::sample::select(vec!["m5.large", "c5.xlarge"]), 1usize..=3, prop::sample::select(vec!["r1", "r2"]))
+        (
+            1u32..=20,
+            prop::sample::select(vec![1u32, 3, 5]),
+            prop::sample::select(vec!["m5.large", "c5.xlarge"]),
+            1usize..=3,
+            prop::sample::select(vec!["r1", "r2"]),
+        )
             .prop_map(move |(agents, masters, itype, subnets, rack)| variant(agents, masters, itype, subnets, existing, rack))
     }
 

@@ -28,9 +28,11 @@ pub enum ScaleError {
 
 /// The file's text with `[<role's section>] count = n`.
 pub fn set_count(file: &str, text: &str, role: Role, n: u32) -> Result<String, ScaleError> {
-    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| ScaleError::Syntax { file: file.to_string(), message: e.to_string() })?;
+    let mut doc: DocumentMut =
+        text.parse().map_err(|e: toml_edit::TomlError| ScaleError::Syntax { file: file.to_string(), message: e.to_string() })?;
     let section = role.section();
-    let table = doc.get_mut(section).and_then(|t| t.as_table_like_mut()).ok_or(ScaleError::NoSection { file: file.to_string(), section })?;
+    let table =
+        doc.get_mut(section).and_then(|t| t.as_table_like_mut()).ok_or(ScaleError::NoSection { file: file.to_string(), section })?;
     match table.get_mut("count") {
         Some(item) if item.is_value() => {
             let decor = item.as_value().map(|v| v.decor().clone());

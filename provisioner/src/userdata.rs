@@ -348,7 +348,12 @@ mod tests {
     #[test]
     fn agent_script_runs_mesos_agent_with_containerizers_and_attributes() {
         let s = render(&ctx(), Role::Agent);
-        assert!(s.contains("/usr/sbin/mesos-agent --master=zk://10.42.1.10:2181,10.42.2.10:2181,10.42.3.10:2181/mesos --containerizers=docker,mesos "), "{s}");
+        assert!(
+            s.contains(
+                "/usr/sbin/mesos-agent --master=zk://10.42.1.10:2181,10.42.2.10:2181,10.42.3.10:2181/mesos --containerizers=docker,mesos "
+            ),
+            "{s}"
+        );
         assert!(s.contains("--port=5051"));
         assert!(s.contains(" --attributes=disk:ssd;rack:r1\n"), "{s}");
         assert!(s.contains("systemctl enable --now docker"));

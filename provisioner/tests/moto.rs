@@ -18,7 +18,11 @@ const EXAMPLE: &str = include_str!("../cluster.example.toml");
 
 fn options(moto: &Moto) -> Options {
     Options {
-        connection: Connection { region: Some("us-east-1".into()), endpoint_url: Some(moto.url()), static_credentials: Some(("testing".into(), "testing".into())) },
+        connection: Connection {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(moto.url()),
+            static_credentials: Some(("testing".into(), "testing".into())),
+        },
         wait_timeout: Duration::from_secs(60),
         poll_interval: Duration::from_millis(200),
     }
@@ -76,9 +80,18 @@ async fn tagged(aws: &Aws, cluster: &str) -> BTreeMap<&'static str, usize> {
     BTreeMap::from([
         ("vpc", ec2.describe_vpcs().filters(by_cluster(cluster)).send().await.expect("moto answers").vpcs().len()),
         ("subnet", ec2.describe_subnets().filters(by_cluster(cluster)).send().await.expect("moto answers").subnets().len()),
-        ("internet-gateway", ec2.describe_internet_gateways().filters(by_cluster(cluster)).send().await.expect("moto answers").internet_gateways().len()),
-        ("security-group", ec2.describe_security_groups().filters(by_cluster(cluster)).send().await.expect("moto answers").security_groups().len()),
-        ("launch-template", ec2.describe_launch_templates().filters(by_cluster(cluster)).send().await.expect("moto answers").launch_templates().len()),
+        (
+            "internet-gateway",
+            ec2.describe_internet_gateways().filters(by_cluster(cluster)).send().await.expect("moto answers").internet_gateways().len(),
+        ),
+        (
+            "security-group",
+            ec2.describe_security_groups().filters(by_cluster(cluster)).send().await.expect("moto answers").security_groups().len(),
+        ),
+        (
+            "launch-template",
+            ec2.describe_launch_templates().filters(by_cluster(cluster)).send().await.expect("moto answers").launch_templates().len(),
+        ),
         ("auto-scaling-group", groups(aws, cluster).await.len()),
     ])
 }
@@ -99,9 +112,17 @@ async fn apply_creates_the_cluster_and_a_second_apply_changes_nothing() {
     let vpc_id = vpc.vpc_id().unwrap();
 
     let subnets = aws.ec2.describe_subnets().filters(by_cluster("alpha")).send().await.unwrap();
-    let mut cidrs: Vec<(String, String)> = subnets.subnets().iter().map(|s| (s.cidr_block().unwrap().to_string(), s.availability_zone().unwrap().to_string())).collect();
+    let mut cidrs: Vec<(String, String)> =
+        subnets.subnets().iter().map(|s| (s.cidr_block().unwrap().to_string(), s.availability_zone().unwrap().to_string())).collect();
     cidrs.sort();
-    assert_eq!(cidrs, [("10.42.1.0/24".into(), "us-east-1a".into()), ("10.42.2.0/24".into(), "us-east-1b".into()), ("10.42.3.0/24".into(), "us-east-1c".into())]);
+    assert_eq!(
+        cidrs,
+        [
+            ("10.42.1.0/24".into(), "us-east-1a".into()),
+            ("10.42.2.0/24".into(), "us-east-1b".into()),
+            ("10.42.3.0/24".into(), "us-east-1c".into())
+        ]
+    );
     assert!(subnets.subnets().iter().all(|s| s.vpc_id() == Some(vpc_id)));
 
     let igws = aws.ec2.describe_internet_gateways().filters(by_cluster("alpha")).send().await.unwrap();
@@ -109,23 +130,36 @@ async fn apply_creates_the_cluster_and_a_second_apply_changes_nothing() {
     assert_eq!(igws.internet_gateways()[0].attachments().first().and_then(|a| a.vpc_id()), Some(vpc_id));
 
     let sgs = aws.ec2.describe_security_groups().filters(by_cluster("alpha")).send().await.unwrap();
-    let sg_by_role: BTreeMap<String, String> = sgs.security_groups().iter().map(|g| (tag(g.tags(), "framework:role").unwrap(), g.group_id().unwrap().to_string())).collect();
+    let sg_by_role: BTreeMap<String, String> =
+        sgs.security_groups().iter().map(|g| (tag(g.tags(), "framework:role").unwrap(), g.group_id().unwrap().to_string())).collect();
     assert_eq!(sg_by_role.keys().cloned().collect::<Vec<_>>(), ["agent", "master", "zookeeper"]);
     let zk = sgs.security_groups().iter().find(|g| tag(g.tags(), "framework:role").as_deref() == Some("zookeeper")).unwrap();
     let from_group = |port: i32, role: &str| {
-        zk.ip_permissions().iter().any(|p| p.from_port() == Some(port) && p.user_id_group_pairs().iter().any(|g| g.group_id() == Some(sg_by_role[role].as_str())))
+        zk.ip_permissions()
+            .iter()
+            .any(|p| p.from_port() == Some(port) && p.user_id_group_pairs().iter().any(|g| g.group_id() == Some(sg_by_role[role].as_str())))
     };
     assert!(from_group(2181, "master") && from_group(2181, "agent") && from_group(2181, "zookeeper"), "{:?}", zk.ip_permissions());
     assert!(from_group(2888, "zookeeper") && from_group(3888, "zookeeper"));
     assert!(!from_group(2888, "agent"), "peer traffic only among ZooKeeper nodes");
-    let ssh_from_admin = zk.ip_permissions().iter().any(|p| p.from_port() == Some(22) && p.ip_ranges().iter().any(|r| r.cidr_ip() == Some("203.0.113.0/24")));
+    let ssh_from_admin = zk
+        .ip_permissions()
+        .iter()
+        .any(|p| p.from_port() == Some(22) && p.ip_ranges().iter().any(|r| r.cidr_ip() == Some("203.0.113.0/24")));
     assert!(ssh_from_admin);
 
     let lts = aws.ec2.describe_launch_templates().filters(by_cluster("alpha")).send().await.unwrap();
     assert_eq!(lts.launch_templates().len(), 3);
     for lt in lts.launch_templates() {
         let role = tag(lt.tags(), "framework:role").unwrap();
-        let versions = aws.ec2.describe_launch_template_versions().launch_template_id(lt.launch_template_id().unwrap()).versions("$Default").send().await.unwrap();
+        let versions = aws
+            .ec2
+            .describe_launch_template_versions()
+            .launch_template_id(lt.launch_template_id().unwrap())
+            .versions("$Default")
+            .send()
+            .await
+            .unwrap();
         let data = versions.launch_template_versions()[0].launch_template_data().unwrap();
         assert_eq!(data.image_id(), Some("ami-0123456789abcdef0"));
         assert_eq!(data.key_name(), Some("ops"));
@@ -134,7 +168,10 @@ async fn apply_creates_the_cluster_and_a_second_apply_changes_nothing() {
         match role.as_str() {
             "zookeeper" => {
                 assert_eq!(data.instance_type().map(|t| t.as_str()), Some("t3.medium"));
-                assert!(script.contains("ZK_IPS=(10.42.1.10 10.42.2.10 10.42.3.10)") && script.contains("server.3=10.42.3.10:2888:3888"), "{script}");
+                assert!(
+                    script.contains("ZK_IPS=(10.42.1.10 10.42.2.10 10.42.3.10)") && script.contains("server.3=10.42.3.10:2888:3888"),
+                    "{script}"
+                );
             }
             "master" => assert!(script.contains("--quorum=2") && script.contains("/usr/local/bin/framework --master zk://"), "{script}"),
             "agent" => assert!(script.contains("--containerizers=docker,mesos") && script.contains("--attributes=rack:r1"), "{script}"),
@@ -192,7 +229,18 @@ async fn destroy_removes_what_the_cluster_tagged_and_nothing_else() {
     let opts = options(&moto);
     // Things the cluster must not touch: an untagged VPC with a security group, and a second cluster.
     let other_vpc = aws.ec2.create_vpc().cidr_block("10.99.0.0/16").send().await.unwrap().vpc().unwrap().vpc_id().unwrap().to_string();
-    let other_sg = aws.ec2.create_security_group().group_name("bystander").description("not ours").vpc_id(&other_vpc).send().await.unwrap().group_id().unwrap().to_string();
+    let other_sg = aws
+        .ec2
+        .create_security_group()
+        .group_name("bystander")
+        .description("not ours")
+        .vpc_id(&other_vpc)
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
     let file = cluster_file("gamma", |t| t);
     let neighbour = cluster_file("delta", |t| t.replace("10.42.", "10.43."));
     commands::apply_file(&file, &opts, &mut progress()).await.unwrap();
@@ -207,7 +255,17 @@ async fn destroy_removes_what_the_cluster_tagged_and_nothing_else() {
     assert_eq!(vpcs.vpcs().len(), 1, "the untagged VPC survives");
     let sgs = aws.ec2.describe_security_groups().group_ids(&other_sg).send().await.unwrap();
     assert_eq!(sgs.security_groups().len(), 1, "the untagged security group survives");
-    assert_eq!(tagged(&aws, "delta").await, BTreeMap::from([("vpc", 1), ("subnet", 3), ("internet-gateway", 1), ("security-group", 3), ("launch-template", 3), ("auto-scaling-group", 3)]));
+    assert_eq!(
+        tagged(&aws, "delta").await,
+        BTreeMap::from([
+            ("vpc", 1),
+            ("subnet", 3),
+            ("internet-gateway", 1),
+            ("security-group", 3),
+            ("launch-template", 3),
+            ("auto-scaling-group", 3)
+        ])
+    );
     assert!(commands::plan_file(&neighbour, &opts).await.unwrap().is_empty(), "the other cluster is untouched");
 
     let again = commands::destroy_file(&file, &opts, &mut progress()).await.unwrap();
@@ -228,7 +286,12 @@ async fn an_existing_vpc_and_subnets_are_used_and_never_deleted() {
             .vpc_id(&vpc)
             .cidr_block(format!("10.50.{}.0/24", i + 1))
             .availability_zone(az)
-            .tag_specifications(TagSpecification::builder().resource_type(ResourceType::Subnet).tags(Tag::builder().key("owner").value("network-team").build()).build())
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Subnet)
+                    .tags(Tag::builder().key("owner").value("network-team").build())
+                    .build(),
+            )
             .send()
             .await
             .unwrap();
@@ -238,7 +301,8 @@ async fn an_existing_vpc_and_subnets_are_used_and_never_deleted() {
         let start = t.find("vpc_cidr").unwrap();
         let end = t.find("# ...or use").unwrap();
         let ips = "private_ips = [\"10.50.1.10\", \"10.50.2.10\", \"10.50.1.11\"]";
-        format!("{}vpc_id = \"{vpc}\"\nsubnet_ids = [\"{}\", \"{}\"]\n{}", &t[..start], subnets[0], subnets[1], &t[end..]).replace("private_ips = [\"10.42.1.10\", \"10.42.2.10\", \"10.42.3.10\"]", ips)
+        format!("{}vpc_id = \"{vpc}\"\nsubnet_ids = [\"{}\", \"{}\"]\n{}", &t[..start], subnets[0], subnets[1], &t[end..])
+            .replace("private_ips = [\"10.42.1.10\", \"10.42.2.10\", \"10.42.3.10\"]", ips)
     });
     let plan = commands::apply_file(&file, &opts, &mut progress()).await.unwrap();
     assert_eq!(plan.counts(), (12, 0, 0), "groups, rules, templates and ASGs only: {plan}");
@@ -255,7 +319,11 @@ async fn an_existing_vpc_and_subnets_are_used_and_never_deleted() {
     let destroyed = commands::destroy_file(&file, &opts, &mut progress()).await.unwrap();
     assert_eq!(destroyed.counts(), (0, 0, 12), "{destroyed}");
     assert_eq!(aws.ec2.describe_vpcs().vpc_ids(&vpc).send().await.unwrap().vpcs().len(), 1, "the existing VPC stays");
-    assert_eq!(aws.ec2.describe_subnets().subnet_ids(&subnets[0]).subnet_ids(&subnets[1]).send().await.unwrap().subnets().len(), 2, "the existing subnets stay");
+    assert_eq!(
+        aws.ec2.describe_subnets().subnet_ids(&subnets[0]).subnet_ids(&subnets[1]).send().await.unwrap().subnets().len(),
+        2,
+        "the existing subnets stay"
+    );
 }
 
 #[tokio::test]
@@ -266,11 +334,18 @@ async fn an_invalid_cluster_file_is_refused_before_any_api_call() {
     let mut unreachable = options(&moto);
     unreachable.connection.endpoint_url = Some("http://127.0.0.1:1".into());
     for opts in [unreachable, options(&moto)] {
-        for result in [commands::plan_file(&file, &opts).await, commands::apply_file(&file, &opts, &mut progress()).await, commands::destroy_file(&file, &opts, &mut progress()).await] {
+        for result in [
+            commands::plan_file(&file, &opts).await,
+            commands::apply_file(&file, &opts, &mut progress()).await,
+            commands::destroy_file(&file, &opts, &mut progress()).await,
+        ] {
             let err = result.unwrap_err();
             assert!(matches!(err, Error::Config(_)), "{err:?}");
             let text = err.to_string();
-            assert!(text.contains(&format!("cluster file {}: agents.count: 0: must be at least 1; set agents.count", file.display())), "{text}");
+            assert!(
+                text.contains(&format!("cluster file {}: agents.count: 0: must be at least 1; set agents.count", file.display())),
+                "{text}"
+            );
         }
     }
     let aws = aws(&moto).await;

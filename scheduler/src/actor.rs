@@ -10,10 +10,10 @@ use std::time::Duration;
 use framework_core::app::{AppDefinition, GroupDefinition};
 use framework_core::deploy::{self, Action, Backoff, Decision, InstanceView};
 use framework_core::ids::{AppId, DeploymentId, InstanceId, PathId, TaskId, Timestamp};
-use framework_core::tree::{self, GroupNode};
 use framework_core::instance::{Condition, Goal, condition_from_status, next_condition};
 use framework_core::matching::offer_flow::{FlowCall, OfferFlow};
 use framework_core::matching::{Placement, PlacementIndex, match_offer_indexed, placement_of};
+use framework_core::tree::{self, GroupNode};
 use mesos_proto::v1::scheduler::{Call, call, event};
 use mesos_proto::v1::{self, Filters, TaskState, task_status};
 use serde_json::{Value, json};
@@ -23,7 +23,10 @@ use crate::error::ApiError;
 use crate::events::EventBus;
 use crate::mesos::{MesosCalls, MesosUpdate};
 use crate::spec;
-use crate::state::{AppMap, Counters, GroupMap, Deployment, DeploymentKey, Instance, InstanceMap, Instances, LaunchQueue, OfferStats, Snapshot, StateName, TaskFailure};
+use crate::state::{
+    AppMap, Counters, Deployment, DeploymentKey, GroupMap, Instance, InstanceMap, Instances, LaunchQueue, OfferStats, Snapshot, StateName,
+    TaskFailure,
+};
 use crate::store::Store;
 
 /// Scheduler settings the actor needs.
@@ -386,7 +389,9 @@ pub async fn load(store: &Store) -> anyhow::Result<Loaded> {
         // reconciliation reports its task as unknown.
         match serde_json::from_slice(&bytes) {
             Ok(instance) => loaded.instances.push(instance),
-            Err(e) => tracing::warn!(%key, error = %e, "skipping an unreadable instance record (torn by a crash?); its task is reconciled as unknown"),
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "skipping an unreadable instance record (torn by a crash?); its task is reconciled as unknown")
+            }
         }
     }
     for (key, bytes) in store.list("groups").await? {
@@ -396,7 +401,8 @@ pub async fn load(store: &Store) -> anyhow::Result<Loaded> {
         loaded.deployments.push(serde_json::from_slice(&bytes).with_context(|| format!("stored deployment {key} is unreadable"))?);
     }
     loaded.deployments.sort_by_key(|d| d.version);
-    loaded.framework_id = store.get(keys::FRAMEWORK_ID).await?.map(|b| String::from_utf8_lossy(&b).trim().to_string()).filter(|s| !s.is_empty());
+    loaded.framework_id =
+        store.get(keys::FRAMEWORK_ID).await?.map(|b| String::from_utf8_lossy(&b).trim().to_string()).filter(|s| !s.is_empty());
     Ok(loaded)
 }
 
@@ -657,7 +663,8 @@ impl Actor {
         self.dirty.insert(instance.app_id.clone());
         let launching = instance.condition == Condition::Provisioned;
         let old = self.instances.insert(Arc::new(instance));
-        self.unconfirmed = self.unconfirmed + usize::from(launching) - usize::from(old.is_some_and(|o| o.condition == Condition::Provisioned));
+        self.unconfirmed =
+            self.unconfirmed + usize::from(launching) - usize::from(old.is_some_and(|o| o.condition == Condition::Provisioned));
     }
 
     /// Forgets an instance; its app is looked at again by the next drive.
@@ -765,7 +772,14 @@ impl Actor {
                     return Err(ApiError::new(409, format!("An app with the path {gid} already exists.")));
                 }
                 let t = tree::apply_update(&self.tree_view(gid), &update, Timestamp(0));
-                Change { put: t.put_apps, delete: t.delete_apps, put_groups: t.put_groups, delete_groups: t.delete_groups, rollback, ..Change::default() }
+                Change {
+                    put: t.put_apps,
+                    delete: t.delete_apps,
+                    put_groups: t.put_groups,
+                    delete_groups: t.delete_groups,
+                    rollback,
+                    ..Change::default()
+                }
             }
             GroupOp::ScaleBy { group, factor } => {
                 if !self.groups.contains_key(&group) {
@@ -805,7 +819,12 @@ impl Actor {
     fn tree_view(&self, gid: &PathId) -> tree::TreeView {
         tree::TreeView {
             apps: self.apps.range(gid.clone()..).take_while(|(id, _)| id.is_within(gid)).map(|(id, _)| id.clone()).collect(),
-            groups: self.groups.range(gid.clone()..).take_while(|(id, _)| id.is_within(gid)).map(|(id, g)| (id.clone(), (**g).clone())).collect(),
+            groups: self
+                .groups
+                .range(gid.clone()..)
+                .take_while(|(id, _)| id.is_within(gid))
+                .map(|(id, g)| (id.clone(), (**g).clone()))
+                .collect(),
         }
     }
 
@@ -830,7 +849,10 @@ impl Actor {
     fn target_of(
         &mut self,
         change: Change,
-    ) -> Result<(BTreeMap<AppId, Option<AppDefinition>>, BTreeMap<AppId, Vec<InstanceId>>, (Vec<GroupNode>, Vec<PathId>), Timestamp), ApiError> {
+    ) -> Result<
+        (BTreeMap<AppId, Option<AppDefinition>>, BTreeMap<AppId, Vec<InstanceId>>, (Vec<GroupNode>, Vec<PathId>), Timestamp),
+        ApiError,
+    > {
         if change.create_only
             && let Some(app) = change.put.iter().find(|a| self.apps.contains_key(&a.id))
         {
@@ -883,7 +905,8 @@ impl Actor {
             g.version = version;
             out.insert(g.id.clone(), Some(g));
         }
-        let starts: BTreeSet<PathId> = target.keys().map(PathId::parent).chain(out.keys().filter(|g| !g.is_root()).map(PathId::parent)).collect();
+        let starts: BTreeSet<PathId> =
+            target.keys().map(PathId::parent).chain(out.keys().filter(|g| !g.is_root()).map(PathId::parent)).collect();
         for mut g in starts {
             loop {
                 if !out.contains_key(&g) {
@@ -967,11 +990,8 @@ impl Actor {
         let affected: BTreeSet<AppId> = target.keys().cloned().collect();
         // Only deployments that touch an affected app can conflict.
         let touching: BTreeSet<&DeploymentKey> = affected.iter().filter_map(|a| self.deploying.get(a)).collect();
-        let running: Vec<(DeploymentId, BTreeSet<AppId>)> = touching
-            .into_iter()
-            .filter_map(|k| self.deployments.get(k))
-            .map(|d| (d.id.clone(), d.affected().cloned().collect()))
-            .collect();
+        let running: Vec<(DeploymentId, BTreeSet<AppId>)> =
+            touching.into_iter().filter_map(|k| self.deployments.get(k)).map(|d| (d.id.clone(), d.affected().cloned().collect())).collect();
         let conflicts = deploy::conflicts(&affected, &running);
         if !conflicts.is_empty() && !force {
             return Err(ApiError::locked(&conflicts));
@@ -979,7 +999,10 @@ impl Actor {
         if conflicts.is_empty() && self.deployments.len() >= self.config.max_running_deployments {
             return Err(ApiError::new(
                 403,
-                format!("Max number of running deployments is reached: {}. Wait for one to finish or cancel one.", self.config.max_running_deployments),
+                format!(
+                    "Max number of running deployments is reached: {}. Wait for one to finish or cancel one.",
+                    self.config.max_running_deployments
+                ),
             ));
         }
         let deployment = Deployment {
@@ -1050,7 +1073,11 @@ impl Actor {
         for id in &conflicts {
             if let Some(old) = self.deployment_key(id).and_then(|k| self.remove_deployment(&k)) {
                 self.counters.deployments_cancelled += 1;
-                self.bus.publish("deployment_failed", json!({"id": old.id, "plan": plan_json(&old), "reason": "cancelled by a forced deployment"}), now);
+                self.bus.publish(
+                    "deployment_failed",
+                    json!({"id": old.id, "plan": plan_json(&old), "reason": "cancelled by a forced deployment"}),
+                    now,
+                );
             }
         }
         let mut apps = Vec::new();
@@ -1062,10 +1089,9 @@ impl Actor {
                         created.push(id.clone());
                     }
                     let changed_config = self.apps.get(&id).is_none_or(|old| old.config_key() != app.config_key());
-                    if changed_config
-                        && let Some(b) = self.backoffs.get_mut(&id) {
-                            b.reset();
-                        }
+                    if changed_config && let Some(b) = self.backoffs.get_mut(&id) {
+                        b.reset();
+                    }
                     self.backoffs.entry(id.clone()).or_insert_with(|| Backoff::new(spec::backoff_policy(&app)));
                     if let Some(b) = self.backoffs.get_mut(&id) {
                         b.set_policy(spec::backoff_policy(&app));
@@ -1252,17 +1278,29 @@ impl Actor {
             })
             .collect();
         if !tasks.is_empty() {
-            self.call(Call { r#type: Some(call::Type::Reconcile as i32), reconcile: Some(call::Reconcile { tasks }), ..Default::default() });
+            self.call(Call {
+                r#type: Some(call::Type::Reconcile as i32),
+                reconcile: Some(call::Reconcile { tasks }),
+                ..Default::default()
+            });
         }
-        self.call(Call { r#type: Some(call::Type::Reconcile as i32), reconcile: Some(call::Reconcile { tasks: vec![] }), ..Default::default() });
+        self.call(Call {
+            r#type: Some(call::Type::Reconcile as i32),
+            reconcile: Some(call::Reconcile { tasks: vec![] }),
+            ..Default::default()
+        });
     }
 
     /// Kills decided earlier may have been lost with the previous connection (or with a previous
     /// leader that died right after deciding them): after every subscription they are sent again
     /// at once instead of waiting for the kill retry.
     fn resend_kills(&mut self) {
-        let doomed: Vec<(TaskId, String)> =
-            self.instances.values().filter(|i| i.goal != Goal::Running && !i.condition.is_terminal()).map(|i| (i.task_id.clone(), i.agent_id.to_string())).collect();
+        let doomed: Vec<(TaskId, String)> = self
+            .instances
+            .values()
+            .filter(|i| i.goal != Goal::Running && !i.condition.is_terminal())
+            .map(|i| (i.task_id.clone(), i.agent_id.to_string()))
+            .collect();
         for (task, agent) in doomed {
             self.call(Call {
                 r#type: Some(call::Type::Kill as i32),
@@ -1371,7 +1409,15 @@ impl Actor {
     }
 
     /// What an applied status update announces and changes besides the instance.
-    fn status_effects(&self, instance: &Instance, status: &v1::TaskStatus, before: Condition, was_healthy: Option<bool>, now: Timestamp, effects: &mut Vec<Effect>) {
+    fn status_effects(
+        &self,
+        instance: &Instance,
+        status: &v1::TaskStatus,
+        before: Condition,
+        was_healthy: Option<bool>,
+        now: Timestamp,
+        effects: &mut Vec<Effect>,
+    ) {
         let state = status.state();
         let condition = instance.condition;
         let app_id = &instance.app_id;
@@ -1659,7 +1705,11 @@ impl Actor {
         for id in expunged {
             if let Some(i) = self.remove_instance(&id) {
                 tracing::info!(instance = %id, "expunged an unreachable instance");
-                self.bus.publish("unknown_instance_terminated_event", json!({"instanceId": i.id, "runSpecId": i.app_id, "condition": "Unreachable"}), now);
+                self.bus.publish(
+                    "unknown_instance_terminated_event",
+                    json!({"instanceId": i.id, "runSpecId": i.app_id, "condition": "Unreachable"}),
+                    now,
+                );
             }
         }
     }
@@ -1755,8 +1805,11 @@ impl Actor {
         // Launch demand of every app looked at (0: none); other apps keep theirs.
         let mut demand: BTreeMap<AppId, u32> = BTreeMap::new();
         let mut kills: Vec<(InstanceId, Goal)> = Vec::new();
-        let visit: BTreeSet<DeploymentKey> =
-            if full { self.deployments.keys().cloned().collect() } else { dirty.iter().filter_map(|a| self.deploying.get(a).cloned()).collect() };
+        let visit: BTreeSet<DeploymentKey> = if full {
+            self.deployments.keys().cloned().collect()
+        } else {
+            dirty.iter().filter_map(|a| self.deploying.get(a).cloned()).collect()
+        };
         let mut advanced: Vec<DeploymentKey> = Vec::new();
         let mut finished: Vec<DeploymentKey> = Vec::new();
         for key in visit {
@@ -1851,7 +1904,11 @@ impl Actor {
                 {
                     tracing::error!(error = %e, "could not persist deployment progress");
                 }
-                self.bus.publish("deployment_step_success", json!({"plan": plan_json(dep), "currentStep": step_json(dep, dep.current_step - 1)}), now);
+                self.bus.publish(
+                    "deployment_step_success",
+                    json!({"plan": plan_json(dep), "currentStep": step_json(dep, dep.current_step - 1)}),
+                    now,
+                );
                 self.bus.publish("deployment_info", json!({"plan": plan_json(dep), "currentStep": step_json(dep, dep.current_step)}), now);
             } else {
                 finished.push(key.clone());
@@ -1897,8 +1954,14 @@ impl Actor {
         let wants = !self.demand.is_empty();
         if self.connected {
             match self.offer_flow.decide(wants, newly_wanted, now.0, self.config.min_revive_interval.as_millis() as i64) {
-                Some(FlowCall::Revive) => self.call(Call { r#type: Some(call::Type::Revive as i32), revive: Some(call::Revive::default()), ..Default::default() }),
-                Some(FlowCall::Suppress) => self.call(Call { r#type: Some(call::Type::Suppress as i32), suppress: Some(call::Suppress::default()), ..Default::default() }),
+                Some(FlowCall::Revive) => {
+                    self.call(Call { r#type: Some(call::Type::Revive as i32), revive: Some(call::Revive::default()), ..Default::default() })
+                }
+                Some(FlowCall::Suppress) => self.call(Call {
+                    r#type: Some(call::Type::Suppress as i32),
+                    suppress: Some(call::Suppress::default()),
+                    ..Default::default()
+                }),
                 None => {}
             }
         }
@@ -1922,7 +1985,11 @@ impl Actor {
                 .collect();
             if !stale.is_empty() {
                 tracing::info!(count = stale.len(), "reconciling launches Mesos has not confirmed");
-                self.call(Call { r#type: Some(call::Type::Reconcile as i32), reconcile: Some(call::Reconcile { tasks: stale }), ..Default::default() });
+                self.call(Call {
+                    r#type: Some(call::Type::Reconcile as i32),
+                    reconcile: Some(call::Reconcile { tasks: stale }),
+                    ..Default::default()
+                });
             }
             self.last_stale_reconcile = now;
         }
@@ -2175,10 +2242,14 @@ mod tests {
         }
         // Closing the store waits until its changes are in the key files.
         drop(store);
-        let mut names: Vec<String> = std::fs::read_dir(root.join("apps")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> =
+            std::fs::read_dir(root.join("apps")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         assert_eq!(names, ["a..b", "m_n", "x_y.z"]);
-        let written = std::fs::read_dir(&root).unwrap().filter(|e| !["journal", "log"].contains(&e.as_ref().unwrap().file_name().to_str().unwrap())).count();
+        let written = std::fs::read_dir(&root)
+            .unwrap()
+            .filter(|e| !["journal", "log"].contains(&e.as_ref().unwrap().file_name().to_str().unwrap()))
+            .count();
         assert_eq!(written, 2, "only apps/ and instances/ were written (besides the store's journal and log)");
         let _ = std::fs::remove_dir_all(root);
     }
@@ -2229,14 +2300,26 @@ mod tests {
 
     #[test]
     fn host_volumes_that_hand_over_the_host_need_the_privileged_flag() {
-        for path in ["/", "/etc", "/etc/", "//etc//ssl", "/var/run/docker.sock", "/run/docker.sock", "/var/lib/docker/volumes", "/srv/../etc", "/proc/1"] {
+        for path in [
+            "/",
+            "/etc",
+            "/etc/",
+            "//etc//ssl",
+            "/var/run/docker.sock",
+            "/run/docker.sock",
+            "/var/lib/docker/volumes",
+            "/srv/../etc",
+            "/proc/1",
+        ] {
             assert!(sensitive_host_path(path).is_some(), "{path}");
         }
         for path in ["/var/lib/guestbook/mysql", "/srv/data", "/tmp/x", "data", "/var/log/app", "/running"] {
             assert_eq!(sensitive_host_path(path), None, "{path}");
         }
         let app = |host: &str| {
-            let body = format!(r#"{{"id": "/db", "container": {{"docker": {{"image": "x"}}, "volumes": [{{"containerPath": "/d", "hostPath": "/srv", "mode": "RW"}}, {{"containerPath": "/s", "hostPath": "{host}", "mode": "RO"}}]}}}}"#);
+            let body = format!(
+                r#"{{"id": "/db", "container": {{"docker": {{"image": "x"}}, "volumes": [{{"containerPath": "/d", "hostPath": "/srv", "mode": "RW"}}, {{"containerPath": "/s", "hostPath": "{host}", "mode": "RO"}}]}}}}"#
+            );
             framework_core::app::parse_app(body.as_bytes(), &AppId::root()).unwrap()
         };
         let e = container_policy(&config(false, &[]), &[app("/var/run/docker.sock")]).unwrap_err();
@@ -2253,7 +2336,9 @@ mod tests {
         let app = docker_app(r#", "parameters": [{"key": "label", "value": "a=b"}, {"key": "--log-opt", "value": "max-size=1m"}]"#);
         assert!(container_policy(&config(false, &defaults), &[app]).is_ok());
 
-        let app = docker_app(r#", "parameters": [{"key": "label", "value": "a=b"}, {"key": "cap-add", "value": "SYS_ADMIN"}, {"key": "--device", "value": "/dev/mem"}]"#);
+        let app = docker_app(
+            r#", "parameters": [{"key": "label", "value": "a=b"}, {"key": "cap-add", "value": "SYS_ADMIN"}, {"key": "--device", "value": "/dev/mem"}]"#,
+        );
         let e = container_policy(&config(false, &defaults), std::slice::from_ref(&app)).unwrap_err();
         assert_eq!(e.status, 422);
         let paths: Vec<&str> = e.body["details"].as_array().unwrap().iter().filter_map(|d| d["path"].as_str()).collect();

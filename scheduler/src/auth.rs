@@ -24,7 +24,10 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 impl Auth {
     /// Accepts `user:password` pairs and bearer tokens.
     pub fn new(basic: Vec<String>, tokens: Vec<String>) -> Self {
-        Self { basic: basic.into_iter().filter(|c| c.contains(':')).collect(), tokens: tokens.into_iter().filter(|t| !t.is_empty()).collect() }
+        Self {
+            basic: basic.into_iter().filter(|c| c.contains(':')).collect(),
+            tokens: tokens.into_iter().filter(|t| !t.is_empty()).collect(),
+        }
     }
 
     /// Whether any credential is configured.

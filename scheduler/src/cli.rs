@@ -301,12 +301,14 @@ fn resolve(ids: &[String], name: &str) -> Result<String, Failure> {
 
 async fn app_id(client: &Client, name: &str) -> Result<String, Failure> {
     let apps = client.get("/v2/apps").await?;
-    let ids: Vec<String> = apps["apps"].as_array().map(|a| a.iter().filter_map(|x| x["id"].as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let ids: Vec<String> =
+        apps["apps"].as_array().map(|a| a.iter().filter_map(|x| x["id"].as_str().map(str::to_string)).collect()).unwrap_or_default();
     resolve(&ids, name)
 }
 
 fn table(rows: Vec<Vec<String>>) -> String {
-    let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len)).map(|c| rows.iter().map(|r| r.get(c).map_or(0, String::len)).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> =
+        (0..rows.first().map_or(0, Vec::len)).map(|c| rows.iter().map(|r| r.get(c).map_or(0, String::len)).max().unwrap_or(0)).collect();
     rows.iter()
         .map(|r| r.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect::<Vec<_>>().join("  ").trim_end().to_string())
         .collect::<Vec<_>>()
@@ -348,7 +350,10 @@ fn chain(e: &dyn std::error::Error) -> String {
 async fn wait(client: &Client, id: &str, apps: &[String], timeout: Duration) -> Result<(), Failure> {
     let started = Instant::now();
     let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} healthy").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} healthy")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     loop {
         let deps = client.get("/v2/deployments").await?;
         let current = deps.as_array().and_then(|d| d.iter().find(|x| x["id"] == id)).cloned();
@@ -361,7 +366,13 @@ async fn wait(client: &Client, id: &str, apps: &[String], timeout: Duration) -> 
                 let has_checks = a["healthChecks"].as_array().is_some_and(|h| !h.is_empty());
                 healthy += if has_checks { a["tasksHealthy"].as_u64() } else { a["tasksRunning"].as_u64() }.unwrap_or(0);
                 if let Some(f) = a["lastTaskFailure"].as_object() {
-                    failure = Some(format!("{}: {} on {} ({})", s(&f["taskId"].clone()), s(&f["state"].clone()), s(&f["host"].clone()), s(&f["message"].clone())));
+                    failure = Some(format!(
+                        "{}: {} on {} ({})",
+                        s(&f["taskId"].clone()),
+                        s(&f["state"].clone()),
+                        s(&f["host"].clone()),
+                        s(&f["message"].clone())
+                    ));
                 }
             }
         }
@@ -437,10 +448,26 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Apps { app: None } => {
             let j = client.get("/v2/apps").await?;
             print(out, &j, || {
-                let mut rows = vec![vec!["ID".into(), "INSTANCES".into(), "RUNNING".into(), "HEALTHY".into(), "CPUS".into(), "MEM".into(), "DEPLOYING".into()]];
+                let mut rows = vec![vec![
+                    "ID".into(),
+                    "INSTANCES".into(),
+                    "RUNNING".into(),
+                    "HEALTHY".into(),
+                    "CPUS".into(),
+                    "MEM".into(),
+                    "DEPLOYING".into(),
+                ]];
                 for a in j["apps"].as_array().into_iter().flatten() {
                     let deploying = a["deployments"].as_array().is_some_and(|d| !d.is_empty());
-                    rows.push(vec![s(&a["id"]), s(&a["instances"]), s(&a["tasksRunning"]), s(&a["tasksHealthy"]), s(&a["cpus"]), s(&a["mem"]), deploying.to_string()]);
+                    rows.push(vec![
+                        s(&a["id"]),
+                        s(&a["instances"]),
+                        s(&a["tasksRunning"]),
+                        s(&a["tasksHealthy"]),
+                        s(&a["cpus"]),
+                        s(&a["mem"]),
+                        deploying.to_string(),
+                    ]);
                 }
                 rows
             });
@@ -454,7 +481,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     vec!["id".into(), s(&a["id"])],
                     vec!["cmd".into(), s(&a["cmd"])],
                     vec!["image".into(), s(&a["container"]["docker"]["image"])],
-                    vec!["instances".into(), format!("{} ({} running, {} healthy)", s(&a["instances"]), s(&a["tasksRunning"]), s(&a["tasksHealthy"]))],
+                    vec![
+                        "instances".into(),
+                        format!("{} ({} running, {} healthy)", s(&a["instances"]), s(&a["tasksRunning"]), s(&a["tasksHealthy"])),
+                    ],
                     vec!["version".into(), s(&a["version"])],
                 ];
                 for t in a["tasks"].as_array().into_iter().flatten() {
@@ -488,7 +518,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Scale { app, instances, wait: follow, force, timeout } => {
             let id = app_id(&client, &app).await?;
-            let (j, _) = client.call(reqwest::Method::PUT, &format!("/v2/apps{id}?force={force}"), Some(&json!({"instances": instances}))).await?;
+            let (j, _) =
+                client.call(reqwest::Method::PUT, &format!("/v2/apps{id}?force={force}"), Some(&json!({"instances": instances}))).await?;
             let dep = s(&j["deploymentId"]);
             eprintln!("{id}: scaling to {instances} (deployment {dep})");
             if follow {
@@ -636,7 +667,8 @@ async fn list_deployments(client: &Client, out: Output) -> Result<(), Failure> {
         let mut rows = vec![vec!["ID".into(), "APPS".into(), "STEP".into(), "ACTIONS".into()]];
         for d in j.as_array().into_iter().flatten() {
             let apps: Vec<String> = d["affectedApps"].as_array().into_iter().flatten().map(s).collect();
-            let actions: Vec<String> = d["currentActions"].as_array().into_iter().flatten().map(|a| format!("{} {}", s(&a["action"]), s(&a["app"]))).collect();
+            let actions: Vec<String> =
+                d["currentActions"].as_array().into_iter().flatten().map(|a| format!("{} {}", s(&a["action"]), s(&a["app"]))).collect();
             rows.push(vec![s(&d["id"]), apps.join(","), format!("{}/{}", s(&d["currentStep"]), s(&d["totalSteps"])), actions.join(", ")]);
         }
         rows

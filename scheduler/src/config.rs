@@ -55,8 +55,19 @@ pub struct LbFlags {
 
 /// Docker parameters allowed unless --docker-parameters-allowed says otherwise: none of them
 /// gives a container more access to the host than a parameterless one has.
-pub const DEFAULT_DOCKER_PARAMETERS: [&str; 11] =
-    ["label", "env", "log-driver", "log-opt", "ulimit", "memory-swap", "memory-reservation", "shm-size", "hostname", "workdir", "stop-signal"];
+pub const DEFAULT_DOCKER_PARAMETERS: [&str; 11] = [
+    "label",
+    "env",
+    "log-driver",
+    "log-opt",
+    "ulimit",
+    "memory-swap",
+    "memory-reservation",
+    "shm-size",
+    "hostname",
+    "workdir",
+    "stop-signal",
+];
 
 /// A Marathon-compatible Mesos framework.
 #[derive(Debug, Clone, Parser)]
@@ -154,7 +165,11 @@ pub struct Flags {
 
     /// A file holding the secret of --mesos-authentication-principal (a trailing newline is
     /// ignored); with both, every call to the master authenticates with HTTP basic.
-    #[arg(long = "mesos-authentication-secret-file", alias = "mesos_authentication_secret_file", requires = "mesos_authentication_principal")]
+    #[arg(
+        long = "mesos-authentication-secret-file",
+        alias = "mesos_authentication_secret_file",
+        requires = "mesos_authentication_principal"
+    )]
     pub mesos_authentication_secret_file: Option<PathBuf>,
 
     /// The Mesos user tasks run as (empty: the user running `framework`).
@@ -242,9 +257,8 @@ impl Flags {
     /// The API listen address after combining --http-address and --http_port.
     pub fn listen(&self) -> anyhow::Result<SocketAddr> {
         let addr = if self.http_address.contains(':') { self.http_address.clone() } else { format!("{}:8080", self.http_address) };
-        let mut addr: SocketAddr = addr
-            .parse()
-            .map_err(|_| anyhow::anyhow!("--http-address '{}' is not host:port (e.g. 127.0.0.1:8080)", self.http_address))?;
+        let mut addr: SocketAddr =
+            addr.parse().map_err(|_| anyhow::anyhow!("--http-address '{}' is not host:port (e.g. 127.0.0.1:8080)", self.http_address))?;
         if let Some(port) = self.http_port {
             addr.set_port(port);
         }
@@ -279,7 +293,18 @@ mod tests {
 
     #[test]
     fn marathon_flag_names_are_aliases() {
-        let f = Flags::try_parse_from(["framework", "--http_port", "9090", "--framework_name", "m", "--mesos_role", "web", "--failover_timeout", "60"]).unwrap();
+        let f = Flags::try_parse_from([
+            "framework",
+            "--http_port",
+            "9090",
+            "--framework_name",
+            "m",
+            "--mesos_role",
+            "web",
+            "--failover_timeout",
+            "60",
+        ])
+        .unwrap();
         assert_eq!(f.listen().unwrap().port(), 9090);
         assert_eq!(f.framework_name, "m");
         assert_eq!(f.role, "web");
@@ -296,8 +321,12 @@ mod tests {
     fn docker_parameters_have_a_safe_default_and_take_lists() {
         let f = Flags::try_parse_from(["framework"]).unwrap();
         assert_eq!(f.docker_parameters_allowed, DEFAULT_DOCKER_PARAMETERS);
-        assert!(!f.docker_parameters_allowed.iter().any(|p| ["privileged", "cap-add", "device", "volume", "net", "pid"].contains(&p.as_str())));
-        let f = Flags::try_parse_from(["framework", "--docker-parameters-allowed", "label,cap-add", "--docker-parameters-allowed", "device"]).unwrap();
+        assert!(
+            !f.docker_parameters_allowed.iter().any(|p| ["privileged", "cap-add", "device", "volume", "net", "pid"].contains(&p.as_str()))
+        );
+        let f =
+            Flags::try_parse_from(["framework", "--docker-parameters-allowed", "label,cap-add", "--docker-parameters-allowed", "device"])
+                .unwrap();
         assert_eq!(f.docker_parameters_allowed, ["label", "cap-add", "device"]);
     }
 }

@@ -91,7 +91,9 @@ async fn dispatch(State(front): State<Front>, ConnectInfo(peer): ConnectInfo<Soc
                         let _ = tx.try_send(());
                         json_response(200, &json!({"message": "Leadership abdicated"}))
                     }
-                    None => json_response(400, &json!({"message": "This instance runs without --zk, so there is no leadership to abdicate."})),
+                    None => {
+                        json_response(400, &json!({"message": "This instance runs without --zk, so there is no leadership to abdicate."}))
+                    }
                 };
             }
             match router.oneshot(without_trailing_slash(req)).await {

@@ -45,7 +45,14 @@ pub async fn campaign(ctx: Context, url: ZkUrl, session_timeout: Duration, mode:
 
 /// One ZooKeeper session's worth of election: follow until we lead, lead until the session
 /// falters or we are asked to step down.
-async fn serve_term(ctx: &Context, url: &ZkUrl, client: &zk::Client, candidate: &Candidate, mode: &watch::Sender<Mode>, abdicate: &mut mpsc::Receiver<()>) {
+async fn serve_term(
+    ctx: &Context,
+    url: &ZkUrl,
+    client: &zk::Client,
+    candidate: &Candidate,
+    mode: &watch::Sender<Mode>,
+    abdicate: &mut mpsc::Receiver<()>,
+) {
     let mut state = client.state_watcher();
     loop {
         let (standing, watcher) = match candidate.standing().await {

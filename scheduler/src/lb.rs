@@ -97,7 +97,9 @@ pub fn data(services: &BTreeMap<String, Vec<(String, u32)>>) -> BTreeMap<String,
         .map(|(name, servers)| {
             let servers = servers
                 .iter()
-                .map(|(a, p)| BTreeMap::from([("address".to_string(), Data::Text(a.clone())), ("port".to_string(), Data::Text(p.to_string()))]))
+                .map(|(a, p)| {
+                    BTreeMap::from([("address".to_string(), Data::Text(a.clone())), ("port".to_string(), Data::Text(p.to_string()))])
+                })
                 .collect();
             BTreeMap::from([("name".to_string(), Data::Text(name.clone())), ("servers".to_string(), Data::List(servers))])
         })
@@ -140,7 +142,11 @@ pub async fn run(flags: LbFlags) -> anyhow::Result<()> {
         Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read the template {}", p.display()))?,
         None => DEFAULT_TEMPLATE.to_string(),
     };
-    let consul = Consul::new(ConsulConfig { url: flags.consul.clone(), token: flags.consul_token.clone(), datacenter: flags.consul_datacenter.clone() });
+    let consul = Consul::new(ConsulConfig {
+        url: flags.consul.clone(),
+        token: flags.consul_token.clone(),
+        datacenter: flags.consul_datacenter.clone(),
+    });
     let conf = flags.nginx_conf.display().to_string();
     let mut index = 0;
     let mut last: Option<String> = None;

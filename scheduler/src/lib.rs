@@ -23,9 +23,9 @@ pub mod ha;
 pub mod lb;
 pub mod mesos;
 pub mod readiness;
-pub mod spec;
 pub mod record_log;
 pub mod retry;
+pub mod spec;
 pub mod state;
 pub mod store;
 pub mod tls;
@@ -92,7 +92,8 @@ impl Leadership {
             let name = ctx.mesos.framework.name.clone();
             tokio::spawn(consul::registrar::run(consul::Consul::new(config), name, handle.watch(), Duration::from_secs(5)))
         });
-        let router = api::router(api::ApiState { actor: handle, bus: ctx.bus.clone(), store, info: ctx.info.clone(), app_json: Arc::default() });
+        let router =
+            api::router(api::ApiState { actor: handle, bus: ctx.bus.clone(), store, info: ctx.info.clone(), app_json: Arc::default() });
         Ok(Self { router, actor: task, registrar, _mesos: client })
     }
 
@@ -144,7 +145,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         let cpus = std::thread::available_parallelism().map(|n| n.get() as f64).unwrap_or(2.0);
         let mem = (machine_mem_mb() / agents as f64).floor();
         let work_dir = std::path::absolute(flags.data_dir.join("local-cluster"))?;
-        let config = mesos_local::ClusterConfig::uniform(flags.local_master_address, agents, cpus, mem, 10_240.0, flags.local_ports()?, work_dir);
+        let config =
+            mesos_local::ClusterConfig::uniform(flags.local_master_address, agents, cpus, mem, 10_240.0, flags.local_ports()?, work_dir);
         let cluster = mesos_local::LocalCluster::start(config).await.context("cannot start the embedded Mesos cluster")?;
         let url = cluster.url();
         tracing::info!(master = %url, agents, "embedded Mesos master and agents running");
@@ -171,10 +173,14 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         hostname: Some(flags.hostname.clone()),
         principal: flags.mesos_authentication_principal.clone(),
         webui_url: Some(format!("{scheme}://{}:{}", flags.hostname, listen.port())),
-        capabilities: [framework_info::capability::Type::MultiRole, framework_info::capability::Type::PartitionAware, framework_info::capability::Type::TaskKillingState]
-            .into_iter()
-            .map(|t| framework_info::Capability { r#type: Some(t as i32) })
-            .collect(),
+        capabilities: [
+            framework_info::capability::Type::MultiRole,
+            framework_info::capability::Type::PartitionAware,
+            framework_info::capability::Type::TaskKillingState,
+        ]
+        .into_iter()
+        .map(|t| framework_info::Capability { r#type: Some(t as i32) })
+        .collect(),
         ..Default::default()
     };
     let advertised = format!("{}:{}", flags.hostname, listen.port());
@@ -203,7 +209,11 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             credentials: mesos_credentials(&flags)?,
         },
         bus: EventBus::new(),
-        consul: flags.consul.clone().map(|url| consul::ConsulConfig { url, token: flags.consul_token.clone(), datacenter: flags.consul_datacenter.clone() }),
+        consul: flags.consul.clone().map(|url| consul::ConsulConfig {
+            url,
+            token: flags.consul_token.clone(),
+            datacenter: flags.consul_datacenter.clone(),
+        }),
         info: Arc::new(api::Info {
             advertised: advertised.clone(),
             scheme,
@@ -221,7 +231,9 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let mut _single = None;
     let abdicate = match zk {
         None => {
-            let store = Store::Files(FileStore::open(&flags.data_dir).await.with_context(|| format!("cannot use --data-dir {}", flags.data_dir.display()))?);
+            let store = Store::Files(
+                FileStore::open(&flags.data_dir).await.with_context(|| format!("cannot use --data-dir {}", flags.data_dir.display()))?,
+            );
             let leadership = Leadership::start(&ctx, store).await?;
             mode_tx.send_replace(front::Mode::Leader(leadership.router.clone()));
             _single = Some(leadership);
@@ -271,7 +283,9 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     }
     .context("the API server failed");
     if stopped.try_recv().is_ok() {
-        anyhow::bail!("the scheduler stopped after a failure to save its state (see the log above); start framework again, it reloads the state from --data-dir");
+        anyhow::bail!(
+            "the scheduler stopped after a failure to save its state (see the log above); start framework again, it reloads the state from --data-dir"
+        );
     }
     if let Some(cluster) = local {
         cluster.shutdown().await;
@@ -284,7 +298,8 @@ fn mesos_credentials(flags: &Flags) -> anyhow::Result<Option<mesos::MesosCredent
     let (Some(principal), Some(file)) = (&flags.mesos_authentication_principal, &flags.mesos_authentication_secret_file) else {
         return Ok(None);
     };
-    let secret = std::fs::read_to_string(file).with_context(|| format!("cannot read --mesos-authentication-secret-file {}", file.display()))?;
+    let secret =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read --mesos-authentication-secret-file {}", file.display()))?;
     let secret = secret.trim_end_matches(['\r', '\n']).to_string();
     anyhow::ensure!(!secret.is_empty(), "--mesos-authentication-secret-file {} is empty", file.display());
     Ok(Some(mesos::MesosCredentials { principal: principal.clone(), secret }))

@@ -87,7 +87,8 @@ impl std::fmt::Debug for MesosCredentials {
 
 /// The `Authorization` header for `credentials`, marked sensitive so it is never logged.
 fn authorization(credentials: &MesosCredentials) -> Option<reqwest::header::HeaderValue> {
-    let token = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{}:{}", credentials.principal, credentials.secret));
+    let token =
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{}:{}", credentials.principal, credentials.secret));
     let mut value = reqwest::header::HeaderValue::from_str(&format!("Basic {token}")).ok()?;
     value.set_sensitive(true);
     Some(value)
@@ -317,7 +318,12 @@ const LAUNCHES_IN_FLIGHT: u32 = 16;
 /// until the launches posted before it are answered and is posted in order: a KILL must not
 /// overtake the ACCEPT that launched its task, and a DECLINE's long refusal must not land after
 /// the REVIVE that was meant to clear it.
-async fn call_loop(http: reqwest::Client, encoding: Encoding, mut calls: mpsc::UnboundedReceiver<Call>, session: watch::Receiver<Option<Session>>) {
+async fn call_loop(
+    http: reqwest::Client,
+    encoding: Encoding,
+    mut calls: mpsc::UnboundedReceiver<Call>,
+    session: watch::Receiver<Option<Session>>,
+) {
     let unordered = Arc::new(tokio::sync::Semaphore::new(UNORDERED_IN_FLIGHT));
     let launches = Arc::new(tokio::sync::Semaphore::new(LAUNCHES_IN_FLIGHT as usize));
     while let Some(mut call) = calls.recv().await {

@@ -35,17 +35,24 @@ pub fn check_url(app: &AppDefinition, instance: &Instance) -> Option<String> {
 }
 
 /// Starts polling `url` for `instance`; the first ready answer is sent to the actor.
-pub fn spawn(app: &AppDefinition, instance: InstanceId, url: String, actor: mpsc::Sender<Command>, http: reqwest::Client) -> Option<AbortHandle> {
+pub fn spawn(
+    app: &AppDefinition,
+    instance: InstanceId,
+    url: String,
+    actor: mpsc::Sender<Command>,
+    http: reqwest::Client,
+) -> Option<AbortHandle> {
     let check = app.readiness_checks.first()?.clone();
     let interval = Duration::from_secs(u64::from(check.interval_seconds.max(1)));
     let timeout = Duration::from_secs(u64::from(check.timeout_seconds.max(1)));
     let task = tokio::spawn(async move {
         loop {
             if let Ok(Ok(resp)) = tokio::time::timeout(timeout, http.get(&url).send()).await
-                && check.http_status_codes_for_ready.contains(&resp.status().as_u16()) {
-                    let _ = actor.send(Command::Ready { instance }).await;
-                    return;
-                }
+                && check.http_status_codes_for_ready.contains(&resp.status().as_u16())
+            {
+                let _ = actor.send(Command::Ready { instance }).await;
+                return;
+            }
             tokio::time::sleep(interval).await;
         }
     });

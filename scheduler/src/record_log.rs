@@ -82,9 +82,11 @@ fn encode(out: &mut Vec<u8>, change: Change<'_>) -> std::io::Result<()> {
         Change::Put(k, v) => (PUT, k, v),
         Change::Delete(k) => (DELETE, k, &[][..]),
     };
-    let key_len = u16::try_from(key.len()).map_err(|_| std::io::Error::other(format!("key of {} bytes is too long for the log", key.len())))?;
+    let key_len =
+        u16::try_from(key.len()).map_err(|_| std::io::Error::other(format!("key of {} bytes is too long for the log", key.len())))?;
     let body_len = 1 + 2 + key.len() + value.len();
-    let body_len = u32::try_from(body_len).map_err(|_| std::io::Error::other(format!("record of {body_len} bytes is too large for the log")))?;
+    let body_len =
+        u32::try_from(body_len).map_err(|_| std::io::Error::other(format!("record of {body_len} bytes is too large for the log")))?;
     let start = out.len();
     out.extend_from_slice(&body_len.to_le_bytes());
     out.extend_from_slice(&[0; 4]);
@@ -177,7 +179,8 @@ impl RecordLog {
         }
         let path = log_path(dir, generation);
         let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
-        let mut log = Self { dir: dir.to_path_buf(), generation, file, len: 0, index: HashMap::new(), live: 0, compact_at: COMPACT_MIN_BYTES };
+        let mut log =
+            Self { dir: dir.to_path_buf(), generation, file, len: 0, index: HashMap::new(), live: 0, compact_at: COMPACT_MIN_BYTES };
         let size = log.file.metadata()?.len();
         let file = log.file.try_clone()?;
         let mut reader = read_from_start(&file, size);

@@ -18,7 +18,8 @@ pub struct Retry {
 impl Retry {
     /// A policy from `min` to `max`.
     pub fn new(min: Duration, max: Duration) -> Self {
-        let builder = ExponentialBuilder::default().with_min_delay(min).with_max_delay(max).with_factor(2.0).with_jitter().without_max_times();
+        let builder =
+            ExponentialBuilder::default().with_min_delay(min).with_max_delay(max).with_factor(2.0).with_jitter().without_max_times();
         Self { delays: builder.build(), builder, max }
     }
 

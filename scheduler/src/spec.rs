@@ -3,7 +3,8 @@
 //! functions, no I/O.
 
 use framework_core::app::{
-    AppDefinition, ContainerType, DockerNetwork, HealthCheck, HealthCheckProtocol, NetworkMode, PortMapping, Protocol, ReadMode, VersionInfo, Volume,
+    AppDefinition, ContainerType, DockerNetwork, HealthCheck, HealthCheckProtocol, NetworkMode, PortMapping, Protocol, ReadMode,
+    VersionInfo, Volume,
 };
 use framework_core::deploy::{BackoffPolicy, KillSelection, PlannedApp};
 use framework_core::ids::{TaskId, Timestamp};
@@ -12,7 +13,11 @@ use mesos_proto::v1::{self, command_info, container_info, health_check, value};
 
 /// The app's backoff settings.
 pub fn backoff_policy(app: &AppDefinition) -> BackoffPolicy {
-    BackoffPolicy { seconds: f64::from(app.backoff_seconds), factor: app.backoff_factor, max_seconds: f64::from(app.max_launch_delay_seconds) }
+    BackoffPolicy {
+        seconds: f64::from(app.backoff_seconds),
+        factor: app.backoff_factor,
+        max_seconds: f64::from(app.max_launch_delay_seconds),
+    }
 }
 
 /// The app's kill selection.
@@ -85,7 +90,11 @@ fn host_networking(app: &AppDefinition) -> bool {
 
 /// The port mappings that ask for a host port, in order.
 fn host_mappings(app: &AppDefinition) -> Vec<&PortMapping> {
-    app.container.as_ref().and_then(|c| c.port_mappings.as_ref()).map(|m| m.iter().filter(|p| p.host_port.is_some()).collect()).unwrap_or_default()
+    app.container
+        .as_ref()
+        .and_then(|c| c.port_mappings.as_ref())
+        .map(|m| m.iter().filter(|p| p.host_port.is_some()).collect())
+        .unwrap_or_default()
 }
 
 /// The host ports a task of the app needs, in the order of its port definitions or mappings.
@@ -133,7 +142,9 @@ pub fn task_request(app: &AppDefinition) -> TaskRequest {
 /// Removes what a launch took from an offer, so the rest can be matched again.
 pub fn subtract(offer: &mut v1::Offer, used: &[v1::Resource]) {
     for u in used {
-        let same = |r: &v1::Resource| r.name == u.name && r.reservations == u.reservations && r.allocation_info == u.allocation_info && r.role == u.role;
+        let same = |r: &v1::Resource| {
+            r.name == u.name && r.reservations == u.reservations && r.allocation_info == u.allocation_info && r.role == u.role
+        };
         if let Some(s) = &u.scalar {
             let mut left = s.value;
             for r in offer.resources.iter_mut().filter(|r| same(r)) {
@@ -198,11 +209,8 @@ fn health_check(app: &AppDefinition, ports: &[u32]) -> Option<v1::HealthCheck> {
     match hc.protocol {
         HealthCheckProtocol::Command => {
             check.r#type = Some(health_check::Type::Command as i32);
-            check.command = Some(v1::CommandInfo {
-                shell: Some(true),
-                value: hc.command.as_ref().map(|c| c.value.clone()),
-                ..Default::default()
-            });
+            check.command =
+                Some(v1::CommandInfo { shell: Some(true), value: hc.command.as_ref().map(|c| c.value.clone()), ..Default::default() });
         }
         HealthCheckProtocol::Tcp | HealthCheckProtocol::MesosTcp => {
             check.r#type = Some(health_check::Type::Tcp as i32);
@@ -237,7 +245,10 @@ fn docker_executor(task_id: &TaskId, offer: &v1::Offer, settings: &ExecutorSetti
     let (value, uris) = match &settings.uri {
         Some(uri) => {
             let file = uri.rsplit('/').next().unwrap_or("framework-executor").to_string();
-            (format!("./{file}"), vec![command_info::Uri { value: uri.clone(), executable: Some(true), extract: Some(false), ..Default::default() }])
+            (
+                format!("./{file}"),
+                vec![command_info::Uri { value: uri.clone(), executable: Some(true), extract: Some(false), ..Default::default() }],
+            )
         }
         None => (settings.path.clone(), Vec::new()),
     };
@@ -246,7 +257,13 @@ fn docker_executor(task_id: &TaskId, offer: &v1::Offer, settings: &ExecutorSetti
         executor_id: v1::ExecutorId { value: task_id.to_string() },
         framework_id: Some(offer.framework_id.clone()),
         name: Some("framework-executor".to_string()),
-        command: Some(v1::CommandInfo { shell: Some(false), value: Some(value.clone()), arguments: vec![value], uris, ..Default::default() }),
+        command: Some(v1::CommandInfo {
+            shell: Some(false),
+            value: Some(value.clone()),
+            arguments: vec![value],
+            uris,
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -380,12 +397,11 @@ pub fn task_info(app: &AppDefinition, task_id: &TaskId, offer: &v1::Offer, m: &M
         data,
         container,
         health_check: health_check(app, &m.host_ports),
-        kill_policy: app.task_kill_grace_period_seconds.map(|g| v1::KillPolicy {
-            grace_period: Some(v1::DurationInfo { nanoseconds: i64::from(g) * 1_000_000_000 }),
-        }),
-        labels: (!app.labels.is_empty()).then(|| v1::Labels {
-            labels: app.labels.iter().map(|(k, v)| v1::Label { key: k.clone(), value: Some(v.clone()) }).collect(),
-        }),
+        kill_policy: app
+            .task_kill_grace_period_seconds
+            .map(|g| v1::KillPolicy { grace_period: Some(v1::DurationInfo { nanoseconds: i64::from(g) * 1_000_000_000 }) }),
+        labels: (!app.labels.is_empty())
+            .then(|| v1::Labels { labels: app.labels.iter().map(|(k, v)| v1::Label { key: k.clone(), value: Some(v.clone()) }).collect() }),
         discovery: Some(v1::DiscoveryInfo {
             visibility: v1::discovery_info::Visibility::Framework as i32,
             name: Some(app.id.segments().iter().rev().cloned().collect::<Vec<_>>().join(".")),
@@ -457,8 +473,14 @@ mod tests {
         assert_eq!(t.name, "web.shop");
         let cmd = t.command.as_ref().expect("command");
         assert_eq!(cmd.shell, Some(true));
-        let env: std::collections::BTreeMap<_, _> =
-            cmd.environment.as_ref().expect("env").variables.iter().map(|v| (v.name.clone(), v.value.clone().unwrap_or_default())).collect();
+        let env: std::collections::BTreeMap<_, _> = cmd
+            .environment
+            .as_ref()
+            .expect("env")
+            .variables
+            .iter()
+            .map(|v| (v.name.clone(), v.value.clone().unwrap_or_default()))
+            .collect();
         assert_eq!(env.get("PORT0"), Some(&m.host_ports[0].to_string()));
         assert_eq!(env.get("MARATHON_APP_ID").map(String::as_str), Some("/shop/web"));
         let hc = t.health_check.as_ref().expect("health check");

@@ -387,7 +387,10 @@ impl Snapshot {
 /// every instance of `app`, as one contiguous range of the id-ordered map, found in O(log n).
 /// The range can also hold instances of apps whose safe name extends this one's (`/a.instance-x`
 /// for `/a`), so callers filter on the app id.
-pub fn app_range<'a, V: Clone>(instances: &'a imbl::OrdMap<InstanceId, V>, app: &AppId) -> impl Iterator<Item = (&'a InstanceId, &'a V)> + 'a {
+pub fn app_range<'a, V: Clone>(
+    instances: &'a imbl::OrdMap<InstanceId, V>,
+    app: &AppId,
+) -> impl Iterator<Item = (&'a InstanceId, &'a V)> + 'a {
     let start = InstanceId::new(app, "");
     instances.range(start.clone()..).take_while(move |(id, _)| id.as_str().starts_with(start.as_str()))
 }
@@ -418,7 +421,9 @@ impl Serialize for StateName {
 impl<'de> Deserialize<'de> for StateName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = std::borrow::Cow::<'de, str>::deserialize(d)?;
-        mesos_proto::v1::TaskState::from_str_name(&raw).map(|s| Self(s.as_str_name())).ok_or_else(|| serde::de::Error::custom(format!("unknown Mesos task state {raw}")))
+        mesos_proto::v1::TaskState::from_str_name(&raw)
+            .map(|s| Self(s.as_str_name()))
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown Mesos task state {raw}")))
     }
 }
 

@@ -214,7 +214,8 @@ impl Applier {
                     }
                     j.unflushed.push((seq, path));
                     let due = j.unflushed.len() >= CHECKPOINT_EVERY;
-                    let keys: Vec<String> = if due { j.journaled.iter().filter(|(_, s)| **s <= seq).map(|(k, _)| k.clone()).collect() } else { Vec::new() };
+                    let keys: Vec<String> =
+                        if due { j.journaled.iter().filter(|(_, s)| **s <= seq).map(|(k, _)| k.clone()).collect() } else { Vec::new() };
                     drop(j);
                     if due {
                         checkpoint(&root, &journal, seq, &keys);
@@ -363,7 +364,9 @@ fn sync_all_parallel(paths: &[(&String, PathBuf)]) -> Result<(), StoreError> {
                 })
             })
             .collect();
-        workers.into_iter().try_for_each(|w| w.join().unwrap_or_else(|_| Err(StoreError::new("sync", "", std::io::Error::other("a flush thread panicked")))))
+        workers.into_iter().try_for_each(|w| {
+            w.join().unwrap_or_else(|_| Err(StoreError::new("sync", "", std::io::Error::other("a flush thread panicked"))))
+        })
     })
 }
 
@@ -372,11 +375,7 @@ fn check_key(key: &str) -> Result<(), StoreError> {
     let ok = !key.is_empty()
         && key.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
         && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError { op: "check", key: key.to_string(), source: std::io::Error::other("invalid key") })
-    }
+    if ok { Ok(()) } else { Err(StoreError { op: "check", key: key.to_string(), source: std::io::Error::other("invalid key") }) }
 }
 
 /// The journal's directory under the root (its name cannot be a key's first segment: keys use
@@ -389,9 +388,7 @@ impl FileStore {
     /// A store rooted at `root` (created if missing); journal files left by a crash are applied
     /// and flushed first.
     pub async fn open(root: &Path) -> Result<Self, StoreError> {
-        tokio::fs::create_dir_all(root)
-            .await
-            .map_err(|source| StoreError { op: "create", key: root.display().to_string(), source })?;
+        tokio::fs::create_dir_all(root).await.map_err(|source| StoreError { op: "create", key: root.display().to_string(), source })?;
         let root_owned = root.to_path_buf();
         let log = tokio::task::spawn_blocking(move || {
             Self::recover(&root_owned)?;
@@ -405,7 +402,11 @@ impl FileStore {
     }
 
     /// Runs `f` on the record log in a blocking thread (appends and compactions do file I/O).
-    async fn with_log<T: Send + 'static>(&self, op: &'static str, f: impl FnOnce(&mut RecordLog) -> std::io::Result<T> + Send + 'static) -> Result<T, StoreError> {
+    async fn with_log<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&mut RecordLog) -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let log = self.log.clone();
         tokio::task::spawn_blocking(move || f(&mut log.lock().unwrap_or_else(std::sync::PoisonError::into_inner)))
             .await
@@ -435,7 +436,11 @@ impl FileStore {
             for (key, value) in file.records {
                 check_key(&key)?;
                 let value = match value {
-                    Some(v) => Some(base64::engine::general_purpose::STANDARD.decode(v).map_err(|e| StoreError::new("recover", &key, std::io::Error::other(e)))?),
+                    Some(v) => Some(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(v)
+                            .map_err(|e| StoreError::new("recover", &key, std::io::Error::other(e)))?,
+                    ),
                     None => None,
                 };
                 touched.push(key.clone());
@@ -540,7 +545,10 @@ impl FileStore {
             (seq, std::mem::take(&mut journal.pending).into_iter().collect::<Vec<_>>())
         };
         let file = JournalFile {
-            records: records.iter().map(|(k, v)| (k.clone(), v.as_ref().map(|v| base64::engine::general_purpose::STANDARD.encode(v)))).collect(),
+            records: records
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_ref().map(|v| base64::engine::general_purpose::STANDARD.encode(v))))
+                .collect(),
         };
         let bytes = serde_json::to_vec(&file).map_err(|e| StoreError::new("sync", JOURNAL_DIR, std::io::Error::other(e)))?;
         let root = self.root.clone();
@@ -650,10 +658,21 @@ impl FileStore {
         // applier writes meanwhile is then in one or the other.
         let unapplied: Vec<(String, Option<Vec<u8>>)> = {
             let journal = self.lock();
-            journal.unapplied.range(under.clone()..).take_while(|(k, _)| k.starts_with(&under)).filter(|(k, _)| direct(k)).map(|(k, (_, v))| (k.clone(), v.clone())).collect()
+            journal
+                .unapplied
+                .range(under.clone()..)
+                .take_while(|(k, _)| k.starts_with(&under))
+                .filter(|(k, _)| direct(k))
+                .map(|(k, (_, v))| (k.clone(), v.clone()))
+                .collect()
         };
         let scan_prefix = under.clone();
-        let mut out = self.with_log("list", move |log| log.scan(&scan_prefix)).await?.into_iter().filter(|(key, _)| direct(key)).collect::<BTreeMap<_, _>>();
+        let mut out = self
+            .with_log("list", move |log| log.scan(&scan_prefix))
+            .await?
+            .into_iter()
+            .filter(|(key, _)| direct(key))
+            .collect::<BTreeMap<_, _>>();
         match tokio::fs::read_dir(self.root.join(prefix)).await {
             Ok(mut dir) => {
                 while let Some(entry) = dir.next_entry().await.map_err(err)? {
@@ -727,10 +746,17 @@ mod tests {
         store.put_many_relaxed(batch.to_vec()).await.unwrap();
         assert_eq!(store.get("instances/old").await.unwrap().as_deref(), Some(&b"logged"[..]));
         let listed = store.list("instances").await.unwrap();
-        let expected: Vec<(String, Vec<u8>)> = vec![("instances/kept".into(), b"kept".to_vec()), ("instances/new".into(), b"n".to_vec()), ("instances/old".into(), b"logged".to_vec())];
+        let expected: Vec<(String, Vec<u8>)> = vec![
+            ("instances/kept".into(), b"kept".to_vec()),
+            ("instances/new".into(), b"n".to_vec()),
+            ("instances/old".into(), b"logged".to_vec()),
+        ];
         assert_eq!(listed, expected);
         assert_eq!(std::fs::read_dir(dir.join("instances")).unwrap().count(), 2, "no file is written per record");
-        store.delete_many_relaxed(vec!["instances/old".to_string(), "instances/kept".to_string(), "instances/none".to_string()]).await.unwrap();
+        store
+            .delete_many_relaxed(vec!["instances/old".to_string(), "instances/kept".to_string(), "instances/none".to_string()])
+            .await
+            .unwrap();
         drop(store);
         let store = Store::Files(FileStore::open(&dir).await.unwrap());
         assert_eq!(store.list("instances").await.unwrap(), vec![("instances/new".to_string(), b"n".to_vec())]);
@@ -766,7 +792,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("framework-store-{}", uuid::Uuid::new_v4()));
         let store = Store::Files(FileStore::open(&dir).await.unwrap());
         store.put("apps/a", b"old").await.unwrap();
-        let batch = [("apps/a".to_string(), b"new".to_vec()), ("apps/b".to_string(), b"b".to_vec()), ("deployments/d".to_string(), b"d".to_vec())];
+        let batch =
+            [("apps/a".to_string(), b"new".to_vec()), ("apps/b".to_string(), b"b".to_vec()), ("deployments/d".to_string(), b"d".to_vec())];
         store.put_many_deferred(&batch).await.unwrap();
         assert_eq!(store.get("apps/a").await.unwrap().as_deref(), Some(&b"old"[..]), "not yet synced");
         assert_eq!(store.get("apps/b").await.unwrap(), None);
@@ -779,7 +806,8 @@ mod tests {
         assert_eq!(store.get("deployments/d").await.unwrap(), None);
         let Store::Files(files) = &store else { unreachable!() };
         files.wait_applied().await;
-        let mut files: Vec<String> = std::fs::read_dir(dir.join("apps")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut files: Vec<String> =
+            std::fs::read_dir(dir.join("apps")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         files.sort();
         assert_eq!(files, ["a", "b"], "no temporary file is left behind");
         store.sync().await.unwrap();

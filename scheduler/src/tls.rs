@@ -136,6 +136,10 @@ pub fn client_builder(ca: Option<&Path>) -> Result<reqwest::ClientBuilder, TlsEr
     install_provider();
     let builder = reqwest::Client::builder();
     let Some(ca) = ca else { return Ok(builder) };
-    let certs = certificates(ca)?.into_iter().map(|c| reqwest::Certificate::from_der(&c)).collect::<Result<Vec<_>, _>>().map_err(|e| pem_error(ca, e))?;
+    let certs = certificates(ca)?
+        .into_iter()
+        .map(|c| reqwest::Certificate::from_der(&c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(ca, e))?;
     Ok(builder.tls_certs_only(certs))
 }

@@ -33,9 +33,11 @@ async fn leader(fws: &[Framework]) -> usize {
                 continue;
             }
             if let Ok(r) = fw.get("/v2/leader").await
-                && r.status == 200 && r.json["leader"] == fw.advertised().as_str() {
-                    return i;
-                }
+                && r.status == 200
+                && r.json["leader"] == fw.advertised().as_str()
+            {
+                return i;
+            }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

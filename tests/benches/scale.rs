@@ -37,7 +37,8 @@ async fn main() -> anyhow::Result<()> {
     let c = integration_tests::cluster("bench-scale", AGENTS, |cfg| {
         cfg.simulated = true;
         for a in &mut cfg.agents {
-            a.resources = mesos_local::Resources::new(&[("cpus", 200.0), ("mem", 100_000.0), ("disk", 100_000.0)], &[("ports", &[(20000, 30000)])]);
+            a.resources =
+                mesos_local::Resources::new(&[("cpus", 200.0), ("mem", 100_000.0), ("disk", 100_000.0)], &[("ports", &[(20000, 30000)])]);
         }
     })
     .await;

@@ -82,7 +82,12 @@ async fn baseline(size: &Size) -> anyhow::Result<Duration> {
     let subscribe = Call {
         r#type: Some(call::Type::Subscribe as i32),
         subscribe: Some(call::Subscribe {
-            framework_info: v1::FrameworkInfo { user: "root".into(), name: "baseline".into(), failover_timeout: Some(0.0), ..Default::default() },
+            framework_info: v1::FrameworkInfo {
+                user: "root".into(),
+                name: "baseline".into(),
+                failover_timeout: Some(0.0),
+                ..Default::default()
+            },
             ..Default::default()
         }),
         ..Default::default()
@@ -153,7 +158,10 @@ async fn baseline(size: &Size) -> anyhow::Result<Duration> {
                     if launched >= total {
                         out.push(Call {
                             r#type: Some(call::Type::Decline as i32),
-                            decline: Some(call::Decline { offer_ids: vec![offer.id], filters: Some(v1::Filters { refuse_seconds: Some(120.0) }) }),
+                            decline: Some(call::Decline {
+                                offer_ids: vec![offer.id],
+                                filters: Some(v1::Filters { refuse_seconds: Some(120.0) }),
+                            }),
                             ..Default::default()
                         });
                         continue;
@@ -348,7 +356,9 @@ async fn measure_reads(api: &Api, apps: usize) -> anyhow::Result<(Vec<Duration>,
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     if !std::env::args().any(|a| a == "--bench") {
-        println!("large scale benchmark: run it with `cargo bench -p integration-tests --bench scale_large` (sizes: SCALE_AGENTS, SCALE_APPS, SCALE_TASKS)");
+        println!(
+            "large scale benchmark: run it with `cargo bench -p integration-tests --bench scale_large` (sizes: SCALE_AGENTS, SCALE_APPS, SCALE_TASKS)"
+        );
         return Ok(());
     }
     let apps = env_or("SCALE_APPS", 20_000).max(2);
@@ -360,7 +370,14 @@ async fn main() -> anyhow::Result<()> {
         timeout: Duration::from_secs(env_or("SCALE_TIMEOUT", 900) as u64),
     };
     let tasks = size.tasks();
-    eprintln!("scale_large: {} agents, {} apps × {} = {tasks} tasks, {} clients, load {}", size.agents, size.apps, size.per_app, size.clients, load_average());
+    eprintln!(
+        "scale_large: {} agents, {} apps × {} = {tasks} tasks, {} clients, load {}",
+        size.agents,
+        size.apps,
+        size.per_app,
+        size.clients,
+        load_average()
+    );
 
     let base = if env_or("SCALE_BASELINE", 1) == 0 {
         None
@@ -412,25 +429,55 @@ async fn main() -> anyhow::Result<()> {
     let peak = proc_mib(pid, "VmHWM");
     let running = api.running().await?;
 
-    println!("\nscale_large: {} simulated agents, {} apps × {} instances, {} POST clients; load average at start {}", size.agents, size.apps, size.per_app, size.clients, load_average());
+    println!(
+        "\nscale_large: {} simulated agents, {} apps × {} instances, {} POST clients; load average at start {}",
+        size.agents,
+        size.apps,
+        size.per_app,
+        size.clients,
+        load_average()
+    );
     println!("| measurement | value | baseline (same run) | ratio |");
     println!("|---|---|---|---|");
     let rate = running as f64 / launch.as_secs_f64();
     match base {
         Some(b) => {
             let base_rate = tasks as f64 / b.as_secs_f64();
-            println!("| POST → all TASK_RUNNING, {running} tasks{} | {launch:.2?} ({rate:.0} tasks/s) | minimal v1 scheduler: {b:.2?} ({base_rate:.0} tasks/s) | {:.2} |",
-                if complete { "" } else { " (INCOMPLETE: timed out)" }, rate / base_rate);
+            println!(
+                "| POST → all TASK_RUNNING, {running} tasks{} | {launch:.2?} ({rate:.0} tasks/s) | minimal v1 scheduler: {b:.2?} ({base_rate:.0} tasks/s) | {:.2} |",
+                if complete { "" } else { " (INCOMPLETE: timed out)" },
+                rate / base_rate
+            );
         }
         None => println!("| POST → all TASK_RUNNING, {running} tasks | {launch:.2?} ({rate:.0} tasks/s) | — | — |"),
     }
-    println!("| POST /v2/apps p50 / p99 ({} clients, during launches; {} POSTs, {refused} not 201) | {} / {} | | |", size.clients, posts.len(), ms(pct(&posts, 0.5)), ms(pct(&posts, 0.99)));
+    println!(
+        "| POST /v2/apps p50 / p99 ({} clients, during launches; {} POSTs, {refused} not 201) | {} / {} | | |",
+        size.clients,
+        posts.len(),
+        ms(pct(&posts, 0.5)),
+        ms(pct(&posts, 0.99))
+    );
     let settle = env_or("SCALE_SETTLE", 3);
     for (apps, tasks, [(one, all), (one_settled, all_settled)]) in &reads {
-        println!("| GET /v2/apps/{{id}} p50 / p99 at {apps} apps / {tasks} tasks: right after all running; {settle} s later | {} / {}; {} / {} | | |", ms(pct(one, 0.5)), ms(pct(one, 0.99)), ms(pct(one_settled, 0.5)), ms(pct(one_settled, 0.99)));
-        println!("| GET /v2/apps p50 / p99 at {apps} apps / {tasks} tasks: right after all running; {settle} s later | {} / {}; {} / {} | | |", ms(pct(all, 0.5)), ms(pct(all, 0.99)), ms(pct(all_settled, 0.5)), ms(pct(all_settled, 0.99)));
+        println!(
+            "| GET /v2/apps/{{id}} p50 / p99 at {apps} apps / {tasks} tasks: right after all running; {settle} s later | {} / {}; {} / {} | | |",
+            ms(pct(one, 0.5)),
+            ms(pct(one, 0.99)),
+            ms(pct(one_settled, 0.5)),
+            ms(pct(one_settled, 0.99))
+        );
+        println!(
+            "| GET /v2/apps p50 / p99 at {apps} apps / {tasks} tasks: right after all running; {settle} s later | {} / {}; {} / {} | | |",
+            ms(pct(all, 0.5)),
+            ms(pct(all, 0.99)),
+            ms(pct(all_settled, 0.5)),
+            ms(pct(all_settled, 0.99))
+        );
     }
-    println!("| framework RSS right after the reads / at rest 5 s later / peak (VmHWM) | {rss:.0} MiB / {rss_at_rest:.0} MiB / {peak:.0} MiB | | |");
+    println!(
+        "| framework RSS right after the reads / at rest 5 s later / peak (VmHWM) | {rss:.0} MiB / {rss_at_rest:.0} MiB / {peak:.0} MiB | | |"
+    );
     drop(fw);
     c.shutdown().await;
     // The data directory holds a gigabyte or more of instance records at full size.

@@ -80,13 +80,22 @@ impl ConsulAgent {
 
     async fn spawn(&mut self) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-        self.child = Some(Command::new(&self.bin).args(&self.args).stdout(log.try_clone()?).stderr(log).kill_on_drop(true).spawn().context("start consul")?);
+        self.child = Some(
+            Command::new(&self.bin)
+                .args(&self.args)
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .kill_on_drop(true)
+                .spawn()
+                .context("start consul")?,
+        );
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(r) = reqwest::get(format!("{}/v1/status/leader", self.url())).await
-                && r.text().await.is_ok_and(|t| t.contains(':')) {
-                    return Ok(());
-                }
+                && r.text().await.is_ok_and(|t| t.contains(':'))
+            {
+                return Ok(());
+            }
             if tokio::time::Instant::now() > deadline {
                 bail!("Consul did not elect a leader within 30 s; see {}", self.log.display());
             }
@@ -150,7 +159,15 @@ impl Nginx {
             ),
         )?;
         let log = std::fs::File::create(dir.join("nginx.out"))?;
-        let child = Command::new("nginx").arg("-c").arg(&conf).args(["-g", "daemon off;"]).stdout(log.try_clone()?).stderr(log).kill_on_drop(true).spawn().context("start nginx (Debian's nginx-light)")?;
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(&conf)
+            .args(["-g", "daemon off;"])
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("start nginx (Debian's nginx-light)")?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
             anyhow::ensure!(tokio::time::Instant::now() < deadline, "nginx did not listen on {port}; see {}", dir.display());

@@ -45,7 +45,8 @@ pub fn guestbook_ready() -> anyhow::Result<()> {
     for image in ["mariadb", "redis"] {
         ready(image)?;
     }
-    let profile = crate::framework::binary().parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let profile =
+        crate::framework::binary().parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let built = Command::new(root().join("scripts/images"))
         .arg("guestbook")
         .env("PROFILE", &profile)
@@ -58,6 +59,7 @@ pub fn guestbook_ready() -> anyhow::Result<()> {
 
 /// The id of the running container of task `task_id` (found by the executor's task label).
 pub fn container_of(task_id: &str) -> anyhow::Result<Option<String>> {
-    let out = Command::new("docker").args(["ps", "-q", "--filter", &format!("label=framework.task={task_id}")]).output().context("docker ps")?;
+    let out =
+        Command::new("docker").args(["ps", "-q", "--filter", &format!("label=framework.task={task_id}")]).output().context("docker ps")?;
     Ok(String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string))
 }

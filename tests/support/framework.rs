@@ -100,13 +100,15 @@ impl Framework {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             if let Ok(r) = self.http.get(format!("{}/ping", self.url)).send().await
-                && r.status().is_success() {
-                    return Ok(());
-                }
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
             if let Some(child) = self.child.as_mut()
-                && let Some(status) = child.try_wait()? {
-                    bail!("framework exited with {status}; see {}", self.data_dir.join("framework.log").display());
-                }
+                && let Some(status) = child.try_wait()?
+            {
+                bail!("framework exited with {status}; see {}", self.data_dir.join("framework.log").display());
+            }
             if tokio::time::Instant::now() > deadline {
                 bail!("framework did not answer /ping on port {} within {WAIT:?}", self.port);
             }
@@ -153,7 +155,13 @@ impl Framework {
 
     /// Sends a raw body.
     pub async fn request_raw(&self, method: Method, path: &str, body: &str) -> anyhow::Result<Reply> {
-        let resp = self.http.request(method, format!("{}{path}", self.url)).header("Content-Type", "application/json").body(body.to_string()).send().await?;
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = resp.text().await?;
@@ -171,9 +179,10 @@ impl Framework {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             if let Ok(r) = self.get(path).await
-                && r.status == status {
-                    return Ok(r);
-                }
+                && r.status == status
+            {
+                return Ok(r);
+            }
             if tokio::time::Instant::now() > deadline {
                 bail!("GET {path} did not answer {status} within {within:?}");
             }

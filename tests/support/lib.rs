@@ -30,7 +30,11 @@ pub fn task_ids(app: &Json) -> std::collections::BTreeSet<String> {
 
 /// Polls `check` every 200 ms until it answers true; fails as soon as it fails, or after
 /// `within` naming `what`.
-pub async fn until<F: std::future::Future<Output = anyhow::Result<bool>>>(what: &str, within: Duration, mut check: impl FnMut() -> F) -> anyhow::Result<()> {
+pub async fn until<F: std::future::Future<Output = anyhow::Result<bool>>>(
+    what: &str,
+    within: Duration,
+    mut check: impl FnMut() -> F,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         if check().await? {
@@ -50,7 +54,8 @@ pub fn work_dir(name: &str) -> PathBuf {
 
 /// Starts a local cluster of `agents` agents on a free loopback port, with short timers.
 pub async fn cluster(name: &str, agents: usize, tune: impl FnOnce(&mut ClusterConfig)) -> LocalCluster {
-    let mut config = ClusterConfig::uniform("127.0.0.1:0".parse().expect("addr"), agents, 2.0, 1024.0, 4096.0, free_port_range(), work_dir(name));
+    let mut config =
+        ClusterConfig::uniform("127.0.0.1:0".parse().expect("addr"), agents, 2.0, 1024.0, 4096.0, free_port_range(), work_dir(name));
     config.heartbeat_interval = Duration::from_secs(1);
     config.allocation_interval = Duration::from_millis(100);
     config.update_retry = Duration::from_secs(2);
@@ -89,7 +94,13 @@ impl Drop for Session {
 }
 
 /// Posts a call given as Mesos JSON, encoded as `encoding`, and returns status and body.
-pub async fn post(http: &reqwest::Client, url: &str, call: &Json, encoding: Encoding, stream_id: Option<&str>) -> anyhow::Result<(u16, String)> {
+pub async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    call: &Json,
+    encoding: Encoding,
+    stream_id: Option<&str>,
+) -> anyhow::Result<(u16, String)> {
     let body = match encoding {
         Encoding::Json => serde_json::to_vec(call)?,
         // Protobuf bodies are built from the same JSON through the stout mapping.
@@ -219,7 +230,11 @@ impl Session {
 }
 
 /// Opens a SUBSCRIBE stream; every event is checked to be strictly under the official schema.
-pub async fn open_stream(url: &str, call: &Json, encoding: Encoding) -> anyhow::Result<(String, mpsc::UnboundedReceiver<Json>, tokio::task::JoinHandle<()>)> {
+pub async fn open_stream(
+    url: &str,
+    call: &Json,
+    encoding: Encoding,
+) -> anyhow::Result<(String, mpsc::UnboundedReceiver<Json>, tokio::task::JoinHandle<()>)> {
     let body = match encoding {
         Encoding::Json => serde_json::to_vec(call)?,
         Encoding::Protobuf => codec::encode(&json::from_json::<scheduler::Call>(call)?, Encoding::Protobuf),

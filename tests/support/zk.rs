@@ -56,9 +56,10 @@ impl ZkServer {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(reply) = self.four_letter("srvr").await
-                && reply.contains("Mode: standalone") {
-                    return Ok(());
-                }
+                && reply.contains("Mode: standalone")
+            {
+                return Ok(());
+            }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 bail!("ZooKeeper exited with {status}; see {}", self.dir.join("zk.log").display());
             }

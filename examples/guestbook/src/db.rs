@@ -126,7 +126,11 @@ impl Db {
     }
 
     /// The outcome of a query (run once, so a write is never repeated); a failure drops the pool.
-    async fn outcome<T>(&self, addr: String, result: Result<Result<T, mysql_async::Error>, tokio::time::error::Elapsed>) -> Result<T, DbError> {
+    async fn outcome<T>(
+        &self,
+        addr: String,
+        result: Result<Result<T, mysql_async::Error>, tokio::time::error::Elapsed>,
+    ) -> Result<T, DbError> {
         let reason = match result {
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) => e.to_string(),
@@ -139,9 +143,7 @@ impl Db {
 
     /// The newest entries, newest first.
     pub async fn recent(&self) -> Result<Vec<Entry>, DbError> {
-        let sql = format!(
-            "SELECT id, name, message, DATE_FORMAT(created, '%Y-%m-%d %H:%i:%s') FROM entries ORDER BY id DESC LIMIT {PAGE}"
-        );
+        let sql = format!("SELECT id, name, message, DATE_FORMAT(created, '%Y-%m-%d %H:%i:%s') FROM entries ORDER BY id DESC LIMIT {PAGE}");
         let (addr, mut c) = self.conn().await?;
         let rows = tokio::time::timeout(
             QUERY_TIMEOUT,
@@ -154,7 +156,11 @@ impl Db {
     /// Stores a validated entry; its id.
     pub async fn add(&self, entry: &NewEntry) -> Result<u64, DbError> {
         let (addr, mut c) = self.conn().await?;
-        let done = tokio::time::timeout(QUERY_TIMEOUT, c.exec_drop("INSERT INTO entries (name, message) VALUES (?, ?)", (&entry.name, &entry.message))).await;
+        let done = tokio::time::timeout(
+            QUERY_TIMEOUT,
+            c.exec_drop("INSERT INTO entries (name, message) VALUES (?, ?)", (&entry.name, &entry.message)),
+        )
+        .await;
         self.outcome(addr, done).await?;
         Ok(c.last_insert_id().unwrap_or(0))
     }

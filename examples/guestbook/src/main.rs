@@ -111,7 +111,8 @@ async fn sign(State(app): State<Arc<App>>, Form(entry): Form<NewEntry>) -> Respo
         Ok(e) => e,
         Err(why) => {
             let list = app.entries().await.map(|(l, _)| l).unwrap_or_default();
-            return (StatusCode::UNPROCESSABLE_ENTITY, axum::response::Html(page::render(&list, Some(&why), &app.served_by))).into_response();
+            return (StatusCode::UNPROCESSABLE_ENTITY, axum::response::Html(page::render(&list, Some(&why), &app.served_by)))
+                .into_response();
         }
     };
     match app.add(&entry).await {
@@ -128,12 +129,17 @@ async fn list(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn create(State(app): State<Arc<App>>, body: String) -> Response {
-    let entry = match serde_json::from_str::<NewEntry>(&body).map_err(|e| format!("expected {{\"name\": ..., \"message\": ...}}: {e}")).and_then(NewEntry::validated) {
+    let entry = match serde_json::from_str::<NewEntry>(&body)
+        .map_err(|e| format!("expected {{\"name\": ..., \"message\": ...}}: {e}"))
+        .and_then(NewEntry::validated)
+    {
         Ok(e) => e,
         Err(why) => return (StatusCode::UNPROCESSABLE_ENTITY, app.headers(None), Json(json!({"message": why}))).into_response(),
     };
     match app.add(&entry).await {
-        Ok(id) => (StatusCode::CREATED, app.headers(None), Json(json!({"id": id, "name": entry.name, "message": entry.message}))).into_response(),
+        Ok(id) => {
+            (StatusCode::CREATED, app.headers(None), Json(json!({"id": id, "name": entry.name, "message": entry.message}))).into_response()
+        }
         Err(e) => unavailable(&app, &e),
     }
 }
@@ -143,7 +149,8 @@ async fn create(State(app): State<Arc<App>>, body: String) -> Response {
 /// restart storm to the outage.
 async fn health(State(app): State<Arc<App>>) -> Response {
     let (mysql, redis) = tokio::join!(app.db.ping(), app.cache.ping());
-    (app.headers(None), [(header::CACHE_CONTROL, "no-store")], Json(json!({"status": "up", "mysql": mysql, "redis": redis}))).into_response()
+    (app.headers(None), [(header::CACHE_CONTROL, "no-store")], Json(json!({"status": "up", "mysql": mysql, "redis": redis})))
+        .into_response()
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -159,7 +166,9 @@ fn locator(addr_var: &str, service_var: &str, default_service: &str, consul: &st
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
     let port: u16 = env_or("PORT0", &env_or("PORT", "8000")).parse().context("PORT0/PORT must be a port number")?;
     let consul = env_or("CONSUL_HTTP_ADDR", "http://127.0.0.1:8500");
     let consul = if consul.contains("://") { consul } else { format!("http://{consul}") };

@@ -65,7 +65,9 @@ fn parse_range(s: &str) -> anyhow::Result<(u64, u64)> {
 fn credentials(path: &std::path::Path) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read --credentials {}", path.display()))?;
     let json: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    let list = json["credentials"].as_array().with_context(|| format!("{}: expected {{\"credentials\": [{{\"principal\": ..., \"secret\": ...}}]}}", path.display()))?;
+    let list = json["credentials"]
+        .as_array()
+        .with_context(|| format!("{}: expected {{\"credentials\": [{{\"principal\": ..., \"secret\": ...}}]}}", path.display()))?;
     list.iter()
         .map(|c| match (c["principal"].as_str(), c["secret"].as_str()) {
             (Some(p), Some(s)) => Ok((p.to_string(), s.to_string())),
@@ -80,9 +82,12 @@ fn secs(v: f64, flag: &str) -> anyhow::Result<Duration> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
     let args = Args::parse();
-    let mut config = ClusterConfig::uniform(args.listen, args.agents, args.cpus, args.mem, args.disk, parse_range(&args.ports)?, args.work_dir);
+    let mut config =
+        ClusterConfig::uniform(args.listen, args.agents, args.cpus, args.mem, args.disk, parse_range(&args.ports)?, args.work_dir);
     config.heartbeat_interval = secs(args.heartbeat_interval, "--heartbeat-interval")?.max(Duration::from_millis(100));
     let offer_timeout = secs(args.offer_timeout, "--offer-timeout")?;
     config.offer_timeout = (!offer_timeout.is_zero()).then_some(offer_timeout);

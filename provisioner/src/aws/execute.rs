@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag as AsgTag};
 use aws_sdk_ec2::types::{
-    AttributeBooleanValue, Filter, InstanceType, IpPermission, IpRange, LaunchTemplateIamInstanceProfileSpecificationRequest, LaunchTemplateTagSpecificationRequest,
-    RequestLaunchTemplateData, ResourceType, Tag, TagSpecification, UserIdGroupPair,
+    AttributeBooleanValue, Filter, InstanceType, IpPermission, IpRange, LaunchTemplateIamInstanceProfileSpecificationRequest,
+    LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData, ResourceType, Tag, TagSpecification, UserIdGroupPair,
 };
 use base64::Engine as _;
 
@@ -39,7 +39,13 @@ fn tag_spec(kind: ResourceType, tags: &BTreeMap<String, String>) -> TagSpecifica
 impl<'a> Executor<'a> {
     /// An executor starting from what was observed.
     pub fn new(aws: &'a Aws, cluster: &str, observed: &Observed) -> Self {
-        Self { aws, cluster: cluster.to_string(), ids: observed.ids.clone(), timeout: Duration::from_secs(600), poll: Duration::from_secs(5) }
+        Self {
+            aws,
+            cluster: cluster.to_string(),
+            ids: observed.ids.clone(),
+            timeout: Duration::from_secs(600),
+            poll: Duration::from_secs(5),
+        }
     }
 
     fn id(&self, id: &ResourceId) -> Result<String, Error> {
@@ -86,7 +92,13 @@ impl<'a> Executor<'a> {
         let ec2 = &self.aws.ec2;
         let created = match (id, spec) {
             (ResourceId::Vpc, Spec::Vpc { cidr }) => {
-                let out = ec2.create_vpc().cidr_block(cidr).tag_specifications(tag_spec(ResourceType::Vpc, &self.tags(id))).send().await.map_err(|e| fail(id, "ec2:CreateVpc", e))?;
+                let out = ec2
+                    .create_vpc()
+                    .cidr_block(cidr)
+                    .tag_specifications(tag_spec(ResourceType::Vpc, &self.tags(id)))
+                    .send()
+                    .await
+                    .map_err(|e| fail(id, "ec2:CreateVpc", e))?;
                 out.vpc().and_then(|v| v.vpc_id()).map(str::to_string)
             }
             (ResourceId::InternetGateway, Spec::InternetGateway) => {
@@ -98,7 +110,12 @@ impl<'a> Executor<'a> {
                     .await
                     .map_err(|e| fail(id, "ec2:CreateInternetGateway", e))?;
                 let igw = out.internet_gateway().and_then(|g| g.internet_gateway_id()).map(str::to_string).unwrap_or_default();
-                ec2.attach_internet_gateway().internet_gateway_id(&igw).vpc_id(&vpc).send().await.map_err(|e| fail(id, "ec2:AttachInternetGateway", e))?;
+                ec2.attach_internet_gateway()
+                    .internet_gateway_id(&igw)
+                    .vpc_id(&vpc)
+                    .send()
+                    .await
+                    .map_err(|e| fail(id, "ec2:AttachInternetGateway", e))?;
                 let tables = ec2
                     .describe_route_tables()
                     .filters(Filter::builder().name("vpc-id").values(&vpc).build())
@@ -107,7 +124,13 @@ impl<'a> Executor<'a> {
                     .await
                     .map_err(|e| fail(id, "ec2:DescribeRouteTables", e))?;
                 if let Some(table) = tables.route_tables().first().and_then(|t| t.route_table_id()) {
-                    ec2.create_route().route_table_id(table).destination_cidr_block("0.0.0.0/0").gateway_id(&igw).send().await.map_err(|e| fail(id, "ec2:CreateRoute", e))?;
+                    ec2.create_route()
+                        .route_table_id(table)
+                        .destination_cidr_block("0.0.0.0/0")
+                        .gateway_id(&igw)
+                        .send()
+                        .await
+                        .map_err(|e| fail(id, "ec2:CreateRoute", e))?;
                 }
                 Some(igw)
             }
@@ -185,7 +208,11 @@ impl<'a> Executor<'a> {
             }
             (id, _) => return Err(mismatch(id)),
         };
-        let created = created.ok_or_else(|| Error::Observe { resource: id.to_string(), problem: "AWS created it but returned no id".to_string(), fix: "run apply again".to_string() })?;
+        let created = created.ok_or_else(|| Error::Observe {
+            resource: id.to_string(),
+            problem: "AWS created it but returned no id".to_string(),
+            fix: "run apply again".to_string(),
+        })?;
         self.ids.insert(id.clone(), created);
         Ok(())
     }
@@ -234,13 +261,23 @@ impl<'a> Executor<'a> {
                     .send()
                     .await
                     .map_err(|e| fail(id, "autoscaling:UpdateAutoScalingGroup", e))?;
-                let changed: BTreeMap<String, String> = want.tags.iter().filter(|(k, v)| have.tags.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+                let changed: BTreeMap<String, String> =
+                    want.tags.iter().filter(|(k, v)| have.tags.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
                 if !changed.is_empty() {
-                    asg.create_or_update_tags().set_tags(Some(asg_tags(&name, &changed))).send().await.map_err(|e| fail(id, "autoscaling:CreateOrUpdateTags", e))?;
+                    asg.create_or_update_tags()
+                        .set_tags(Some(asg_tags(&name, &changed)))
+                        .send()
+                        .await
+                        .map_err(|e| fail(id, "autoscaling:CreateOrUpdateTags", e))?;
                 }
-                let gone: BTreeMap<String, String> = have.tags.iter().filter(|(k, _)| !want.tags.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+                let gone: BTreeMap<String, String> =
+                    have.tags.iter().filter(|(k, _)| !want.tags.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect();
                 if !gone.is_empty() {
-                    asg.delete_tags().set_tags(Some(asg_tags(&name, &gone))).send().await.map_err(|e| fail(id, "autoscaling:DeleteTags", e))?;
+                    asg.delete_tags()
+                        .set_tags(Some(asg_tags(&name, &gone)))
+                        .send()
+                        .await
+                        .map_err(|e| fail(id, "autoscaling:DeleteTags", e))?;
                 }
                 Ok(())
             }
@@ -264,14 +301,24 @@ impl<'a> Executor<'a> {
                 super::wait::until_gone(self.aws, id, &aws_id, self.timeout, self.poll).await?;
             }
             (ResourceId::LaunchTemplate(_), _) => {
-                ec2.delete_launch_template().launch_template_id(&aws_id).send().await.map_err(|e| fail(id, "ec2:DeleteLaunchTemplate", e))?;
+                ec2.delete_launch_template()
+                    .launch_template_id(&aws_id)
+                    .send()
+                    .await
+                    .map_err(|e| fail(id, "ec2:DeleteLaunchTemplate", e))?;
             }
             (ResourceId::IngressRules(_), Spec::IngressRules(rules)) => self.revoke(id, &aws_id, rules.iter()).await?,
             (ResourceId::SecurityGroup(_), _) => {
-                self.retry_dependency(id, || async { ec2.delete_security_group().group_id(&aws_id).send().await.map(|_| ()) }, "ec2:DeleteSecurityGroup").await?;
+                self.retry_dependency(
+                    id,
+                    || async { ec2.delete_security_group().group_id(&aws_id).send().await.map(|_| ()) },
+                    "ec2:DeleteSecurityGroup",
+                )
+                .await?;
             }
             (ResourceId::Subnet(_), _) => {
-                self.retry_dependency(id, || async { ec2.delete_subnet().subnet_id(&aws_id).send().await.map(|_| ()) }, "ec2:DeleteSubnet").await?;
+                self.retry_dependency(id, || async { ec2.delete_subnet().subnet_id(&aws_id).send().await.map(|_| ()) }, "ec2:DeleteSubnet")
+                    .await?;
             }
             (ResourceId::InternetGateway, _) => {
                 if let Ok(vpc) = self.id(&ResourceId::Vpc) {
@@ -281,7 +328,11 @@ impl<'a> Executor<'a> {
                         Err(e) => return Err(fail(id, "ec2:DetachInternetGateway", e)),
                     }
                 }
-                ec2.delete_internet_gateway().internet_gateway_id(&aws_id).send().await.map_err(|e| fail(id, "ec2:DeleteInternetGateway", e))?;
+                ec2.delete_internet_gateway()
+                    .internet_gateway_id(&aws_id)
+                    .send()
+                    .await
+                    .map_err(|e| fail(id, "ec2:DeleteInternetGateway", e))?;
             }
             (ResourceId::Vpc, _) => {
                 self.retry_dependency(id, || async { ec2.delete_vpc().vpc_id(&aws_id).send().await.map(|_| ()) }, "ec2:DeleteVpc").await?;
@@ -314,10 +365,13 @@ impl<'a> Executor<'a> {
     fn permissions<'r>(&self, rules: impl Iterator<Item = &'r Rule>) -> Result<Vec<IpPermission>, Error> {
         let mut out = Vec::new();
         for r in rules {
-            let p = IpPermission::builder().ip_protocol(r.protocol.as_str()).from_port(i32::from(r.from_port)).to_port(i32::from(r.to_port));
+            let p =
+                IpPermission::builder().ip_protocol(r.protocol.as_str()).from_port(i32::from(r.from_port)).to_port(i32::from(r.to_port));
             let p = match &r.source {
                 Source::Cidr(c) => p.ip_ranges(IpRange::builder().cidr_ip(c).build()),
-                Source::Group(role) => p.user_id_group_pairs(UserIdGroupPair::builder().group_id(self.id(&ResourceId::SecurityGroup(*role))?).build()),
+                Source::Group(role) => {
+                    p.user_id_group_pairs(UserIdGroupPair::builder().group_id(self.id(&ResourceId::SecurityGroup(*role))?).build())
+                }
                 Source::OtherGroup(g) => p.user_id_group_pairs(UserIdGroupPair::builder().group_id(g).build()),
             };
             out.push(p.build());
@@ -359,12 +413,15 @@ impl<'a> Executor<'a> {
 
     fn template_data(&self, lt: &LaunchTemplateSpec) -> Result<RequestLaunchTemplateData, Error> {
         let instance_tags = ec2_tags(&lt.tags);
-        let tags = |kind| LaunchTemplateTagSpecificationRequest::builder().resource_type(kind).set_tags(Some(instance_tags.clone())).build();
+        let tags =
+            |kind| LaunchTemplateTagSpecificationRequest::builder().resource_type(kind).set_tags(Some(instance_tags.clone())).build();
         Ok(RequestLaunchTemplateData::builder()
             .image_id(&lt.ami)
             .instance_type(InstanceType::from(lt.instance_type.as_str()))
             .set_key_name(lt.key_name.clone())
-            .set_iam_instance_profile(lt.instance_profile.as_ref().map(|p| LaunchTemplateIamInstanceProfileSpecificationRequest::builder().name(p).build()))
+            .set_iam_instance_profile(
+                lt.instance_profile.as_ref().map(|p| LaunchTemplateIamInstanceProfileSpecificationRequest::builder().name(p).build()),
+            )
             .user_data(base64::engine::general_purpose::STANDARD.encode(&lt.user_data))
             .security_group_ids(self.id(&ResourceId::SecurityGroup(lt.security_group))?)
             .tag_specifications(tags(ResourceType::Instance))
@@ -373,7 +430,10 @@ impl<'a> Executor<'a> {
     }
 
     fn template_ref(&self, asg: &AsgSpec) -> Result<LaunchTemplateSpecification, Error> {
-        Ok(LaunchTemplateSpecification::builder().launch_template_id(self.id(&ResourceId::LaunchTemplate(asg.launch_template))?).version("$Default").build())
+        Ok(LaunchTemplateSpecification::builder()
+            .launch_template_id(self.id(&ResourceId::LaunchTemplate(asg.launch_template))?)
+            .version("$Default")
+            .build())
     }
 
     fn subnet_ids(&self, asg: &AsgSpec) -> Result<String, Error> {
@@ -390,10 +450,16 @@ impl<'a> Executor<'a> {
 
 fn asg_tags(name: &str, tags: &BTreeMap<String, String>) -> Vec<AsgTag> {
     tags.iter()
-        .map(|(k, v)| AsgTag::builder().resource_id(name).resource_type("auto-scaling-group").key(k).value(v).propagate_at_launch(true).build())
+        .map(|(k, v)| {
+            AsgTag::builder().resource_id(name).resource_type("auto-scaling-group").key(k).value(v).propagate_at_launch(true).build()
+        })
         .collect()
 }
 
 fn mismatch(id: &ResourceId) -> Error {
-    Error::Observe { resource: id.to_string(), problem: "its tags name a different kind of resource".to_string(), fix: "untag or delete the mistagged resource".to_string() }
+    Error::Observe {
+        resource: id.to_string(),
+        problem: "its tags name a different kind of resource".to_string(),
+        fix: "untag or delete the mistagged resource".to_string(),
+    }
 }

@@ -17,8 +17,8 @@ pub mod wait;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
 use aws_config::Region;
+use aws_config::retry::RetryConfig;
 use aws_sdk_ec2::config::Credentials;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
@@ -60,7 +60,8 @@ impl Aws {
     /// clients. Fails without a region.
     pub async fn connect(conn: &Connection) -> Result<Self, Error> {
         let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc)).build_https();
-        let retry = RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS).with_initial_backoff(INITIAL_BACKOFF).with_max_backoff(MAX_BACKOFF);
+        let retry =
+            RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS).with_initial_backoff(INITIAL_BACKOFF).with_max_backoff(MAX_BACKOFF);
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http).retry_config(retry);
         if let Some(region) = &conn.region {
             loader = loader.region(Region::new(region.clone()));
@@ -101,11 +102,17 @@ where
         "AuthFailure" | "UnauthorizedOperation" | "AccessDenied" | "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken" => {
             format!("check the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and that their IAM policy allows {operation}")
         }
-        "DependencyViolation" | "ResourceInUse" => "something outside the cluster still uses it: remove that dependency, then run the command again".to_string(),
+        "DependencyViolation" | "ResourceInUse" => {
+            "something outside the cluster still uses it: remove that dependency, then run the command again".to_string()
+        }
         c if c.starts_with("InvalidAMIID") => "set ami in the cluster file to an AMI that exists in this region".to_string(),
         c if c.starts_with("InvalidKeyPair") => "create the key pair in this region or fix key_name in the cluster file".to_string(),
-        "VpcLimitExceeded" | "LimitExceeded" | "InstanceLimitExceeded" => "an account limit was reached: raise the quota or free resources".to_string(),
-        c if c.contains("Throttl") || c == "RequestLimitExceeded" => format!("AWS kept throttling after {MAX_ATTEMPTS} attempts: wait a minute and run the command again"),
+        "VpcLimitExceeded" | "LimitExceeded" | "InstanceLimitExceeded" => {
+            "an account limit was reached: raise the quota or free resources".to_string()
+        }
+        c if c.contains("Throttl") || c == "RequestLimitExceeded" => {
+            format!("AWS kept throttling after {MAX_ATTEMPTS} attempts: wait a minute and run the command again")
+        }
         _ => "fix the cause named above and run the command again (apply resumes where it stopped)".to_string(),
     };
     Error::Aws { resource: resource.to_string(), operation, message: DisplayErrorContext(&e).to_string(), fix }

@@ -10,7 +10,9 @@ use super::{Aws, fail};
 use crate::Error;
 use crate::cluster::HealthCheck;
 use crate::desired::resource_name;
-use crate::model::{AsgSpec, LaunchTemplateSpec, Protocol, ResourceId, Rule, Source, Spec, State, SubnetRef, TAG_CLUSTER, TAG_RESOURCE, VpcRef};
+use crate::model::{
+    AsgSpec, LaunchTemplateSpec, Protocol, ResourceId, Rule, Source, Spec, State, SubnetRef, TAG_CLUSTER, TAG_RESOURCE, VpcRef,
+};
 use crate::role::Role;
 
 /// What AWS holds for a cluster: the model, and the AWS id of each resource.
@@ -62,7 +64,12 @@ pub async fn observe(aws: &Aws, cluster: &str) -> Result<Observed, Error> {
             o.add(ResourceId::Vpc, id.to_string(), Spec::Vpc { cidr: v.cidr_block().unwrap_or_default().to_string() })?;
         }
     }
-    let igws = ec2.describe_internet_gateways().filters(cluster_filter(cluster)).send().await.map_err(|e| fail(&what, "ec2:DescribeInternetGateways", e))?;
+    let igws = ec2
+        .describe_internet_gateways()
+        .filters(cluster_filter(cluster))
+        .send()
+        .await
+        .map_err(|e| fail(&what, "ec2:DescribeInternetGateways", e))?;
     for g in igws.internet_gateways() {
         if let (Some(ResourceId::InternetGateway), Some(id)) = (resource_of(g.tags()), g.internet_gateway_id()) {
             o.add(ResourceId::InternetGateway, id.to_string(), Spec::InternetGateway)?;
@@ -71,14 +78,23 @@ pub async fn observe(aws: &Aws, cluster: &str) -> Result<Observed, Error> {
     let mut subnet_names = BTreeMap::new();
     let mut token = None;
     loop {
-        let page = ec2.describe_subnets().filters(cluster_filter(cluster)).set_next_token(token).send().await.map_err(|e| fail(&what, "ec2:DescribeSubnets", e))?;
+        let page = ec2
+            .describe_subnets()
+            .filters(cluster_filter(cluster))
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| fail(&what, "ec2:DescribeSubnets", e))?;
         for s in page.subnets() {
             if let (Some(ResourceId::Subnet(name)), Some(id)) = (resource_of(s.tags()), s.subnet_id()) {
                 subnet_names.insert(id.to_string(), name.clone());
                 o.add(
                     ResourceId::Subnet(name),
                     id.to_string(),
-                    Spec::Subnet { cidr: s.cidr_block().unwrap_or_default().to_string(), availability_zone: s.availability_zone().unwrap_or_default().to_string() },
+                    Spec::Subnet {
+                        cidr: s.cidr_block().unwrap_or_default().to_string(),
+                        availability_zone: s.availability_zone().unwrap_or_default().to_string(),
+                    },
                 )?;
             }
         }
@@ -89,7 +105,12 @@ pub async fn observe(aws: &Aws, cluster: &str) -> Result<Observed, Error> {
     }
     let created_vpc = o.ids.get(&ResourceId::Vpc).cloned();
 
-    let groups = ec2.describe_security_groups().filters(cluster_filter(cluster)).send().await.map_err(|e| fail(&what, "ec2:DescribeSecurityGroups", e))?;
+    let groups = ec2
+        .describe_security_groups()
+        .filters(cluster_filter(cluster))
+        .send()
+        .await
+        .map_err(|e| fail(&what, "ec2:DescribeSecurityGroups", e))?;
     let mut group_roles = BTreeMap::new();
     let mut group_permissions = Vec::new();
     for g in groups.security_groups() {
@@ -108,7 +129,12 @@ pub async fn observe(aws: &Aws, cluster: &str) -> Result<Observed, Error> {
         }
     }
 
-    let templates = ec2.describe_launch_templates().filters(cluster_filter(cluster)).send().await.map_err(|e| fail(&what, "ec2:DescribeLaunchTemplates", e))?;
+    let templates = ec2
+        .describe_launch_templates()
+        .filters(cluster_filter(cluster))
+        .send()
+        .await
+        .map_err(|e| fail(&what, "ec2:DescribeLaunchTemplates", e))?;
     let mut template_roles = BTreeMap::new();
     for t in templates.launch_templates() {
         let (Some(ResourceId::LaunchTemplate(role)), Some(id)) = (resource_of(t.tags()), t.launch_template_id()) else { continue };
@@ -121,7 +147,12 @@ pub async fn observe(aws: &Aws, cluster: &str) -> Result<Observed, Error> {
             .await
             .map_err(|e| fail(&rid, "ec2:DescribeLaunchTemplateVersions", e))?;
         let Some(data) = versions.launch_template_versions().first().and_then(|v| v.launch_template_data()) else { continue };
-        let user_data = data.user_data().map(|u| base64::engine::general_purpose::STANDARD.decode(u).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()).unwrap_or_default();
+        let user_data = data
+            .user_data()
+            .map(|u| {
+                base64::engine::general_purpose::STANDARD.decode(u).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+            })
+            .unwrap_or_default();
         let security_group = data.security_group_ids().iter().find_map(|g| group_roles.get(g).copied()).unwrap_or(role);
         let mut tags = BTreeMap::new();
         for spec in data.tag_specifications() {
@@ -159,7 +190,8 @@ pub async fn observe(aws: &Aws, cluster: &str) -> Result<Observed, Error> {
             .await
             .map_err(|e| fail(&what, "autoscaling:DescribeAutoScalingGroups", e))?;
         for g in page.auto_scaling_groups() {
-            let tags: BTreeMap<String, String> = g.tags().iter().map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string())).collect();
+            let tags: BTreeMap<String, String> =
+                g.tags().iter().map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string())).collect();
             if tags.get(TAG_CLUSTER).map(String::as_str) != Some(cluster) {
                 continue;
             }
@@ -173,7 +205,10 @@ pub async fn observe(aws: &Aws, cluster: &str) -> Result<Observed, Error> {
                 .map(|id| subnet_names.get(id).map_or_else(|| SubnetRef::Existing(id.to_string()), |n| SubnetRef::Created(n.clone())))
                 .collect();
             let template = g.launch_template().and_then(|t| t.launch_template_name().or(t.launch_template_id())).unwrap_or_default();
-            let launch_template = template_roles.get(template).copied().unwrap_or_else(|| if template == resource_name(cluster, role) { role } else { Role::Agent });
+            let launch_template = template_roles
+                .get(template)
+                .copied()
+                .unwrap_or_else(|| if template == resource_name(cluster, role) { role } else { Role::Agent });
             let count = |n: Option<i32>| n.and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
             o.add(
                 ResourceId::AutoScalingGroup(role),
@@ -207,7 +242,10 @@ pub fn rules_of(permissions: &[IpPermission], group_roles: &BTreeMap<String, Rol
             Some("udp" | "17") => Protocol::Udp,
             _ => continue,
         };
-        let (Some(from), Some(to)) = (p.from_port().and_then(|n| u16::try_from(n).ok()), p.to_port().and_then(|n| u16::try_from(n).ok())) else { continue };
+        let (Some(from), Some(to)) = (p.from_port().and_then(|n| u16::try_from(n).ok()), p.to_port().and_then(|n| u16::try_from(n).ok()))
+        else {
+            continue;
+        };
         let rule = |source| Rule { protocol, from_port: from, to_port: to, source };
         for r in p.ip_ranges() {
             if let Some(c) = r.cidr_ip() {

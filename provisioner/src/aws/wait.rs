@@ -13,14 +13,26 @@ use crate::role::Role;
 /// Polls until each group in `groups` (role → (name, desired)) has `desired` instances
 /// InService, calling `progress` with one line per poll. moto reports the instances of its
 /// groups as InService at once; real groups take minutes.
-pub async fn in_service(aws: &Aws, groups: &BTreeMap<Role, (String, u32)>, timeout: Duration, poll: Duration, progress: &mut dyn FnMut(String)) -> Result<(), Error> {
+pub async fn in_service(
+    aws: &Aws,
+    groups: &BTreeMap<Role, (String, u32)>,
+    timeout: Duration,
+    poll: Duration,
+    progress: &mut dyn FnMut(String),
+) -> Result<(), Error> {
     let start = tokio::time::Instant::now();
     loop {
         let mut status = Vec::new();
         let mut done = true;
         for (role, (name, desired)) in groups {
             let id = ResourceId::AutoScalingGroup(*role);
-            let out = aws.autoscaling.describe_auto_scaling_groups().auto_scaling_group_names(name).send().await.map_err(|e| fail(&id, "autoscaling:DescribeAutoScalingGroups", e))?;
+            let out = aws
+                .autoscaling
+                .describe_auto_scaling_groups()
+                .auto_scaling_group_names(name)
+                .send()
+                .await
+                .map_err(|e| fail(&id, "autoscaling:DescribeAutoScalingGroups", e))?;
             let instances = out.auto_scaling_groups().first().map(|g| g.instances().to_vec()).unwrap_or_default();
             let in_service = instances.iter().filter(|i| i.lifecycle_state() == Some(&LifecycleState::InService)).count();
             done &= in_service == *desired as usize && instances.len() == *desired as usize;
@@ -46,7 +58,13 @@ pub async fn in_service(aws: &Aws, groups: &BTreeMap<Role, (String, u32)>, timeo
 pub async fn until_gone(aws: &Aws, id: &ResourceId, name: &str, timeout: Duration, poll: Duration) -> Result<(), Error> {
     let start = tokio::time::Instant::now();
     loop {
-        let out = aws.autoscaling.describe_auto_scaling_groups().auto_scaling_group_names(name).send().await.map_err(|e| fail(id, "autoscaling:DescribeAutoScalingGroups", e))?;
+        let out = aws
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(name)
+            .send()
+            .await
+            .map_err(|e| fail(id, "autoscaling:DescribeAutoScalingGroups", e))?;
         if out.auto_scaling_groups().is_empty() {
             return Ok(());
         }

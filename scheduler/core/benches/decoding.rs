@@ -20,13 +20,10 @@ use prost::Message as _;
 const EVENTS: usize = 100;
 const OFFERS_PER_EVENT: usize = 10;
 
-
 fn event(first: usize) -> Event {
     Event {
         r#type: Some(event::Type::Offers as i32),
-        offers: Some(event::Offers {
-            offers: (first..first + OFFERS_PER_EVENT).map(offer).collect(),
-        }),
+        offers: Some(event::Offers { offers: (first..first + OFFERS_PER_EVENT).map(offer).collect() }),
         ..Default::default()
     }
 }
@@ -51,15 +48,12 @@ fn main() {
         return;
     }
     let events: Vec<Event> = (0..EVENTS).map(|e| event(e * OFFERS_PER_EVENT)).collect();
-    let frame = |encoding: Encoding| -> Vec<u8> {
-        events.iter().flat_map(|e| recordio::encode(&codec::encode(e, encoding)).to_vec()).collect()
-    };
+    let frame =
+        |encoding: Encoding| -> Vec<u8> { events.iter().flat_map(|e| recordio::encode(&codec::encode(e, encoding)).to_vec()).collect() };
     let (protobuf, json) = (frame(Encoding::Protobuf), frame(Encoding::Json));
     let raw: Vec<Vec<u8>> = events.iter().map(|e| e.encode_to_vec()).collect();
     let baseline = common::rate(|| {
-        raw.iter()
-            .map(|b| black_box(Event::decode(b.as_slice()).ok()).and_then(|e| e.offers).map_or(0, |o| o.offers.len()))
-            .sum()
+        raw.iter().map(|b| black_box(Event::decode(b.as_slice()).ok()).and_then(|e| e.offers).map_or(0, |o| o.offers.len())).sum()
     });
     common::header(&format!(
         "OFFERS events of {OFFERS_PER_EVENT} offers (4 resources, 2 attributes each), {EVENTS} events per stream: {} bytes as protobuf, {} as JSON",

@@ -28,24 +28,13 @@ const PLACED: usize = 100;
 const APPS: usize = 100;
 const INSTANCES: usize = 100;
 
-
 fn plain() -> TaskRequest {
-    TaskRequest {
-        cpus: 0.1,
-        mem: 64.0,
-        host_ports: vec![PortRequest::Any],
-        ..Default::default()
-    }
+    TaskRequest { cpus: 0.1, mem: 64.0, host_ports: vec![PortRequest::Any], ..Default::default() }
 }
 
 /// `hostname:UNIQUE`, `rack:GROUP_BY`, `zone:LIKE:z[01]`, `rack:MAX_PER:5`.
 fn constrained() -> TaskRequest {
-    let rules: [&[&str]; 4] = [
-        &["hostname", "UNIQUE"],
-        &["rack", "GROUP_BY"],
-        &["zone", "LIKE", "z[01]"],
-        &["rack", "MAX_PER", "5"],
-    ];
+    let rules: [&[&str]; 4] = [&["hostname", "UNIQUE"], &["rack", "GROUP_BY"], &["zone", "LIKE", "z[01]"], &["rack", "MAX_PER", "5"]];
     let constraints = rules
         .iter()
         .map(|parts| {

@@ -47,10 +47,7 @@ fn main() {
         black_box(plan(black_box(&original), black_box(&target), &to_kill).ok());
         1
     });
-    common::header(&format!(
-        "deploy::plan, {APPS} apps → {APPS} apps: {} steps, {actions} actions",
-        steps.len()
-    ));
+    common::header(&format!("deploy::plan, {APPS} apps → {APPS} apps: {} steps, {actions} actions", steps.len()));
     common::row("plans", plans, "plans/s", None);
     common::row("apps planned (original + target)", plans * (2 * APPS) as f64, "apps/s", None);
 }

@@ -48,9 +48,7 @@ fn valid_segment(s: &str) -> bool {
     match bytes {
         [] => false,
         [only] => edge(*only),
-        [first, middle @ .., last] => {
-            edge(*first) && edge(*last) && middle.iter().all(|&b| edge(b) || b == b'-' || b == b'.')
-        }
+        [first, middle @ .., last] => edge(*first) && edge(*last) && middle.iter().all(|&b| edge(b) || b == b'-' || b == b'.'),
     }
 }
 
@@ -275,7 +273,8 @@ impl FromStr for Timestamp {
     /// Reads an RFC 3339 date and time (`2014-03-01T23:29:30.158Z`, any offset, fractions of a
     /// second to the millisecond), checked against the calendar: `2021-02-31` is refused.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|_| IdError::BadTimestamp(s.to_string()))?;
+        let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| IdError::BadTimestamp(s.to_string()))?;
         i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).map(Timestamp).map_err(|_| IdError::BadTimestamp(s.to_string()))
     }
 }

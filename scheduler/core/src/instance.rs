@@ -376,10 +376,7 @@ mod tests {
         assert_eq!(lost(Some(Reason::ExecutorTerminated)), Condition::Gone);
         assert_eq!(lost(None), Condition::Gone);
         let unknown_msg = "Reconciliation: Task is unknown to the agent";
-        assert_eq!(
-            condition_from_status(TaskState::TaskLost, Some(Reason::Reconciliation), unknown_msg),
-            Condition::Unknown
-        );
+        assert_eq!(condition_from_status(TaskState::TaskLost, Some(Reason::Reconciliation), unknown_msg), Condition::Unknown);
         assert_eq!(condition_from_status(TaskState::TaskRunning, None, unknown_msg), Condition::Running);
     }
 

@@ -290,7 +290,8 @@ mod tests {
             for a in &change.put_apps {
                 self.apps.insert(a.id.clone(), a.clone());
             }
-            let ids: Vec<PathId> = change.put_apps.iter().map(|a| a.id.parent()).chain(change.put_groups.iter().map(|g| g.id.clone())).collect();
+            let ids: Vec<PathId> =
+                change.put_apps.iter().map(|a| a.id.parent()).chain(change.put_groups.iter().map(|g| g.id.clone())).collect();
             for mut up in ids {
                 loop {
                     self.groups.entry(up.clone()).or_insert_with(|| GroupNode::new(up.clone(), version));
@@ -328,7 +329,10 @@ mod tests {
         let change = apply_update(&t.view(), &update(json!({"apps": [{"id": "web", "cmd": "run2"}]}), "/h"), Timestamp(2));
         assert_eq!(change.delete_apps, Vec::<AppId>::new());
         assert_eq!(change.delete_groups, Vec::<PathId>::new());
-        assert_eq!(change.put_groups, [GroupNode { id: id("/h"), dependencies: vec![id("/h/db")], enforce_role: false, version: Timestamp(2) }]);
+        assert_eq!(
+            change.put_groups,
+            [GroupNode { id: id("/h"), dependencies: vec![id("/h/db")], enforce_role: false, version: Timestamp(2) }]
+        );
         // `{}` changes nothing but the version.
         let change = apply_update(&t.view(), &GroupDefinition::new(id("/h")), Timestamp(2));
         assert!(change.put_apps.is_empty() && change.delete_apps.is_empty() && change.delete_groups.is_empty());
@@ -464,7 +468,10 @@ mod tests {
     ) -> serde_json::Value {
         let mut o = serde_json::Map::new();
         if let Some(apps) = apps {
-            o.insert("apps".into(), json!(apps.into_iter().map(|(id, n)| json!({"id": id, "cmd": "run", "instances": n})).collect::<Vec<_>>()));
+            o.insert(
+                "apps".into(),
+                json!(apps.into_iter().map(|(id, n)| json!({"id": id, "cmd": "run", "instances": n})).collect::<Vec<_>>()),
+            );
         }
         if let Some(groups) = groups {
             let groups: Vec<serde_json::Value> = groups

@@ -141,7 +141,12 @@ fn set_values(raw: &str) -> Vec<String> {
 }
 
 /// POST /v2/apps
-pub async fn create(State(state): State<ApiState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, RawQuery(q): RawQuery, RequestBody(body): RequestBody) -> Response<Body> {
+pub async fn create(
+    State(state): State<ApiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(q): RawQuery,
+    RequestBody(body): RequestBody,
+) -> Response<Body> {
     let p = Params::parse(q.as_deref());
     let app = match app::parse_app(&body, &PathId::root()) {
         Ok(app) => app,
@@ -263,8 +268,15 @@ pub async fn put_any(
 }
 
 /// The app a PUT or PATCH body asks for, given the current one.
-async fn updated_app(state: &ApiState, id: &AppId, current: Option<&AppDefinition>, body: &[u8], partial: bool) -> Result<AppDefinition, ApiError> {
-    let json: Value = serde_json::from_slice(body).map_err(|_| ApiError::from(app::AppError::Syntax { message: "Invalid JSON".into(), detail: "the body is not JSON".into() }))?;
+async fn updated_app(
+    state: &ApiState,
+    id: &AppId,
+    current: Option<&AppDefinition>,
+    body: &[u8],
+    partial: bool,
+) -> Result<AppDefinition, ApiError> {
+    let json: Value = serde_json::from_slice(body)
+        .map_err(|_| ApiError::from(app::AppError::Syntax { message: "Invalid JSON".into(), detail: "the body is not JSON".into() }))?;
     if let Some(v) = app::is_version_only(&json) {
         return stored_version(state, id, &v.to_string()).await;
     }

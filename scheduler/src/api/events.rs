@@ -15,7 +15,7 @@ use tokio::sync::mpsc::Sender;
 use super::{ApiState, Params, error};
 use crate::actor::now;
 use crate::error::ApiError;
-use crate::events::{EventBus, Ended, Subscription};
+use crate::events::{Ended, EventBus, Subscription};
 
 /// How often a quiet stream carries a comment frame.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);

@@ -141,7 +141,9 @@ async fn stored_version(state: &ApiState, gid: &PathId, version: Timestamp) -> R
     let Some(bytes) = state.store.get(&keys::group_version(gid, version)).await.map_err(ApiError::storage)? else {
         return Ok(None);
     };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| ApiError::new(500, format!("stored version {version} of group {gid} is unreadable: {e}")))
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| ApiError::new(500, format!("stored version {version} of group {gid} is unreadable: {e}")))
 }
 
 /// GET /v2/groups
@@ -160,7 +162,12 @@ pub async fn post_root(State(state): State<ApiState>, RawQuery(q): RawQuery, Req
 }
 
 /// POST /v2/groups/{gid}
-pub async fn post_any(State(state): State<ApiState>, Path(rest): Path<String>, RawQuery(q): RawQuery, RequestBody(body): RequestBody) -> Response<Body> {
+pub async fn post_any(
+    State(state): State<ApiState>,
+    Path(rest): Path<String>,
+    RawQuery(q): RawQuery,
+    RequestBody(body): RequestBody,
+) -> Response<Body> {
     change_group(state, &rest, q, body, true).await
 }
 
@@ -170,7 +177,12 @@ pub async fn put_root(State(state): State<ApiState>, RawQuery(q): RawQuery, Requ
 }
 
 /// PUT /v2/groups/{gid}
-pub async fn put_any(State(state): State<ApiState>, Path(rest): Path<String>, RawQuery(q): RawQuery, RequestBody(body): RequestBody) -> Response<Body> {
+pub async fn put_any(
+    State(state): State<ApiState>,
+    Path(rest): Path<String>,
+    RawQuery(q): RawQuery,
+    RequestBody(body): RequestBody,
+) -> Response<Body> {
     change_group(state, &rest, q, body, false).await
 }
 
@@ -189,7 +201,8 @@ pub async fn delete_any(State(state): State<ApiState>, Path(rest): Path<String>,
 pub async fn patch_any(State(state): State<ApiState>, Path(rest): Path<String>, RequestBody(body): RequestBody) -> Response<Body> {
     let result = async {
         let gid = group_id(&rest)?;
-        let json: Value = serde_json::from_slice(&body).map_err(|_| ApiError::from(app::AppError::Syntax { message: "Invalid JSON".into(), detail: "the body is not JSON".into() }))?;
+        let json: Value = serde_json::from_slice(&body)
+            .map_err(|_| ApiError::from(app::AppError::Syntax { message: "Invalid JSON".into(), detail: "the body is not JSON".into() }))?;
         let enforce_role = match json.get("enforceRole") {
             None | Some(Value::Null) => None,
             Some(Value::Bool(b)) => Some(*b),
@@ -243,14 +256,23 @@ async fn change_group(state: ApiState, raw: &str, q: Option<String>, body: Bytes
         let op = match app::parse_group_request(&body, &base)? {
             GroupRequest::Update(update) => GroupOp::Update { update, create, rollback: false },
             _ if create => {
-                return Err(ApiError::new(422, "A new group takes apps and groups, not 'version' or 'scaleBy'; use PUT to change an existing group"));
+                return Err(ApiError::new(
+                    422,
+                    "A new group takes apps and groups, not 'version' or 'scaleBy'; use PUT to change an existing group",
+                ));
             }
             GroupRequest::ScaleBy(factor) => GroupOp::ScaleBy { group: group_in_body(&body, &base)?, factor },
             GroupRequest::Rollback(version) => {
                 let group = group_in_body(&body, &base)?;
-                let stored = stored_version(&state, &group, version)
-                    .await?
-                    .ok_or_else(|| ApiError::new(422, format!("Group {group} not available in version {version}: GET /v2/groups{}/versions lists the kept versions", if group.is_root() { String::new() } else { group.to_string() })))?;
+                let stored = stored_version(&state, &group, version).await?.ok_or_else(|| {
+                    ApiError::new(
+                        422,
+                        format!(
+                            "Group {group} not available in version {version}: GET /v2/groups{}/versions lists the kept versions",
+                            if group.is_root() { String::new() } else { group.to_string() }
+                        ),
+                    )
+                })?;
                 GroupOp::Update { update: stored.into_update(), create: false, rollback: true }
             }
         };
@@ -258,7 +280,10 @@ async fn change_group(state: ApiState, raw: &str, q: Option<String>, body: Bytes
             GroupOp::Update { update, .. } => update.id.clone(),
             GroupOp::ScaleBy { group, .. } | GroupOp::Delete { group } => group.clone(),
         };
-        let outcome = state.actor.ask(|reply| Command::Group { op, force: p.flag("force", false), dry_run: p.flag("dryRun", false) && !create, reply }).await??;
+        let outcome = state
+            .actor
+            .ask(|reply| Command::Group { op, force: p.flag("force", false), dry_run: p.flag("dryRun", false) && !create, reply })
+            .await??;
         if let GroupOutcome::Deployed(d) = &outcome {
             state.app_json.warm(&state.actor.snapshot(), &d.apps);
         }
@@ -275,7 +300,8 @@ async fn change_group(state: ApiState, raw: &str, q: Option<String>, body: Bytes
         }
         Ok((_, GroupOutcome::Deployed(d))) => deployment_result(200, &d),
         Ok((_, GroupOutcome::DryRun(steps))) => {
-            let steps: Vec<Value> = steps.iter().map(|s| json!({"actions": s.actions.iter().map(action_json).collect::<Vec<_>>()})).collect();
+            let steps: Vec<Value> =
+                steps.iter().map(|s| json!({"actions": s.actions.iter().map(action_json).collect::<Vec<_>>()})).collect();
             json_response(200, &json!({ "steps": steps }))
         }
         Err(e) => error(e),

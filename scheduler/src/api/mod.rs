@@ -96,13 +96,19 @@ impl<S: Send + Sync> FromRequest<S> for RequestBody {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v2/apps", get(apps::list).post(apps::create).put(apps::put_many).patch(apps::patch_many))
-        .route("/v2/apps/{*rest}", get(apps::get_any).put(apps::put_any).patch(apps::patch_any).delete(apps::delete_any).post(apps::post_any))
+        .route(
+            "/v2/apps/{*rest}",
+            get(apps::get_any).put(apps::put_any).patch(apps::patch_any).delete(apps::delete_any).post(apps::post_any),
+        )
         .route("/v2/tasks", get(tasks::list))
         .route("/v2/tasks/delete", post(tasks::delete_many))
         .route("/v2/deployments", get(deployments::list))
         .route("/v2/deployments/{id}", delete(deployments::cancel))
         .route("/v2/groups", get(groups::get_root).post(groups::post_root).put(groups::put_root).delete(groups::delete_root))
-        .route("/v2/groups/{*rest}", get(groups::get_any).post(groups::post_any).put(groups::put_any).delete(groups::delete_any).patch(groups::patch_any))
+        .route(
+            "/v2/groups/{*rest}",
+            get(groups::get_any).post(groups::post_any).put(groups::put_any).delete(groups::delete_any).patch(groups::patch_any),
+        )
         .route("/v2/queue", get(system::queue))
         .route("/v2/queue/{*rest}", delete(system::reset_delay))
         .route("/v2/events", get(events::stream))

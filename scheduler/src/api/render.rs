@@ -389,14 +389,25 @@ mod tests {
             let changed = std::sync::Arc::new(changed);
             snap.apps.insert(changed.id.clone(), changed.clone());
             let mut out = Vec::new();
-            AppJsonCache::write_app_info(&mut cache.0.lock().unwrap(), &mut out, &changed, &AppInfo::new(&snap, &changed, Embed::default()));
+            AppJsonCache::write_app_info(
+                &mut cache.0.lock().unwrap(),
+                &mut out,
+                &changed,
+                &AppInfo::new(&snap, &changed, Embed::default()),
+            );
             let got: Value = serde_json::from_slice(&out).unwrap();
             assert_eq!(got["instances"], json!(7));
         }
         // Definitions rendered ahead of reads are found by them; once nothing holds them, they
         // leave the cache.
         let before = cache.0.lock().unwrap().len();
-        let written: Vec<_> = (0..100).map(|n| std::sync::Arc::new(framework_core::app::parse_app(format!(r#"{{"id": "/w{n}", "cmd": "sleep 1"}}"#).as_bytes(), &AppId::root()).unwrap())).collect();
+        let written: Vec<_> = (0..100)
+            .map(|n| {
+                std::sync::Arc::new(
+                    framework_core::app::parse_app(format!(r#"{{"id": "/w{n}", "cmd": "sleep 1"}}"#).as_bytes(), &AppId::root()).unwrap(),
+                )
+            })
+            .collect();
         cache.warm(&snap, &written);
         assert_eq!(cache.0.lock().unwrap().len(), before + 100, "each written definition is rendered");
         for app in &written {

@@ -37,7 +37,8 @@ pub async fn list(State(state): State<ApiState>, RawQuery(q): RawQuery) -> Respo
 /// POST /v2/tasks/delete with `{"ids": [...]}`.
 pub async fn delete_many(State(state): State<ApiState>, RawQuery(q): RawQuery, RequestBody(body): RequestBody) -> Response<Body> {
     let p = Params::parse(q.as_deref());
-    let ids: Vec<String> = match serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("ids").cloned()).map(serde_json::from_value) {
+    let ids: Vec<String> = match serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("ids").cloned()).map(serde_json::from_value)
+    {
         Some(Ok(ids)) => ids,
         _ => return error(ApiError::new(400, "Please specify data in JSON format: {\"ids\": [\"<task id>\", ...]}")),
     };

@@ -99,7 +99,8 @@ impl Consul {
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let mut req = self.http.request(method, format!("{}{path}", self.config.url.trim_end_matches('/'))).timeout(Duration::from_secs(70));
+        let mut req =
+            self.http.request(method, format!("{}{path}", self.config.url.trim_end_matches('/'))).timeout(Duration::from_secs(70));
         if let Some(t) = &self.config.token {
             req = req.header("X-Consul-Token", t);
         }
@@ -120,7 +121,11 @@ impl Consul {
         let resp = self.send(what, req).await?;
         let index = resp.headers().get("X-Consul-Index").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
         let bytes = resp.bytes().await.map_err(|source| ConsulError::Unreachable { url: self.config.url.clone(), source })?;
-        let value = serde_json::from_slice(&bytes).map_err(|e| ConsulError::Refused { what: what.to_string(), status: 200, body: e.to_string() })?;
+        let value = serde_json::from_slice(&bytes).map_err(|e| ConsulError::Refused {
+            what: what.to_string(),
+            status: 200,
+            body: e.to_string(),
+        })?;
         Ok((value, index))
     }
 
@@ -130,12 +135,21 @@ impl Consul {
 
     /// Registers (or updates) a service instance on the agent.
     pub async fn register(&self, r: &Registration) -> Result<(), ConsulError> {
-        self.send("service registration", self.request(reqwest::Method::PUT, "/v1/agent/service/register").header("Content-Type", "application/json").body(serde_json::to_vec(r).unwrap_or_default())).await.map(|_| ())
+        self.send(
+            "service registration",
+            self.request(reqwest::Method::PUT, "/v1/agent/service/register")
+                .header("Content-Type", "application/json")
+                .body(serde_json::to_vec(r).unwrap_or_default()),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Deregisters a service instance.
     pub async fn deregister(&self, id: &str) -> Result<(), ConsulError> {
-        self.send("service deregistration", self.request(reqwest::Method::PUT, &format!("/v1/agent/service/deregister/{id}"))).await.map(|_| ())
+        self.send("service deregistration", self.request(reqwest::Method::PUT, &format!("/v1/agent/service/deregister/{id}")))
+            .await
+            .map(|_| ())
     }
 
     /// Every service instance registered on the agent.

@@ -34,12 +34,12 @@ fn check(app: &AppDefinition, instance: &Instance, index: usize) -> Option<serde
     let interval = format!("{}s", hc.interval_seconds.max(1));
     let timeout = format!("{}s", hc.timeout_seconds.max(1));
     match hc.protocol {
-        HealthCheckProtocol::Http | HealthCheckProtocol::MesosHttp => {
-            Some(json!({"HTTP": format!("http://{}:{port}{}", instance.host, hc.effective_path()), "Interval": interval, "Timeout": timeout}))
-        }
-        HealthCheckProtocol::Https | HealthCheckProtocol::MesosHttps => {
-            Some(json!({"HTTP": format!("https://{}:{port}{}", instance.host, hc.effective_path()), "Interval": interval, "Timeout": timeout, "TLSSkipVerify": true}))
-        }
+        HealthCheckProtocol::Http | HealthCheckProtocol::MesosHttp => Some(
+            json!({"HTTP": format!("http://{}:{port}{}", instance.host, hc.effective_path()), "Interval": interval, "Timeout": timeout}),
+        ),
+        HealthCheckProtocol::Https | HealthCheckProtocol::MesosHttps => Some(
+            json!({"HTTP": format!("https://{}:{port}{}", instance.host, hc.effective_path()), "Interval": interval, "Timeout": timeout, "TLSSkipVerify": true}),
+        ),
         HealthCheckProtocol::Tcp | HealthCheckProtocol::MesosTcp => {
             Some(json!({"TCP": format!("{}:{port}", instance.host), "Interval": interval, "Timeout": timeout}))
         }
@@ -58,7 +58,11 @@ pub fn desired(snap: &Snapshot, framework: &str) -> BTreeMap<String, Registratio
         let Some(app) = snap.apps.get(&i.app_id) else { continue };
         let base = service_name(app);
         let names: Vec<Option<String>> = app.port_definitions.iter().flatten().map(|p| p.name.clone()).collect();
-        let mut tags: Vec<String> = app.labels.get("consul.tags").map(|t| t.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()).unwrap_or_default();
+        let mut tags: Vec<String> = app
+            .labels
+            .get("consul.tags")
+            .map(|t| t.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default();
         tags.extend(app.labels.iter().filter(|(k, _)| !k.starts_with("consul.")).map(|(k, v)| format!("{k}={v}")));
         for (index, port) in i.ports.iter().enumerate() {
             let name = if index == 0 {
@@ -73,7 +77,10 @@ pub fn desired(snap: &Snapshot, framework: &str) -> BTreeMap<String, Registratio
                 ("app_id".to_string(), i.app_id.to_string()),
                 ("app_version".to_string(), i.version.to_string()),
             ]);
-            out.insert(id.clone(), Registration { id, name, tags: tags.clone(), address: i.host.to_string(), port: *port, meta, check: check(app, i, index) });
+            out.insert(
+                id.clone(),
+                Registration { id, name, tags: tags.clone(), address: i.host.to_string(), port: *port, meta, check: check(app, i, index) },
+            );
         }
     }
     out
@@ -93,12 +100,13 @@ pub async fn run(consul: Consul, framework: String, mut snapshots: watch::Receiv
                 continue;
             }
             if !resolved.contains_key(&r.address)
-                && let Ok(addrs) = tokio::net::lookup_host((r.address.as_str(), 0)).await {
-                    let addrs: Vec<std::net::SocketAddr> = addrs.collect();
-                    if let Some(a) = addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()) {
-                        resolved.insert(r.address.clone(), a.ip().to_string());
-                    }
+                && let Ok(addrs) = tokio::net::lookup_host((r.address.as_str(), 0)).await
+            {
+                let addrs: Vec<std::net::SocketAddr> = addrs.collect();
+                if let Some(a) = addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()) {
+                    resolved.insert(r.address.clone(), a.ip().to_string());
                 }
+            }
             if let Some(ip) = resolved.get(&r.address) {
                 let host = std::mem::replace(&mut r.address, ip.clone());
                 if let Some(check) = r.check.as_mut() {

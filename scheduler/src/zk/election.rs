@@ -90,7 +90,8 @@ mod tests {
 
     #[test]
     fn members_are_ordered_by_sequence() {
-        let names = vec!["member-0000000010".to_string(), "junk".to_string(), "member-0000000002".to_string(), "member-0000000100".to_string()];
+        let names =
+            vec!["member-0000000010".to_string(), "junk".to_string(), "member-0000000002".to_string(), "member-0000000100".to_string()];
         assert_eq!(ordered(names), ["member-0000000002", "member-0000000010", "member-0000000100"]);
         assert_eq!(sequence("member-0000000007"), Some(7));
         assert_eq!(sequence("member-x"), None);

@@ -87,7 +87,11 @@ impl ZkStore {
         writer.add_delete(&self.path(key), None).map_err(|e| err("delete", key, e))?;
         match writer.commit().await {
             Ok(_) => Ok(()),
-            Err(zk::MultiWriteError::OperationFailed { index, source: zk::Error::NoNode }) if index == usize::from(self.fence.is_some()) => Ok(()),
+            Err(zk::MultiWriteError::OperationFailed { index, source: zk::Error::NoNode })
+                if index == usize::from(self.fence.is_some()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(err("delete", key, fenced(e))),
         }
     }

@@ -43,10 +43,9 @@ pub fn header(title: &str) {
 /// One table row: the figure, and a baseline from the same run with their ratio (if any).
 pub fn row(label: &str, figure: f64, unit: &str, baseline: Option<(&str, f64, &str)>) {
     match baseline {
-        Some((name, base, base_unit)) => println!(
-            "| {label} | {figure:.0} {unit} | {name}: {base:.0} {base_unit} | {:.2} |",
-            figure / base
-        ),
+        Some((name, base, base_unit)) => {
+            println!("| {label} | {figure:.0} {unit} | {name}: {base:.0} {base_unit} | {:.2} |", figure / base)
+        }
         None => println!("| {label} | {figure:.0} {unit} | — | — |"),
     }
 }

@@ -34,9 +34,7 @@ pub fn offer(i: usize) -> v1::Offer {
             v1::Resource {
                 name: "ports".into(),
                 r#type: value::Type::Ranges as i32,
-                ranges: Some(v1::value::Ranges {
-                    range: vec![value::Range { begin: 31000, end: 32000 }],
-                }),
+                ranges: Some(v1::value::Ranges { range: vec![value::Range { begin: 31000, end: 32000 }] }),
                 ..Default::default()
             },
         ],

@@ -152,10 +152,7 @@ impl HealthCheckProtocol {
     pub fn is_mesos(self) -> bool {
         matches!(
             self,
-            HealthCheckProtocol::Command
-                | HealthCheckProtocol::MesosTcp
-                | HealthCheckProtocol::MesosHttp
-                | HealthCheckProtocol::MesosHttps
+            HealthCheckProtocol::Command | HealthCheckProtocol::MesosTcp | HealthCheckProtocol::MesosHttp | HealthCheckProtocol::MesosHttps
         )
     }
 }

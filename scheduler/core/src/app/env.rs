@@ -139,8 +139,7 @@ fn ports(app: &AppDefinition, host_ports: &[u32], env: &mut Env) {
         return;
     }
     let mut assigned = host_ports.iter().copied();
-    let effective: Vec<Option<u32>> =
-        declared.iter().map(|d| if d.wants_host_port { assigned.next() } else { None }).collect();
+    let effective: Vec<Option<u32>> = declared.iter().map(|d| if d.wants_host_port { assigned.next() } else { None }).collect();
 
     // Container ports to stand in for container-only mappings that declare port 0.
     let used: HashSet<u32> = declared.iter().map(|d| d.port).chain(effective.iter().flatten().copied()).collect();
@@ -178,8 +177,7 @@ fn ports(app: &AppDefinition, host_ports: &[u32], env: &mut Env) {
         let value = eff.or(*gen_port).unwrap_or(d.port);
         env.set(&format!("PORT_{}", name.to_uppercase()), value.to_string());
     }
-    let all: Vec<String> =
-        effective.iter().flatten().chain(generated.iter().flatten()).map(ToString::to_string).collect();
+    let all: Vec<String> = effective.iter().flatten().chain(generated.iter().flatten()).map(ToString::to_string).collect();
     if let Some(first) = all.first() {
         env.set("PORT", first.clone());
     }
@@ -282,10 +280,7 @@ mod tests {
 
     #[test]
     fn no_ports_and_user_env_wins() {
-        let env = env_of(
-            json!({"id": "/a", "cmd": "run", "portDefinitions": [], "env": {"HOST": "mine", "X": "1"}}),
-            &[],
-        );
+        let env = env_of(json!({"id": "/a", "cmd": "run", "portDefinitions": [], "env": {"HOST": "mine", "X": "1"}}), &[]);
         assert!(!env.contains_key("PORTS") && !env.contains_key("PORT0"));
         assert_eq!(env["HOST"], "mine");
         assert_eq!(env["X"], "1");

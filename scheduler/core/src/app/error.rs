@@ -56,11 +56,7 @@ pub enum AppError {
 
 /// `path: error; error, path: error` for log lines and `Display`.
 fn describe(details: &[Violation]) -> String {
-    details
-        .iter()
-        .map(|v| format!("{}: {}", v.path, v.errors.join("; ")))
-        .collect::<Vec<_>>()
-        .join(", ")
+    details.iter().map(|v| format!("{}: {}", v.path, v.errors.join("; "))).collect::<Vec<_>>().join(", ")
 }
 
 impl AppError {

@@ -97,9 +97,7 @@ pub fn parse_group_request(body: &[u8], base: &PathId) -> Result<GroupRequest, A
     };
     for special in ["version", "scaleBy"] {
         let Some((v, p)) = o.field(special) else { continue };
-        let others = value
-            .as_object()
-            .is_some_and(|fields| fields.iter().any(|(k, x)| !x.is_null() && k != "id" && k != special));
+        let others = value.as_object().is_some_and(|fields| fields.iter().any(|(k, x)| !x.is_null() && k != "id" && k != special));
         if others {
             return Err(AppError::Invalid(vec![Violation::new(p, ALONE)]));
         }
@@ -346,8 +344,22 @@ mod tests {
         leaf.prop_recursive(5, 96, 8, |inner| {
             let key = prop_oneof![
                 prop::sample::select(vec![
-                    "id", "apps", "groups", "dependencies", "version", "scaleBy", "cmd", "instances", "container", "docker",
-                    "image", "parameters", "privileged", "labels", "env", "portDefinitions",
+                    "id",
+                    "apps",
+                    "groups",
+                    "dependencies",
+                    "version",
+                    "scaleBy",
+                    "cmd",
+                    "instances",
+                    "container",
+                    "docker",
+                    "image",
+                    "parameters",
+                    "privileged",
+                    "labels",
+                    "env",
+                    "portDefinitions",
                 ])
                 .prop_map(str::to_string),
                 "[a-z]{1,5}",
@@ -363,8 +375,7 @@ mod tests {
     fn group_body() -> impl Strategy<Value = Value> {
         let app = ("[a-z][a-z0-9]{0,3}", prop::option::of("[a-z ]{2,8}"), 0u32..5)
             .prop_map(|(id, cmd, n)| json!({"id": id, "cmd": cmd, "instances": n}));
-        let leaf = ("[a-z][a-z0-9]{0,3}", prop::collection::vec(app.clone(), 0..3))
-            .prop_map(|(id, apps)| json!({"id": id, "apps": apps}));
+        let leaf = ("[a-z][a-z0-9]{0,3}", prop::collection::vec(app.clone(), 0..3)).prop_map(|(id, apps)| json!({"id": id, "apps": apps}));
         leaf.prop_recursive(3, 12, 3, move |inner| {
             ("[a-z][a-z0-9]{0,3}", prop::collection::vec(app.clone(), 0..3), prop::collection::vec(inner, 0..3))
                 .prop_map(|(id, apps, groups)| json!({"id": id, "apps": apps, "groups": groups}))

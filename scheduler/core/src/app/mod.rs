@@ -27,10 +27,9 @@ mod read;
 pub mod validate;
 
 pub use definition::{
-    AppDefinition, Artifact, CommandCheck, Container, ContainerType, DockerContainer, DockerNetwork, DockerParameter,
-    EnvValue, HealthCheck, HealthCheckProtocol, HttpScheme, IpProtocol, KillSelection, Network, NetworkMode,
-    PortDefinition, PortMapping, Protocol, PullConfig, ReadMode, ReadinessCheck, SecretDef, UnreachableStrategy,
-    UpgradeStrategy, VersionInfo, Volume,
+    AppDefinition, Artifact, CommandCheck, Container, ContainerType, DockerContainer, DockerNetwork, DockerParameter, EnvValue,
+    HealthCheck, HealthCheckProtocol, HttpScheme, IpProtocol, KillSelection, Network, NetworkMode, PortDefinition, PortMapping, Protocol,
+    PullConfig, ReadMode, ReadinessCheck, SecretDef, UnreachableStrategy, UpgradeStrategy, VersionInfo, Volume,
 };
 pub use env::task_env;
 pub use error::{AppError, Violation};

@@ -104,10 +104,9 @@ pub fn normalize(mut app: AppDefinition) -> Result<AppDefinition, Vec<Violation>
     }
     if non_host {
         app.require_ports = false;
-        let container = app.container.get_or_insert_with(|| Container {
-            port_mappings: Some(vec![default_port_mapping()]),
-            ..Container::of(ContainerType::Mesos)
-        });
+        let container = app
+            .container
+            .get_or_insert_with(|| Container { port_mappings: Some(vec![default_port_mapping()]), ..Container::of(ContainerType::Mesos) });
         if app.networks.iter().any(|n| n.mode == NetworkMode::ContainerBridge) {
             for m in container.port_mappings.iter_mut().flatten() {
                 m.host_port.get_or_insert(0);

@@ -96,8 +96,7 @@ pub(crate) fn parse_json(body: &[u8]) -> Result<Value, AppError> {
             detail: "No content to map due to end-of-input".to_string(),
         });
     }
-    serde_json::from_slice(body)
-        .map_err(|err| AppError::Syntax { message: "Invalid JSON".to_string(), detail: err.to_string() })
+    serde_json::from_slice(body).map_err(|err| AppError::Syntax { message: "Invalid JSON".to_string(), detail: err.to_string() })
 }
 
 /// Reads, checks, normalizes and validates the app at `path` of a body.
@@ -233,7 +232,8 @@ mod tests {
         assert_eq!(e.status(), 422);
         let paths: Vec<&str> = e.details().iter().map(|v| v.path.as_str()).collect();
         assert_eq!(paths, ["/instances", "/cpus"]);
-        let e = apply_patch(&current(), br#"{"upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 2}}"#, &root()).unwrap_err();
+        let e = apply_patch(&current(), br#"{"upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 2}}"#, &root())
+            .unwrap_err();
         assert_eq!(e.details()[0].path, "/upgradeStrategy/maximumOverCapacity");
         assert_eq!(apply_patch(&current(), b"[]", &root()).unwrap_err().details()[0].errors, ["error.expected.jsobject"]);
     }
@@ -294,10 +294,41 @@ mod tests {
     /// Mostly real field names, so that arbitrary values reach the deeper readers.
     fn field_name() -> impl Strategy<Value = String> {
         let known = prop::sample::select(vec![
-            "id", "cmd", "args", "instances", "cpus", "mem", "container", "docker", "image", "network", "portMappings",
-            "portDefinitions", "ports", "networks", "mode", "name", "healthChecks", "readinessChecks", "portIndex",
-            "constraints", "env", "labels", "upgradeStrategy", "unreachableStrategy", "fetch", "uris", "volumes",
-            "version", "versionInfo", "dependencies", "type", "hostPort", "containerPort", "secret", "secrets",
+            "id",
+            "cmd",
+            "args",
+            "instances",
+            "cpus",
+            "mem",
+            "container",
+            "docker",
+            "image",
+            "network",
+            "portMappings",
+            "portDefinitions",
+            "ports",
+            "networks",
+            "mode",
+            "name",
+            "healthChecks",
+            "readinessChecks",
+            "portIndex",
+            "constraints",
+            "env",
+            "labels",
+            "upgradeStrategy",
+            "unreachableStrategy",
+            "fetch",
+            "uris",
+            "volumes",
+            "version",
+            "versionInfo",
+            "dependencies",
+            "type",
+            "hostPort",
+            "containerPort",
+            "secret",
+            "secrets",
         ]);
         prop_oneof![known.prop_map(str::to_string), "[a-z]{1,6}"]
     }
@@ -316,10 +347,7 @@ mod tests {
             Just(json!({"type": "MESOS"})),
             Just(json!({"docker": {"image": "nginx", "network": "BRIDGE", "portMappings": [{"containerPort": 80, "name": "http"}]}})),
         ];
-        let ports = prop_oneof![
-            Just(json!(null)),
-            prop::collection::vec(0u32..3000, 0..3).prop_map(|p| json!(p)),
-        ];
+        let ports = prop_oneof![Just(json!(null)), prop::collection::vec(0u32..3000, 0..3).prop_map(|p| json!(p)),];
         let health = prop_oneof![
             Just(json!(null)),
             Just(json!([{"protocol": "HTTP"}])),
@@ -349,15 +377,14 @@ mod tests {
                     ("healthChecks", health),
                     (
                         "upgradeStrategy",
-                        strategy.map_or(Value::Null, |(a, b)| {
-                            json!({"minimumHealthCapacity": f64::from(a) / 1000.0, "maximumOverCapacity": f64::from(b) / 1000.0})
-                        }),
+                        strategy.map_or(
+                            Value::Null,
+                            |(a, b)| json!({"minimumHealthCapacity": f64::from(a) / 1000.0, "maximumOverCapacity": f64::from(b) / 1000.0}),
+                        ),
                     ),
                     (
                         "constraints",
-                        op.map_or(Value::Null, |op| {
-                            if op == "MAX_PER" { json!([["rack", op, "2"]]) } else { json!([["hostname", op]]) }
-                        }),
+                        op.map_or(Value::Null, |op| if op == "MAX_PER" { json!([["rack", op, "2"]]) } else { json!([["hostname", op]]) }),
                     ),
                 ];
                 if let Some(o) = body.as_object_mut() {
@@ -419,4 +446,3 @@ mod tests {
         assert!(valid > 50, "only {valid} of 200 generated apps are valid");
     }
 }
-

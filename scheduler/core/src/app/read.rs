@@ -165,11 +165,8 @@ fn integer(v: &Value, p: &str, e: &mut Violations, min: i64, max: i64, long: boo
         e.add(p, "error.expected.jsnumber");
         return None;
     };
-    let (lo, hi, key) = if long {
-        (i64::MIN, i64::MAX, "error.expected.long")
-    } else {
-        (i64::from(i32::MIN), i64::from(i32::MAX), "error.expected.int")
-    };
+    let (lo, hi, key) =
+        if long { (i64::MIN, i64::MAX, "error.expected.long") } else { (i64::from(i32::MIN), i64::from(i32::MAX), "error.expected.int") };
     let whole = match (n.as_i64(), n.as_f64()) {
         (Some(i), _) => Some(i),
         // Whole floats such as `2.0` are integers to play-json; the bounds keep the cast exact.
@@ -302,8 +299,7 @@ pub(crate) fn valid_executor(s: &str) -> bool {
 /// Whether `s` matches the readiness `portName` pattern `^[a-z][-a-z0-9]*$`.
 fn valid_port_name(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c == '-' || c.is_ascii_lowercase() || c.is_ascii_digit())
+    chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c == '-' || c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -375,9 +371,7 @@ fn env(v: &Value, p: &str, e: &mut Violations) -> Option<BTreeMap<String, EnvVal
     for (k, x) in o.map {
         let xp = at(p, k);
         let value = match x {
-            Value::Object(_) => Obj::new(x, &xp, e)
-                .and_then(|s| s.req("secret", e, string))
-                .map(|secret| EnvValue::Secret { secret }),
+            Value::Object(_) => Obj::new(x, &xp, e).and_then(|s| s.req("secret", e, string)).map(|secret| EnvValue::Secret { secret }),
             _ => string(x, &xp, e).map(EnvValue::Value),
         };
         if let Some(value) = value {

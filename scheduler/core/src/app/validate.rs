@@ -375,8 +375,7 @@ fn health_checks(app: &AppDefinition, e: &mut Violations) {
     let docker = app.container.as_ref().is_some_and(|c| c.kind == ContainerType::Docker);
     for (i, check) in app.health_checks.iter().enumerate() {
         let path = nth("/healthChecks", i);
-        let scheduler_run =
-            matches!(check.protocol, HealthCheckProtocol::Http | HealthCheckProtocol::Https | HealthCheckProtocol::Tcp);
+        let scheduler_run = matches!(check.protocol, HealthCheckProtocol::Http | HealthCheckProtocol::Https | HealthCheckProtocol::Tcp);
         if check.command.is_none() && scheduler_run {
             let ok = match check.port_index {
                 Some(index) => usize::try_from(index).is_ok_and(|index| index < ports),
@@ -421,10 +420,7 @@ fn readiness_checks(app: &AppDefinition, e: &mut Violations) {
             e.add(&at(&path, "portName"), format!("No port definition reference for portName {}", check.port_name));
         }
         if check.timeout_seconds >= check.interval_seconds {
-            e.add(
-                &at(&path, "timeoutSeconds"),
-                format!("got {}, expected less than {}", check.timeout_seconds, check.interval_seconds),
-            );
+            e.add(&at(&path, "timeoutSeconds"), format!("got {}, expected less than {}", check.timeout_seconds, check.interval_seconds));
         }
     }
 }
@@ -457,10 +453,7 @@ fn environment(app: &AppDefinition, e: &mut Violations) {
             && label("DCOS_PACKAGE_FRAMEWORK_NAME").is_some_and(|v| !v.is_empty())
             && label("DCOS_MIGRATION_API_PATH").is_some_and(|v| !v.is_empty());
         if !complete {
-            e.add(
-                "/",
-                "DCOS_PACKAGE_FRAMEWORK_NAME and DCOS_MIGRATION_API_PATH must be defined when using DCOS_MIGRATION_API_VERSION",
-            );
+            e.add("/", "DCOS_PACKAGE_FRAMEWORK_NAME and DCOS_MIGRATION_API_PATH must be defined when using DCOS_MIGRATION_API_VERSION");
         }
     }
 }
@@ -616,9 +609,19 @@ mod tests {
         let id = |n: usize| format!("/{}", "a".repeat(n - 1));
         let msg = id_too_long(MAX_ID_LENGTH + 1);
         rule(app(json!({"id": id(MAX_ID_LENGTH)})), app(json!({"id": id(MAX_ID_LENGTH + 1)})), "/id", &msg);
-        rule(app(json!({"instances": MAX_INSTANCES})), app(json!({"instances": MAX_INSTANCES + 1})), "/instances", "got 100001, expected 100000 or less");
+        rule(
+            app(json!({"instances": MAX_INSTANCES})),
+            app(json!({"instances": MAX_INSTANCES + 1})),
+            "/instances",
+            "got 100001, expected 100000 or less",
+        );
         let ports = |n: usize| json!((0..n).map(|_| json!({"port": 0})).collect::<Vec<_>>());
-        rule(app(json!({"portDefinitions": ports(MAX_PORTS)})), app(json!({"portDefinitions": ports(MAX_PORTS + 1)})), "/portDefinitions", "got 1001 items, expected 1000 or less");
+        rule(
+            app(json!({"portDefinitions": ports(MAX_PORTS)})),
+            app(json!({"portDefinitions": ports(MAX_PORTS + 1)})),
+            "/portDefinitions",
+            "got 1001 items, expected 1000 or less",
+        );
         let mappings = |n: usize| json!({"docker": {"image": "i"}, "portMappings": (0..n).map(|_| json!({})).collect::<Vec<_>>()});
         rule(
             app(json!({"networks": [{"mode": "container/bridge"}], "container": mappings(MAX_PORTS)})),
@@ -627,17 +630,52 @@ mod tests {
             "got 1001 items, expected 1000 or less",
         );
         let map = |n: usize| json!((0..n).map(|i| (format!("K{i}"), json!("v"))).collect::<serde_json::Map<_, _>>());
-        rule(app(json!({"env": map(MAX_ENTRIES)})), app(json!({"env": map(MAX_ENTRIES + 1)})), "/env", "got 1001 items, expected 1000 or less");
-        rule(app(json!({"labels": map(MAX_ENTRIES)})), app(json!({"labels": map(MAX_ENTRIES + 1)})), "/labels", "got 1001 items, expected 1000 or less");
+        rule(
+            app(json!({"env": map(MAX_ENTRIES)})),
+            app(json!({"env": map(MAX_ENTRIES + 1)})),
+            "/env",
+            "got 1001 items, expected 1000 or less",
+        );
+        rule(
+            app(json!({"labels": map(MAX_ENTRIES)})),
+            app(json!({"labels": map(MAX_ENTRIES + 1)})),
+            "/labels",
+            "got 1001 items, expected 1000 or less",
+        );
         let big = "x".repeat(MAX_VALUE_BYTES + 1);
-        rule(app(json!({"env": {"A": "x".repeat(MAX_VALUE_BYTES)}})), app(json!({"env": {"A": big}})), "/env/A", "got a value of 65537 bytes, expected 65536 or less");
-        rule(app(json!({"labels": {"A": "x"}})), app(json!({"labels": {"A": big}})), "/labels/A", "got a name or value of 65537 bytes, expected 65536 or less");
+        rule(
+            app(json!({"env": {"A": "x".repeat(MAX_VALUE_BYTES)}})),
+            app(json!({"env": {"A": big}})),
+            "/env/A",
+            "got a value of 65537 bytes, expected 65536 or less",
+        );
+        rule(
+            app(json!({"labels": {"A": "x"}})),
+            app(json!({"labels": {"A": big}})),
+            "/labels/A",
+            "got a name or value of 65537 bytes, expected 65536 or less",
+        );
         let constraints = |n: usize| json!((0..n).map(|_| json!(["hostname", "UNIQUE"])).collect::<Vec<_>>());
-        rule(app(json!({"constraints": constraints(MAX_CONSTRAINTS)})), app(json!({"constraints": constraints(MAX_CONSTRAINTS + 1)})), "/constraints", "got 101 items, expected 100 or less");
+        rule(
+            app(json!({"constraints": constraints(MAX_CONSTRAINTS)})),
+            app(json!({"constraints": constraints(MAX_CONSTRAINTS + 1)})),
+            "/constraints",
+            "got 101 items, expected 100 or less",
+        );
         let checks = |n: usize| json!((0..n).map(|_| json!({"protocol": "COMMAND", "command": {"value": "true"}})).collect::<Vec<_>>());
-        rule(app(json!({"healthChecks": checks(MAX_HEALTH_CHECKS)})), app(json!({"healthChecks": checks(MAX_HEALTH_CHECKS + 1)})), "/healthChecks", "got 33 items, expected 32 or less");
+        rule(
+            app(json!({"healthChecks": checks(MAX_HEALTH_CHECKS)})),
+            app(json!({"healthChecks": checks(MAX_HEALTH_CHECKS + 1)})),
+            "/healthChecks",
+            "got 33 items, expected 32 or less",
+        );
         let params = |n: usize| json!({"docker": {"image": "i", "parameters": (0..n).map(|_| json!({"key": "label", "value": "a=b"})).collect::<Vec<_>>()}});
-        rule(app(json!({"container": params(3)})), app(json!({"container": params(MAX_LIST_ITEMS + 1)})), "/container/docker/parameters", "got 1001 items, expected 1000 or less");
+        rule(
+            app(json!({"container": params(3)})),
+            app(json!({"container": params(MAX_LIST_ITEMS + 1)})),
+            "/container/docker/parameters",
+            "got 1001 items, expected 1000 or less",
+        );
     }
 
     #[test]
@@ -686,7 +724,12 @@ mod tests {
         }
         let errs = validate(&normalize(raw).unwrap()).unwrap_err();
         assert!(errs.contains(&Violation::new("/container/docker/image", "must not be empty")));
-        rule(app(json!({"container": {"type": "MESOS"}})), app(json!({"container": {"type": "DOCKER"}})), "/container/docker", "not defined");
+        rule(
+            app(json!({"container": {"type": "MESOS"}})),
+            app(json!({"container": {"type": "DOCKER"}})),
+            "/container/docker",
+            "not defined",
+        );
     }
 
     #[test]
@@ -730,7 +773,12 @@ mod tests {
             "/uris",
             "may not be set in conjunction with fetch",
         );
-        rule(app(json!({"fetch": [{"uri": "http://h/b"}]})), app(json!({"fetch": [{"uri": "http://h/a b"}]})), "/fetch(0)/uri", "URI has invalid syntax.");
+        rule(
+            app(json!({"fetch": [{"uri": "http://h/b"}]})),
+            app(json!({"fetch": [{"uri": "http://h/a b"}]})),
+            "/fetch(0)/uri",
+            "URI has invalid syntax.",
+        );
     }
 
     #[test]
@@ -764,8 +812,12 @@ mod tests {
             "Ports must be unique.",
         );
         rule(
-            app(json!({"networks": [{"mode": "container/bridge"}], "container": {"docker": {"image": "i"}, "portMappings": [{"name": "a"}, {"name": "b"}]}})),
-            app(json!({"networks": [{"mode": "container/bridge"}], "container": {"docker": {"image": "i"}, "portMappings": [{"name": "a"}, {"name": "a"}]}})),
+            app(
+                json!({"networks": [{"mode": "container/bridge"}], "container": {"docker": {"image": "i"}, "portMappings": [{"name": "a"}, {"name": "b"}]}}),
+            ),
+            app(
+                json!({"networks": [{"mode": "container/bridge"}], "container": {"docker": {"image": "i"}, "portMappings": [{"name": "a"}, {"name": "a"}]}}),
+            ),
             "/container/portMappings",
             "Port names must be unique.",
         );
@@ -790,7 +842,9 @@ mod tests {
     #[test]
     fn health_check_kinds() {
         rule(
-            app(json!({"healthChecks": [{"protocol": "MESOS_HTTP"}, {"protocol": "COMMAND", "command": {"value": "true"}}, {"protocol": "COMMAND", "command": {"value": "true"}}]})),
+            app(
+                json!({"healthChecks": [{"protocol": "MESOS_HTTP"}, {"protocol": "COMMAND", "command": {"value": "true"}}, {"protocol": "COMMAND", "command": {"value": "true"}}]}),
+            ),
             app(json!({"healthChecks": [{"protocol": "MESOS_HTTP"}, {"protocol": "MESOS_TCP"}]})),
             "/",
             "AppDefinition can contain at most one Mesos health check",
@@ -818,7 +872,12 @@ mod tests {
             "/readinessChecks",
             "got 2, expected 1 or less",
         );
-        rule(ok.clone(), app(json!({"portDefinitions": [{"name": "web"}], "readinessChecks": [{}]})), "/readinessChecks(0)/portName", "No port definition reference for portName http-api");
+        rule(
+            ok.clone(),
+            app(json!({"portDefinitions": [{"name": "web"}], "readinessChecks": [{}]})),
+            "/readinessChecks(0)/portName",
+            "No port definition reference for portName http-api",
+        );
         rule(
             ok,
             app(json!({"portDefinitions": [{"name": "http-api"}], "readinessChecks": [{"timeoutSeconds": 30}]})),
@@ -878,7 +937,12 @@ mod tests {
         let mut env = serde_json::Map::new();
         env.insert(long.clone(), json!("x"));
         rule(app(json!({"env": {"A": "x"}})), app(json!({"env": env})), &format!("/env/{long}"), "variable name must be 254 chars or less");
-        rule(app(json!({})), app(json!({"env": {"A": {"secret": "s"}}})), "/env", "use of secret-references in the environment requires the secrets feature to be enabled");
+        rule(
+            app(json!({})),
+            app(json!({"env": {"A": {"secret": "s"}}})),
+            "/env",
+            "use of secret-references in the environment requires the secrets feature to be enabled",
+        );
         rule(app(json!({})), app(json!({"secrets": {"s": {"source": "/x"}}})), "/secrets", SECRETS_OFF);
     }
 
@@ -894,7 +958,12 @@ mod tests {
 
     #[test]
     fn networks_rules() {
-        rule(app(json!({"networks": [{"mode": "host"}]})), app(json!({"networks": [{"mode": "host", "name": "x"}]})), "/networks", "Host networks may not have names or labels");
+        rule(
+            app(json!({"networks": [{"mode": "host"}]})),
+            app(json!({"networks": [{"mode": "host", "name": "x"}]})),
+            "/networks",
+            "Host networks may not have names or labels",
+        );
         rule(
             app(json!({"networks": [{"name": "a"}, {"name": "b"}]})),
             app(json!({"networks": [{"name": "a"}, {"name": "a"}]})),
@@ -907,7 +976,12 @@ mod tests {
             "/networks",
             "May specify a single host network, single bridge network, or else 1-to-n container networks",
         );
-        rule(app(json!({"networks": [{"name": "a"}]})), app(json!({"networks": [{"mode": "container"}]})), "/networks", "Network name must be specified when container network is selected.");
+        rule(
+            app(json!({"networks": [{"name": "a"}]})),
+            app(json!({"networks": [{"mode": "container"}]})),
+            "/networks",
+            "Network name must be specified when container network is selected.",
+        );
         rule(
             app(json!({"container": {"docker": {"image": "i"}}, "networks": [{"name": "a"}]})),
             app(json!({"container": {"docker": {"image": "i"}}, "networks": [{"name": "a"}, {"name": "b"}]})),
@@ -915,7 +989,9 @@ mod tests {
             "may only specify a single container network when using the Docker container engine",
         );
         rule(
-            app(json!({"networks": [{"name": "a"}, {"name": "b"}], "container": {"type": "MESOS", "portMappings": [{"hostPort": 0, "networkNames": ["a"]}]}})),
+            app(
+                json!({"networks": [{"name": "a"}, {"name": "b"}], "container": {"type": "MESOS", "portMappings": [{"hostPort": 0, "networkNames": ["a"]}]}}),
+            ),
             app(json!({"networks": [{"name": "a"}, {"name": "b"}], "container": {"type": "MESOS", "portMappings": [{"hostPort": 0}]}})),
             "/container/portMappings(0)",
             "networkNames must be a single item list when hostPort is specified and more than 1 container network is defined",
@@ -930,7 +1006,12 @@ mod tests {
 
     #[test]
     fn roles() {
-        rule(app(json!({"acceptedResourceRoles": ["*", "public"]})), app(json!({"acceptedResourceRoles": []})), "/acceptedResourceRoles", "must not be empty");
+        rule(
+            app(json!({"acceptedResourceRoles": ["*", "public"]})),
+            app(json!({"acceptedResourceRoles": []})),
+            "/acceptedResourceRoles",
+            "must not be empty",
+        );
         rule(
             app(json!({"acceptedResourceRoles": ["*"]})),
             app(json!({"acceptedResourceRoles": ["a b"]})),
@@ -950,7 +1031,9 @@ mod tests {
         );
         rule(
             app(json!({"container": {"type": "MESOS", "volumes": [{"containerPath": "/d", "hostPath": "conf/..x", "mode": "RO"}]}})),
-            app(json!({"container": {"type": "MESOS", "volumes": [{"containerPath": "/d", "hostPath": "conf/../../../etc", "mode": "RO"}]}})),
+            app(
+                json!({"container": {"type": "MESOS", "volumes": [{"containerPath": "/d", "hostPath": "conf/../../../etc", "mode": "RO"}]}}),
+            ),
             "/container/volumes(0)/hostPath",
             "a relative host path is inside the task's sandbox and must not climb out of it with '..'; give an absolute path instead",
         );
@@ -961,7 +1044,9 @@ mod tests {
     #[test]
     fn labels_with_meaning() {
         rule(
-            app(json!({"instances": 1, "labels": {"MARATHON_SINGLE_INSTANCE_APP": "true"}, "upgradeStrategy": {"minimumHealthCapacity": 0, "maximumOverCapacity": 0}})),
+            app(
+                json!({"instances": 1, "labels": {"MARATHON_SINGLE_INSTANCE_APP": "true"}, "upgradeStrategy": {"minimumHealthCapacity": 0, "maximumOverCapacity": 0}}),
+            ),
             app(json!({"instances": 2, "labels": {"MARATHON_SINGLE_INSTANCE_APP": "true"}})),
             "/",
             "Single instance app may only have one instance",
@@ -969,7 +1054,9 @@ mod tests {
         let errs = check(app(json!({"labels": {"MARATHON_SINGLE_INSTANCE_APP": "true"}}))).unwrap_err();
         assert!(errs.contains(&Violation::new("/upgradeStrategy/minimumHealthCapacity", "got 1.0, expected 0.0")));
         rule(
-            app(json!({"labels": {"DCOS_MIGRATION_API_VERSION": "v1", "DCOS_PACKAGE_FRAMEWORK_NAME": "f", "DCOS_MIGRATION_API_PATH": "/p"}})),
+            app(
+                json!({"labels": {"DCOS_MIGRATION_API_VERSION": "v1", "DCOS_PACKAGE_FRAMEWORK_NAME": "f", "DCOS_MIGRATION_API_PATH": "/p"}}),
+            ),
             app(json!({"labels": {"DCOS_MIGRATION_API_VERSION": "v1"}})),
             "/",
             "DCOS_PACKAGE_FRAMEWORK_NAME and DCOS_MIGRATION_API_PATH must be defined when using DCOS_MIGRATION_API_VERSION",

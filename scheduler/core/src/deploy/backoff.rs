@@ -89,10 +89,7 @@ impl BackoffPolicy {
 /// Whether a task ending in `condition` increases its app's backoff (Marathon's
 /// `limitWorthy`): Failed, Finished, Error, Dropped, Gone. Killed does not.
 pub fn increases_backoff(condition: Condition) -> bool {
-    matches!(
-        condition,
-        Condition::Failed | Condition::Finished | Condition::Error | Condition::Dropped | Condition::Gone
-    )
+    matches!(condition, Condition::Failed | Condition::Finished | Condition::Error | Condition::Dropped | Condition::Gone)
 }
 
 /// Whether a task reaching `condition` advances its app's backoff (Marathon's `advanceWorthy`):

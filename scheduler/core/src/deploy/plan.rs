@@ -197,40 +197,25 @@ fn cycle_members(apps: &BTreeMap<&AppId, &PlannedApp>, stuck: &BTreeSet<&AppId>)
 /// order the steps (a change of dependencies alone is no change, unless the caller folds them
 /// into the key). Fails on a dependency cycle in the target, or when an app id appears twice in
 /// either list.
-pub fn plan(
-    original: &[PlannedApp],
-    target: &[PlannedApp],
-    to_kill: &BTreeMap<AppId, Vec<InstanceId>>,
-) -> Result<Vec<Step>, PlanError> {
+pub fn plan(original: &[PlannedApp], target: &[PlannedApp], to_kill: &BTreeMap<AppId, Vec<InstanceId>>) -> Result<Vec<Step>, PlanError> {
     let before = index(original)?;
     let after = index(target)?;
     let depths = dependency_depths(&after)?;
 
     let stop = Step {
-        actions: before
-            .keys()
-            .filter(|id| !after.contains_key(*id))
-            .map(|&id| Action::StopApplication { app: id.clone() })
-            .collect(),
+        actions: before.keys().filter(|id| !after.contains_key(*id)).map(|&id| Action::StopApplication { app: id.clone() }).collect(),
     };
     let start = Step {
-        actions: after
-            .keys()
-            .filter(|id| !before.contains_key(*id))
-            .map(|&id| Action::StartApplication { app: id.clone() })
-            .collect(),
+        actions: after.keys().filter(|id| !before.contains_key(*id)).map(|&id| Action::StartApplication { app: id.clone() }).collect(),
     };
 
     let mut by_depth: BTreeMap<usize, Step> = BTreeMap::new();
     for (&id, app) in &after {
-        let scale =
-            |to_kill: Vec<InstanceId>| Action::ScaleApplication { app: id.clone(), instances: app.instances, to_kill };
+        let scale = |to_kill: Vec<InstanceId>| Action::ScaleApplication { app: id.clone(), instances: app.instances, to_kill };
         let action = match before.get(id) {
             None => scale(Vec::new()),
             Some(old) if old.config_key == app.config_key && old.instances == app.instances => continue,
-            Some(old) if old.config_key == app.config_key || app.instances == 0 => {
-                scale(to_kill.get(id).cloned().unwrap_or_default())
-            }
+            Some(old) if old.config_key == app.config_key || app.instances == 0 => scale(to_kill.get(id).cloned().unwrap_or_default()),
             Some(_) => Action::RestartApplication { app: id.clone() },
         };
         let depth = depths.get(id).copied().unwrap_or(1);
@@ -268,12 +253,7 @@ mod tests {
     }
 
     fn app(id: &str, instances: u32, config: &str, deps: &[&str]) -> PlannedApp {
-        PlannedApp {
-            id: app_id(id),
-            instances,
-            dependencies: deps.iter().map(|d| app_id(d)).collect(),
-            config_key: config.to_string(),
-        }
+        PlannedApp { id: app_id(id), instances, dependencies: deps.iter().map(|d| app_id(d)).collect(), config_key: config.to_string() }
     }
 
     /// The plan as `[["ScaleApplication /a", …], …]` for compact assertions.
@@ -289,9 +269,7 @@ mod tests {
     fn new_app_is_started_then_scaled() -> Result<(), PlanError> {
         let steps = plan(&[], &[app("/a", 3, "v1", &[])], &no_kills())?;
         assert_eq!(names(&steps), vec![vec!["StartApplication /a"], vec!["ScaleApplication /a"]]);
-        assert!(
-            matches!(&steps[1].actions[0], Action::ScaleApplication { instances: 3, to_kill, .. } if to_kill.is_empty())
-        );
+        assert!(matches!(&steps[1].actions[0], Action::ScaleApplication { instances: 3, to_kill, .. } if to_kill.is_empty()));
         Ok(())
     }
 
@@ -317,10 +295,7 @@ mod tests {
         let victim = InstanceId::new(&app_id("/a"), "x");
         let kills = BTreeMap::from([(app_id("/a"), vec![victim.clone()])]);
         let steps = plan(&[app("/a", 3, "v1", &[])], &[app("/a", 2, "v1", &[])], &kills)?;
-        assert_eq!(
-            steps[0].actions[0],
-            Action::ScaleApplication { app: app_id("/a"), instances: 2, to_kill: vec![victim] }
-        );
+        assert_eq!(steps[0].actions[0], Action::ScaleApplication { app: app_id("/a"), instances: 2, to_kill: vec![victim] });
         // A config change together with instances 0 scales down instead of restarting.
         let steps = plan(&[app("/a", 3, "v1", &[])], &[app("/a", 0, "v2", &[])], &no_kills())?;
         assert_eq!(steps[0].actions[0], Action::ScaleApplication { app: app_id("/a"), instances: 0, to_kill: vec![] });
@@ -368,12 +343,7 @@ mod tests {
         let steps = plan(&original, &target, &no_kills())?;
         assert_eq!(
             names(&steps),
-            vec![
-                vec!["StopApplication /old"],
-                vec!["StartApplication /new"],
-                vec!["RestartApplication /a"],
-                vec!["ScaleApplication /new"],
-            ]
+            vec![vec!["StopApplication /old"], vec!["StartApplication /new"], vec!["RestartApplication /a"], vec!["ScaleApplication /new"],]
         );
         assert_eq!(affected_apps(&steps), BTreeSet::from([app_id("/a"), app_id("/new"), app_id("/old")]));
         Ok(())

@@ -69,11 +69,7 @@ pub fn restart_bounds(target: u32, min_health_capacity: f64, max_over_capacity: 
 /// healthy and ready. Old instances count unless known unhealthy (`healthy == Some(false)`): an
 /// unknown result, as right after a failover, must not expose them all to immediate kills.
 fn counts_healthy(v: &InstanceView) -> bool {
-    if v.config_key_current {
-        v.is_serving()
-    } else {
-        v.is_alive() && v.condition == Condition::Running && v.healthy != Some(false)
-    }
+    if v.config_key_current { v.is_serving() } else { v.is_alive() && v.condition == Condition::Running && v.healthy != Some(false) }
 }
 
 /// The next move of a RestartApplication to `target` instances of the current config, under
@@ -100,12 +96,7 @@ fn counts_healthy(v: &InstanceView) -> bool {
 /// their own: the healthy count never drops below `min(min_healthy, H at the start)` because of
 /// a kill, and instances holding slots never exceed `max(max_capacity, held at the start)`, plus
 /// one when [`RestartBounds::needs_over_capacity`].
-pub fn restart_decision(
-    target: u32,
-    min_health_capacity: f64,
-    max_over_capacity: f64,
-    instances: &[InstanceView],
-) -> Decision {
+pub fn restart_decision(target: u32, min_health_capacity: f64, max_over_capacity: f64, instances: &[InstanceView]) -> Decision {
     let bounds = restart_bounds(target, min_health_capacity, max_over_capacity);
     let target_count = u64::from(target);
     let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);

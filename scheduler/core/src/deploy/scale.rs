@@ -30,12 +30,7 @@ use super::view::{Decision, InstanceView, KillList, KillSelection, sort_for_kill
 /// - Done: nothing to kill or launch, exactly `target` instances hold slots and all of them are
 ///   serving (Running, healthy, ready). This is slightly stricter than Marathon, whose scale step
 ///   only waits for the instances it started itself.
-pub fn scale_decision(
-    target: u32,
-    instances: &[InstanceView],
-    to_kill: &[InstanceId],
-    kill_selection: KillSelection,
-) -> Decision {
+pub fn scale_decision(target: u32, instances: &[InstanceView], to_kill: &[InstanceId], kill_selection: KillSelection) -> Decision {
     let target_count = usize::try_from(target).unwrap_or(usize::MAX);
     let sentenced: BTreeSet<&InstanceId> = to_kill.iter().collect();
     let mut named: Vec<&InstanceView> = Vec::new();

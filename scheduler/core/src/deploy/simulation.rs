@@ -57,15 +57,7 @@ struct Cluster {
 
 impl Cluster {
     fn new(seed: u64, has_health_checks: bool, has_readiness: bool) -> Self {
-        Self {
-            instances: Vec::new(),
-            next_id: 1,
-            now: 0,
-            has_health_checks,
-            has_readiness,
-            failures_left: 6,
-            rng: Rng(seed),
-        }
+        Self { instances: Vec::new(), next_id: 1, now: 0, has_health_checks, has_readiness, failures_left: 6, rng: Rng(seed) }
     }
 
     /// Adds an instance in `condition`, serving if Running.
@@ -167,15 +159,7 @@ const MAX_TICKS: usize = 20_000;
 ///   min_healthy == max_capacity), held at start)`;
 /// - every decision is idempotent: asked again right after it was applied, it answers nothing;
 /// - at the end exactly `target` instances hold slots, all new and serving, and no old one is left.
-fn run_restart(
-    seed: u64,
-    old: u32,
-    target: u32,
-    min: f64,
-    over: f64,
-    hc: bool,
-    ready: bool,
-) -> Result<(), TestCaseError> {
+fn run_restart(seed: u64, old: u32, target: u32, min: f64, over: f64, hc: bool, ready: bool) -> Result<(), TestCaseError> {
     let mut c = Cluster::new(seed, hc, ready);
     for _ in 0..old {
         c.add(false, Condition::Running);
@@ -256,15 +240,7 @@ fn any_goal() -> impl Strategy<Value = Goal> {
 /// Any view at all, with unique ids `1..=n`.
 fn any_views() -> impl Strategy<Value = Vec<InstanceView>> {
     proptest::collection::vec(
-        (
-            any::<bool>(),
-            any_condition(),
-            proptest::option::of(any::<bool>()),
-            any::<bool>(),
-            any::<bool>(),
-            any_goal(),
-            -5i64..5,
-        ),
+        (any::<bool>(), any_condition(), proptest::option::of(any::<bool>()), any::<bool>(), any::<bool>(), any_goal(), -5i64..5),
         0..12,
     )
     .prop_map(|rows| {

@@ -122,10 +122,7 @@ impl Constraint {
                 return Err("A regular expression value must be provided".to_string());
             }
             (Operator::Like | Operator::Unlike, Some(v)) => {
-                regex = Some(
-                    Regex::new(&format!("^(?:{v})$"))
-                        .map_err(|_| format!("'{v}' is not a valid regular expression"))?,
-                );
+                regex = Some(Regex::new(&format!("^(?:{v})$")).map_err(|_| format!("'{v}' is not a valid regular expression"))?);
             }
             (Operator::MaxPer, None) => return Err("Value was not specified".to_string()),
             (Operator::MaxPer, Some(v)) => {
@@ -137,13 +134,7 @@ impl Constraint {
             (Operator::Is, None) => return Err("Value was not specified".to_string()),
             _ => {}
         }
-        Ok(Constraint {
-            field: field.clone(),
-            operator,
-            value,
-            regex,
-            count,
-        })
+        Ok(Constraint { field: field.clone(), operator, value, regex, count })
     }
 }
 
@@ -213,9 +204,7 @@ impl Constraint {
             Operator::GroupBy => {
                 let expected = self.count.unwrap_or(0);
                 match placed {
-                    Placed::Slice(placed) => {
-                        group_by_accepts(value, placed.iter().map(|p| field.read(p)), extra, expected)
-                    }
+                    Placed::Slice(placed) => group_by_accepts(value, placed.iter().map(|p| field.read(p)), extra, expected),
                     Placed::Index(index) => indexed_group_by_accepts(value, index, field, extra, expected),
                 }
             }
@@ -229,8 +218,7 @@ impl Constraint {
                 None => false,
                 Some(expected) if value == expected => true,
                 Some(expected) => {
-                    matches!(field, Field::Attribute(_))
-                        && parse_scalar_literal(expected).is_some_and(|x| format_scalar(x) == value)
+                    matches!(field, Field::Attribute(_)) && parse_scalar_literal(expected).is_some_and(|x| format_scalar(x) == value)
                 }
             },
         }
@@ -284,12 +272,7 @@ impl<'a> Placed<'a> {
 /// value (instances lacking the field form a group of their own); accept a value with no group
 /// yet, or a value whose group is a smallest one when there are at least `expected_groups`
 /// groups.
-fn group_by_accepts<'p>(
-    value: &str,
-    placed_values: impl Iterator<Item = Option<&'p str>>,
-    extra: usize,
-    expected_groups: u32,
-) -> bool {
+fn group_by_accepts<'p>(value: &str, placed_values: impl Iterator<Item = Option<&'p str>>, extra: usize, expected_groups: u32) -> bool {
     let mut groups: FnvMap<Option<&str>, usize> = FnvMap::default();
     for v in placed_values {
         *groups.entry(v).or_default() += 1;
@@ -299,27 +282,16 @@ fn group_by_accepts<'p>(
     }
     let smallest = groups.values().copied().min().unwrap_or(0);
     let enough_groups = u32::try_from(groups.len()).unwrap_or(u32::MAX) >= expected_groups;
-    groups
-        .get(&Some(value))
-        .is_none_or(|&count| enough_groups && count == smallest)
+    groups.get(&Some(value)).is_none_or(|&count| enough_groups && count == smallest)
 }
 
 /// [`group_by_accepts`] from an index's counts: one pass over the distinct values.
-fn indexed_group_by_accepts(
-    value: &str,
-    index: &PlacementIndex,
-    field: Field<'_>,
-    extra: usize,
-    expected_groups: u32,
-) -> bool {
+fn indexed_group_by_accepts(value: &str, index: &PlacementIndex, field: Field<'_>, extra: usize, expected_groups: u32) -> bool {
     let all_missing;
     let counts = match index.counts(field) {
         Some(counts) => counts,
         None => {
-            all_missing = ValueCounts {
-                missing: index.len(),
-                ..ValueCounts::default()
-            };
+            all_missing = ValueCounts { missing: index.len(), ..ValueCounts::default() };
             &all_missing
         }
     };
@@ -554,10 +526,7 @@ mod tests {
         assert!(!c(&["@region", "IS", "eu"]).accepts(&us, &[]));
         assert!(!c(&["@zone", "UNIQUE"]).accepts(&eu, &[eu.clone()]));
         assert!(c(&["@zone", "UNIQUE"]).accepts(&us, &[eu.clone()]));
-        assert!(
-            !c(&["@zone", "LIKE", ".*"]).accepts(&at("c", &[]), &[]),
-            "no fault domain"
-        );
+        assert!(!c(&["@zone", "LIKE", ".*"]).accepts(&at("c", &[]), &[]), "no fault domain");
         assert!(c(&["@zone", "UNLIKE", "eu-.*"]).accepts(&at("c", &[]), &[]));
         // An attribute literally named "region" is an attribute, not the fault domain.
         assert!(c(&["region", "IS", "r"]).accepts(&at("c", &[("region", "r")]), &[]));

@@ -101,10 +101,7 @@ impl PlacementIndex {
         for (name, _) in &placement.attributes {
             if !self.attributes.contains_key(name) {
                 // Every instance counted so far lacked this attribute.
-                let counts = ValueCounts {
-                    missing: before,
-                    values: FnvMap::default(),
-                };
+                let counts = ValueCounts { missing: before, values: FnvMap::default() };
                 self.attributes.insert(name.clone(), counts);
             }
         }
@@ -140,10 +137,7 @@ impl PlacementIndex {
 
     /// How many instances have `value` in `field`.
     pub(crate) fn count(&self, field: Field<'_>, value: &str) -> usize {
-        self.counts(field)
-            .and_then(|c| c.values.get(value))
-            .copied()
-            .unwrap_or(0)
+        self.counts(field).and_then(|c| c.values.get(value)).copied().unwrap_or(0)
     }
 }
 
@@ -162,11 +156,7 @@ mod tests {
 
     #[test]
     fn counts_values_and_missing_fields_in_any_order() {
-        let index = PlacementIndex::new(&[
-            at("a", &[]),
-            at("b", &[("rack", "r1"), ("rack", "r2")]),
-            at("a", &[("rack", "r1")]),
-        ]);
+        let index = PlacementIndex::new(&[at("a", &[]), at("b", &[("rack", "r1"), ("rack", "r2")]), at("a", &[("rack", "r1")])]);
         assert_eq!(index.len(), 3);
         assert_eq!(index.count(Field::Hostname, "a"), 2);
         assert_eq!(index.count(Field::Attribute("rack"), "r1"), 2);

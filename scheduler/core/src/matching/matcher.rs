@@ -119,36 +119,18 @@ const SCALARS: [(&str, RejectReason); 4] = [
 ///
 /// Constraints look at every placed instance; a caller matching many offers against the same
 /// app can keep a [`PlacementIndex`] and call [`match_offer_indexed`] instead.
-pub fn match_offer(
-    offer: &Offer,
-    req: &TaskRequest,
-    placed: &[Placement],
-    framework_role: &str,
-    count: u32,
-) -> MatchOutcome {
+pub fn match_offer(offer: &Offer, req: &TaskRequest, placed: &[Placement], framework_role: &str, count: u32) -> MatchOutcome {
     match_against(offer, req, Placed::Slice(placed), framework_role, count)
 }
 
 /// [`match_offer`] with the placed instances counted in an index: the same outcome, at a cost
 /// that does not grow with the number of placed instances. The index is not changed; the
 /// caller adds the placements of the tasks it launches.
-pub fn match_offer_indexed(
-    offer: &Offer,
-    req: &TaskRequest,
-    placed: &PlacementIndex,
-    framework_role: &str,
-    count: u32,
-) -> MatchOutcome {
+pub fn match_offer_indexed(offer: &Offer, req: &TaskRequest, placed: &PlacementIndex, framework_role: &str, count: u32) -> MatchOutcome {
     match_against(offer, req, Placed::Index(placed), framework_role, count)
 }
 
-fn match_against(
-    offer: &Offer,
-    req: &TaskRequest,
-    placed: Placed<'_>,
-    framework_role: &str,
-    count: u32,
-) -> MatchOutcome {
+fn match_against(offer: &Offer, req: &TaskRequest, placed: Placed<'_>, framework_role: &str, count: u32) -> MatchOutcome {
     let roles = RoleFilter::new(&req.accepted_roles, framework_role);
     let mut scalars = ScalarPool::new(&offer.resources, &roles);
     let mut ports = PortPool::new(&offer.resources, &roles);
@@ -158,12 +140,7 @@ fn match_against(
     // Tasks matched earlier in this offer count as placed at `here`; counting them instead of
     // appending them to a copy of `placed` keeps the placed instances borrowed.
     let mut placed_here = 0usize;
-    let wanted = [
-        to_milli(req.cpus),
-        to_milli(req.mem),
-        to_milli(req.disk),
-        u64::from(req.gpus) * 1000,
-    ];
+    let wanted = [to_milli(req.cpus), to_milli(req.mem), to_milli(req.disk), u64::from(req.gpus) * 1000];
 
     let mut outcome = MatchOutcome::default();
     for _ in 0..count {
@@ -182,19 +159,11 @@ fn match_against(
         if !any_role_fits {
             reasons.push(RejectReason::UnfulfilledRole);
         }
-        let constraints_fit = here.as_ref().is_none_or(|here| {
-            req.constraints
-                .iter()
-                .all(|c| c.accepts_in(here, placed, placed_here))
-        });
+        let constraints_fit = here.as_ref().is_none_or(|here| req.constraints.iter().all(|c| c.accepts_in(here, placed, placed_here)));
         if !constraints_fit {
             reasons.push(RejectReason::UnfulfilledConstraint);
         }
-        let port_picks = if resources_fit && constraints_fit {
-            ports.plan(&req.host_ports)
-        } else {
-            None
-        };
+        let port_picks = if resources_fit && constraints_fit { ports.plan(&req.host_ports) } else { None };
         let Some(port_picks) = port_picks else {
             if resources_fit && constraints_fit {
                 reasons.push(RejectReason::InsufficientPorts);
@@ -209,19 +178,11 @@ fn match_against(
             .iter()
             .filter_map(|&(index, milli)| {
                 let source = offer.resources.get(index)?;
-                Some(Resource {
-                    scalar: Some(from_milli(milli)),
-                    ranges: None,
-                    set: None,
-                    ..source.clone()
-                })
+                Some(Resource { scalar: Some(from_milli(milli)), ranges: None, set: None, ..source.clone() })
             })
             .collect();
         resources.extend(port_resources(&offer.resources, &port_picks));
-        outcome.launches.push(Matched {
-            resources,
-            host_ports: port_picks.iter().map(|(port, _)| *port).collect(),
-        });
+        outcome.launches.push(Matched { resources, host_ports: port_picks.iter().map(|(port, _)| *port).collect() });
         placed_here += 1;
     }
     outcome
@@ -236,40 +197,21 @@ mod tests {
     use crate::matching::resources::reservation_role;
 
     fn request(cpus: f64, mem: f64) -> TaskRequest {
-        TaskRequest {
-            cpus,
-            mem,
-            ..Default::default()
-        }
+        TaskRequest { cpus, mem, ..Default::default() }
     }
 
     fn amount(m: &Matched, name: &str) -> f64 {
-        m.resources
-            .iter()
-            .filter(|r| r.name == name)
-            .filter_map(|r| r.scalar.as_ref())
-            .map(|s| s.value)
-            .sum()
+        m.resources.iter().filter(|r| r.name == name).filter_map(|r| r.scalar.as_ref()).map(|s| s.value).sum()
     }
 
     #[test]
     fn one_task_takes_exactly_what_it_asks() {
-        let o = offer(
-            "a",
-            vec![scalar("cpus", 4.0), scalar("mem", 1024.0), scalar("disk", 100.0)],
-            vec![],
-        );
-        let req = TaskRequest {
-            disk: 10.0,
-            ..request(0.5, 128.0)
-        };
+        let o = offer("a", vec![scalar("cpus", 4.0), scalar("mem", 1024.0), scalar("disk", 100.0)], vec![]);
+        let req = TaskRequest { disk: 10.0, ..request(0.5, 128.0) };
         let outcome = match_offer(&o, &req, &[], "marathon", 1);
         assert_eq!(outcome.rejections, vec![]);
         let m = &outcome.launches[0];
-        assert_eq!(
-            (amount(m, "cpus"), amount(m, "mem"), amount(m, "disk")),
-            (0.5, 128.0, 10.0)
-        );
+        assert_eq!((amount(m, "cpus"), amount(m, "mem"), amount(m, "disk")), (0.5, 128.0, 10.0));
         assert_eq!(m.resources.len(), 3);
         assert!(m.host_ports.is_empty());
     }
@@ -282,10 +224,7 @@ mod tests {
         assert_eq!(outcome.rejections, vec![RejectReason::InsufficientCpus]);
         let all = match_offer(&o, &request(0.25, 100.0), &[], "marathon", 4);
         assert_eq!((all.launches.len(), all.rejections.len()), (4, 0));
-        assert_eq!(
-            match_offer(&o, &request(0.25, 100.0), &[], "marathon", 0),
-            MatchOutcome::default()
-        );
+        assert_eq!(match_offer(&o, &request(0.25, 100.0), &[], "marathon", 0), MatchOutcome::default());
     }
 
     #[test]
@@ -323,62 +262,32 @@ mod tests {
 
     #[test]
     fn roles_limit_what_may_be_taken() {
-        let o = offer(
-            "a",
-            vec![
-                reserved(scalar("cpus", 4.0), "other"),
-                reserved(scalar("mem", 512.0), "other"),
-            ],
-            vec![],
-        );
+        let o = offer("a", vec![reserved(scalar("cpus", 4.0), "other"), reserved(scalar("mem", 512.0), "other")], vec![]);
         let outcome = match_offer(&o, &request(1.0, 128.0), &[], "marathon", 1);
         assert_eq!(
             outcome.rejections,
-            vec![
-                RejectReason::InsufficientCpus,
-                RejectReason::InsufficientMemory,
-                RejectReason::UnfulfilledRole
-            ]
+            vec![RejectReason::InsufficientCpus, RejectReason::InsufficientMemory, RejectReason::UnfulfilledRole]
         );
-        let accepting = TaskRequest {
-            accepted_roles: vec!["other".into()],
-            ..request(1.0, 128.0)
-        };
+        let accepting = TaskRequest { accepted_roles: vec!["other".into()], ..request(1.0, 128.0) };
         assert_eq!(match_offer(&o, &accepting, &[], "marathon", 1).launches.len(), 1);
 
         let unreserved = offer("a", vec![scalar("cpus", 4.0), scalar("mem", 512.0)], vec![]);
-        let reserved_only = TaskRequest {
-            accepted_roles: vec!["marathon".into()],
-            ..request(1.0, 128.0)
-        };
+        let reserved_only = TaskRequest { accepted_roles: vec!["marathon".into()], ..request(1.0, 128.0) };
         let outcome = match_offer(&unreserved, &reserved_only, &[], "marathon", 1);
         assert!(outcome.rejections.contains(&RejectReason::UnfulfilledRole));
 
         let elsewhere = offer("a", vec![allocated(scalar("cpus", 4.0), "other")], vec![]);
         let outcome = match_offer(&elsewhere, &request(1.0, 0.0), &[], "marathon", 1);
-        assert_eq!(
-            outcome.rejections,
-            vec![RejectReason::InsufficientCpus, RejectReason::UnfulfilledRole]
-        );
+        assert_eq!(outcome.rejections, vec![RejectReason::InsufficientCpus, RejectReason::UnfulfilledRole]);
     }
 
     #[test]
     fn gpus_and_disk_are_checked() {
         let o = offer("a", vec![scalar("cpus", 4.0), scalar("gpus", 1.0)], vec![]);
-        let req = TaskRequest {
-            gpus: 2,
-            disk: 1.0,
-            ..request(1.0, 0.0)
-        };
+        let req = TaskRequest { gpus: 2, disk: 1.0, ..request(1.0, 0.0) };
         let outcome = match_offer(&o, &req, &[], "r", 1);
-        assert_eq!(
-            outcome.rejections,
-            vec![RejectReason::InsufficientDisk, RejectReason::InsufficientGpus]
-        );
-        let req = TaskRequest {
-            gpus: 1,
-            ..request(1.0, 0.0)
-        };
+        assert_eq!(outcome.rejections, vec![RejectReason::InsufficientDisk, RejectReason::InsufficientGpus]);
+        let req = TaskRequest { gpus: 1, ..request(1.0, 0.0) };
         let outcome = match_offer(&o, &req, &[], "r", 2);
         assert_eq!(outcome.launches.len(), 1);
         assert_eq!(amount(&outcome.launches[0], "gpus"), 1.0);
@@ -388,10 +297,7 @@ mod tests {
     #[test]
     fn ports_are_picked_per_task_and_never_twice() {
         let o = offer("a", vec![scalar("cpus", 4.0), ports(&[(31000, 31002)])], vec![]);
-        let req = TaskRequest {
-            host_ports: vec![PortRequest::Any],
-            ..request(0.1, 0.0)
-        };
+        let req = TaskRequest { host_ports: vec![PortRequest::Any], ..request(0.1, 0.0) };
         let outcome = match_offer(&o, &req, &[], "r", 5);
         let picked: Vec<Vec<u32>> = outcome.launches.iter().map(|m| m.host_ports.clone()).collect();
         assert_eq!(picked, vec![vec![31000], vec![31001], vec![31002]]);
@@ -403,15 +309,8 @@ mod tests {
 
     #[test]
     fn exact_ports_fit_once_per_offer() {
-        let o = offer(
-            "a",
-            vec![scalar("cpus", 4.0), ports(&[(80, 80), (31000, 31100)])],
-            vec![],
-        );
-        let req = TaskRequest {
-            host_ports: vec![PortRequest::Any, PortRequest::Exact(80)],
-            ..request(0.1, 0.0)
-        };
+        let o = offer("a", vec![scalar("cpus", 4.0), ports(&[(80, 80), (31000, 31100)])], vec![]);
+        let req = TaskRequest { host_ports: vec![PortRequest::Any, PortRequest::Exact(80)], ..request(0.1, 0.0) };
         let outcome = match_offer(&o, &req, &[], "r", 2);
         assert_eq!(outcome.launches.len(), 1);
         assert_eq!(outcome.launches[0].host_ports, vec![31000, 80]);
@@ -421,44 +320,26 @@ mod tests {
     #[test]
     fn ports_are_not_checked_when_resources_or_constraints_fail() {
         let o = offer("a", vec![scalar("cpus", 0.1)], vec![]);
-        let req = TaskRequest {
-            host_ports: vec![PortRequest::Exact(80)],
-            ..request(1.0, 0.0)
-        };
-        assert_eq!(
-            match_offer(&o, &req, &[], "r", 1).rejections,
-            vec![RejectReason::InsufficientCpus]
-        );
+        let req = TaskRequest { host_ports: vec![PortRequest::Exact(80)], ..request(1.0, 0.0) };
+        assert_eq!(match_offer(&o, &req, &[], "r", 1).rejections, vec![RejectReason::InsufficientCpus]);
     }
 
     #[test]
     fn constraints_see_tasks_matched_earlier_in_the_same_offer() {
         let o = offer("a", vec![scalar("cpus", 4.0)], vec![text("rack", "r1")]);
-        let unique = TaskRequest {
-            constraints: vec![constraint(&["hostname", "UNIQUE"])],
-            ..request(0.1, 0.0)
-        };
+        let unique = TaskRequest { constraints: vec![constraint(&["hostname", "UNIQUE"])], ..request(0.1, 0.0) };
         let outcome = match_offer(&o, &unique, &[], "r", 3);
         assert_eq!(outcome.launches.len(), 1);
         assert_eq!(outcome.rejections, vec![RejectReason::UnfulfilledConstraint]);
 
-        let max_two = TaskRequest {
-            constraints: vec![constraint(&["rack", "MAX_PER", "2"])],
-            ..request(0.1, 0.0)
-        };
+        let max_two = TaskRequest { constraints: vec![constraint(&["rack", "MAX_PER", "2"])], ..request(0.1, 0.0) };
         let already = [placement_of(&o)];
         let outcome = match_offer(&o, &max_two, &already, "r", 3);
         assert_eq!(outcome.launches.len(), 1);
 
-        let elsewhere = TaskRequest {
-            constraints: vec![constraint(&["rack", "IS", "r2"])],
-            ..request(9.0, 0.0)
-        };
+        let elsewhere = TaskRequest { constraints: vec![constraint(&["rack", "IS", "r2"])], ..request(9.0, 0.0) };
         let outcome = match_offer(&o, &elsewhere, &[], "r", 1);
-        assert_eq!(
-            outcome.rejections,
-            vec![RejectReason::InsufficientCpus, RejectReason::UnfulfilledConstraint]
-        );
+        assert_eq!(outcome.rejections, vec![RejectReason::InsufficientCpus, RejectReason::UnfulfilledConstraint]);
     }
 
     #[test]

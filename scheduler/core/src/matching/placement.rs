@@ -43,11 +43,7 @@ pub fn placement_of(offer: &Offer) -> Placement {
     let fault_domain = offer.domain.as_ref().and_then(|d| d.fault_domain.as_ref());
     Placement {
         hostname: offer.hostname.clone(),
-        attributes: offer
-            .attributes
-            .iter()
-            .filter_map(|a| format_attribute(a).map(|v| (a.name.clone(), v)))
-            .collect(),
+        attributes: offer.attributes.iter().filter_map(|a| format_attribute(a).map(|v| (a.name.clone(), v))).collect(),
         region: fault_domain.map(|f| f.region.name.clone()),
         zone: fault_domain.map(|f| f.zone.name.clone()),
     }
@@ -59,22 +55,15 @@ pub fn format_attribute(attribute: &Attribute) -> Option<String> {
         Type::Text => attribute.text.as_ref().map(|t| t.value.clone()).unwrap_or_default(),
         Type::Scalar => format_scalar(attribute.scalar.as_ref().map_or(0.0, |s| s.value)),
         Type::Ranges => {
-            let mut ranges: Vec<(u64, u64)> = attribute
-                .ranges
-                .as_ref()
-                .map(|r| r.range.iter().map(|r| (r.begin, r.end)).collect())
-                .unwrap_or_default();
+            let mut ranges: Vec<(u64, u64)> =
+                attribute.ranges.as_ref().map(|r| r.range.iter().map(|r| (r.begin, r.end)).collect()).unwrap_or_default();
             // Stable, by begin only: equal begins keep the agent's order, as in Marathon.
             ranges.sort_by_key(|&(begin, _)| begin);
             let inner: Vec<String> = ranges.iter().map(|(b, e)| format!("{b}-{e}")).collect();
             format!("[{}]", inner.join(","))
         }
         Type::Set => {
-            let mut items: Vec<&str> = attribute
-                .set
-                .as_ref()
-                .map(|s| s.item.iter().map(String::as_str).collect())
-                .unwrap_or_default();
+            let mut items: Vec<&str> = attribute.set.as_ref().map(|s| s.item.iter().map(String::as_str).collect()).unwrap_or_default();
             // Java compares strings by UTF-16 code units; this differs from byte order only for
             // characters above U+FFFF against U+E000..U+FFFF, but costs nothing to get right.
             items.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
@@ -152,11 +141,7 @@ fn exact_thousandths_half_even(magnitude: f64) -> u128 {
     let bits = magnitude.to_bits();
     let biased_exponent = i64::try_from((bits >> 52) & 0x7ff).unwrap_or(0);
     let fraction = bits & ((1u64 << 52) - 1);
-    let (mantissa, exponent) = if biased_exponent == 0 {
-        (fraction, -1074)
-    } else {
-        (fraction | (1u64 << 52), biased_exponent - 1075)
-    };
+    let (mantissa, exponent) = if biased_exponent == 0 { (fraction, -1074) } else { (fraction | (1u64 << 52), biased_exponent - 1075) };
     let scaled = u128::from(mantissa) * 1000; // < 2^63
     if exponent >= 0 {
         // An integer; callers never get here, but the answer is still well defined.
@@ -171,11 +156,7 @@ fn exact_thousandths_half_even(magnitude: f64) -> u128 {
     let quotient = scaled >> shift;
     let remainder = scaled & ((1u128 << shift) - 1);
     let half = 1u128 << (shift - 1);
-    if remainder > half || (remainder == half && quotient % 2 == 1) {
-        quotient + 1
-    } else {
-        quotient
-    }
+    if remainder > half || (remainder == half && quotient % 2 == 1) { quotient + 1 } else { quotient }
 }
 
 /// Appends ASCII `digits` with a comma before every group of three from the right.
@@ -208,11 +189,7 @@ mod tests {
     use mesos_proto::v1::value::{Range, Ranges, Scalar, Set, Text};
 
     fn attribute(name: &str, kind: Type) -> Attribute {
-        Attribute {
-            name: name.to_string(),
-            r#type: kind as i32,
-            ..Default::default()
-        }
+        Attribute { name: name.to_string(), r#type: kind as i32, ..Default::default() }
     }
 
     #[test]
@@ -251,30 +228,14 @@ mod tests {
 
     #[test]
     fn attributes_format_by_type() {
-        let text = Attribute {
-            text: Some(Text { value: "rack-1".into() }),
-            ..attribute("rack", Type::Text)
-        };
-        let scalar = Attribute {
-            scalar: Some(Scalar { value: 1234.5678 }),
-            ..attribute("n", Type::Scalar)
-        };
+        let text = Attribute { text: Some(Text { value: "rack-1".into() }), ..attribute("rack", Type::Text) };
+        let scalar = Attribute { scalar: Some(Scalar { value: 1234.5678 }), ..attribute("n", Type::Scalar) };
         let ranges = Attribute {
-            ranges: Some(Ranges {
-                range: vec![Range { begin: 300, end: 400 }, Range { begin: 100, end: 200 }],
-            }),
+            ranges: Some(Ranges { range: vec![Range { begin: 300, end: 400 }, Range { begin: 100, end: 200 }] }),
             ..attribute("r", Type::Ranges)
         };
-        let set = Attribute {
-            set: Some(Set {
-                item: vec!["b".into(), "a".into(), "C".into()],
-            }),
-            ..attribute("s", Type::Set)
-        };
-        let unknown = Attribute {
-            r#type: 42,
-            ..attribute("u", Type::Text)
-        };
+        let set = Attribute { set: Some(Set { item: vec!["b".into(), "a".into(), "C".into()] }), ..attribute("s", Type::Set) };
+        let unknown = Attribute { r#type: 42, ..attribute("u", Type::Text) };
         assert_eq!(format_attribute(&text).as_deref(), Some("rack-1"));
         assert_eq!(format_attribute(&scalar).as_deref(), Some("1,234.568"));
         assert_eq!(format_attribute(&ranges).as_deref(), Some("[100-200,300-400]"));
@@ -291,20 +252,11 @@ mod tests {
         let offer = Offer {
             hostname: "agent-1".into(),
             attributes: vec![
-                Attribute {
-                    text: Some(Text { value: "r1".into() }),
-                    ..attribute("rack", Type::Text)
-                },
-                Attribute {
-                    r#type: 99,
-                    ..attribute("odd", Type::Text)
-                },
+                Attribute { text: Some(Text { value: "r1".into() }), ..attribute("rack", Type::Text) },
+                Attribute { r#type: 99, ..attribute("odd", Type::Text) },
             ],
             domain: Some(DomainInfo {
-                fault_domain: Some(FaultDomain {
-                    region: RegionInfo { name: "eu".into() },
-                    zone: ZoneInfo { name: "eu-1a".into() },
-                }),
+                fault_domain: Some(FaultDomain { region: RegionInfo { name: "eu".into() }, zone: ZoneInfo { name: "eu-1a".into() } }),
             }),
             ..Default::default()
         };

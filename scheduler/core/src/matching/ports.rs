@@ -49,10 +49,7 @@ impl PortPool {
                 (i, ranges)
             })
             .collect();
-        PortPool {
-            offered,
-            taken: BTreeSet::new(),
-        }
+        PortPool { offered, taken: BTreeSet::new() }
     }
 
     /// Picks a port for each request, as `(port, index of the resource it comes from)` in
@@ -87,10 +84,7 @@ impl PortPool {
 
     /// The first admitted resource whose ranges hold `port`.
     fn holder_of(&self, port: u64) -> Option<usize> {
-        self.offered
-            .iter()
-            .find(|(_, ranges)| ranges.iter().any(|&(begin, end)| begin <= port && port <= end))
-            .map(|(index, _)| *index)
+        self.offered.iter().find(|(_, ranges)| ranges.iter().any(|&(begin, end)| begin <= port && port <= end)).map(|(index, _)| *index)
     }
 
     /// The lowest port not in `taken` of the first resource that has one.
@@ -123,11 +117,7 @@ pub(crate) fn port_resources(offered: &[Resource], picks: &[(u32, usize)]) -> Ve
         .into_iter()
         .filter_map(|index| {
             let source = offered.get(index)?;
-            let mut ports: Vec<u64> = picks
-                .iter()
-                .filter(|(_, i)| *i == index)
-                .map(|(p, _)| u64::from(*p))
-                .collect();
+            let mut ports: Vec<u64> = picks.iter().filter(|(_, i)| *i == index).map(|(p, _)| u64::from(*p)).collect();
             ports.sort_unstable();
             let mut ranges: Vec<Range> = Vec::new();
             for port in ports {
@@ -136,12 +126,7 @@ pub(crate) fn port_resources(offered: &[Resource], picks: &[(u32, usize)]) -> Ve
                     _ => ranges.push(Range { begin: port, end: port }),
                 }
             }
-            Some(Resource {
-                scalar: None,
-                set: None,
-                ranges: Some(Ranges { range: ranges }),
-                ..source.clone()
-            })
+            Some(Resource { scalar: None, set: None, ranges: Some(Ranges { range: ranges }), ..source.clone() })
         })
         .collect()
 }
@@ -155,9 +140,7 @@ mod tests {
         Resource {
             name: "ports".into(),
             r#type: Type::Ranges as i32,
-            ranges: Some(Ranges {
-                range: ranges.iter().map(|&(begin, end)| Range { begin, end }).collect(),
-            }),
+            ranges: Some(Ranges { range: ranges.iter().map(|&(begin, end)| Range { begin, end }).collect() }),
             ..Default::default()
         }
     }
@@ -193,10 +176,7 @@ mod tests {
     #[test]
     fn only_admitted_roles_give_ports() {
         let mut other = ports(&[(1000, 2000)]);
-        other.reservations.push(ReservationInfo {
-            role: Some("other".into()),
-            ..Default::default()
-        });
+        other.reservations.push(ReservationInfo { role: Some("other".into()), ..Default::default() });
         let offered = [other, ports(&[(3000, 3000)])];
         let pool = pool(&offered);
         assert_eq!(pool.plan(&[PortRequest::Exact(1500)]), None);
@@ -207,10 +187,7 @@ mod tests {
     fn odd_ranges_are_tolerated() {
         let offered = [ports(&[(10, 5), (0, 0), (u64::MAX - 1, u64::MAX), (0, 2)])];
         let pool = pool(&offered);
-        assert_eq!(
-            pool.plan(&[PortRequest::Any, PortRequest::Any]),
-            Some(vec![(1, 0), (2, 0)])
-        );
+        assert_eq!(pool.plan(&[PortRequest::Any, PortRequest::Any]), Some(vec![(1, 0), (2, 0)]));
         assert_eq!(pool.plan(&[PortRequest::Any; 3]), None);
         let huge = [ports(&[(u64::from(u32::MAX) - 1, u64::MAX)])];
         let picks = super::PortPool::new(&huge, &RoleFilter::new(&[], "r")).plan(&[PortRequest::Any; 2]);
@@ -220,22 +197,12 @@ mod tests {
     #[test]
     fn port_resources_merge_ranges_per_source() {
         let mut reserved = ports(&[(100, 200)]);
-        reserved.reservations.push(ReservationInfo {
-            role: Some("web".into()),
-            ..Default::default()
-        });
+        reserved.reservations.push(ReservationInfo { role: Some("web".into()), ..Default::default() });
         let offered = [reserved, ports(&[(300, 400)])];
         let built = port_resources(&offered, &[(102, 0), (300, 1), (101, 0), (104, 0)]);
         assert_eq!(built.len(), 2);
-        let ranges = |r: &Resource| -> Vec<(u64, u64)> {
-            r.ranges
-                .as_ref()
-                .expect("port ranges")
-                .range
-                .iter()
-                .map(|r| (r.begin, r.end))
-                .collect()
-        };
+        let ranges =
+            |r: &Resource| -> Vec<(u64, u64)> { r.ranges.as_ref().expect("port ranges").range.iter().map(|r| (r.begin, r.end)).collect() };
         assert_eq!(ranges(&built[0]), vec![(101, 102), (104, 104)]);
         assert_eq!(built[0].reservations, offered[0].reservations);
         assert_eq!(ranges(&built[1]), vec![(300, 300)]);

@@ -14,22 +14,16 @@ use mesos_proto::v1::value::{Range, Ranges, Scalar, Set, Text};
 use mesos_proto::v1::{Attribute, DomainInfo, Offer, Resource};
 use proptest::prelude::*;
 
+use super::constraint::Placed;
 use super::fixtures::{allocated, offer, ports, reserved, scalar, text};
 use super::resources::{reservation_role, to_milli};
-use super::constraint::Placed;
-use super::{
-    Constraint, Placement, PlacementIndex, PortRequest, TaskRequest, match_offer, match_offer_indexed, placement_of,
-};
+use super::{Constraint, Placement, PlacementIndex, PortRequest, TaskRequest, match_offer, match_offer_indexed, placement_of};
 
 /// What identifies "the same kind" of resource: name, reservation role, allocation role.
 type Key = (String, String, Option<String>);
 
 fn key(r: &Resource) -> Key {
-    (
-        r.name.clone(),
-        reservation_role(r).to_string(),
-        r.allocation_info.as_ref().and_then(|a| a.role.clone()),
-    )
+    (r.name.clone(), reservation_role(r).to_string(), r.allocation_info.as_ref().and_then(|a| a.role.clone()))
 }
 
 fn role_strategy() -> impl Strategy<Value = Option<&'static str>> {
@@ -58,24 +52,12 @@ fn named_resource(name: &'static str) -> impl Strategy<Value = Resource> {
 }
 
 fn resource_strategy() -> impl Strategy<Value = Resource> {
-    prop_oneof![
-        named_resource("cpus"),
-        named_resource("mem"),
-        named_resource("disk"),
-        named_resource("gpus"),
-        named_resource("ports"),
-    ]
+    prop_oneof![named_resource("cpus"), named_resource("mem"), named_resource("disk"), named_resource("gpus"), named_resource("ports"),]
 }
 
 /// An offer's resources: one of each kind, then a random assortment.
 fn resources_strategy() -> impl Strategy<Value = Vec<Resource>> {
-    let each = (
-        named_resource("cpus"),
-        named_resource("mem"),
-        named_resource("disk"),
-        named_resource("gpus"),
-        named_resource("ports"),
-    );
+    let each = (named_resource("cpus"), named_resource("mem"), named_resource("disk"), named_resource("gpus"), named_resource("ports"));
     (each, prop::collection::vec(resource_strategy(), 0..10)).prop_map(|((c, m, d, g, p), mut more)| {
         let mut all = vec![c, m, d, g, p];
         all.append(&mut more);
@@ -111,11 +93,7 @@ fn request_strategy() -> impl Strategy<Value = TaskRequest> {
 }
 
 fn ranges_of(r: &Resource) -> Vec<(u64, u64)> {
-    r.ranges
-        .iter()
-        .flat_map(|rs| rs.range.iter())
-        .map(|x| (x.begin, x.end))
-        .collect()
+    r.ranges.iter().flat_map(|rs| rs.range.iter()).map(|x| (x.begin, x.end)).collect()
 }
 
 proptest! {
@@ -218,16 +196,9 @@ fn rule_strategy() -> impl Strategy<Value = Rule> {
 /// An agent: optional rack attribute and optional zone.
 fn agent_offer(index: usize, rack: Option<u8>, zone: Option<u8>) -> Offer {
     let attributes = rack.map(|r| vec![text("rack", &format!("r{r}"))]).unwrap_or_default();
-    let mut o = offer(
-        &format!("agent-{index}"),
-        vec![scalar("cpus", 8.0), scalar("mem", 8192.0), ports(&[(31000, 31100)])],
-        attributes,
-    );
+    let mut o = offer(&format!("agent-{index}"), vec![scalar("cpus", 8.0), scalar("mem", 8192.0), ports(&[(31000, 31100)])], attributes);
     o.domain = zone.map(|z| DomainInfo {
-        fault_domain: Some(FaultDomain {
-            region: RegionInfo { name: "region".into() },
-            zone: ZoneInfo { name: format!("z{z}") },
-        }),
+        fault_domain: Some(FaultDomain { region: RegionInfo { name: "region".into() }, zone: ZoneInfo { name: format!("z{z}") } }),
     });
     o
 }
@@ -262,30 +233,18 @@ fn check(c: &Constraint, placed: &[Placement]) -> Result<(), String> {
         }
         super::Operator::Cluster if value.is_empty() => present() && counts(&c.field, placed).len() <= 1,
         super::Operator::Cluster | super::Operator::Is => values.iter().all(|v| *v == Some(value)),
-        super::Operator::Like => values
-            .iter()
-            .all(|v| v.is_some_and(|v| c.regex.as_ref().is_some_and(|r| r.is_match(v)))),
-        super::Operator::Unlike => values
-            .iter()
-            .all(|v| v.is_none_or(|v| c.regex.as_ref().is_some_and(|r| !r.is_match(v)))),
+        super::Operator::Like => values.iter().all(|v| v.is_some_and(|v| c.regex.as_ref().is_some_and(|r| r.is_match(v)))),
+        super::Operator::Unlike => values.iter().all(|v| v.is_none_or(|v| c.regex.as_ref().is_some_and(|r| !r.is_match(v)))),
         super::Operator::GroupBy => {
             let groups = counts(&c.field, placed);
             let expected = c.count.unwrap_or(0) as usize;
             let (min, max) = (groups.values().min().copied(), groups.values().max().copied());
             present()
                 && (expected == 0
-                    || if groups.len() < expected {
-                        max.unwrap_or(0) <= 1
-                    } else {
-                        max.zip(min).is_none_or(|(a, b)| a - b <= 1)
-                    })
+                    || if groups.len() < expected { max.unwrap_or(0) <= 1 } else { max.zip(min).is_none_or(|(a, b)| a - b <= 1) })
         }
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("{c} violated by {values:?}"))
-    }
+    if ok { Ok(()) } else { Err(format!("{c} violated by {values:?}")) }
 }
 
 proptest! {
@@ -343,13 +302,7 @@ proptest! {
 }
 
 fn any_scalar() -> impl Strategy<Value = f64> {
-    prop_oneof![
-        any::<f64>(),
-        Just(f64::NAN),
-        Just(-1.0),
-        Just(f64::INFINITY),
-        0.0..100.0
-    ]
+    prop_oneof![any::<f64>(), Just(f64::NAN), Just(-1.0), Just(f64::INFINITY), 0.0..100.0]
 }
 
 fn any_string() -> impl Strategy<Value = String> {
@@ -365,30 +318,15 @@ fn any_string() -> impl Strategy<Value = String> {
 
 fn any_ranges() -> impl Strategy<Value = Option<Ranges>> {
     prop::option::of(
-        prop::collection::vec((any::<u64>(), any::<u64>()), 0..4).prop_map(|rs| Ranges {
-            range: rs.into_iter().map(|(begin, end)| Range { begin, end }).collect(),
-        }),
+        prop::collection::vec((any::<u64>(), any::<u64>()), 0..4)
+            .prop_map(|rs| Ranges { range: rs.into_iter().map(|(begin, end)| Range { begin, end }).collect() }),
     )
 }
 
 fn any_resource() -> impl Strategy<Value = Resource> {
-    (
-        any_string(),
-        -1i32..5,
-        prop::option::of(any_scalar()),
-        any_ranges(),
-        prop::option::of(any_string()),
-        prop::option::of(any_string()),
-    )
+    (any_string(), -1i32..5, prop::option::of(any_scalar()), any_ranges(), prop::option::of(any_string()), prop::option::of(any_string()))
         .prop_map(|(name, kind, value, ranges, role, allocation)| {
-            let mut r = Resource {
-                name,
-                r#type: kind,
-                scalar: value.map(|value| Scalar { value }),
-                ranges,
-                role,
-                ..Default::default()
-            };
+            let mut r = Resource { name, r#type: kind, scalar: value.map(|value| Scalar { value }), ranges, role, ..Default::default() };
             if let Some(a) = allocation {
                 r = allocated(r, &a);
             }
@@ -418,20 +356,8 @@ fn any_attribute() -> impl Strategy<Value = Attribute> {
 fn any_constraint() -> impl Strategy<Value = Option<Constraint>> {
     (
         prop_oneof![Just("hostname".to_string()), Just("@zone".to_string()), any_string()],
-        prop_oneof![
-            Just("UNIQUE"),
-            Just("CLUSTER"),
-            Just("GROUP_BY"),
-            Just("LIKE"),
-            Just("UNLIKE"),
-            Just("MAX_PER"),
-            Just("IS")
-        ],
-        prop::option::of(prop_oneof![
-            Just("1".to_string()),
-            Just("0.5".to_string()),
-            any_string()
-        ]),
+        prop_oneof![Just("UNIQUE"), Just("CLUSTER"), Just("GROUP_BY"), Just("LIKE"), Just("UNLIKE"), Just("MAX_PER"), Just("IS")],
+        prop::option::of(prop_oneof![Just("1".to_string()), Just("0.5".to_string()), any_string()]),
     )
         .prop_map(|(field, op, value)| {
             let mut parts = vec![field, op.to_string()];

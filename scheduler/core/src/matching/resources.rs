@@ -27,9 +27,7 @@ pub(crate) fn to_milli(value: f64) -> u64 {
 
 /// The scalar for an amount in thousandths.
 pub(crate) fn from_milli(milli: u64) -> Scalar {
-    Scalar {
-        value: milli as f64 / 1000.0,
-    }
+    Scalar { value: milli as f64 / 1000.0 }
 }
 
 /// The role a resource is reserved for: the innermost of its (refined) reservations, else its
@@ -51,15 +49,9 @@ pub(crate) struct RoleFilter<'a> {
 impl<'a> RoleFilter<'a> {
     /// `accepted` empty means Marathon's default: unreserved resources and the framework's role.
     pub(crate) fn new(accepted: &'a [String], framework_role: &'a str) -> Self {
-        let accepted = if accepted.is_empty() {
-            vec![UNRESERVED_ROLE, framework_role]
-        } else {
-            accepted.iter().map(String::as_str).collect()
-        };
-        RoleFilter {
-            accepted,
-            framework_role,
-        }
+        let accepted =
+            if accepted.is_empty() { vec![UNRESERVED_ROLE, framework_role] } else { accepted.iter().map(String::as_str).collect() };
+        RoleFilter { accepted, framework_role }
     }
 
     /// Whether a task may take from `resource`: its reservation role is accepted; it is
@@ -67,23 +59,14 @@ impl<'a> RoleFilter<'a> {
     /// not revocable and not a persistent volume or an unsplittable (mount, block, raw) disk,
     /// which Marathon leaves to its volume matchers.
     pub(crate) fn admits(&self, resource: &Resource) -> bool {
-        let allocated_here = resource
-            .allocation_info
-            .as_ref()
-            .and_then(|a| a.role.as_deref())
-            .is_none_or(|role| role == self.framework_role);
+        let allocated_here =
+            resource.allocation_info.as_ref().and_then(|a| a.role.as_deref()).is_none_or(|role| role == self.framework_role);
         let plain_disk = resource.disk.as_ref().is_none_or(|disk| {
             disk.persistence.is_none()
                 && disk.volume.is_none()
-                && disk
-                    .source
-                    .as_ref()
-                    .is_none_or(|s| s.r#type == source::Type::Path as i32)
+                && disk.source.as_ref().is_none_or(|s| s.r#type == source::Type::Path as i32)
         });
-        allocated_here
-            && plain_disk
-            && resource.revocable.is_none()
-            && self.accepted.contains(&reservation_role(resource))
+        allocated_here && plain_disk && resource.revocable.is_none() && self.accepted.contains(&reservation_role(resource))
     }
 }
 
@@ -143,19 +126,11 @@ mod tests {
     use mesos_proto::v1::resource::{AllocationInfo, DiskInfo, ReservationInfo, RevocableInfo};
 
     fn cpus(value: f64) -> Resource {
-        Resource {
-            name: "cpus".into(),
-            r#type: Type::Scalar as i32,
-            scalar: Some(Scalar { value }),
-            ..Default::default()
-        }
+        Resource { name: "cpus".into(), r#type: Type::Scalar as i32, scalar: Some(Scalar { value }), ..Default::default() }
     }
 
     fn reserved(mut r: Resource, role: &str) -> Resource {
-        r.reservations.push(ReservationInfo {
-            role: Some(role.into()),
-            ..Default::default()
-        });
+        r.reservations.push(ReservationInfo { role: Some(role.into()), ..Default::default() });
         r
     }
 
@@ -178,10 +153,7 @@ mod tests {
         assert_eq!(reservation_role(&reserved(cpus(1.0), "web")), "web");
         let refined = reserved(reserved(cpus(1.0), "eng"), "eng/web");
         assert_eq!(reservation_role(&refined), "eng/web");
-        let legacy = Resource {
-            role: Some("legacy".into()),
-            ..cpus(1.0)
-        };
+        let legacy = Resource { role: Some("legacy".into()), ..cpus(1.0) };
         assert_eq!(reservation_role(&legacy), "legacy");
     }
 
@@ -200,40 +172,14 @@ mod tests {
     #[test]
     fn allocation_role_revocable_and_volumes_are_respected() {
         let roles = RoleFilter::new(&[], "marathon");
-        let allocated = |role: &str| Resource {
-            allocation_info: Some(AllocationInfo {
-                role: Some(role.into()),
-            }),
-            ..cpus(1.0)
-        };
+        let allocated = |role: &str| Resource { allocation_info: Some(AllocationInfo { role: Some(role.into()) }), ..cpus(1.0) };
         assert!(roles.admits(&allocated("marathon")));
         assert!(!roles.admits(&allocated("other")));
-        assert!(!roles.admits(&Resource {
-            revocable: Some(RevocableInfo {}),
-            ..cpus(1.0)
-        }));
-        let mount = DiskInfo {
-            source: Some(Source {
-                r#type: source::Type::Mount as i32,
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        assert!(!roles.admits(&Resource {
-            disk: Some(mount),
-            ..cpus(1.0)
-        }));
-        let path = DiskInfo {
-            source: Some(Source {
-                r#type: source::Type::Path as i32,
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        assert!(roles.admits(&Resource {
-            disk: Some(path),
-            ..cpus(1.0)
-        }));
+        assert!(!roles.admits(&Resource { revocable: Some(RevocableInfo {}), ..cpus(1.0) }));
+        let mount = DiskInfo { source: Some(Source { r#type: source::Type::Mount as i32, ..Default::default() }), ..Default::default() };
+        assert!(!roles.admits(&Resource { disk: Some(mount), ..cpus(1.0) }));
+        let path = DiskInfo { source: Some(Source { r#type: source::Type::Path as i32, ..Default::default() }), ..Default::default() };
+        assert!(roles.admits(&Resource { disk: Some(path), ..cpus(1.0) }));
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub async fn run(spec: RunSpec, reports: mpsc::UnboundedSender<Report>, mut kill
 
     let mut health = spec.task.health_check.as_ref().map(Health::new);
     let started = Instant::now();
-    let mut next_check = health.as_ref().map(|h| started + h.delay);
+    let mut next_check = health.as_ref().map(|h| started + h.tracker.policy().delay);
     loop {
         let check_at = next_check.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
@@ -93,16 +93,16 @@ pub async fn run(spec: RunSpec, reports: mpsc::UnboundedSender<Report>, mut kill
             () = tokio::time::sleep_until(check_at), if next_check.is_some() => {
                 let Some(h) = health.as_mut() else { continue };
                 let ok = h.check(&spec).await;
-                next_check = Some(Instant::now() + h.interval);
-                match h.record(ok, started.elapsed()) {
-                    HealthVerdict::Unchanged => {}
-                    HealthVerdict::Changed(healthy) => send(Report {
+                next_check = Some(Instant::now() + h.tracker.policy().interval);
+                match h.tracker.record(ok, started.elapsed()) {
+                    mesos_health::Verdict::Unchanged => {}
+                    mesos_health::Verdict::Changed(healthy) => send(Report {
                         state: TaskState::TaskRunning,
                         reason: Some(Reason::TaskHealthCheckStatusUpdated),
                         message: Some(if healthy { "Task is healthy".into() } else { "Task is unhealthy".into() }),
                         healthy: Some(healthy),
                     }),
-                    HealthVerdict::Kill => {
+                    mesos_health::Verdict::Kill => {
                         if spec.killing_state {
                             send(Report { healthy: Some(false), ..Report::new(TaskState::TaskKilling, "Killing the unhealthy task") });
                         }
@@ -111,7 +111,7 @@ pub async fn run(spec: RunSpec, reports: mpsc::UnboundedSender<Report>, mut kill
                         send(Report {
                             state: TaskState::TaskKilled,
                             reason: Some(Reason::TaskHealthCheckStatusUpdated),
-                            message: Some(format!("Task was killed after {} consecutive failed health checks", h.max_failures)),
+                            message: Some(format!("Task was killed after {} consecutive failed health checks", h.tracker.policy().max_failures)),
                             healthy: Some(false),
                         });
                         return;
@@ -190,98 +190,35 @@ pub async fn terminate(child: &mut Child, pid: Option<Pid>, grace: Duration) {
     }
 }
 
-enum HealthVerdict {
-    Unchanged,
-    Changed(bool),
-    Kill,
-}
-
-/// Health check state for one task, with Mesos's defaults.
+/// Health check state for one task: the shared tracker (Mesos's timing and failure rules) and
+/// the check, whose command form runs here, in the task's sandbox and environment.
 struct Health {
     check: v1::HealthCheck,
-    delay: Duration,
-    interval: Duration,
-    timeout: Duration,
-    grace: Duration,
-    max_failures: u32,
-    failures: u32,
-    healthy: Option<bool>,
+    tracker: mesos_health::Tracker,
 }
 
 impl Health {
     fn new(check: &v1::HealthCheck) -> Self {
-        let secs = |v: Option<f64>, d: f64| Duration::from_secs_f64(v.filter(|x| x.is_finite() && *x >= 0.0).unwrap_or(d));
-        Self {
-            check: check.clone(),
-            delay: secs(check.delay_seconds, 15.0),
-            interval: secs(check.interval_seconds, 10.0).max(Duration::from_millis(10)),
-            timeout: secs(check.timeout_seconds, 20.0),
-            grace: secs(check.grace_period_seconds, 10.0),
-            max_failures: check.consecutive_failures.unwrap_or(3),
-            failures: 0,
-            healthy: None,
-        }
+        Self { check: check.clone(), tracker: mesos_health::Tracker::new(mesos_health::Policy::of(check)) }
     }
 
     async fn check(&self, spec: &RunSpec) -> bool {
+        if let Some(ok) = mesos_health::probe_network(&self.check, "127.0.0.1", &reqwest::Client::new()).await {
+            return ok;
+        }
         let fut = async {
-            match self.check.r#type() {
-                health_check::Type::Http => {
-                    let Some(http) = &self.check.http else { return false };
-                    let scheme = http.scheme.clone().unwrap_or_else(|| "http".into());
-                    let path = http.path.clone().unwrap_or_else(|| "/".into());
-                    let url =
-                        format!("{scheme}://127.0.0.1:{}{}", http.port, if path.starts_with('/') { path } else { format!("/{path}") });
-                    match reqwest::Client::new().get(&url).send().await {
-                        Ok(resp) => {
-                            let code = u32::from(resp.status().as_u16());
-                            if http.statuses.is_empty() { (200..400).contains(&code) } else { http.statuses.contains(&code) }
-                        }
-                        Err(_) => false,
-                    }
-                }
-                health_check::Type::Tcp => {
-                    let Some(tcp) = &self.check.tcp else { return false };
-                    tokio::net::TcpStream::connect(("127.0.0.1", u16::try_from(tcp.port).unwrap_or(0))).await.is_ok()
-                }
-                health_check::Type::Command => {
-                    let Some(cmd) = self.check.command.as_ref().and_then(|c| c.value.clone()) else { return false };
-                    let mut c = Command::new("/bin/sh");
-                    c.arg("-c").arg(cmd).current_dir(&spec.sandbox).stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
-                    c.envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                    for var in spec.task.command.iter().flat_map(|c| c.environment.iter()).flat_map(|e| &e.variables) {
-                        c.env(&var.name, var.value.as_deref().unwrap_or_default());
-                    }
-                    matches!(c.status().await, Ok(s) if s.success())
-                }
-                health_check::Type::Unknown => false,
+            let Some(cmd) = self.check.command.as_ref().and_then(|c| c.value.clone()) else { return false };
+            if self.check.r#type() != health_check::Type::Command {
+                return false;
             }
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c").arg(cmd).current_dir(&spec.sandbox).stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
+            c.envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            for var in spec.task.command.iter().flat_map(|c| c.environment.iter()).flat_map(|e| &e.variables) {
+                c.env(&var.name, var.value.as_deref().unwrap_or_default());
+            }
+            matches!(c.status().await, Ok(s) if s.success())
         };
-        tokio::time::timeout(self.timeout, fut).await.unwrap_or(false)
-    }
-
-    /// Folds one check result into the state: failures inside the grace period before the
-    /// first success are ignored, as in Mesos.
-    fn record(&mut self, ok: bool, since_start: Duration) -> HealthVerdict {
-        if ok {
-            self.failures = 0;
-            if self.healthy != Some(true) {
-                self.healthy = Some(true);
-                return HealthVerdict::Changed(true);
-            }
-            return HealthVerdict::Unchanged;
-        }
-        if self.healthy.is_none() && since_start < self.grace {
-            return HealthVerdict::Unchanged;
-        }
-        self.failures += 1;
-        if self.max_failures > 0 && self.failures >= self.max_failures {
-            return HealthVerdict::Kill;
-        }
-        if self.healthy != Some(false) {
-            self.healthy = Some(false);
-            return HealthVerdict::Changed(false);
-        }
-        HealthVerdict::Unchanged
+        tokio::time::timeout(self.tracker.policy().timeout, fut).await.unwrap_or(false)
     }
 }

@@ -8,14 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use framework_core::app::{AppDefinition, GroupDefinition};
+use framework_core::calls::{self, TaskRef};
 use framework_core::deploy::{self, Action, Backoff, Decision, InstanceView};
 use framework_core::ids::{AppId, DeploymentId, InstanceId, PathId, TaskId, Timestamp};
 use framework_core::instance::{Condition, Goal, condition_from_status, next_condition};
 use framework_core::matching::offer_flow::{FlowCall, OfferFlow};
 use framework_core::matching::{Placement, PlacementIndex, match_offer_indexed, placement_of};
 use framework_core::tree::{self, GroupNode};
-use mesos_proto::v1::scheduler::{Call, call, event};
-use mesos_proto::v1::{self, Filters, TaskState, task_status};
+use mesos_proto::v1::scheduler::{Call, event};
+use mesos_proto::v1::{self, TaskState, task_status};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -1170,17 +1171,7 @@ impl Actor {
         }
         updated.kill_sent_at = Some(now);
         let grace = self.apps.get(&updated.app_id).and_then(|a| a.task_kill_grace_period_seconds);
-        let kill = Call {
-            r#type: Some(call::Type::Kill as i32),
-            kill: Some(call::Kill {
-                task_id: v1::TaskId { value: updated.task_id.to_string() },
-                agent_id: (!updated.agent_id.is_empty()).then(|| v1::AgentId { value: updated.agent_id.to_string() }),
-                kill_policy: grace.map(|g| v1::KillPolicy {
-                    grace_period: Some(v1::DurationInfo { nanoseconds: (g as i64).saturating_mul(1_000_000_000) }),
-                }),
-            }),
-            ..Default::default()
-        };
+        let kill = calls::kill(updated.task_id.as_str(), &updated.agent_id, grace);
         self.counters.kills_sent += 1;
         let mut persist = Persist::instances(std::slice::from_ref(&updated));
         persist.then.push(kill);
@@ -1269,26 +1260,12 @@ impl Actor {
     /// Explicit reconciliation of every known task, then implicit (Mesos tells us about tasks we
     /// forgot; those are killed when their updates arrive).
     fn reconcile(&mut self) {
-        let tasks: Vec<_> = self
-            .instances
-            .values()
-            .map(|i| call::reconcile::Task {
-                task_id: v1::TaskId { value: i.task_id.to_string() },
-                agent_id: (!i.agent_id.is_empty()).then(|| v1::AgentId { value: i.agent_id.to_string() }),
-            })
-            .collect();
+        let tasks: Vec<TaskRef> =
+            self.instances.values().map(|i| TaskRef { task: i.task_id.to_string(), agent: i.agent_id.to_string() }).collect();
         if !tasks.is_empty() {
-            self.call(Call {
-                r#type: Some(call::Type::Reconcile as i32),
-                reconcile: Some(call::Reconcile { tasks }),
-                ..Default::default()
-            });
+            self.call(calls::reconcile(tasks));
         }
-        self.call(Call {
-            r#type: Some(call::Type::Reconcile as i32),
-            reconcile: Some(call::Reconcile { tasks: vec![] }),
-            ..Default::default()
-        });
+        self.call(calls::reconcile([]));
     }
 
     /// Kills decided earlier may have been lost with the previous connection (or with a previous
@@ -1302,15 +1279,7 @@ impl Actor {
             .map(|i| (i.task_id.clone(), i.agent_id.to_string()))
             .collect();
         for (task, agent) in doomed {
-            self.call(Call {
-                r#type: Some(call::Type::Kill as i32),
-                kill: Some(call::Kill {
-                    task_id: v1::TaskId { value: task.to_string() },
-                    agent_id: (!agent.is_empty()).then_some(v1::AgentId { value: agent }),
-                    kill_policy: None,
-                }),
-                ..Default::default()
-            });
+            self.call(calls::kill(task.as_str(), &agent, None));
         }
     }
 
@@ -1336,11 +1305,8 @@ impl Actor {
             let Some(mut instance) = current.filter(|i| i.task_id.as_str() == task_id) else {
                 if !condition_from_status(state, None, "").is_terminal() {
                     tracing::info!(%task_id, "killing a task this framework does not know");
-                    self.call(Call {
-                        r#type: Some(call::Type::Kill as i32),
-                        kill: Some(call::Kill { task_id: status.task_id.clone(), agent_id: status.agent_id.clone(), kill_policy: None }),
-                        ..Default::default()
-                    });
+                    let agent = status.agent_id.as_ref().map(|a| a.value.as_str()).unwrap_or_default();
+                    self.call(calls::kill(task_id, agent, None));
                 }
                 acks.push(status);
                 continue;
@@ -1383,7 +1349,7 @@ impl Actor {
         }
         let mut persist = Persist::instances(staged.values().flatten());
         persist.deletes = staged.iter().filter(|(_, i)| i.is_none()).map(|(id, _)| keys::instance(id)).collect();
-        persist.then = acks.into_iter().filter_map(ack_call).collect();
+        persist.then = acks.into_iter().filter_map(calls::acknowledge).collect();
         self.persist(persist).await;
         for effect in effects {
             match effect {
@@ -1629,23 +1595,11 @@ impl Actor {
         let refuse = if self.demand.is_empty() { 1.0 } else { 0.0 };
         let offers: Vec<v1::OfferId> = accepted.iter().map(|(offer, _)| offer.clone()).collect();
         for (offer, task_infos) in accepted {
-            persist.then.push(Call {
-                r#type: Some(call::Type::Accept as i32),
-                accept: Some(call::Accept {
-                    offer_ids: vec![offer],
-                    operations: vec![v1::offer::Operation {
-                        r#type: Some(v1::offer::operation::Type::Launch as i32),
-                        launch: Some(v1::offer::operation::Launch { task_infos }),
-                        ..Default::default()
-                    }],
-                    filters: Some(Filters { refuse_seconds: Some(refuse) }),
-                }),
-                ..Default::default()
-            });
+            persist.then.push(calls::accept_launch(offer, task_infos, refuse));
         }
         // If the records cannot be written the tasks are not launched: the offers go back, and the
         // instances, never confirmed by Mesos, are reconciled as lost and replaced.
-        persist.otherwise.push(decline_call(offers, 5.0));
+        persist.otherwise.push(calls::decline(offers, 5.0));
         self.persist(persist).await;
     }
 
@@ -1664,7 +1618,7 @@ impl Actor {
             return;
         }
         self.counters.offers_declined += offers.len() as u64;
-        self.call(decline_call(offers, refuse));
+        self.call(calls::decline(offers, refuse));
     }
 
     // ----------------------------------------------------------------------------------------
@@ -1954,14 +1908,8 @@ impl Actor {
         let wants = !self.demand.is_empty();
         if self.connected {
             match self.offer_flow.decide(wants, newly_wanted, now.0, self.config.min_revive_interval.as_millis() as i64) {
-                Some(FlowCall::Revive) => {
-                    self.call(Call { r#type: Some(call::Type::Revive as i32), revive: Some(call::Revive::default()), ..Default::default() })
-                }
-                Some(FlowCall::Suppress) => self.call(Call {
-                    r#type: Some(call::Type::Suppress as i32),
-                    suppress: Some(call::Suppress::default()),
-                    ..Default::default()
-                }),
+                Some(FlowCall::Revive) => self.call(calls::revive()),
+                Some(FlowCall::Suppress) => self.call(calls::suppress()),
                 None => {}
             }
         }
@@ -1974,22 +1922,15 @@ impl Actor {
         // A lost ACCEPT: ask about the launches, so that unknown ones come back as TASK_LOST and
         // are replaced long before the launch timeout.
         if self.connected && now.0 - self.last_stale_reconcile.0 > 15_000 {
-            let stale: Vec<call::reconcile::Task> = self
+            let stale: Vec<TaskRef> = self
                 .instances
                 .values()
                 .filter(|i| i.condition == Condition::Provisioned && now.0 - i.staged_at.0 > 15_000)
-                .map(|i| call::reconcile::Task {
-                    task_id: v1::TaskId { value: i.task_id.to_string() },
-                    agent_id: Some(v1::AgentId { value: i.agent_id.to_string() }),
-                })
+                .map(|i| TaskRef { task: i.task_id.to_string(), agent: i.agent_id.to_string() })
                 .collect();
             if !stale.is_empty() {
                 tracing::info!(count = stale.len(), "reconciling launches Mesos has not confirmed");
-                self.call(Call {
-                    r#type: Some(call::Type::Reconcile as i32),
-                    reconcile: Some(call::Reconcile { tasks: stale }),
-                    ..Default::default()
-                });
+                self.call(calls::reconcile(stale));
             }
             self.last_stale_reconcile = now;
         }
@@ -2090,25 +2031,6 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-/// A DECLINE of `offers`, refusing them for `refuse` seconds.
-fn decline_call(offer_ids: Vec<v1::OfferId>, refuse: f64) -> Call {
-    Call {
-        r#type: Some(call::Type::Decline as i32),
-        decline: Some(call::Decline { offer_ids, filters: Some(Filters { refuse_seconds: Some(refuse) }) }),
-        ..Default::default()
-    }
-}
-
-/// The ACKNOWLEDGE of a status update, if it asks for one.
-fn ack_call(status: &v1::TaskStatus) -> Option<Call> {
-    let (Some(uuid), Some(agent_id)) = (status.uuid.clone(), status.agent_id.clone()) else { return None };
-    Some(Call {
-        r#type: Some(call::Type::Acknowledge as i32),
-        acknowledge: Some(call::Acknowledge { agent_id, task_id: status.task_id.clone(), uuid }),
-        ..Default::default()
-    })
 }
 
 /// The task status a Mesos UPDATE event carries, or the update itself if it is something else.

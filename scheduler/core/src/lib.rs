@@ -2,6 +2,7 @@
 //! no clock (callers pass the time in). The async shells in the `framework` crate translate
 //! between the outside world (HTTP, Mesos, storage) and these types.
 //!
+//! - [`calls`]: typed constructors of the Mesos calls the scheduler makes;
 //! - [`ids`]: app path ids, task and instance ids, deployment ids, timestamps;
 //! - [`app`]: the Marathon app definition, its defaults, normalization and validation;
 //! - [`matching`]: offer matching by resources, ports and constraints;
@@ -10,6 +11,7 @@
 //! - [`tree`]: the group tree: what group updates, deletions and rollbacks change.
 
 pub mod app;
+pub mod calls;
 pub mod deploy;
 pub mod ids;
 pub mod instance;

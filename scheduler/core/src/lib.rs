@@ -8,6 +8,9 @@
 //! - [`matching`]: offer matching by resources, ports and constraints;
 //! - [`deploy`]: deployment planning, rolling-restart arithmetic and launch backoff;
 //! - [`instance`]: instance conditions and their transitions from Mesos task states;
+//! - [`spec`]: app definitions as Mesos `TaskInfo`s, planner input and version stamps;
+//! - [`state`]: the records the scheduler keeps (instances, deployments, task counts) and the
+//!   read-only snapshot the API serves from;
 //! - [`tree`]: the group tree: what group updates, deletions and rollbacks change.
 
 pub mod app;
@@ -16,4 +19,6 @@ pub mod deploy;
 pub mod ids;
 pub mod instance;
 pub mod matching;
+pub mod spec;
+pub mod state;
 pub mod tree;

@@ -7,13 +7,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use framework_core::app::{AppDefinition, GroupDefinition};
-use framework_core::calls::{self, TaskRef};
-use framework_core::deploy::{self, Action, Backoff, Decision, InstanceView};
+use framework_core::app::AppDefinition;
+use framework_core::calls::{self};
+use framework_core::deploy::{self, Action, Backoff};
 use framework_core::ids::{AppId, DeploymentId, InstanceId, PathId, TaskId, Timestamp};
 use framework_core::instance::{Condition, Goal, condition_from_status, next_condition};
 use framework_core::matching::offer_flow::{FlowCall, OfferFlow};
-use framework_core::matching::{Placement, PlacementIndex, match_offer_indexed, placement_of};
+use framework_core::matching::{PlacementIndex, match_offer_indexed, placement_of};
+pub use framework_core::scheduler::{Change, GroupOp, Rejection, SchedulerConfig as ActorConfig, container_policy};
+use framework_core::scheduler::{Note, Scheduler, scale_within_limit, views_of};
 use framework_core::tree::{self, GroupNode};
 use mesos_proto::v1::scheduler::{Call, event};
 use mesos_proto::v1::{self, TaskState, task_status};
@@ -24,95 +26,8 @@ use crate::error::ApiError;
 use crate::events::EventBus;
 use crate::mesos::{MesosCalls, MesosUpdate};
 use crate::spec;
-use crate::state::{
-    AppMap, Counters, Deployment, DeploymentKey, GroupMap, Instance, InstanceMap, Instances, LaunchQueue, OfferStats, Snapshot, StateName,
-    TaskFailure,
-};
+use crate::state::{Deployment, DeploymentKey, Instance, LaunchQueue, Snapshot, StateName, TaskFailure};
 use crate::store::Store;
-
-/// Scheduler settings the actor needs.
-#[derive(Debug, Clone)]
-pub struct ActorConfig {
-    /// The Mesos role we launch with.
-    pub role: String,
-    /// A task that is not RUNNING this long after launch is killed (Marathon: 300 s).
-    pub task_launch_timeout: Duration,
-    /// Unconfirmed kills are re-sent after this long (Marathon: 30 s).
-    pub kill_retry: Duration,
-    /// How long to refuse offers we have no use for (Marathon: 120 s).
-    pub decline_refuse_seconds: f64,
-    /// Least time between two REVIVEs while launches keep waiting (Marathon: 5 s).
-    pub min_revive_interval: Duration,
-    /// At most this many deployments run at once (Marathon: 100).
-    pub max_running_deployments: usize,
-    /// Stored versions kept per app and per group (Marathon's `--zk_max_versions`: 50).
-    pub max_versions: usize,
-    /// How Docker tasks are run.
-    pub executor: spec::ExecutorSettings,
-    /// Whether apps may run privileged Docker containers.
-    pub allow_privileged: bool,
-    /// The Docker `parameters` keys apps may use (`*`: any); see [`container_policy`].
-    pub docker_parameters_allowed: Vec<String>,
-    /// At most this many tasks are launched from one offer (Marathon: `--max_instances_per_offer`).
-    pub max_instances_per_offer: u32,
-}
-
-/// A change of the desired apps and groups, already validated by the API shell.
-#[derive(Debug, Default)]
-pub struct Change {
-    /// Apps to create or replace (as the client sent them; versions are set here).
-    pub put: Vec<AppDefinition>,
-    /// Apps to delete.
-    pub delete: Vec<AppId>,
-    /// Apps to restart (new version, same configuration).
-    pub restart: Vec<AppId>,
-    /// Instances to kill as part of a scale-down (`scale=true` kills).
-    pub to_kill: BTreeMap<AppId, Vec<InstanceId>>,
-    /// `POST /v2/apps`: the change is refused (409) if any app of `put` exists. Decided here, by
-    /// the state's owner, so that of concurrent creations of one id exactly one succeeds.
-    pub create_only: bool,
-    /// The apps of `put` are earlier versions being restored (a group rollback): instances of
-    /// their configuration count as current.
-    pub rollback: bool,
-    /// Groups created or changed (their version becomes the change's).
-    pub put_groups: Vec<GroupNode>,
-    /// Groups removed (the apps within them are in `delete`).
-    pub delete_groups: Vec<PathId>,
-}
-
-impl Change {
-    /// A change that creates or replaces these apps.
-    pub fn put(put: Vec<AppDefinition>) -> Self {
-        Self { put, ..Self::default() }
-    }
-}
-
-/// A change of a group (`/v2/groups`), turned into a [`Change`] by the actor against the
-/// current tree.
-#[derive(Debug)]
-pub enum GroupOp {
-    /// Create or update a group from a body (absent fields keep what the group has).
-    Update {
-        /// The body.
-        update: GroupDefinition,
-        /// `POST`: refused (409) if the group or an app of that id exists.
-        create: bool,
-        /// The body restores an earlier version (a rollback).
-        rollback: bool,
-    },
-    /// Multiply the instances of every app within the group.
-    ScaleBy {
-        /// The group.
-        group: PathId,
-        /// The factor (at least 0).
-        factor: f64,
-    },
-    /// Remove the group with everything within it (the root is emptied).
-    Delete {
-        /// The group.
-        group: PathId,
-    },
-}
 
 /// What a group command answers.
 #[derive(Debug)]
@@ -270,68 +185,6 @@ pub struct Loaded {
     pub framework_id: Option<String>,
 }
 
-/// What the server allows of Docker containers, checked on every app a change puts: no
-/// privileged container without `--allow-privileged`, no Docker parameter outside
-/// `--docker-parameters-allowed`. Refusals are 422 `Object is not valid` naming the app, the
-/// offending path and the flag that would allow it.
-pub fn container_policy(config: &ActorConfig, apps: &[AppDefinition]) -> Result<(), ApiError> {
-    let allowed = |key: &str| {
-        let key = key.trim_start_matches('-');
-        config.docker_parameters_allowed.iter().any(|a| a == "*" || a.trim_start_matches('-').eq_ignore_ascii_case(key))
-    };
-    let mut details: Vec<serde_json::Value> = Vec::new();
-    for app in apps {
-        for (i, v) in app.container.iter().flat_map(|c| c.volumes.iter()).enumerate() {
-            if let framework_core::app::Volume::Host { host_path, mode, .. } = v
-                && !config.allow_privileged
-                && !(*mode == framework_core::app::ReadMode::Ro && TIME_FILES.contains(&host_path.trim_end_matches('/')))
-                && let Some(why) = sensitive_host_path(host_path)
-            {
-                details.push(json!({"path": format!("/container/volumes({i})/hostPath"),
-                    "errors": [format!("{} mounts {host_path}, which {why}: that is as powerful as a privileged container; mount another directory, or start framework with --allow-privileged", app.id)]}));
-            }
-        }
-        let Some(docker) = app.container.as_ref().and_then(|c| c.docker.as_ref()) else { continue };
-        if docker.privileged && !config.allow_privileged {
-            details.push(json!({"path": "/container/docker/privileged",
-                "errors": [format!("{} asks for a privileged container, which this server does not allow (start framework with --allow-privileged)", app.id)]}));
-        }
-        for (i, p) in docker.parameters.iter().enumerate().filter(|(_, p)| !allowed(&p.key)) {
-            details.push(json!({"path": format!("/container/docker/parameters({i})/key"),
-                "errors": [format!("{} asks for the Docker parameter '{}', which this server does not allow (allowed: {}); remove it, or start framework with --docker-parameters-allowed listing it",
-                    app.id, p.key, config.docker_parameters_allowed.join(","))]}));
-        }
-    }
-    if details.is_empty() {
-        return Ok(());
-    }
-    Err(ApiError { status: 422, body: json!({"message": "Object is not valid", "details": details}) })
-}
-
-/// Host files apps commonly mount read-only to share the agent's time zone; allowed as such.
-const TIME_FILES: &[&str] = &["/etc/localtime", "/etc/timezone", "/usr/share/zoneinfo"];
-
-/// Why mounting the agent's `path` into a container would hand it the host, if it would: the
-/// root, system directories, or Docker's and containerd's sockets and state. Relative paths stay
-/// in the sandbox (validation sees to that).
-fn sensitive_host_path(path: &str) -> Option<&'static str> {
-    if !path.starts_with('/') {
-        return None;
-    }
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
-    if parts.contains(&"..") {
-        return Some("climbs with '..'");
-    }
-    const SYSTEM: &[&str] = &["etc", "proc", "sys", "dev", "boot", "root", "bin", "sbin", "lib", "lib64", "usr"];
-    const RUNTIME: &[&[&str]] = &[&["run"], &["var", "run"], &["var", "lib", "docker"], &["var", "lib", "containerd"]];
-    match parts.as_slice() {
-        [] => Some("is the agent's whole file system"),
-        [first, ..] if SYSTEM.contains(first) => Some("is a system directory of the agent"),
-        p if RUNTIME.iter().any(|r| p.starts_with(r)) => Some("holds the agent's container runtime (the Docker socket among it)"),
-        _ => None,
-    }
-}
-
 /// Store keys.
 pub mod keys {
     use framework_core::ids::{AppId, DeploymentId, InstanceId, PathId, Timestamp};
@@ -407,47 +260,20 @@ pub async fn load(store: &Store) -> anyhow::Result<Loaded> {
     Ok(loaded)
 }
 
-/// The actor's state.
+/// The actor: the scheduler's state (`framework_core::scheduler::Scheduler`) and what carries
+/// out its decisions.
 pub struct Actor {
-    config: ActorConfig,
+    /// The scheduler's state and pure decisions.
+    s: Scheduler,
     store: Store,
     bus: EventBus,
     calls: Option<MesosCalls>,
     /// The instance record writer (see [`writer`]), started with the actor.
     writer: Option<mpsc::Sender<Persist>>,
-    /// Persistent maps shared with the published snapshots: a snapshot costs O(1), and an update
-    /// copies only the path to the changed entry.
-    apps: AppMap,
-    /// Every group, the root included; each app's group and every ancestor exists.
-    groups: GroupMap,
-    instances: Instances,
-    /// Running deployments, oldest first.
-    deployments: BTreeMap<DeploymentKey, Arc<Deployment>>,
-    /// The deployment each app is part of (one at most: conflicting ones are refused or cancelled).
-    deploying: imbl::OrdMap<AppId, DeploymentKey>,
-    /// Apps whose definition, instances or deployment changed since the last [`Actor::drive`]:
-    /// only these are looked at again, except in the full pass on every clock tick.
-    dirty: BTreeSet<AppId>,
-    backoffs: imbl::OrdMap<AppId, Backoff>,
-    /// Launches still wanted, per app (only apps that want some).
-    demand: imbl::OrdMap<AppId, u32>,
-    /// Instances launched that Mesos has not reported on yet (condition Provisioned).
-    unconfirmed: usize,
-    queued_since: imbl::OrdMap<AppId, Timestamp>,
-    offer_stats: imbl::OrdMap<AppId, OfferStats>,
-    failures: imbl::OrdMap<AppId, TaskFailure>,
-    framework_id: Option<String>,
-    connected: bool,
-    master: String,
-    /// REVIVE and SUPPRESS bookkeeping.
-    offer_flow: OfferFlow,
     /// When the last full pass started, and how long it took.
     last_full_pass: (std::time::Instant, Duration),
-    last_stale_reconcile: Timestamp,
     /// A write whose outcome is unknown failed: the run loop ends before anything else.
     stopped: bool,
-    last_version: Timestamp,
-    counters: Counters,
     snapshot: watch::Sender<Arc<Snapshot>>,
     /// Our own command channel (for the readiness checkers' reports).
     commands: mpsc::Sender<Command>,
@@ -460,69 +286,27 @@ impl Actor {
     pub fn new(config: ActorConfig, store: Store, bus: EventBus, loaded: Loaded) -> (Self, ActorHandle, mpsc::Receiver<Command>) {
         let (tx, rx) = mpsc::channel(1024);
         let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
-        let apps: AppMap = loaded.apps.into_iter().map(|a| (a.id.clone(), Arc::new(a))).collect();
-        let backoffs = apps.iter().map(|(id, a)| (id.clone(), Backoff::new(spec::backoff_policy(a)))).collect();
-        let mut groups: GroupMap = loaded.groups.into_iter().map(|g| (g.id.clone(), Arc::new(g))).collect();
-        // Groups are stored since they exist on their own; earlier stores have only apps, whose
-        // ancestors are the groups.
-        for (id, app) in &apps {
-            let mut up = id.parent();
-            loop {
-                if !groups.contains_key(&up) {
-                    groups.insert(up.clone(), Arc::new(GroupNode::new(up.clone(), app.version.unwrap_or_default())));
-                }
-                if up.is_root() {
-                    break;
-                }
-                up = up.parent();
-            }
-        }
-        if !groups.contains_key(&PathId::root()) {
-            groups.insert(PathId::root(), Arc::new(GroupNode::new(PathId::root(), Timestamp(0))));
-        }
+        let s = Scheduler::new(config, loaded.apps, loaded.groups, loaded.instances, loaded.deployments, loaded.framework_id);
         let mut actor = Actor {
-            config,
+            s,
             store,
             bus,
             calls: None,
             writer: None,
-            backoffs,
-            apps,
-            groups,
-            instances: loaded.instances.into_iter().map(Arc::new).collect(),
-            deployments: BTreeMap::new(),
-            deploying: imbl::OrdMap::new(),
-            dirty: BTreeSet::new(),
-            demand: imbl::OrdMap::new(),
-            unconfirmed: 0,
-            queued_since: imbl::OrdMap::new(),
-            offer_stats: imbl::OrdMap::new(),
-            failures: imbl::OrdMap::new(),
-            framework_id: loaded.framework_id,
-            connected: false,
-            master: String::new(),
-            offer_flow: OfferFlow::default(),
             last_full_pass: (std::time::Instant::now(), Duration::ZERO),
-            last_stale_reconcile: Timestamp(0),
             stopped: false,
-            last_version: Timestamp(0),
-            counters: Counters::default(),
             snapshot,
             commands: tx.clone(),
             readiness: BTreeMap::new(),
             http: reqwest::Client::new(),
         };
-        for d in loaded.deployments {
-            actor.add_deployment(d);
-        }
-        actor.unconfirmed = actor.instances.values().filter(|i| i.condition == Condition::Provisioned).count();
         actor.publish();
         (actor, ActorHandle { tx, snapshot: snapshot_rx }, rx)
     }
 
     /// The persisted framework id, for the Mesos client's first SUBSCRIBE.
     pub fn framework_id(&self) -> Option<String> {
-        self.framework_id.clone()
+        self.s.framework_id.clone()
     }
 
     /// Runs until both input channels close.
@@ -605,7 +389,7 @@ impl Actor {
                     None => return,
                 },
                 _ = flush.tick() => {
-                    if events_seen || full || !self.dirty.is_empty() {
+                    if events_seen || full || !self.s.dirty.is_empty() {
                         self.drive(std::mem::take(&mut full)).await;
                         if !self.sync().await {
                             return;
@@ -632,82 +416,48 @@ impl Actor {
         }
     }
 
-    /// Records a new running deployment.
-    fn add_deployment(&mut self, deployment: Deployment) {
-        let key = (deployment.version, deployment.id.clone());
-        for app in deployment.affected() {
-            self.deploying.insert(app.clone(), key.clone());
-            self.dirty.insert(app.clone());
-        }
-        self.deployments.insert(key, Arc::new(deployment));
-    }
-
-    /// Forgets a running deployment (finished or cancelled); its apps are looked at again.
-    fn remove_deployment(&mut self, key: &DeploymentKey) -> Option<Arc<Deployment>> {
-        let deployment = self.deployments.remove(key)?;
-        for app in deployment.affected() {
-            if self.deploying.get(app) == Some(key) {
-                self.deploying.remove(app);
-            }
-            self.dirty.insert(app.clone());
-        }
-        Some(deployment)
-    }
-
-    /// The key of the running deployment with this id.
-    fn deployment_key(&self, id: &DeploymentId) -> Option<DeploymentKey> {
-        self.deployments.keys().find(|(_, d)| d == id).cloned()
-    }
-
-    /// Stores a changed instance; its app is looked at again by the next drive.
-    fn put_instance(&mut self, instance: Instance) {
-        self.dirty.insert(instance.app_id.clone());
-        let launching = instance.condition == Condition::Provisioned;
-        let old = self.instances.insert(Arc::new(instance));
-        self.unconfirmed =
-            self.unconfirmed + usize::from(launching) - usize::from(old.is_some_and(|o| o.condition == Condition::Provisioned));
-    }
-
-    /// Forgets an instance; its app is looked at again by the next drive.
-    fn remove_instance(&mut self, id: &InstanceId) -> Option<Arc<Instance>> {
-        let removed = self.instances.remove(id)?;
-        self.dirty.insert(removed.app_id.clone());
-        self.unconfirmed -= usize::from(removed.condition == Condition::Provisioned);
-        Some(removed)
-    }
-
+    /// Queues a call behind those the scheduler's decisions made (all go out in order, at the
+    /// next [`Actor::flush_outbox`]).
     fn call(&mut self, call: Call) {
+        self.s.outbox.calls.push(call);
+    }
+
+    /// Posts the calls and logs the notes the scheduler's decisions made, in order.
+    fn flush_outbox(&mut self) {
+        let out = self.s.take_outbox();
+        for note in out.notes {
+            match note {
+                Note::Info(m) => tracing::info!("{m}"),
+                Note::Warn(m) => tracing::warn!("{m}"),
+            }
+        }
         if let Some(c) = &self.calls {
-            c.send(call);
+            for call in out.calls {
+                c.send(call);
+            }
         }
     }
 
-    /// A version timestamp strictly after every earlier one.
-    fn next_version(&mut self) -> Timestamp {
-        let v = Timestamp(now().0.max(self.last_version.0 + 1));
-        self.last_version = v;
-        v
-    }
-
-    fn publish(&self) {
+    fn publish(&mut self) {
+        self.flush_outbox();
         let queue = LaunchQueue {
-            demand: self.demand.clone(),
-            since: self.queued_since.clone(),
-            backoffs: self.backoffs.clone(),
-            stats: self.offer_stats.clone(),
+            demand: self.s.demand.clone(),
+            since: self.s.queued_since.clone(),
+            backoffs: self.s.backoffs.clone(),
+            stats: self.s.offer_stats.clone(),
         };
         let snap = Snapshot {
-            apps: self.apps.clone(),
-            groups: self.groups.clone(),
-            instances: self.instances.clone(),
-            deployments: self.deployments.values().cloned().collect(),
-            deploying: self.deploying.clone(),
+            apps: self.s.apps.clone(),
+            groups: self.s.groups.clone(),
+            instances: self.s.instances.clone(),
+            deployments: self.s.deployments.values().cloned().collect(),
+            deploying: self.s.deploying.clone(),
             queue,
-            failures: self.failures.clone(),
-            framework_id: self.framework_id.clone(),
-            connected: self.connected,
-            master: self.master.clone(),
-            counters: self.counters,
+            failures: self.s.failures.clone(),
+            framework_id: self.s.framework_id.clone(),
+            connected: self.s.connected,
+            master: self.s.master.clone(),
+            counters: self.s.counters,
         };
         self.snapshot.send_replace(Arc::new(snap));
     }
@@ -741,16 +491,16 @@ impl Actor {
             }
             Command::Ready { instance } => {
                 self.readiness.remove(&instance);
-                if let Some(i) = self.instances.get(&instance) {
+                if let Some(i) = self.s.instances.get(&instance) {
                     let mut updated = Instance::clone(i);
                     updated.ready = true;
                     self.persist(Persist::instances(std::slice::from_ref(&updated))).await;
-                    self.put_instance(updated);
+                    self.s.put_instance(updated);
                 }
                 None
             }
             Command::ResetDelay { app, reply } => {
-                let had = self.backoffs.get_mut(&app).map(|b| {
+                let had = self.s.backoffs.get_mut(&app).map(|b| {
                     let had = b.time_left_ms(now()) > 0;
                     b.reset();
                     had
@@ -766,13 +516,13 @@ impl Actor {
         let change = match op {
             GroupOp::Update { update, create, rollback } => {
                 let gid = &update.id;
-                if create && self.groups.contains_key(gid) {
+                if create && self.s.groups.contains_key(gid) {
                     return Err(ApiError::new(409, format!("Group {gid} is already created. Use PUT to change this group.")));
                 }
-                if create && self.apps.contains_key(gid) {
+                if create && self.s.apps.contains_key(gid) {
                     return Err(ApiError::new(409, format!("An app with the path {gid} already exists.")));
                 }
-                let t = tree::apply_update(&self.tree_view(gid), &update, Timestamp(0));
+                let t = tree::apply_update(&self.s.tree_view(gid), &update, Timestamp(0));
                 Change {
                     put: t.put_apps,
                     delete: t.delete_apps,
@@ -783,10 +533,11 @@ impl Actor {
                 }
             }
             GroupOp::ScaleBy { group, factor } => {
-                if !self.groups.contains_key(&group) {
+                if !self.s.groups.contains_key(&group) {
                     return Err(ApiError::group_not_found(&group));
                 }
                 let put: Vec<AppDefinition> = self
+                    .s
                     .apps
                     .range(group.clone()..)
                     .take_while(|(id, _)| id.is_within(&group))
@@ -800,33 +551,20 @@ impl Actor {
                 Change::put(put)
             }
             GroupOp::Delete { group } => {
-                if !self.groups.contains_key(&group) {
+                if !self.s.groups.contains_key(&group) {
                     return Err(ApiError::group_not_found(&group));
                 }
-                let t = tree::delete_group(&self.tree_view(&group), &group);
+                let t = tree::delete_group(&self.s.tree_view(&group), &group);
                 // Emptying the root still changes it (a new version).
                 let put_groups = if group.is_root() { vec![GroupNode::new(group.clone(), Timestamp(0))] } else { vec![] };
                 Change { delete: t.delete_apps, delete_groups: t.delete_groups, put_groups, ..Change::default() }
             }
         };
         if dry_run {
-            let (target, to_kill, groups, version) = self.target_of(change)?;
-            return Ok(GroupOutcome::DryRun(self.prepare(&target, &to_kill, groups, version)?.steps));
+            let (target, to_kill, groups, version) = self.s.target_of(change, now())?;
+            return Ok(GroupOutcome::DryRun(self.s.prepare(&target, &to_kill, groups, version)?.steps));
         }
         self.deploy(change, force).await.map(GroupOutcome::Deployed)
-    }
-
-    /// The apps and groups within `gid`, for the pure tree functions.
-    fn tree_view(&self, gid: &PathId) -> tree::TreeView {
-        tree::TreeView {
-            apps: self.apps.range(gid.clone()..).take_while(|(id, _)| id.is_within(gid)).map(|(id, _)| id.clone()).collect(),
-            groups: self
-                .groups
-                .range(gid.clone()..)
-                .take_while(|(id, _)| id.is_within(gid))
-                .map(|(id, g)| (id.clone(), (**g).clone()))
-                .collect(),
-        }
     }
 
     /// The stored versions under `folder` beyond `--zk-max-versions` once `new` is written,
@@ -834,149 +572,14 @@ impl Actor {
     async fn beyond_max_versions(&self, folder: &str, new: String) -> Result<Vec<String>, ApiError> {
         let mut all: BTreeSet<String> = self.store.keys(folder).await.map_err(ApiError::storage)?.into_iter().collect();
         all.insert(new);
-        let excess = all.len().saturating_sub(self.config.max_versions);
+        let excess = all.len().saturating_sub(self.s.config.max_versions);
         Ok(all.into_iter().take(excess).collect())
     }
 
     /// Computes the target apps of a change, plans it, persists it and starts it.
     async fn deploy(&mut self, change: Change, force: bool) -> Result<Deployed, ApiError> {
-        let (target, to_kill, groups, version) = self.target_of(change)?;
+        let (target, to_kill, groups, version) = self.s.target_of(change, now())?;
         self.start_deployment(target, to_kill, groups, version, force).await
-    }
-
-    /// The apps a change leaves (absent: deleted), the instances it kills, the groups it puts
-    /// and deletes, and its version (a new one).
-    #[allow(clippy::type_complexity)]
-    fn target_of(
-        &mut self,
-        change: Change,
-    ) -> Result<
-        (BTreeMap<AppId, Option<AppDefinition>>, BTreeMap<AppId, Vec<InstanceId>>, (Vec<GroupNode>, Vec<PathId>), Timestamp),
-        ApiError,
-    > {
-        if change.create_only
-            && let Some(app) = change.put.iter().find(|a| self.apps.contains_key(&a.id))
-        {
-            return Err(ApiError::new(409, format!("An app with id [{}] already exists.", app.id)));
-        }
-        let version = self.next_version();
-        let mut target: BTreeMap<AppId, Option<AppDefinition>> = BTreeMap::new();
-        container_policy(&self.config, &change.put)?;
-        for mut app in change.put {
-            let old = self.apps.get(&app.id);
-            if change.rollback && app.version_info.is_some() {
-                spec::stamp_rollback(&mut app, version);
-            } else {
-                spec::stamp_version(&mut app, old.map(|a| a.as_ref()), version);
-            }
-            target.insert(app.id.clone(), Some(app));
-        }
-        for id in change.restart {
-            let old = self.apps.get(&id).ok_or_else(|| ApiError::app_not_found(&id))?;
-            let mut app = (**old).clone();
-            spec::stamp_restart(&mut app, version);
-            target.insert(id, Some(app));
-        }
-        for id in change.delete {
-            if !self.apps.contains_key(&id) {
-                return Err(ApiError::app_not_found(&id));
-            }
-            target.insert(id, None);
-        }
-        for id in change.to_kill.keys() {
-            if !target.contains_key(id) {
-                let old = self.apps.get(id).ok_or_else(|| ApiError::app_not_found(id))?;
-                target.insert(id.clone(), Some((**old).clone()));
-            }
-        }
-        Ok((target, change.to_kill, (change.put_groups, change.delete_groups), version))
-    }
-
-    /// The groups a change writes (`None`: removed): the groups it puts, the missing ancestors
-    /// of every app and group it puts, and every group holding something it changes (their
-    /// version becomes the change's, as Marathon's does).
-    fn group_writes(
-        &self,
-        target: &BTreeMap<AppId, Option<AppDefinition>>,
-        (put, delete): (Vec<GroupNode>, Vec<PathId>),
-        version: Timestamp,
-    ) -> BTreeMap<PathId, Option<GroupNode>> {
-        let mut out: BTreeMap<PathId, Option<GroupNode>> = delete.into_iter().map(|g| (g, None)).collect();
-        for mut g in put {
-            g.version = version;
-            out.insert(g.id.clone(), Some(g));
-        }
-        let starts: BTreeSet<PathId> =
-            target.keys().map(PathId::parent).chain(out.keys().filter(|g| !g.is_root()).map(PathId::parent)).collect();
-        for mut g in starts {
-            loop {
-                if !out.contains_key(&g) {
-                    let node = match self.groups.get(&g) {
-                        Some(n) => GroupNode { version, ..GroupNode::clone(n) },
-                        None => GroupNode::new(g.clone(), version),
-                    };
-                    out.insert(g.clone(), Some(node));
-                }
-                if g.is_root() {
-                    break;
-                }
-                g = g.parent();
-            }
-        }
-        out
-    }
-
-    /// Checks and plans a change without making it: the groups it writes (ids that would clash
-    /// are refused), the tree it leaves, and the deployment steps (group dependencies
-    /// included).
-    fn prepare(
-        &self,
-        target: &BTreeMap<AppId, Option<AppDefinition>>,
-        to_kill: &BTreeMap<AppId, Vec<InstanceId>>,
-        groups: (Vec<GroupNode>, Vec<PathId>),
-        version: Timestamp,
-    ) -> Result<Prepared, ApiError> {
-        let group_writes = self.group_writes(target, groups, version);
-        let clashes = tree::clashes(
-            target.iter().filter(|(_, a)| a.is_some()).map(|(id, _)| id),
-            group_writes.iter().filter(|(_, g)| g.is_some()).map(|(id, _)| id),
-            |p| target.get(p).map_or_else(|| self.apps.contains_key(p), Option::is_some),
-            |p| group_writes.get(p).map_or_else(|| self.groups.contains_key(p), Option::is_some),
-        );
-        if !clashes.is_empty() {
-            let violation = tree::clash_violation(&clashes);
-            return Err(ApiError { status: 422, body: json!({"message": "Object is not valid", "details": [violation]}) });
-        }
-        // The tree as the change leaves it (persistent maps: the copies share all but the
-        // changed paths), for group dependencies and the stored group versions.
-        let mut apps_after = self.apps.clone();
-        for (id, app) in target {
-            match app {
-                Some(a) => apps_after.insert(id.clone(), Arc::new(a.clone())),
-                None => apps_after.remove(id),
-            };
-        }
-        let mut groups_after = self.groups.clone();
-        for (id, g) in &group_writes {
-            match g {
-                Some(g) => groups_after.insert(id.clone(), Arc::new(g.clone())),
-                None => groups_after.remove(id),
-            };
-        }
-        let original: BTreeMap<AppId, Option<AppDefinition>> =
-            target.keys().map(|id| (id.clone(), self.apps.get(id).map(|a| (**a).clone()))).collect();
-        let before: Vec<_> = original.values().flatten().map(spec::planned).collect();
-        let after: Vec<_> = target
-            .values()
-            .flatten()
-            .map(|a| {
-                let mut p = spec::planned(a);
-                p.dependencies.extend(group_dependencies(&a.id, &groups_after, &apps_after));
-                p
-            })
-            .collect();
-        let steps = deploy::plan(&before, &after, to_kill).map_err(|e| ApiError::new(422, e.to_string()))?;
-        Ok(Prepared { steps, group_writes, apps_after, groups_after, original })
     }
 
     async fn start_deployment(
@@ -987,22 +590,26 @@ impl Actor {
         version: Timestamp,
         force: bool,
     ) -> Result<Deployed, ApiError> {
-        let Prepared { steps, group_writes, apps_after, groups_after, original } = self.prepare(&target, &to_kill, groups, version)?;
+        let framework_core::scheduler::Prepared { steps, group_writes, apps_after, groups_after, original } =
+            self.s.prepare(&target, &to_kill, groups, version)?;
         let affected: BTreeSet<AppId> = target.keys().cloned().collect();
         // Only deployments that touch an affected app can conflict.
-        let touching: BTreeSet<&DeploymentKey> = affected.iter().filter_map(|a| self.deploying.get(a)).collect();
-        let running: Vec<(DeploymentId, BTreeSet<AppId>)> =
-            touching.into_iter().filter_map(|k| self.deployments.get(k)).map(|d| (d.id.clone(), d.affected().cloned().collect())).collect();
+        let touching: BTreeSet<&DeploymentKey> = affected.iter().filter_map(|a| self.s.deploying.get(a)).collect();
+        let running: Vec<(DeploymentId, BTreeSet<AppId>)> = touching
+            .into_iter()
+            .filter_map(|k| self.s.deployments.get(k))
+            .map(|d| (d.id.clone(), d.affected().cloned().collect()))
+            .collect();
         let conflicts = deploy::conflicts(&affected, &running);
         if !conflicts.is_empty() && !force {
             return Err(ApiError::locked(&conflicts));
         }
-        if conflicts.is_empty() && self.deployments.len() >= self.config.max_running_deployments {
+        if conflicts.is_empty() && self.s.deployments.len() >= self.s.config.max_running_deployments {
             return Err(ApiError::new(
                 403,
                 format!(
                     "Max number of running deployments is reached: {}. Wait for one to finish or cancel one.",
-                    self.config.max_running_deployments
+                    self.s.config.max_running_deployments
                 ),
             ));
         }
@@ -1051,7 +658,7 @@ impl Actor {
                     removals.push(keys::app(id));
                     removals.extend(self.store.keys(&keys::app_versions(id)).await.map_err(ApiError::storage)?);
                 }
-                Some(app) if self.apps.contains_key(id) => {
+                Some(app) if self.s.apps.contains_key(id) => {
                     let new = keys::app_version(id, app.version.unwrap_or(version));
                     removals.extend(self.beyond_max_versions(&keys::app_versions(id), new).await?);
                 }
@@ -1072,8 +679,8 @@ impl Actor {
         // Now apply in memory.
         let now = now();
         for id in &conflicts {
-            if let Some(old) = self.deployment_key(id).and_then(|k| self.remove_deployment(&k)) {
-                self.counters.deployments_cancelled += 1;
+            if let Some(old) = self.s.deployment_key(id).and_then(|k| self.s.remove_deployment(&k)) {
+                self.s.counters.deployments_cancelled += 1;
                 self.bus.publish(
                     "deployment_failed",
                     json!({"id": old.id, "plan": plan_json(&old), "reason": "cancelled by a forced deployment"}),
@@ -1086,50 +693,50 @@ impl Actor {
         for (id, app) in target {
             match app {
                 Some(app) => {
-                    if !self.apps.contains_key(&id) {
+                    if !self.s.apps.contains_key(&id) {
                         created.push(id.clone());
                     }
-                    let changed_config = self.apps.get(&id).is_none_or(|old| old.config_key() != app.config_key());
-                    if changed_config && let Some(b) = self.backoffs.get_mut(&id) {
+                    let changed_config = self.s.apps.get(&id).is_none_or(|old| old.config_key() != app.config_key());
+                    if changed_config && let Some(b) = self.s.backoffs.get_mut(&id) {
                         b.reset();
                     }
-                    self.backoffs.entry(id.clone()).or_insert_with(|| Backoff::new(spec::backoff_policy(&app)));
-                    if let Some(b) = self.backoffs.get_mut(&id) {
+                    self.s.backoffs.entry(id.clone()).or_insert_with(|| Backoff::new(spec::backoff_policy(&app)));
+                    if let Some(b) = self.s.backoffs.get_mut(&id) {
                         b.set_policy(spec::backoff_policy(&app));
                     }
                     // The stored definition is the one the new tree holds.
                     apps.extend(apps_after.get(&id).cloned());
                 }
                 None => {
-                    self.backoffs.remove(&id);
-                    self.failures.remove(&id);
+                    self.s.backoffs.remove(&id);
+                    self.s.failures.remove(&id);
                 }
             }
         }
-        self.apps = apps_after;
-        self.groups = groups_after;
+        self.s.apps = apps_after;
+        self.s.groups = groups_after;
         // (add_deployment marks every affected app for the next drive.)
         let deployed = Deployed { deployment_id: deployment.id.clone(), version, apps, created };
         self.bus.publish("group_change_success", json!({"groupId": "/", "version": version}), now);
         self.bus.publish("deployment_info", json!({"plan": plan_json(&deployment), "currentStep": step_json(&deployment, 0)}), now);
-        self.add_deployment(deployment);
+        self.s.add_deployment(deployment);
         Ok(deployed)
     }
 
     async fn cancel_deployment(&mut self, id: &DeploymentId, force: bool) -> Result<Option<Deployed>, ApiError> {
-        let Some(key) = self.deployment_key(id) else {
+        let Some(key) = self.s.deployment_key(id) else {
             return Err(ApiError::new(404, format!("DeploymentPlan {id} does not exist")));
         };
         if force {
             self.store.delete(&keys::deployment(id)).await.map_err(ApiError::storage)?;
-            if let Some(old) = self.remove_deployment(&key) {
-                self.counters.deployments_cancelled += 1;
+            if let Some(old) = self.s.remove_deployment(&key) {
+                self.s.counters.deployments_cancelled += 1;
                 self.bus.publish("deployment_failed", json!({"id": old.id, "plan": plan_json(&old), "reason": "cancelled"}), now());
             }
             return Ok(None);
         }
-        let original = self.deployments.get(&key).map(|d| d.original.clone()).unwrap_or_default();
-        let version = self.next_version();
+        let original = self.s.deployments.get(&key).map(|d| d.original.clone()).unwrap_or_default();
+        let version = self.s.next_version(now());
         let mut target = BTreeMap::new();
         for (app_id, app) in original {
             match app {
@@ -1137,7 +744,7 @@ impl Actor {
                     spec::stamp_rollback(&mut app, version);
                     target.insert(app_id, Some(app));
                 }
-                None if self.apps.contains_key(&app_id) => {
+                None if self.s.apps.contains_key(&app_id) => {
                     target.insert(app_id, None);
                 }
                 None => {}
@@ -1149,7 +756,7 @@ impl Actor {
     async fn kill_tasks(&mut self, tasks: &[TaskId]) -> Result<Vec<Arc<Instance>>, ApiError> {
         let mut killed = Vec::new();
         for task in tasks {
-            let Some(instance) = task.instance_id().and_then(|i| self.instances.get(&i)).filter(|i| &i.task_id == task) else {
+            let Some(instance) = task.instance_id().and_then(|i| self.s.instances.get(&i)).filter(|i| &i.task_id == task) else {
                 return Err(ApiError::new(404, format!("Task '{task}' does not exist")));
             };
             killed.push(Arc::clone(instance));
@@ -1164,19 +771,19 @@ impl Actor {
     /// Sends KILL for an instance's task once its new goal (if one is given) is persisted.
     async fn send_kill(&mut self, id: &InstanceId, goal: Option<Goal>) {
         let now = now();
-        let Some(instance) = self.instances.get(id) else { return };
+        let Some(instance) = self.s.instances.get(id) else { return };
         let mut updated = Instance::clone(instance);
         if let Some(goal) = goal {
             updated.goal = goal;
         }
         updated.kill_sent_at = Some(now);
-        let grace = self.apps.get(&updated.app_id).and_then(|a| a.task_kill_grace_period_seconds);
+        let grace = self.s.apps.get(&updated.app_id).and_then(|a| a.task_kill_grace_period_seconds);
         let kill = calls::kill(updated.task_id.as_str(), &updated.agent_id, grace);
-        self.counters.kills_sent += 1;
+        self.s.counters.kills_sent += 1;
         let mut persist = Persist::instances(std::slice::from_ref(&updated));
         persist.then.push(kill);
         self.persist(persist).await;
-        self.put_instance(updated);
+        self.s.put_instance(updated);
     }
 
     /// Hands instance records to the writer, with the calls that must wait for them; waits only
@@ -1194,9 +801,9 @@ impl Actor {
         let now = now();
         match update {
             MesosUpdate::Subscribed { framework_id, master } => {
-                self.counters.subscriptions += 1;
-                let first = self.framework_id.is_none();
-                if self.framework_id.as_deref() != Some(&framework_id) {
+                self.s.counters.subscriptions += 1;
+                let first = self.s.framework_id.is_none();
+                if self.s.framework_id.as_deref() != Some(&framework_id) {
                     if let Err(e) = self.store.put(keys::FRAMEWORK_ID, framework_id.as_bytes()).await {
                         // Carrying on would register a second framework at the next start and
                         // orphan this one's tasks: stop, as for any write whose outcome is
@@ -1205,27 +812,27 @@ impl Actor {
                         self.stopped = true;
                         return;
                     }
-                    self.framework_id = Some(framework_id.clone());
+                    self.s.framework_id = Some(framework_id.clone());
                 }
-                self.connected = true;
-                self.master = master.clone();
+                self.s.connected = true;
+                self.s.master = master.clone();
                 // A new subscription: offers flow, and filters left behind are cleared once
                 // anything waits.
-                self.offer_flow = OfferFlow::default();
+                self.s.offer_flow = OfferFlow::default();
                 if first {
                     self.bus.publish("scheduler_registered_event", json!({"frameworkId": framework_id, "master": master}), now);
                 } else {
                     self.bus.publish("scheduler_reregistered_event", json!({"master": master}), now);
                 }
-                self.reconcile();
-                self.resend_kills();
+                self.s.reconcile();
+                self.s.resend_kills();
             }
             MesosUpdate::Disconnected { reason } => {
-                if self.connected {
+                if self.s.connected {
                     self.bus.publish("scheduler_disconnected_event", json!({}), now);
                 }
                 tracing::warn!(%reason, "Mesos subscription lost");
-                self.connected = false;
+                self.s.connected = false;
             }
             MesosUpdate::Event(ev) => match ev.r#type() {
                 event::Type::Offers => {
@@ -1257,38 +864,12 @@ impl Actor {
         }
     }
 
-    /// Explicit reconciliation of every known task, then implicit (Mesos tells us about tasks we
-    /// forgot; those are killed when their updates arrive).
-    fn reconcile(&mut self) {
-        let tasks: Vec<TaskRef> =
-            self.instances.values().map(|i| TaskRef { task: i.task_id.to_string(), agent: i.agent_id.to_string() }).collect();
-        if !tasks.is_empty() {
-            self.call(calls::reconcile(tasks));
-        }
-        self.call(calls::reconcile([]));
-    }
-
-    /// Kills decided earlier may have been lost with the previous connection (or with a previous
-    /// leader that died right after deciding them): after every subscription they are sent again
-    /// at once instead of waiting for the kill retry.
-    fn resend_kills(&mut self) {
-        let doomed: Vec<(TaskId, String)> = self
-            .instances
-            .values()
-            .filter(|i| i.goal != Goal::Running && !i.condition.is_terminal())
-            .map(|i| (i.task_id.clone(), i.agent_id.to_string()))
-            .collect();
-        for (task, agent) in doomed {
-            self.call(calls::kill(task.as_str(), &agent, None));
-        }
-    }
-
     /// Applies a batch of status updates: each is worked out against the instance as the updates
     /// before it in the batch left it; then the changed instances are persisted in one write, and
     /// only after that are the changes applied, announced and acknowledged. If persisting fails,
     /// nothing is acknowledged, so Mesos sends the updates again.
     async fn on_statuses(&mut self, statuses: Vec<v1::TaskStatus>) {
-        self.counters.status_updates += statuses.len() as u64;
+        self.s.counters.status_updates += statuses.len() as u64;
         let now = now();
         // The batch's view of the instances it changes (None: terminal, to be forgotten).
         let mut staged: BTreeMap<InstanceId, Option<Instance>> = BTreeMap::new();
@@ -1300,7 +881,7 @@ impl Actor {
             let instance_id = TaskId::parse(task_id).ok().and_then(|t| t.instance_id());
             let current = instance_id.as_ref().and_then(|id| match staged.get(id) {
                 Some(staged) => staged.clone(),
-                None => self.instances.get(id).map(|i| Instance::clone(i)),
+                None => self.s.instances.get(id).map(|i| Instance::clone(i)),
             });
             let Some(mut instance) = current.filter(|i| i.task_id.as_str() == task_id) else {
                 if !condition_from_status(state, None, "").is_terminal() {
@@ -1355,20 +936,20 @@ impl Actor {
             match effect {
                 Effect::Event(kind, body) => self.bus.publish(kind, body, now),
                 Effect::Backoff(app) => {
-                    if let Some(b) = self.backoffs.get_mut(&app) {
+                    if let Some(b) = self.s.backoffs.get_mut(&app) {
                         b.on_failure(now);
                     }
                 }
                 Effect::Failure(f) => {
-                    self.failures.insert(f.app_id.clone(), f);
+                    self.s.failures.insert(f.app_id.clone(), f);
                 }
             }
         }
         for (id, instance) in staged {
             match instance {
-                Some(instance) => self.put_instance(instance),
+                Some(instance) => self.s.put_instance(instance),
                 None => {
-                    self.remove_instance(&id);
+                    self.s.remove_instance(&id);
                 }
             }
         }
@@ -1440,14 +1021,15 @@ impl Actor {
 
     async fn on_offers(&mut self, offers: Vec<v1::Offer>) {
         let now = now();
-        self.counters.offers_received += offers.len() as u64;
+        self.s.counters.offers_received += offers.len() as u64;
         // The apps that may launch now, with what one task needs, worked out once per batch of
         // offers; an app leaves the list when its demand is met.
         let mut candidates: Vec<(Arc<AppDefinition>, framework_core::matching::TaskRequest, u32)> = self
+            .s
             .demand
             .iter()
-            .filter(|(id, _)| self.backoffs.get(*id).is_none_or(|b| b.time_left_ms(now) <= 0))
-            .filter_map(|(id, want)| self.apps.get(id).map(|app| (app.clone(), spec::task_request(app), *want)))
+            .filter(|(id, _)| self.s.backoffs.get(*id).is_none_or(|b| b.time_left_ms(now) <= 0))
+            .filter_map(|(id, want)| self.s.apps.get(id).map(|app| (app.clone(), spec::task_request(app), *want)))
             .collect();
         // Where the instances of constrained candidates run, counted once per batch (over each
         // app's own instances) and kept current as tasks are launched; apps without constraints
@@ -1455,11 +1037,11 @@ impl Actor {
         let mut placements: BTreeMap<AppId, PlacementIndex> = BTreeMap::new();
         for (app, ..) in candidates.iter().filter(|(a, ..)| !a.constraints.is_empty()) {
             let mut index = PlacementIndex::default();
-            for (_, i) in crate::state::app_range(&self.instances, &app.id) {
+            for (_, i) in crate::state::app_range(&self.s.instances, &app.id) {
                 if i.app_id == app.id
                     && i.condition.is_active()
                     && i.goal == Goal::Running
-                    && let Some(p) = self.placement_of_instance(i)
+                    && let Some(p) = self.s.placement_of_instance(i)
                 {
                     index.add(&p);
                 }
@@ -1473,7 +1055,7 @@ impl Actor {
         let mut capped: Vec<v1::OfferId> = Vec::new();
         for offer in offers {
             // Launches wait while too many earlier ones are unconfirmed (see MAX_UNCONFIRMED).
-            if self.unconfirmed + created.len() >= MAX_UNCONFIRMED {
+            if self.s.unconfirmed + created.len() >= MAX_UNCONFIRMED {
                 capped.push(offer.id);
                 continue;
             }
@@ -1491,10 +1073,11 @@ impl Actor {
             let mut exhausted = false;
             for (app, req, want) in &mut candidates {
                 let room = self
+                    .s
                     .config
                     .max_instances_per_offer
                     .saturating_sub(launches.len() as u32)
-                    .min(u32::try_from(MAX_UNCONFIRMED.saturating_sub(self.unconfirmed + created.len())).unwrap_or(u32::MAX));
+                    .min(u32::try_from(MAX_UNCONFIRMED.saturating_sub(self.s.unconfirmed + created.len())).unwrap_or(u32::MAX));
                 if room == 0 {
                     break;
                 }
@@ -1502,8 +1085,8 @@ impl Actor {
                     continue;
                 }
                 let placed = placements.get(&app.id).unwrap_or(&unconstrained);
-                let outcome = match_offer_indexed(&remaining, req, placed, &self.config.role, (*want).min(room));
-                let stats = self.offer_stats.entry(app.id.clone()).or_default();
+                let outcome = match_offer_indexed(&remaining, req, placed, &self.s.config.role, (*want).min(room));
+                let stats = self.s.offer_stats.entry(app.id.clone()).or_default();
                 stats.processed_offers_count += 1;
                 if outcome.launches.is_empty() {
                     stats.unused_offers_count += 1;
@@ -1525,7 +1108,7 @@ impl Actor {
                 for m in outcome.launches {
                     let instance_id = InstanceId::new(&app.id, &uuid::Uuid::new_v4().to_string());
                     let task_id = instance_id.task_id(1);
-                    launches.push(spec::task_info(app, &task_id, &offer, &m, &self.config.executor));
+                    launches.push(spec::task_info(app, &task_id, &offer, &m, &self.s.config.executor));
                     spec::subtract(&mut remaining, &m.resources);
                     if let Some(index) = placements.get_mut(&app.id) {
                         index.add(&here);
@@ -1556,9 +1139,9 @@ impl Actor {
                 }
                 *want = want.saturating_sub(launched);
                 if *want == 0 {
-                    self.demand.remove(&app.id);
+                    self.s.demand.remove(&app.id);
                     exhausted = true;
-                } else if let Some(n) = self.demand.get_mut(&app.id) {
+                } else if let Some(n) = self.s.demand.get_mut(&app.id) {
                     *n = *want;
                 }
             }
@@ -1573,10 +1156,10 @@ impl Actor {
         }
         self.launch(accepted, created).await;
         // For long when nothing waits, for 5 s otherwise.
-        let refuse = if self.demand.is_empty() { self.config.decline_refuse_seconds } else { 5.0 };
-        self.decline(unused, refuse);
+        let refuse = if self.s.demand.is_empty() { self.s.config.decline_refuse_seconds } else { 5.0 };
+        self.s.decline(unused, refuse);
         // Back at the next allocation: by then earlier launches have been confirmed.
-        self.decline(capped, 0.0);
+        self.s.decline(capped, 0.0);
     }
 
     /// Launches new instances: they are recorded now and handed to the writer, which posts the
@@ -1586,13 +1169,13 @@ impl Actor {
             return;
         }
         let mut persist = Persist::instances(&created);
-        self.counters.tasks_launched += created.len() as u64;
+        self.s.counters.tasks_launched += created.len() as u64;
         for instance in created {
-            self.put_instance(instance);
+            self.s.put_instance(instance);
         }
         // What an offer had left comes back at the next allocation while tasks still wait (a
         // launch cap per offer leaves room on the agent); otherwise it is refused for a second.
-        let refuse = if self.demand.is_empty() { 1.0 } else { 0.0 };
+        let refuse = if self.s.demand.is_empty() { 1.0 } else { 0.0 };
         let offers: Vec<v1::OfferId> = accepted.iter().map(|(offer, _)| offer.clone()).collect();
         for (offer, task_infos) in accepted {
             persist.then.push(calls::accept_launch(offer, task_infos, refuse));
@@ -1601,24 +1184,6 @@ impl Actor {
         // instances, never confirmed by Mesos, are reconciled as lost and replaced.
         persist.otherwise.push(calls::decline(offers, 5.0));
         self.persist(persist).await;
-    }
-
-    fn placement_of_instance(&self, instance: &Instance) -> Option<Placement> {
-        Some(Placement {
-            hostname: instance.host.to_string(),
-            attributes: instance.attributes.to_vec(),
-            region: instance.region.as_deref().map(str::to_owned),
-            zone: instance.zone.as_deref().map(str::to_owned),
-        })
-    }
-
-    /// Declines offers in one call, refusing them for `refuse` seconds.
-    fn decline(&mut self, offers: Vec<v1::OfferId>, refuse: f64) {
-        if offers.is_empty() {
-            return;
-        }
-        self.counters.offers_declined += offers.len() as u64;
-        self.call(calls::decline(offers, refuse));
     }
 
     // ----------------------------------------------------------------------------------------
@@ -1630,9 +1195,9 @@ impl Actor {
     async fn age_unreachable(&mut self, now: Timestamp) {
         let mut changed = Vec::new();
         let mut expunged = Vec::new();
-        for i in self.instances.values() {
+        for i in self.s.instances.values() {
             let Some(since) = i.unreachable_since else { continue };
-            let strategy = self.apps.get(&i.app_id).map(|a| a.unreachable_strategy);
+            let strategy = self.s.apps.get(&i.app_id).map(|a| a.unreachable_strategy);
             let Some(framework_core::app::UnreachableStrategy::Enabled { inactive_after_seconds, expunge_after_seconds }) = strategy else {
                 continue;
             };
@@ -1653,11 +1218,11 @@ impl Actor {
                 json!({"instanceId": i.id, "condition": i.condition.name(), "runSpecId": i.app_id, "agentId": i.agent_id, "host": i.host, "runSpecVersion": i.version}),
                 now,
             );
-            self.put_instance(i);
+            self.s.put_instance(i);
         }
         self.persist(Persist { deletes: expunged.iter().map(keys::instance).collect(), ..Persist::default() }).await;
         for id in expunged {
-            if let Some(i) = self.remove_instance(&id) {
+            if let Some(i) = self.s.remove_instance(&id) {
                 tracing::info!(instance = %id, "expunged an unreachable instance");
                 self.bus.publish(
                     "unknown_instance_terminated_event",
@@ -1672,7 +1237,7 @@ impl Actor {
     /// in deployments, and stops checks whose instance went away.
     fn run_readiness_checks<'a>(&mut self, apps: impl Iterator<Item = &'a AppId>) {
         self.readiness.retain(|id, handle| {
-            let keep = self.instances.contains_key(id);
+            let keep = self.s.instances.contains_key(id);
             if !keep {
                 handle.abort();
             }
@@ -1680,11 +1245,11 @@ impl Actor {
         });
         let mut start = Vec::new();
         for app_id in apps {
-            let Some(app) = self.apps.get(app_id) else { continue };
-            if app.readiness_checks.is_empty() || !self.deploying.contains_key(app_id) {
+            let Some(app) = self.s.apps.get(app_id) else { continue };
+            if app.readiness_checks.is_empty() || !self.s.deploying.contains_key(app_id) {
                 continue;
             }
-            for (_, i) in crate::state::app_range(&self.instances, app_id) {
+            for (_, i) in crate::state::app_range(&self.s.instances, app_id) {
                 if &i.app_id != app_id || i.ready || i.condition != Condition::Running || self.readiness.contains_key(&i.id) {
                     continue;
                 }
@@ -1699,29 +1264,6 @@ impl Actor {
         for (app, id, url) in start {
             if let Some(handle) = crate::readiness::spawn(&app, id.clone(), url, self.commands.clone(), self.http.clone()) {
                 self.readiness.insert(id, handle);
-            }
-        }
-    }
-
-    /// What one step action of a deployment wants now, from the app's instances.
-    fn decide(&self, action: &Action) -> (AppId, Decision, Goal) {
-        let views = |app| views_of(&self.instances, &self.apps, app);
-        match action {
-            Action::StartApplication { app } => (app.clone(), Decision { kill: vec![], launch: 0, done: true }, Goal::Stopped),
-            Action::StopApplication { app } => (app.clone(), deploy::stop_decision(&views(app)), Goal::Decommissioned),
-            Action::ScaleApplication { app, instances, to_kill } => {
-                let ks = self.apps.get(app).map(|a| spec::kill_selection(a)).unwrap_or(deploy::KillSelection::YoungestFirst);
-                (app.clone(), deploy::scale_decision(*instances, &views(app), to_kill, ks), Goal::Decommissioned)
-            }
-            Action::RestartApplication { app } => {
-                let d = match self.apps.get(app) {
-                    Some(a) => {
-                        let (min, over) = spec::upgrade_strategy(a);
-                        deploy::restart_decision(spec::instances(a), min, over, &views(app))
-                    }
-                    None => Decision { kill: vec![], launch: 0, done: true },
-                };
-                (app.clone(), d, Goal::Decommissioned)
             }
         }
     }
@@ -1755,19 +1297,19 @@ impl Actor {
         if full {
             self.age_unreachable(now).await;
         }
-        let dirty = std::mem::take(&mut self.dirty);
+        let dirty = std::mem::take(&mut self.s.dirty);
         // Launch demand of every app looked at (0: none); other apps keep theirs.
         let mut demand: BTreeMap<AppId, u32> = BTreeMap::new();
         let mut kills: Vec<(InstanceId, Goal)> = Vec::new();
         let visit: BTreeSet<DeploymentKey> = if full {
-            self.deployments.keys().cloned().collect()
+            self.s.deployments.keys().cloned().collect()
         } else {
-            dirty.iter().filter_map(|a| self.deploying.get(a).cloned()).collect()
+            dirty.iter().filter_map(|a| self.s.deploying.get(a).cloned()).collect()
         };
         let mut advanced: Vec<DeploymentKey> = Vec::new();
         let mut finished: Vec<DeploymentKey> = Vec::new();
         for key in visit {
-            let Some(dep) = self.deployments.get(&key).cloned() else { continue };
+            let Some(dep) = self.s.deployments.get(&key).cloned() else { continue };
             for app in dep.affected() {
                 demand.entry(app.clone()).or_insert(0);
             }
@@ -1779,7 +1321,7 @@ impl Actor {
                 };
                 let mut all_done = true;
                 for action in actions {
-                    let (app_id, decision, goal) = self.decide(action);
+                    let (app_id, decision, goal) = self.s.decide(action);
                     all_done &= decision.done;
                     kills.extend(decision.kill.into_iter().map(|k| (k, goal)));
                     *demand.entry(app_id).or_default() += decision.launch;
@@ -1790,7 +1332,7 @@ impl Actor {
                 step += 1;
             }
             if step != dep.current_step
-                && let Some(d) = self.deployments.get_mut(&key)
+                && let Some(d) = self.s.deployments.get_mut(&key)
             {
                 Arc::make_mut(d).current_step = step;
                 advanced.push(key);
@@ -1798,16 +1340,16 @@ impl Actor {
         }
         // Apps outside deployments: keep `instances` running (replace failed tasks, kill surplus).
         let standalone: Vec<AppId> = if full {
-            self.apps.keys().filter(|id| !self.deploying.contains_key(*id)).cloned().collect()
+            self.s.apps.keys().filter(|id| !self.s.deploying.contains_key(*id)).cloned().collect()
         } else {
-            dirty.iter().filter(|id| !self.deploying.contains_key(*id)).cloned().collect()
+            dirty.iter().filter(|id| !self.s.deploying.contains_key(*id)).cloned().collect()
         };
         for id in &standalone {
             // A full pass visits every app: let the API's tasks on this worker run in between.
             tokio::task::consume_budget().await;
-            match self.apps.get(id) {
+            match self.s.apps.get(id) {
                 Some(app) => {
-                    let views = views_of(&self.instances, &self.apps, id);
+                    let views = views_of(&self.s.instances, &self.s.apps, id);
                     let d = deploy::scale_decision(spec::instances(app), &views, &[], spec::kill_selection(app));
                     kills.extend(d.kill.into_iter().map(|k| (k, Goal::Decommissioned)));
                     demand.insert(id.clone(), d.launch);
@@ -1815,7 +1357,7 @@ impl Actor {
                 None => {
                     // Instances of an app that no longer exists and that no deployment stops.
                     demand.insert(id.clone(), 0);
-                    for (_, i) in crate::state::app_range(&self.instances, id) {
+                    for (_, i) in crate::state::app_range(&self.s.instances, id) {
                         if &i.app_id == id && i.goal == Goal::Running {
                             kills.push((i.id.clone(), Goal::Decommissioned));
                         }
@@ -1824,25 +1366,25 @@ impl Actor {
             }
         }
         if full {
-            for i in self.instances.values() {
+            for i in self.s.instances.values() {
                 tokio::task::consume_budget().await;
-                if !self.apps.contains_key(&i.app_id) && !self.deploying.contains_key(&i.app_id) && i.goal == Goal::Running {
+                if !self.s.apps.contains_key(&i.app_id) && !self.s.deploying.contains_key(&i.app_id) && i.goal == Goal::Running {
                     kills.push((i.id.clone(), Goal::Decommissioned));
                 }
             }
-            let deploying: Vec<AppId> = self.deploying.keys().cloned().collect();
+            let deploying: Vec<AppId> = self.s.deploying.keys().cloned().collect();
             self.run_readiness_checks(deploying.iter());
-            self.clocks(now, &mut kills);
+            self.s.clocks(now, &mut kills);
         } else {
             self.run_readiness_checks(dirty.iter());
         }
-        let kill_retry = self.config.kill_retry.as_millis() as i64;
+        let kill_retry = self.s.config.kill_retry.as_millis() as i64;
         let mut seen = BTreeSet::new();
         for (id, goal) in kills {
             if !seen.insert(id.clone()) {
                 continue;
             }
-            let Some(i) = self.instances.get(&id) else { continue };
+            let Some(i) = self.s.instances.get(&id) else { continue };
             let fresh_kill = i.kill_sent_at.is_some_and(|t| now.0 - t.0 <= kill_retry);
             if fresh_kill && i.goal == goal {
                 continue;
@@ -1851,7 +1393,7 @@ impl Actor {
         }
         // Deployment progress: persist, announce, finish.
         for key in &advanced {
-            let Some(dep) = self.deployments.get(key) else { continue };
+            let Some(dep) = self.s.deployments.get(key) else { continue };
             if dep.current_step < dep.steps.len() {
                 if let Ok(bytes) = serde_json::to_vec(dep.as_ref())
                     && let Err(e) = self.store.put_many_deferred(&[(keys::deployment(&dep.id), bytes)]).await
@@ -1873,11 +1415,11 @@ impl Actor {
         for key in finished {
             if let Err(e) = self.store.delete(&keys::deployment(&key.1)).await {
                 tracing::error!(error = %e, "could not remove a finished deployment; will retry");
-                self.dirty.extend(self.deployments.get(&key).into_iter().flat_map(|d| d.affected().cloned()));
+                self.s.dirty.extend(self.s.deployments.get(&key).into_iter().flat_map(|d| d.affected().cloned()));
                 continue;
             }
-            let Some(dep) = self.remove_deployment(&key) else { continue };
-            self.counters.deployments_succeeded += 1;
+            let Some(dep) = self.s.remove_deployment(&key) else { continue };
+            self.s.counters.deployments_succeeded += 1;
             if let Some(last) = dep.steps.len().checked_sub(1) {
                 self.bus.publish("deployment_step_success", json!({"plan": plan_json(&dep), "currentStep": step_json(&dep, last)}), now);
             }
@@ -1891,60 +1433,26 @@ impl Actor {
         // Launch queue and offer flow.
         let mut newly_wanted = false;
         if full {
-            for id in self.demand.keys() {
+            for id in self.s.demand.keys() {
                 demand.entry(id.clone()).or_insert(0);
             }
         }
         for (id, n) in demand {
             if n == 0 {
-                self.demand.remove(&id);
-                self.queued_since.remove(&id);
-                self.offer_stats.remove(&id);
+                self.s.demand.remove(&id);
+                self.s.queued_since.remove(&id);
+                self.s.offer_stats.remove(&id);
             } else {
-                newly_wanted |= self.demand.insert(id.clone(), n).is_none();
-                self.queued_since.entry(id).or_insert(now);
+                newly_wanted |= self.s.demand.insert(id.clone(), n).is_none();
+                self.s.queued_since.entry(id).or_insert(now);
             }
         }
-        let wants = !self.demand.is_empty();
-        if self.connected {
-            match self.offer_flow.decide(wants, newly_wanted, now.0, self.config.min_revive_interval.as_millis() as i64) {
+        let wants = !self.s.demand.is_empty();
+        if self.s.connected {
+            match self.s.offer_flow.decide(wants, newly_wanted, now.0, self.s.config.min_revive_interval.as_millis() as i64) {
                 Some(FlowCall::Revive) => self.call(calls::revive()),
                 Some(FlowCall::Suppress) => self.call(calls::suppress()),
                 None => {}
-            }
-        }
-    }
-
-    /// The clocks, looked at in full drives: launches Mesos never confirmed are reconciled, and
-    /// tasks that did not start within the launch timeout or whose kill went unconfirmed are
-    /// (again) killed.
-    fn clocks(&mut self, now: Timestamp, kills: &mut Vec<(InstanceId, Goal)>) {
-        // A lost ACCEPT: ask about the launches, so that unknown ones come back as TASK_LOST and
-        // are replaced long before the launch timeout.
-        if self.connected && now.0 - self.last_stale_reconcile.0 > 15_000 {
-            let stale: Vec<TaskRef> = self
-                .instances
-                .values()
-                .filter(|i| i.condition == Condition::Provisioned && now.0 - i.staged_at.0 > 15_000)
-                .map(|i| TaskRef { task: i.task_id.to_string(), agent: i.agent_id.to_string() })
-                .collect();
-            if !stale.is_empty() {
-                tracing::info!(count = stale.len(), "reconciling launches Mesos has not confirmed");
-                self.call(calls::reconcile(stale));
-            }
-            self.last_stale_reconcile = now;
-        }
-        let launch_timeout = self.config.task_launch_timeout.as_millis() as i64;
-        let kill_retry = self.config.kill_retry.as_millis() as i64;
-        for i in self.instances.values() {
-            let launching = matches!(i.condition, Condition::Provisioned | Condition::Staging | Condition::Starting);
-            if launching && i.kill_sent_at.is_none() && now.0 - i.staged_at.0 > launch_timeout {
-                tracing::warn!(instance = %i.id, "task did not start within the launch timeout; killing it");
-                kills.push((i.id.clone(), i.goal));
-            } else if let Some(sent) = i.kill_sent_at
-                && now.0 - sent.0 > kill_retry
-            {
-                kills.push((i.id.clone(), i.goal));
             }
         }
     }
@@ -2044,67 +1552,6 @@ fn status_of(update: MesosUpdate) -> Result<v1::TaskStatus, MesosUpdate> {
     }
 }
 
-/// Instance views of one app (a free function so the deployment loop can borrow fields apart).
-fn views_of(instances: &InstanceMap, apps: &AppMap, app: &AppId) -> Vec<InstanceView> {
-    let target_config = apps.get(app).map(|a| spec::config_version(a));
-    let has_checks = apps.get(app).is_some_and(|a| spec::has_health_checks(a));
-    crate::state::app_range(instances, app)
-        .map(|(_, i)| i)
-        .filter(|i| &i.app_id == app)
-        .map(|i| InstanceView {
-            id: i.id.clone(),
-            config_key_current: Some(i.config_version) == target_config,
-            condition: i.condition,
-            healthy: i.healthy,
-            has_health_checks: has_checks,
-            ready: i.ready || apps.get(app).is_none_or(|a| a.readiness_checks.is_empty()),
-            goal: i.goal,
-            staged_at: i.staged_at,
-        })
-        .collect()
-}
-
-/// A change checked and planned by [`Actor::prepare`].
-struct Prepared {
-    steps: Vec<deploy::Step>,
-    group_writes: BTreeMap<PathId, Option<GroupNode>>,
-    apps_after: AppMap,
-    groups_after: GroupMap,
-    original: BTreeMap<AppId, Option<AppDefinition>>,
-}
-
-/// The apps an app waits for through the dependencies of its groups: every app within each
-/// dependency (an app or a group) of each group the app is in (Marathon's dependency graph).
-fn group_dependencies(app: &AppId, groups: &GroupMap, apps: &AppMap) -> Vec<AppId> {
-    let mut out = Vec::new();
-    let mut up = app.parent();
-    loop {
-        for dep in groups.get(&up).map(|g| g.dependencies.as_slice()).unwrap_or_default() {
-            out.extend(apps.range(dep.clone()..).take_while(|(id, _)| id.is_within(dep)).map(|(id, _)| id.clone()).filter(|id| id != app));
-        }
-        if up.is_root() {
-            break;
-        }
-        up = up.parent();
-    }
-    out
-}
-
-/// Refuses a `scaleBy` that takes any app past [`framework_core::app::validate::MAX_INSTANCES`],
-/// as the validator would refuse such an app body (422 `Object is not valid` at `/scaleBy`).
-fn scale_within_limit(scaled: &[AppDefinition], factor: f64) -> Result<(), ApiError> {
-    let max = framework_core::app::validate::MAX_INSTANCES;
-    let errors: Vec<String> = scaled
-        .iter()
-        .filter(|a| a.instances > max)
-        .map(|a| format!("scaling {} by {factor} gives {} instances, expected {max} or less; use a smaller factor", a.id, a.instances))
-        .collect();
-    if errors.is_empty() {
-        return Ok(());
-    }
-    Err(ApiError { status: 422, body: json!({"message": "Object is not valid", "details": [{"path": "/scaleBy", "errors": errors}]}) })
-}
-
 /// Marathon's JSON of a deployment plan (`{id, version, steps:[{actions:[{action, app}]}]}`).
 pub fn plan_json(dep: &Deployment) -> Value {
     json!({
@@ -2145,11 +1592,6 @@ mod tests {
         }
     }
 
-    fn docker_app(extra: &str) -> AppDefinition {
-        let body = format!(r#"{{"id": "/web", "container": {{"docker": {{"image": "nginx"{extra}}}}}}}"#);
-        framework_core::app::parse_app(body.as_bytes(), &AppId::root()).unwrap()
-    }
-
     #[tokio::test]
     async fn store_keys_of_any_accepted_id_stay_in_their_folder() {
         let root = std::env::temp_dir().join(format!("framework-keys-{}", uuid::Uuid::new_v4()));
@@ -2187,7 +1629,7 @@ mod tests {
         let (mut actor, _handle, _rx) = Actor::new(config(false, &[]), store, EventBus::new(), Loaded::default());
         actor.on_mesos(MesosUpdate::Subscribed { framework_id: "fw-1".into(), master: "m".into() }).await;
         assert!(actor.stopped, "a framework id Mesos assigned but we could not store must stop the scheduler");
-        assert_eq!(actor.framework_id, None, "the unsaved id is not used");
+        assert_eq!(actor.s.framework_id, None, "the unsaved id is not used");
         // A stored id goes through.
         let store = Store::Files(crate::store::FileStore::open(&root.join("ok")).await.unwrap());
         let (mut actor, _handle, _rx) = Actor::new(config(false, &[]), store.clone(), EventBus::new(), Loaded::default());
@@ -2195,81 +1637,5 @@ mod tests {
         assert!(!actor.stopped);
         assert_eq!(store.get(keys::FRAMEWORK_ID).await.unwrap().as_deref(), Some(&b"fw-2"[..]));
         let _ = std::fs::remove_dir_all(root);
-    }
-
-    #[test]
-    fn scale_by_stays_within_the_instance_limit() {
-        let mut a = AppDefinition::new(PathId::parse("/g/a").unwrap_or_default());
-        a.instances = framework_core::app::validate::MAX_INSTANCES;
-        assert!(scale_within_limit(std::slice::from_ref(&a), 1.0).is_ok());
-        a.instances += 1;
-        let e = scale_within_limit(&[a], 2.0).unwrap_err();
-        assert_eq!(e.status, 422);
-        assert_eq!(e.body["message"], "Object is not valid");
-        assert_eq!(e.body["details"][0]["path"], "/scaleBy");
-        assert!(e.body["details"][0]["errors"][0].as_str().unwrap_or_default().contains("/g/a"), "{}", e.body);
-    }
-
-    #[test]
-    fn privileged_needs_the_flag() {
-        let app = docker_app(r#", "privileged": true"#);
-        let e = container_policy(&config(false, &[]), std::slice::from_ref(&app)).unwrap_err();
-        assert_eq!((e.status, e.body["message"].as_str()), (422, Some("Object is not valid")));
-        assert_eq!(e.body["details"][0]["path"], "/container/docker/privileged");
-        assert!(e.body.to_string().contains("--allow-privileged"));
-        assert!(container_policy(&config(true, &[]), &[app]).is_ok());
-    }
-
-    #[test]
-    fn host_volumes_that_hand_over_the_host_need_the_privileged_flag() {
-        for path in [
-            "/",
-            "/etc",
-            "/etc/",
-            "//etc//ssl",
-            "/var/run/docker.sock",
-            "/run/docker.sock",
-            "/var/lib/docker/volumes",
-            "/srv/../etc",
-            "/proc/1",
-        ] {
-            assert!(sensitive_host_path(path).is_some(), "{path}");
-        }
-        for path in ["/var/lib/guestbook/mysql", "/srv/data", "/tmp/x", "data", "/var/log/app", "/running"] {
-            assert_eq!(sensitive_host_path(path), None, "{path}");
-        }
-        let app = |host: &str| {
-            let body = format!(
-                r#"{{"id": "/db", "container": {{"docker": {{"image": "x"}}, "volumes": [{{"containerPath": "/d", "hostPath": "/srv", "mode": "RW"}}, {{"containerPath": "/s", "hostPath": "{host}", "mode": "RO"}}]}}}}"#
-            );
-            framework_core::app::parse_app(body.as_bytes(), &AppId::root()).unwrap()
-        };
-        let e = container_policy(&config(false, &[]), &[app("/var/run/docker.sock")]).unwrap_err();
-        assert_eq!(e.body["details"][0]["path"], "/container/volumes(1)/hostPath");
-        assert!(e.body.to_string().contains("--allow-privileged"));
-        assert!(container_policy(&config(true, &[]), &[app("/var/run/docker.sock")]).is_ok());
-        assert!(container_policy(&config(false, &[]), &[app("/srv/shared")]).is_ok());
-        assert!(container_policy(&config(false, &[]), &[app("/etc/localtime")]).is_ok(), "the time zone, read-only");
-    }
-
-    #[test]
-    fn docker_parameters_outside_the_allow_list_are_refused() {
-        let defaults: Vec<&str> = crate::config::DEFAULT_DOCKER_PARAMETERS.to_vec();
-        let app = docker_app(r#", "parameters": [{"key": "label", "value": "a=b"}, {"key": "--log-opt", "value": "max-size=1m"}]"#);
-        assert!(container_policy(&config(false, &defaults), &[app]).is_ok());
-
-        let app = docker_app(
-            r#", "parameters": [{"key": "label", "value": "a=b"}, {"key": "cap-add", "value": "SYS_ADMIN"}, {"key": "--device", "value": "/dev/mem"}]"#,
-        );
-        let e = container_policy(&config(false, &defaults), std::slice::from_ref(&app)).unwrap_err();
-        assert_eq!(e.status, 422);
-        let paths: Vec<&str> = e.body["details"].as_array().unwrap().iter().filter_map(|d| d["path"].as_str()).collect();
-        assert_eq!(paths, ["/container/docker/parameters(1)/key", "/container/docker/parameters(2)/key"]);
-        let text = e.body.to_string();
-        assert!(text.contains("'cap-add'") && text.contains("--docker-parameters-allowed"), "{text}");
-
-        assert!(container_policy(&config(false, &["label", "CAP-ADD", "device"]), std::slice::from_ref(&app)).is_ok());
-        assert!(container_policy(&config(false, &["*"]), std::slice::from_ref(&app)).is_ok());
-        assert!(container_policy(&config(false, &[]), &[docker_app("")]).is_ok(), "no parameters need no allowance");
     }
 }

@@ -53,21 +53,7 @@ pub struct LbFlags {
     pub tag: Option<String>,
 }
 
-/// Docker parameters allowed unless --docker-parameters-allowed says otherwise: none of them
-/// gives a container more access to the host than a parameterless one has.
-pub const DEFAULT_DOCKER_PARAMETERS: [&str; 11] = [
-    "label",
-    "env",
-    "log-driver",
-    "log-opt",
-    "ulimit",
-    "memory-swap",
-    "memory-reservation",
-    "shm-size",
-    "hostname",
-    "workdir",
-    "stop-signal",
-];
+pub use framework_core::scheduler::DEFAULT_DOCKER_PARAMETERS;
 
 /// A Marathon-compatible Mesos framework.
 #[derive(Debug, Clone, Parser)]

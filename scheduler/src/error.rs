@@ -52,6 +52,12 @@ impl ApiError {
     }
 }
 
+impl From<framework_core::scheduler::Rejection> for ApiError {
+    fn from(r: framework_core::scheduler::Rejection) -> Self {
+        Self { status: r.status, body: r.body }
+    }
+}
+
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
         Self { status: e.status(), body: e.to_json() }

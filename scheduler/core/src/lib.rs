@@ -8,6 +8,7 @@
 //! - [`matching`]: offer matching by resources, ports and constraints;
 //! - [`deploy`]: deployment planning, rolling-restart arithmetic and launch backoff;
 //! - [`instance`]: instance conditions and their transitions from Mesos task states;
+//! - [`scheduler`]: the scheduler's state and the decisions that need nothing else;
 //! - [`spec`]: app definitions as Mesos `TaskInfo`s, planner input and version stamps;
 //! - [`state`]: the records the scheduler keeps (instances, deployments, task counts) and the
 //!   read-only snapshot the API serves from;
@@ -19,6 +20,7 @@ pub mod deploy;
 pub mod ids;
 pub mod instance;
 pub mod matching;
+pub mod scheduler;
 pub mod spec;
 pub mod state;
 pub mod tree;

@@ -1,0 +1,819 @@
+//! The scheduler's state and the decisions that need nothing but it: one [`Scheduler`] value
+//! (apps, groups, instances, deployments, launch queue, backoffs, offer flow) owned by the actor
+//! in the `framework` crate, which carries out what it decides. Mesos calls and log notes a
+//! decision makes go to the [`Outbox`], which the actor drains after each input, in order.
+//!
+//! This is where the actor's decisions move to, one by one (issue: the scheduler as a pure state
+//! machine); what still does I/O in between (store writes, the instance writer, readiness
+//! checks) stays in the actor for now.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mesos_proto::v1;
+use mesos_proto::v1::scheduler::Call;
+use serde_json::{Value, json};
+
+use crate::app::{AppDefinition, GroupDefinition};
+use crate::calls::{self, TaskRef};
+use crate::deploy::{self, Action, Backoff, Decision, InstanceView};
+use crate::ids::{AppId, DeploymentId, InstanceId, PathId, TaskId, Timestamp};
+use crate::instance::{Condition, Goal};
+use crate::matching::Placement;
+use crate::matching::offer_flow::OfferFlow;
+use crate::spec;
+use crate::state::{AppMap, Counters, Deployment, DeploymentKey, GroupMap, Instance, InstanceMap, Instances, OfferStats, TaskFailure};
+use crate::tree::{self, GroupNode};
+
+/// A refusal of a change, as the API reports it: an HTTP status and Marathon's error JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// HTTP status.
+    pub status: u16,
+    /// Marathon's error body (`{"message", "details"?}`).
+    pub body: Value,
+}
+
+impl Rejection {
+    /// A refusal with just a message.
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        Self { status, body: json!({ "message": message.into() }) }
+    }
+
+    /// 404 for an unknown app.
+    pub fn app_not_found(id: impl std::fmt::Display) -> Self {
+        Self::new(404, format!("App '{id}' does not exist"))
+    }
+
+    /// 404 for an unknown group.
+    pub fn group_not_found(id: impl std::fmt::Display) -> Self {
+        Self::new(404, format!("Group '{id}' does not exist"))
+    }
+}
+
+/// A line for the operator's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// Worth knowing.
+    Info(String),
+    /// Something went wrong and was handled.
+    Warn(String),
+}
+
+/// What decisions produced for the outside, in the order they were made.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// Mesos calls to post.
+    pub calls: Vec<Call>,
+    /// Log lines.
+    pub notes: Vec<Note>,
+}
+
+/// Docker parameters allowed unless --docker-parameters-allowed says otherwise: none of them
+/// gives a container more access to the host than a parameterless one has.
+pub const DEFAULT_DOCKER_PARAMETERS: [&str; 11] = [
+    "label",
+    "env",
+    "log-driver",
+    "log-opt",
+    "ulimit",
+    "memory-swap",
+    "memory-reservation",
+    "shm-size",
+    "hostname",
+    "workdir",
+    "stop-signal",
+];
+
+/// What the server allows of Docker containers, checked on every app a change puts: no
+/// privileged container without `--allow-privileged`, no Docker parameter outside
+/// `--docker-parameters-allowed`. Refusals are 422 `Object is not valid` naming the app, the
+/// offending path and the flag that would allow it.
+pub fn container_policy(config: &SchedulerConfig, apps: &[AppDefinition]) -> Result<(), Rejection> {
+    let allowed = |key: &str| {
+        let key = key.trim_start_matches('-');
+        config.docker_parameters_allowed.iter().any(|a| a == "*" || a.trim_start_matches('-').eq_ignore_ascii_case(key))
+    };
+    let mut details: Vec<serde_json::Value> = Vec::new();
+    for app in apps {
+        for (i, v) in app.container.iter().flat_map(|c| c.volumes.iter()).enumerate() {
+            if let crate::app::Volume::Host { host_path, mode, .. } = v
+                && !config.allow_privileged
+                && !(*mode == crate::app::ReadMode::Ro && TIME_FILES.contains(&host_path.trim_end_matches('/')))
+                && let Some(why) = sensitive_host_path(host_path)
+            {
+                details.push(json!({"path": format!("/container/volumes({i})/hostPath"),
+                    "errors": [format!("{} mounts {host_path}, which {why}: that is as powerful as a privileged container; mount another directory, or start framework with --allow-privileged", app.id)]}));
+            }
+        }
+        let Some(docker) = app.container.as_ref().and_then(|c| c.docker.as_ref()) else { continue };
+        if docker.privileged && !config.allow_privileged {
+            details.push(json!({"path": "/container/docker/privileged",
+                "errors": [format!("{} asks for a privileged container, which this server does not allow (start framework with --allow-privileged)", app.id)]}));
+        }
+        for (i, p) in docker.parameters.iter().enumerate().filter(|(_, p)| !allowed(&p.key)) {
+            details.push(json!({"path": format!("/container/docker/parameters({i})/key"),
+                "errors": [format!("{} asks for the Docker parameter '{}', which this server does not allow (allowed: {}); remove it, or start framework with --docker-parameters-allowed listing it",
+                    app.id, p.key, config.docker_parameters_allowed.join(","))]}));
+        }
+    }
+    if details.is_empty() {
+        return Ok(());
+    }
+    Err(Rejection { status: 422, body: json!({"message": "Object is not valid", "details": details}) })
+}
+
+/// Host files apps commonly mount read-only to share the agent's time zone; allowed as such.
+const TIME_FILES: &[&str] = &["/etc/localtime", "/etc/timezone", "/usr/share/zoneinfo"];
+
+/// Why mounting the agent's `path` into a container would hand it the host, if it would: the
+/// root, system directories, or Docker's and containerd's sockets and state. Relative paths stay
+/// in the sandbox (validation sees to that).
+fn sensitive_host_path(path: &str) -> Option<&'static str> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    if parts.contains(&"..") {
+        return Some("climbs with '..'");
+    }
+    const SYSTEM: &[&str] = &["etc", "proc", "sys", "dev", "boot", "root", "bin", "sbin", "lib", "lib64", "usr"];
+    const RUNTIME: &[&[&str]] = &[&["run"], &["var", "run"], &["var", "lib", "docker"], &["var", "lib", "containerd"]];
+    match parts.as_slice() {
+        [] => Some("is the agent's whole file system"),
+        [first, ..] if SYSTEM.contains(first) => Some("is a system directory of the agent"),
+        p if RUNTIME.iter().any(|r| p.starts_with(r)) => Some("holds the agent's container runtime (the Docker socket among it)"),
+        _ => None,
+    }
+}
+
+/// The instances of one app as the planner sees them.
+pub fn views_of(instances: &InstanceMap, apps: &AppMap, app: &AppId) -> Vec<InstanceView> {
+    let target_config = apps.get(app).map(|a| spec::config_version(a));
+    let has_checks = apps.get(app).is_some_and(|a| spec::has_health_checks(a));
+    crate::state::app_range(instances, app)
+        .map(|(_, i)| i)
+        .filter(|i| &i.app_id == app)
+        .map(|i| InstanceView {
+            id: i.id.clone(),
+            config_key_current: Some(i.config_version) == target_config,
+            condition: i.condition,
+            healthy: i.healthy,
+            has_health_checks: has_checks,
+            ready: i.ready || apps.get(app).is_none_or(|a| a.readiness_checks.is_empty()),
+            goal: i.goal,
+            staged_at: i.staged_at,
+        })
+        .collect()
+}
+
+/// A change checked and planned by [`Scheduler::prepare`].
+pub struct Prepared {
+    /// The deployment steps.
+    pub steps: Vec<deploy::Step>,
+    /// The groups written (`None`: removed).
+    pub group_writes: BTreeMap<PathId, Option<GroupNode>>,
+    /// The apps as the change leaves them.
+    pub apps_after: AppMap,
+    /// The groups as the change leaves them.
+    pub groups_after: GroupMap,
+    /// The affected apps as they were.
+    pub original: BTreeMap<AppId, Option<AppDefinition>>,
+}
+
+/// The apps an app waits for through the dependencies of its groups: every app within each
+/// dependency (an app or a group) of each group the app is in (Marathon's dependency graph).
+pub fn group_dependencies(app: &AppId, groups: &GroupMap, apps: &AppMap) -> Vec<AppId> {
+    let mut out = Vec::new();
+    let mut up = app.parent();
+    loop {
+        for dep in groups.get(&up).map(|g| g.dependencies.as_slice()).unwrap_or_default() {
+            out.extend(apps.range(dep.clone()..).take_while(|(id, _)| id.is_within(dep)).map(|(id, _)| id.clone()).filter(|id| id != app));
+        }
+        if up.is_root() {
+            break;
+        }
+        up = up.parent();
+    }
+    out
+}
+
+/// Refuses a `scaleBy` that takes any app past [`crate::app::validate::MAX_INSTANCES`],
+/// as the validator would refuse such an app body (422 `Object is not valid` at `/scaleBy`).
+pub fn scale_within_limit(scaled: &[AppDefinition], factor: f64) -> Result<(), Rejection> {
+    let max = crate::app::validate::MAX_INSTANCES;
+    let errors: Vec<String> = scaled
+        .iter()
+        .filter(|a| a.instances > max)
+        .map(|a| format!("scaling {} by {factor} gives {} instances, expected {max} or less; use a smaller factor", a.id, a.instances))
+        .collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(Rejection { status: 422, body: json!({"message": "Object is not valid", "details": [{"path": "/scaleBy", "errors": errors}]}) })
+}
+
+/// A change of the desired apps and groups, already validated by the API shell.
+#[derive(Debug, Default)]
+pub struct Change {
+    /// Apps to create or replace (as the client sent them; versions are set here).
+    pub put: Vec<AppDefinition>,
+    /// Apps to delete.
+    pub delete: Vec<AppId>,
+    /// Apps to restart (new version, same configuration).
+    pub restart: Vec<AppId>,
+    /// Instances to kill as part of a scale-down (`scale=true` kills).
+    pub to_kill: BTreeMap<AppId, Vec<InstanceId>>,
+    /// `POST /v2/apps`: the change is refused (409) if any app of `put` exists. Decided here, by
+    /// the state's owner, so that of concurrent creations of one id exactly one succeeds.
+    pub create_only: bool,
+    /// The apps of `put` are earlier versions being restored (a group rollback): instances of
+    /// their configuration count as current.
+    pub rollback: bool,
+    /// Groups created or changed (their version becomes the change's).
+    pub put_groups: Vec<GroupNode>,
+    /// Groups removed (the apps within them are in `delete`).
+    pub delete_groups: Vec<PathId>,
+}
+
+impl Change {
+    /// A change that creates or replaces these apps.
+    pub fn put(put: Vec<AppDefinition>) -> Self {
+        Self { put, ..Self::default() }
+    }
+}
+
+/// A change of a group (`/v2/groups`), turned into a [`Change`] by the actor against the
+/// current tree.
+#[derive(Debug)]
+pub enum GroupOp {
+    /// Create or update a group from a body (absent fields keep what the group has).
+    Update {
+        /// The body.
+        update: GroupDefinition,
+        /// `POST`: refused (409) if the group or an app of that id exists.
+        create: bool,
+        /// The body restores an earlier version (a rollback).
+        rollback: bool,
+    },
+    /// Multiply the instances of every app within the group.
+    ScaleBy {
+        /// The group.
+        group: PathId,
+        /// The factor (at least 0).
+        factor: f64,
+    },
+    /// Remove the group with everything within it (the root is emptied).
+    Delete {
+        /// The group.
+        group: PathId,
+    },
+}
+
+/// Scheduler settings the actor needs.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// The Mesos role we launch with.
+    pub role: String,
+    /// A task that is not RUNNING this long after launch is killed (Marathon: 300 s).
+    pub task_launch_timeout: Duration,
+    /// Unconfirmed kills are re-sent after this long (Marathon: 30 s).
+    pub kill_retry: Duration,
+    /// How long to refuse offers we have no use for (Marathon: 120 s).
+    pub decline_refuse_seconds: f64,
+    /// Least time between two REVIVEs while launches keep waiting (Marathon: 5 s).
+    pub min_revive_interval: Duration,
+    /// At most this many deployments run at once (Marathon: 100).
+    pub max_running_deployments: usize,
+    /// Stored versions kept per app and per group (Marathon's `--zk_max_versions`: 50).
+    pub max_versions: usize,
+    /// How Docker tasks are run.
+    pub executor: spec::ExecutorSettings,
+    /// Whether apps may run privileged Docker containers.
+    pub allow_privileged: bool,
+    /// The Docker `parameters` keys apps may use (`*`: any); see [`container_policy`].
+    pub docker_parameters_allowed: Vec<String>,
+    /// At most this many tasks are launched from one offer (Marathon: `--max_instances_per_offer`).
+    pub max_instances_per_offer: u32,
+}
+
+/// The scheduler's state. The fields are public while the actor still carries out part of the
+/// decisions itself; each moves behind methods as those decisions move here.
+#[derive(Debug)]
+pub struct Scheduler {
+    /// Settings.
+    pub config: SchedulerConfig,
+    /// Apps by id. Persistent maps shared with the published snapshots: a snapshot costs O(1),
+    /// and an update copies only the path to the changed entry.
+    pub apps: AppMap,
+    /// Every group, the root included; each app's group and every ancestor exists.
+    pub groups: GroupMap,
+    /// Instances, with each app's task counts kept in step.
+    pub instances: Instances,
+    /// Running deployments, oldest first.
+    pub deployments: BTreeMap<DeploymentKey, Arc<Deployment>>,
+    /// The deployment each app is part of (one at most: conflicting ones are refused or cancelled).
+    pub deploying: imbl::OrdMap<AppId, DeploymentKey>,
+    /// Apps whose definition, instances or deployment changed since the last drive: only these
+    /// are looked at again, except in a full pass.
+    pub dirty: BTreeSet<AppId>,
+    /// Launch backoff per app.
+    pub backoffs: imbl::OrdMap<AppId, Backoff>,
+    /// Launches still wanted, per app (only apps that want some).
+    pub demand: imbl::OrdMap<AppId, u32>,
+    /// Instances launched that Mesos has not reported on yet (condition Provisioned).
+    pub unconfirmed: usize,
+    /// Since when each waiting app waits.
+    pub queued_since: imbl::OrdMap<AppId, Timestamp>,
+    /// What offers were seen and declined for, per waiting app.
+    pub offer_stats: imbl::OrdMap<AppId, OfferStats>,
+    /// The last task failure per app.
+    pub failures: imbl::OrdMap<AppId, TaskFailure>,
+    /// Our framework id, once Mesos assigned one.
+    pub framework_id: Option<String>,
+    /// Whether a Mesos subscription is open.
+    pub connected: bool,
+    /// The master we are subscribed to.
+    pub master: String,
+    /// REVIVE and SUPPRESS bookkeeping.
+    pub offer_flow: OfferFlow,
+    /// When unconfirmed launches were last reconciled.
+    pub last_stale_reconcile: Timestamp,
+    /// The last version handed out.
+    pub last_version: Timestamp,
+    /// Counters for /metrics.
+    pub counters: Counters,
+    /// What decisions produced, for the actor to carry out.
+    pub outbox: Outbox,
+}
+
+impl Scheduler {
+    /// The scheduler over stored state: apps, groups (earlier stores have none: an app's
+    /// ancestors are its groups), instances, running deployments and the framework id.
+    pub fn new(
+        config: SchedulerConfig,
+        apps: Vec<AppDefinition>,
+        groups: Vec<GroupNode>,
+        instances: Vec<Instance>,
+        deployments: Vec<Deployment>,
+        framework_id: Option<String>,
+    ) -> Self {
+        let apps: AppMap = apps.into_iter().map(|a| (a.id.clone(), Arc::new(a))).collect();
+        let backoffs = apps.iter().map(|(id, a)| (id.clone(), Backoff::new(spec::backoff_policy(a)))).collect();
+        let mut groups: GroupMap = groups.into_iter().map(|g| (g.id.clone(), Arc::new(g))).collect();
+        for (id, app) in &apps {
+            let mut up = id.parent();
+            loop {
+                if !groups.contains_key(&up) {
+                    groups.insert(up.clone(), Arc::new(GroupNode::new(up.clone(), app.version.unwrap_or_default())));
+                }
+                if up.is_root() {
+                    break;
+                }
+                up = up.parent();
+            }
+        }
+        if !groups.contains_key(&PathId::root()) {
+            groups.insert(PathId::root(), Arc::new(GroupNode::new(PathId::root(), Timestamp(0))));
+        }
+        let instances: Instances = instances.into_iter().map(Arc::new).collect();
+        let unconfirmed = instances.values().filter(|i| i.condition == Condition::Provisioned).count();
+        let mut s = Self {
+            config,
+            apps,
+            groups,
+            instances,
+            deployments: BTreeMap::new(),
+            deploying: imbl::OrdMap::new(),
+            dirty: BTreeSet::new(),
+            backoffs,
+            demand: imbl::OrdMap::new(),
+            unconfirmed,
+            queued_since: imbl::OrdMap::new(),
+            offer_stats: imbl::OrdMap::new(),
+            failures: imbl::OrdMap::new(),
+            framework_id,
+            connected: false,
+            master: String::new(),
+            offer_flow: OfferFlow::default(),
+            last_stale_reconcile: Timestamp(0),
+            last_version: Timestamp(0),
+            counters: Counters::default(),
+            outbox: Outbox::default(),
+        };
+        for d in deployments {
+            s.add_deployment(d);
+        }
+        s
+    }
+
+    /// Takes what decisions produced so far.
+    pub fn take_outbox(&mut self) -> Outbox {
+        std::mem::take(&mut self.outbox)
+    }
+    /// Records a new running deployment.
+    pub fn add_deployment(&mut self, deployment: Deployment) {
+        let key = (deployment.version, deployment.id.clone());
+        for app in deployment.affected() {
+            self.deploying.insert(app.clone(), key.clone());
+            self.dirty.insert(app.clone());
+        }
+        self.deployments.insert(key, Arc::new(deployment));
+    }
+
+    /// Forgets a running deployment (finished or cancelled); its apps are looked at again.
+    pub fn remove_deployment(&mut self, key: &DeploymentKey) -> Option<Arc<Deployment>> {
+        let deployment = self.deployments.remove(key)?;
+        for app in deployment.affected() {
+            if self.deploying.get(app) == Some(key) {
+                self.deploying.remove(app);
+            }
+            self.dirty.insert(app.clone());
+        }
+        Some(deployment)
+    }
+
+    /// The key of the running deployment with this id.
+    pub fn deployment_key(&self, id: &DeploymentId) -> Option<DeploymentKey> {
+        self.deployments.keys().find(|(_, d)| d == id).cloned()
+    }
+
+    /// Stores a changed instance; its app is looked at again by the next drive.
+    pub fn put_instance(&mut self, instance: Instance) {
+        self.dirty.insert(instance.app_id.clone());
+        let launching = instance.condition == Condition::Provisioned;
+        let old = self.instances.insert(Arc::new(instance));
+        self.unconfirmed =
+            self.unconfirmed + usize::from(launching) - usize::from(old.is_some_and(|o| o.condition == Condition::Provisioned));
+    }
+
+    /// Forgets an instance; its app is looked at again by the next drive.
+    pub fn remove_instance(&mut self, id: &InstanceId) -> Option<Arc<Instance>> {
+        let removed = self.instances.remove(id)?;
+        self.dirty.insert(removed.app_id.clone());
+        self.unconfirmed -= usize::from(removed.condition == Condition::Provisioned);
+        Some(removed)
+    }
+
+    /// A version timestamp strictly after every earlier one.
+    pub fn next_version(&mut self, now: Timestamp) -> Timestamp {
+        let v = Timestamp(now.0.max(self.last_version.0 + 1));
+        self.last_version = v;
+        v
+    }
+
+    /// The apps and groups within `gid`, for the pure tree functions.
+    pub fn tree_view(&self, gid: &PathId) -> tree::TreeView {
+        tree::TreeView {
+            apps: self.apps.range(gid.clone()..).take_while(|(id, _)| id.is_within(gid)).map(|(id, _)| id.clone()).collect(),
+            groups: self
+                .groups
+                .range(gid.clone()..)
+                .take_while(|(id, _)| id.is_within(gid))
+                .map(|(id, g)| (id.clone(), (**g).clone()))
+                .collect(),
+        }
+    }
+
+    /// The apps a change leaves (absent: deleted), the instances it kills, the groups it puts
+    /// and deletes, and its version (a new one).
+    #[allow(clippy::type_complexity)]
+    pub fn target_of(
+        &mut self,
+        change: Change,
+        now: Timestamp,
+    ) -> Result<
+        (BTreeMap<AppId, Option<AppDefinition>>, BTreeMap<AppId, Vec<InstanceId>>, (Vec<GroupNode>, Vec<PathId>), Timestamp),
+        Rejection,
+    > {
+        if change.create_only
+            && let Some(app) = change.put.iter().find(|a| self.apps.contains_key(&a.id))
+        {
+            return Err(Rejection::new(409, format!("An app with id [{}] already exists.", app.id)));
+        }
+        let version = self.next_version(now);
+        let mut target: BTreeMap<AppId, Option<AppDefinition>> = BTreeMap::new();
+        container_policy(&self.config, &change.put)?;
+        for mut app in change.put {
+            let old = self.apps.get(&app.id);
+            if change.rollback && app.version_info.is_some() {
+                spec::stamp_rollback(&mut app, version);
+            } else {
+                spec::stamp_version(&mut app, old.map(|a| a.as_ref()), version);
+            }
+            target.insert(app.id.clone(), Some(app));
+        }
+        for id in change.restart {
+            let old = self.apps.get(&id).ok_or_else(|| Rejection::app_not_found(&id))?;
+            let mut app = (**old).clone();
+            spec::stamp_restart(&mut app, version);
+            target.insert(id, Some(app));
+        }
+        for id in change.delete {
+            if !self.apps.contains_key(&id) {
+                return Err(Rejection::app_not_found(&id));
+            }
+            target.insert(id, None);
+        }
+        for id in change.to_kill.keys() {
+            if !target.contains_key(id) {
+                let old = self.apps.get(id).ok_or_else(|| Rejection::app_not_found(id))?;
+                target.insert(id.clone(), Some((**old).clone()));
+            }
+        }
+        Ok((target, change.to_kill, (change.put_groups, change.delete_groups), version))
+    }
+
+    /// The groups a change writes (`None`: removed): the groups it puts, the missing ancestors
+    /// of every app and group it puts, and every group holding something it changes (their
+    /// version becomes the change's, as Marathon's does).
+    pub fn group_writes(
+        &self,
+        target: &BTreeMap<AppId, Option<AppDefinition>>,
+        (put, delete): (Vec<GroupNode>, Vec<PathId>),
+        version: Timestamp,
+    ) -> BTreeMap<PathId, Option<GroupNode>> {
+        let mut out: BTreeMap<PathId, Option<GroupNode>> = delete.into_iter().map(|g| (g, None)).collect();
+        for mut g in put {
+            g.version = version;
+            out.insert(g.id.clone(), Some(g));
+        }
+        let starts: BTreeSet<PathId> =
+            target.keys().map(PathId::parent).chain(out.keys().filter(|g| !g.is_root()).map(PathId::parent)).collect();
+        for mut g in starts {
+            loop {
+                if !out.contains_key(&g) {
+                    let node = match self.groups.get(&g) {
+                        Some(n) => GroupNode { version, ..GroupNode::clone(n) },
+                        None => GroupNode::new(g.clone(), version),
+                    };
+                    out.insert(g.clone(), Some(node));
+                }
+                if g.is_root() {
+                    break;
+                }
+                g = g.parent();
+            }
+        }
+        out
+    }
+
+    /// Checks and plans a change without making it: the groups it writes (ids that would clash
+    /// are refused), the tree it leaves, and the deployment steps (group dependencies
+    /// included).
+    pub fn prepare(
+        &self,
+        target: &BTreeMap<AppId, Option<AppDefinition>>,
+        to_kill: &BTreeMap<AppId, Vec<InstanceId>>,
+        groups: (Vec<GroupNode>, Vec<PathId>),
+        version: Timestamp,
+    ) -> Result<Prepared, Rejection> {
+        let group_writes = self.group_writes(target, groups, version);
+        let clashes = tree::clashes(
+            target.iter().filter(|(_, a)| a.is_some()).map(|(id, _)| id),
+            group_writes.iter().filter(|(_, g)| g.is_some()).map(|(id, _)| id),
+            |p| target.get(p).map_or_else(|| self.apps.contains_key(p), Option::is_some),
+            |p| group_writes.get(p).map_or_else(|| self.groups.contains_key(p), Option::is_some),
+        );
+        if !clashes.is_empty() {
+            let violation = tree::clash_violation(&clashes);
+            return Err(Rejection { status: 422, body: json!({"message": "Object is not valid", "details": [violation]}) });
+        }
+        // The tree as the change leaves it (persistent maps: the copies share all but the
+        // changed paths), for group dependencies and the stored group versions.
+        let mut apps_after = self.apps.clone();
+        for (id, app) in target {
+            match app {
+                Some(a) => apps_after.insert(id.clone(), Arc::new(a.clone())),
+                None => apps_after.remove(id),
+            };
+        }
+        let mut groups_after = self.groups.clone();
+        for (id, g) in &group_writes {
+            match g {
+                Some(g) => groups_after.insert(id.clone(), Arc::new(g.clone())),
+                None => groups_after.remove(id),
+            };
+        }
+        let original: BTreeMap<AppId, Option<AppDefinition>> =
+            target.keys().map(|id| (id.clone(), self.apps.get(id).map(|a| (**a).clone()))).collect();
+        let before: Vec<_> = original.values().flatten().map(spec::planned).collect();
+        let after: Vec<_> = target
+            .values()
+            .flatten()
+            .map(|a| {
+                let mut p = spec::planned(a);
+                p.dependencies.extend(group_dependencies(&a.id, &groups_after, &apps_after));
+                p
+            })
+            .collect();
+        let steps = deploy::plan(&before, &after, to_kill).map_err(|e| Rejection::new(422, e.to_string()))?;
+        Ok(Prepared { steps, group_writes, apps_after, groups_after, original })
+    }
+
+    /// Where an instance runs, as constraints see it.
+    pub fn placement_of_instance(&self, instance: &Instance) -> Option<Placement> {
+        Some(Placement {
+            hostname: instance.host.to_string(),
+            attributes: instance.attributes.to_vec(),
+            region: instance.region.as_deref().map(str::to_owned),
+            zone: instance.zone.as_deref().map(str::to_owned),
+        })
+    }
+
+    /// Declines offers in one call, refusing them for `refuse` seconds.
+    pub fn decline(&mut self, offers: Vec<v1::OfferId>, refuse: f64) {
+        if offers.is_empty() {
+            return;
+        }
+        self.counters.offers_declined += offers.len() as u64;
+        self.outbox.calls.push(calls::decline(offers, refuse));
+    }
+
+    /// What one step action of a deployment wants now, from the app's instances.
+    pub fn decide(&self, action: &Action) -> (AppId, Decision, Goal) {
+        let views = |app| views_of(&self.instances, &self.apps, app);
+        match action {
+            Action::StartApplication { app } => (app.clone(), Decision { kill: vec![], launch: 0, done: true }, Goal::Stopped),
+            Action::StopApplication { app } => (app.clone(), deploy::stop_decision(&views(app)), Goal::Decommissioned),
+            Action::ScaleApplication { app, instances, to_kill } => {
+                let ks = self.apps.get(app).map(|a| spec::kill_selection(a)).unwrap_or(deploy::KillSelection::YoungestFirst);
+                (app.clone(), deploy::scale_decision(*instances, &views(app), to_kill, ks), Goal::Decommissioned)
+            }
+            Action::RestartApplication { app } => {
+                let d = match self.apps.get(app) {
+                    Some(a) => {
+                        let (min, over) = spec::upgrade_strategy(a);
+                        deploy::restart_decision(spec::instances(a), min, over, &views(app))
+                    }
+                    None => Decision { kill: vec![], launch: 0, done: true },
+                };
+                (app.clone(), d, Goal::Decommissioned)
+            }
+        }
+    }
+
+    /// Explicit reconciliation of every known task, then implicit (Mesos tells us about tasks we
+    /// forgot; those are killed when their updates arrive).
+    pub fn reconcile(&mut self) {
+        let tasks: Vec<TaskRef> =
+            self.instances.values().map(|i| TaskRef { task: i.task_id.to_string(), agent: i.agent_id.to_string() }).collect();
+        if !tasks.is_empty() {
+            self.outbox.calls.push(calls::reconcile(tasks));
+        }
+        self.outbox.calls.push(calls::reconcile([]));
+    }
+
+    /// Kills decided earlier may have been lost with the previous connection (or with a previous
+    /// leader that died right after deciding them): after every subscription they are sent again
+    /// at once instead of waiting for the kill retry.
+    pub fn resend_kills(&mut self) {
+        let doomed: Vec<(TaskId, String)> = self
+            .instances
+            .values()
+            .filter(|i| i.goal != Goal::Running && !i.condition.is_terminal())
+            .map(|i| (i.task_id.clone(), i.agent_id.to_string()))
+            .collect();
+        for (task, agent) in doomed {
+            self.outbox.calls.push(calls::kill(task.as_str(), &agent, None));
+        }
+    }
+
+    /// The clocks, looked at in full drives: launches Mesos never confirmed are reconciled, and
+    /// tasks that did not start within the launch timeout or whose kill went unconfirmed are
+    /// (again) killed.
+    pub fn clocks(&mut self, now: Timestamp, kills: &mut Vec<(InstanceId, Goal)>) {
+        // A lost ACCEPT: ask about the launches, so that unknown ones come back as TASK_LOST and
+        // are replaced long before the launch timeout.
+        if self.connected && now.0 - self.last_stale_reconcile.0 > 15_000 {
+            let stale: Vec<TaskRef> = self
+                .instances
+                .values()
+                .filter(|i| i.condition == Condition::Provisioned && now.0 - i.staged_at.0 > 15_000)
+                .map(|i| TaskRef { task: i.task_id.to_string(), agent: i.agent_id.to_string() })
+                .collect();
+            if !stale.is_empty() {
+                self.outbox.notes.push(Note::Info(format!("reconciling {} launches Mesos has not confirmed", stale.len())));
+                self.outbox.calls.push(calls::reconcile(stale));
+            }
+            self.last_stale_reconcile = now;
+        }
+        let launch_timeout = self.config.task_launch_timeout.as_millis() as i64;
+        let kill_retry = self.config.kill_retry.as_millis() as i64;
+        for i in self.instances.values() {
+            let launching = matches!(i.condition, Condition::Provisioned | Condition::Staging | Condition::Starting);
+            if launching && i.kill_sent_at.is_none() && now.0 - i.staged_at.0 > launch_timeout {
+                self.outbox.notes.push(Note::Warn(format!("task of {} did not start within the launch timeout; killing it", i.id)));
+                kills.push((i.id.clone(), i.goal));
+            } else if let Some(sent) = i.kill_sent_at
+                && now.0 - sent.0 > kill_retry
+            {
+                kills.push((i.id.clone(), i.goal));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn config(allow_privileged: bool, params: &[&str]) -> SchedulerConfig {
+        SchedulerConfig {
+            role: "*".into(),
+            task_launch_timeout: Duration::from_secs(300),
+            kill_retry: Duration::from_secs(30),
+            decline_refuse_seconds: 120.0,
+            min_revive_interval: Duration::from_secs(5),
+            max_running_deployments: 100,
+            max_versions: 50,
+            executor: spec::ExecutorSettings { path: "framework-executor".into(), uri: None },
+            allow_privileged,
+            docker_parameters_allowed: params.iter().map(ToString::to_string).collect(),
+            max_instances_per_offer: 100,
+        }
+    }
+
+    fn docker_app(extra: &str) -> AppDefinition {
+        let body = format!(r#"{{"id": "/web", "container": {{"docker": {{"image": "nginx"{extra}}}}}}}"#);
+        crate::app::parse_app(body.as_bytes(), &AppId::root()).unwrap()
+    }
+
+    #[test]
+    fn scale_by_stays_within_the_instance_limit() {
+        let mut a = AppDefinition::new(PathId::parse("/g/a").unwrap_or_default());
+        a.instances = crate::app::validate::MAX_INSTANCES;
+        assert!(scale_within_limit(std::slice::from_ref(&a), 1.0).is_ok());
+        a.instances += 1;
+        let e = scale_within_limit(&[a], 2.0).unwrap_err();
+        assert_eq!(e.status, 422);
+        assert_eq!(e.body["message"], "Object is not valid");
+        assert_eq!(e.body["details"][0]["path"], "/scaleBy");
+        assert!(e.body["details"][0]["errors"][0].as_str().unwrap_or_default().contains("/g/a"), "{}", e.body);
+    }
+
+    #[test]
+    fn privileged_needs_the_flag() {
+        let app = docker_app(r#", "privileged": true"#);
+        let e = container_policy(&config(false, &[]), std::slice::from_ref(&app)).unwrap_err();
+        assert_eq!((e.status, e.body["message"].as_str()), (422, Some("Object is not valid")));
+        assert_eq!(e.body["details"][0]["path"], "/container/docker/privileged");
+        assert!(e.body.to_string().contains("--allow-privileged"));
+        assert!(container_policy(&config(true, &[]), &[app]).is_ok());
+    }
+
+    #[test]
+    fn host_volumes_that_hand_over_the_host_need_the_privileged_flag() {
+        for path in [
+            "/",
+            "/etc",
+            "/etc/",
+            "//etc//ssl",
+            "/var/run/docker.sock",
+            "/run/docker.sock",
+            "/var/lib/docker/volumes",
+            "/srv/../etc",
+            "/proc/1",
+        ] {
+            assert!(sensitive_host_path(path).is_some(), "{path}");
+        }
+        for path in ["/var/lib/guestbook/mysql", "/srv/data", "/tmp/x", "data", "/var/log/app", "/running"] {
+            assert_eq!(sensitive_host_path(path), None, "{path}");
+        }
+        let app = |host: &str| {
+            let body = format!(
+                r#"{{"id": "/db", "container": {{"docker": {{"image": "x"}}, "volumes": [{{"containerPath": "/d", "hostPath": "/srv", "mode": "RW"}}, {{"containerPath": "/s", "hostPath": "{host}", "mode": "RO"}}]}}}}"#
+            );
+            crate::app::parse_app(body.as_bytes(), &AppId::root()).unwrap()
+        };
+        let e = container_policy(&config(false, &[]), &[app("/var/run/docker.sock")]).unwrap_err();
+        assert_eq!(e.body["details"][0]["path"], "/container/volumes(1)/hostPath");
+        assert!(e.body.to_string().contains("--allow-privileged"));
+        assert!(container_policy(&config(true, &[]), &[app("/var/run/docker.sock")]).is_ok());
+        assert!(container_policy(&config(false, &[]), &[app("/srv/shared")]).is_ok());
+        assert!(container_policy(&config(false, &[]), &[app("/etc/localtime")]).is_ok(), "the time zone, read-only");
+    }
+
+    #[test]
+    fn docker_parameters_outside_the_allow_list_are_refused() {
+        let defaults: Vec<&str> = DEFAULT_DOCKER_PARAMETERS.to_vec();
+        let app = docker_app(r#", "parameters": [{"key": "label", "value": "a=b"}, {"key": "--log-opt", "value": "max-size=1m"}]"#);
+        assert!(container_policy(&config(false, &defaults), &[app]).is_ok());
+
+        let app = docker_app(
+            r#", "parameters": [{"key": "label", "value": "a=b"}, {"key": "cap-add", "value": "SYS_ADMIN"}, {"key": "--device", "value": "/dev/mem"}]"#,
+        );
+        let e = container_policy(&config(false, &defaults), std::slice::from_ref(&app)).unwrap_err();
+        assert_eq!(e.status, 422);
+        let paths: Vec<&str> = e.body["details"].as_array().unwrap().iter().filter_map(|d| d["path"].as_str()).collect();
+        assert_eq!(paths, ["/container/docker/parameters(1)/key", "/container/docker/parameters(2)/key"]);
+        let text = e.body.to_string();
+        assert!(text.contains("'cap-add'") && text.contains("--docker-parameters-allowed"), "{text}");
+
+        assert!(container_policy(&config(false, &["label", "CAP-ADD", "device"]), std::slice::from_ref(&app)).is_ok());
+        assert!(container_policy(&config(false, &["*"]), std::slice::from_ref(&app)).is_ok());
+        assert!(container_policy(&config(false, &[]), &[docker_app("")]).is_ok(), "no parameters need no allowance");
+    }
+}

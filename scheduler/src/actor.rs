@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use framework_core::app::AppDefinition;
 use framework_core::calls::{self};
-use framework_core::deploy::{self, Action, Backoff};
+use framework_core::deploy::{self};
 use framework_core::ids::{AppId, DeploymentId, InstanceId, PathId, TaskId, Timestamp};
 use framework_core::instance::{Condition, Goal, condition_from_status, next_condition};
 use framework_core::matching::offer_flow::{FlowCall, OfferFlow};
 use framework_core::matching::{PlacementIndex, match_offer_indexed, placement_of};
-pub use framework_core::scheduler::{Change, GroupOp, Rejection, SchedulerConfig as ActorConfig, container_policy};
+pub use framework_core::scheduler::{
+    Change, Deployed, GroupOp, Rejection, SchedulerConfig as ActorConfig, action_json, container_policy, plan_json, step_json,
+};
 use framework_core::scheduler::{Note, Scheduler, scale_within_limit, views_of};
 use framework_core::tree::{self, GroupNode};
 use mesos_proto::v1::scheduler::{Call, event};
@@ -36,19 +38,6 @@ pub enum GroupOutcome {
     Deployed(Deployed),
     /// `dryRun`: the steps the change would take; nothing was changed.
     DryRun(Vec<deploy::Step>),
-}
-
-/// What a deployment-creating command answers.
-#[derive(Debug, Clone)]
-pub struct Deployed {
-    /// Deployment id (also when nothing had to change, as Marathon does).
-    pub deployment_id: DeploymentId,
-    /// Version of the change.
-    pub version: Timestamp,
-    /// The apps as stored after the change.
-    pub apps: Vec<Arc<AppDefinition>>,
-    /// The apps the change created (they did not exist before).
-    pub created: Vec<AppId>,
 }
 
 /// A request to the actor.
@@ -185,50 +174,7 @@ pub struct Loaded {
     pub framework_id: Option<String>,
 }
 
-/// Store keys.
-pub mod keys {
-    use framework_core::ids::{AppId, DeploymentId, InstanceId, PathId, Timestamp};
-
-    /// A group's name in keys (the root's is `_`, which no other group's can be).
-    fn group_name(id: &PathId) -> String {
-        if id.is_root() { "_".to_string() } else { id.safe_name() }
-    }
-    /// Where a group's own fields live.
-    pub fn group(id: &PathId) -> String {
-        format!("groups/{}", group_name(id))
-    }
-    /// The folder of a group's stored versions.
-    pub fn group_versions(id: &PathId) -> String {
-        format!("group-versions/{}", group_name(id))
-    }
-    /// One stored version of a group (the whole group as it was, apps included).
-    pub fn group_version(id: &PathId, v: Timestamp) -> String {
-        format!("group-versions/{}/{v}", group_name(id))
-    }
-
-    /// Where the current definition of an app lives.
-    pub fn app(id: &AppId) -> String {
-        format!("apps/{}", id.safe_name())
-    }
-    /// Where one stored version of an app lives.
-    pub fn app_version(id: &AppId, v: Timestamp) -> String {
-        format!("app-versions/{}/{v}", id.safe_name())
-    }
-    /// The folder of an app's versions.
-    pub fn app_versions(id: &AppId) -> String {
-        format!("app-versions/{}", id.safe_name())
-    }
-    /// An instance.
-    pub fn instance(id: &InstanceId) -> String {
-        format!("instances/{id}")
-    }
-    /// A deployment.
-    pub fn deployment(id: &DeploymentId) -> String {
-        format!("deployments/{id}")
-    }
-    /// The framework id.
-    pub const FRAMEWORK_ID: &str = "framework-id";
-}
+pub use framework_core::keys;
 
 /// Reads everything the actor needs from the store.
 pub async fn load(store: &Store) -> anyhow::Result<Loaded> {
@@ -384,6 +330,8 @@ impl Actor {
                         if self.stopped {
                             return;
                         }
+                        // Calls and events the updates made go out now, not at the next publish.
+                        self.flush_outbox();
                         events_seen = true;
                     }
                     None => return,
@@ -430,6 +378,9 @@ impl Actor {
                 Note::Info(m) => tracing::info!("{m}"),
                 Note::Warn(m) => tracing::warn!("{m}"),
             }
+        }
+        for e in out.events {
+            self.bus.publish(e.event_type, e.body, e.at);
         }
         if let Some(c) = &self.calls {
             for call in out.calls {
@@ -590,137 +541,20 @@ impl Actor {
         version: Timestamp,
         force: bool,
     ) -> Result<Deployed, ApiError> {
-        let framework_core::scheduler::Prepared { steps, group_writes, apps_after, groups_after, original } =
-            self.s.prepare(&target, &to_kill, groups, version)?;
-        let affected: BTreeSet<AppId> = target.keys().cloned().collect();
-        // Only deployments that touch an affected app can conflict.
-        let touching: BTreeSet<&DeploymentKey> = affected.iter().filter_map(|a| self.s.deploying.get(a)).collect();
-        let running: Vec<(DeploymentId, BTreeSet<AppId>)> = touching
-            .into_iter()
-            .filter_map(|k| self.s.deployments.get(k))
-            .map(|d| (d.id.clone(), d.affected().cloned().collect()))
-            .collect();
-        let conflicts = deploy::conflicts(&affected, &running);
-        if !conflicts.is_empty() && !force {
-            return Err(ApiError::locked(&conflicts));
+        let id = DeploymentId(uuid::Uuid::new_v4().to_string());
+        let start = self.s.plan_start(target, to_kill, groups, version, force, id)?;
+        // Persist first, made durable by the sync that precedes every answer; if anything fails
+        // the in-memory state is untouched and the client gets 503.
+        self.store.put_many_deferred(&start.writes).await.map_err(ApiError::storage)?;
+        let mut removals = start.removals.clone();
+        for folder in &start.clears {
+            removals.extend(self.store.keys(folder).await.map_err(ApiError::storage)?);
         }
-        if conflicts.is_empty() && self.s.deployments.len() >= self.s.config.max_running_deployments {
-            return Err(ApiError::new(
-                403,
-                format!(
-                    "Max number of running deployments is reached: {}. Wait for one to finish or cancel one.",
-                    self.s.config.max_running_deployments
-                ),
-            ));
+        for (folder, new) in &start.trims {
+            removals.extend(self.beyond_max_versions(folder, new.clone()).await?);
         }
-        let deployment = Deployment {
-            id: DeploymentId(uuid::Uuid::new_v4().to_string()),
-            version,
-            steps,
-            current_step: 0,
-            original,
-            target: target.clone(),
-        };
-        // Persist first: the deployment and the new app definitions (with their versions), made
-        // durable by the sync that precedes every answer; then deletions. If anything fails the
-        // in-memory state is untouched and the client gets 503.
-        let mut writes = vec![(keys::deployment(&deployment.id), serde_json::to_vec(&deployment).map_err(ApiError::storage)?)];
-        for (id, app) in &target {
-            if let Some(app) = app {
-                let bytes = serde_json::to_vec(app).map_err(ApiError::storage)?;
-                writes.push((keys::app_version(id, app.version.unwrap_or(version)), bytes.clone()));
-                writes.push((keys::app(id), bytes));
-            }
-        }
-        // Groups: each one changed, and the version of each (but the root, whose copy would be
-        // the whole tree at every change: Marathon's cost at 10,000s of apps) as it now is.
-        let mut recorded = Vec::new();
-        for (id, g) in &group_writes {
-            let Some(g) = g else { continue };
-            writes.push((keys::group(id), serde_json::to_vec(g).map_err(ApiError::storage)?));
-            if id.is_root() {
-                continue;
-            }
-            let within = groups_after.range(id.clone()..).take_while(|(k, _)| k.is_within(id)).map(|(_, n)| n.as_ref());
-            let apps = apps_after.range(id.clone()..).take_while(|(k, _)| k.is_within(id)).map(|(_, a)| a.as_ref());
-            if let Some(record) = tree::GroupVersion::capture(id, within, apps) {
-                writes.push((keys::group_version(id, version), serde_json::to_vec(&record).map_err(ApiError::storage)?));
-                recorded.push(id.clone());
-            }
-        }
-        self.store.put_many_deferred(&writes).await.map_err(ApiError::storage)?;
-        // Removals: deleted apps with their versions, deleted groups with theirs, conflicting
-        // deployments, and versions beyond `--zk-max-versions`.
-        let mut removals = Vec::new();
-        for (id, app) in &target {
-            match app {
-                None => {
-                    removals.push(keys::app(id));
-                    removals.extend(self.store.keys(&keys::app_versions(id)).await.map_err(ApiError::storage)?);
-                }
-                Some(app) if self.s.apps.contains_key(id) => {
-                    let new = keys::app_version(id, app.version.unwrap_or(version));
-                    removals.extend(self.beyond_max_versions(&keys::app_versions(id), new).await?);
-                }
-                Some(_) => {}
-            }
-        }
-        for (id, g) in &group_writes {
-            if g.is_none() {
-                removals.push(keys::group(id));
-                removals.extend(self.store.keys(&keys::group_versions(id)).await.map_err(ApiError::storage)?);
-            }
-        }
-        for id in &recorded {
-            removals.extend(self.beyond_max_versions(&keys::group_versions(id), keys::group_version(id, version)).await?);
-        }
-        removals.extend(conflicts.iter().map(keys::deployment));
         self.store.delete_many_deferred(&removals).await.map_err(ApiError::storage)?;
-        // Now apply in memory.
-        let now = now();
-        for id in &conflicts {
-            if let Some(old) = self.s.deployment_key(id).and_then(|k| self.s.remove_deployment(&k)) {
-                self.s.counters.deployments_cancelled += 1;
-                self.bus.publish(
-                    "deployment_failed",
-                    json!({"id": old.id, "plan": plan_json(&old), "reason": "cancelled by a forced deployment"}),
-                    now,
-                );
-            }
-        }
-        let mut apps = Vec::new();
-        let mut created = Vec::new();
-        for (id, app) in target {
-            match app {
-                Some(app) => {
-                    if !self.s.apps.contains_key(&id) {
-                        created.push(id.clone());
-                    }
-                    let changed_config = self.s.apps.get(&id).is_none_or(|old| old.config_key() != app.config_key());
-                    if changed_config && let Some(b) = self.s.backoffs.get_mut(&id) {
-                        b.reset();
-                    }
-                    self.s.backoffs.entry(id.clone()).or_insert_with(|| Backoff::new(spec::backoff_policy(&app)));
-                    if let Some(b) = self.s.backoffs.get_mut(&id) {
-                        b.set_policy(spec::backoff_policy(&app));
-                    }
-                    // The stored definition is the one the new tree holds.
-                    apps.extend(apps_after.get(&id).cloned());
-                }
-                None => {
-                    self.s.backoffs.remove(&id);
-                    self.s.failures.remove(&id);
-                }
-            }
-        }
-        self.s.apps = apps_after;
-        self.s.groups = groups_after;
-        // (add_deployment marks every affected app for the next drive.)
-        let deployed = Deployed { deployment_id: deployment.id.clone(), version, apps, created };
-        self.bus.publish("group_change_success", json!({"groupId": "/", "version": version}), now);
-        self.bus.publish("deployment_info", json!({"plan": plan_json(&deployment), "currentStep": step_json(&deployment, 0)}), now);
-        self.s.add_deployment(deployment);
-        Ok(deployed)
+        Ok(self.s.apply_start(start, now()))
     }
 
     async fn cancel_deployment(&mut self, id: &DeploymentId, force: bool) -> Result<Option<Deployed>, ApiError> {
@@ -731,7 +565,7 @@ impl Actor {
             self.store.delete(&keys::deployment(id)).await.map_err(ApiError::storage)?;
             if let Some(old) = self.s.remove_deployment(&key) {
                 self.s.counters.deployments_cancelled += 1;
-                self.bus.publish("deployment_failed", json!({"id": old.id, "plan": plan_json(&old), "reason": "cancelled"}), now());
+                self.s.outbox.event("deployment_failed", json!({"id": old.id, "plan": plan_json(&old), "reason": "cancelled"}), now());
             }
             return Ok(None);
         }
@@ -820,16 +654,16 @@ impl Actor {
                 // anything waits.
                 self.s.offer_flow = OfferFlow::default();
                 if first {
-                    self.bus.publish("scheduler_registered_event", json!({"frameworkId": framework_id, "master": master}), now);
+                    self.s.outbox.event("scheduler_registered_event", json!({"frameworkId": framework_id, "master": master}), now);
                 } else {
-                    self.bus.publish("scheduler_reregistered_event", json!({"master": master}), now);
+                    self.s.outbox.event("scheduler_reregistered_event", json!({"master": master}), now);
                 }
                 self.s.reconcile();
                 self.s.resend_kills();
             }
             MesosUpdate::Disconnected { reason } => {
                 if self.s.connected {
-                    self.bus.publish("scheduler_disconnected_event", json!({}), now);
+                    self.s.outbox.event("scheduler_disconnected_event", json!({}), now);
                 }
                 tracing::warn!(%reason, "Mesos subscription lost");
                 self.s.connected = false;
@@ -852,7 +686,7 @@ impl Actor {
                 }
                 event::Type::Message => {
                     if let Some(m) = ev.message {
-                        self.bus.publish(
+                        self.s.outbox.event(
                             "framework_message_event",
                             json!({"slaveId": m.agent_id.value, "executorId": m.executor_id.value, "message": String::from_utf8_lossy(&m.data)}),
                             now,
@@ -934,7 +768,7 @@ impl Actor {
         self.persist(persist).await;
         for effect in effects {
             match effect {
-                Effect::Event(kind, body) => self.bus.publish(kind, body, now),
+                Effect::Event(kind, body) => self.s.outbox.event(kind, body, now),
                 Effect::Backoff(app) => {
                     if let Some(b) = self.s.backoffs.get_mut(&app) {
                         b.on_failure(now);
@@ -1213,7 +1047,7 @@ impl Actor {
         }
         self.persist(Persist::instances(&changed)).await;
         for i in changed {
-            self.bus.publish(
+            self.s.outbox.event(
                 "instance_changed_event",
                 json!({"instanceId": i.id, "condition": i.condition.name(), "runSpecId": i.app_id, "agentId": i.agent_id, "host": i.host, "runSpecVersion": i.version}),
                 now,
@@ -1224,7 +1058,7 @@ impl Actor {
         for id in expunged {
             if let Some(i) = self.s.remove_instance(&id) {
                 tracing::info!(instance = %id, "expunged an unreachable instance");
-                self.bus.publish(
+                self.s.outbox.event(
                     "unknown_instance_terminated_event",
                     json!({"instanceId": i.id, "runSpecId": i.app_id, "condition": "Unreachable"}),
                     now,
@@ -1400,12 +1234,16 @@ impl Actor {
                 {
                     tracing::error!(error = %e, "could not persist deployment progress");
                 }
-                self.bus.publish(
+                self.s.outbox.event(
                     "deployment_step_success",
                     json!({"plan": plan_json(dep), "currentStep": step_json(dep, dep.current_step - 1)}),
                     now,
                 );
-                self.bus.publish("deployment_info", json!({"plan": plan_json(dep), "currentStep": step_json(dep, dep.current_step)}), now);
+                self.s.outbox.event(
+                    "deployment_info",
+                    json!({"plan": plan_json(dep), "currentStep": step_json(dep, dep.current_step)}),
+                    now,
+                );
             } else {
                 finished.push(key.clone());
             }
@@ -1421,14 +1259,14 @@ impl Actor {
             let Some(dep) = self.s.remove_deployment(&key) else { continue };
             self.s.counters.deployments_succeeded += 1;
             if let Some(last) = dep.steps.len().checked_sub(1) {
-                self.bus.publish("deployment_step_success", json!({"plan": plan_json(&dep), "currentStep": step_json(&dep, last)}), now);
+                self.s.outbox.event("deployment_step_success", json!({"plan": plan_json(&dep), "currentStep": step_json(&dep, last)}), now);
             }
             for (id, app) in &dep.target {
                 if app.is_none() {
-                    self.bus.publish("app_terminated_event", json!({"appId": id}), now);
+                    self.s.outbox.event("app_terminated_event", json!({"appId": id}), now);
                 }
             }
-            self.bus.publish("deployment_success", json!({"id": dep.id, "plan": plan_json(&dep)}), now);
+            self.s.outbox.event("deployment_success", json!({"id": dep.id, "plan": plan_json(&dep)}), now);
         }
         // Launch queue and offer flow.
         let mut newly_wanted = false;
@@ -1550,26 +1388,6 @@ fn status_of(update: MesosUpdate) -> Result<v1::TaskStatus, MesosUpdate> {
         },
         other => Err(other),
     }
-}
-
-/// Marathon's JSON of a deployment plan (`{id, version, steps:[{actions:[{action, app}]}]}`).
-pub fn plan_json(dep: &Deployment) -> Value {
-    json!({
-        "id": dep.id,
-        "version": dep.version,
-        "steps": (0..dep.steps.len()).map(|i| step_json(dep, i)).collect::<Vec<_>>(),
-    })
-}
-
-/// Marathon's JSON of one step.
-pub fn step_json(dep: &Deployment, index: usize) -> Value {
-    let actions = dep.steps.get(index).map(|s| s.actions.iter().map(action_json).collect::<Vec<_>>()).unwrap_or_default();
-    json!({ "actions": actions })
-}
-
-/// Marathon's JSON of one action.
-pub fn action_json(action: &Action) -> Value {
-    json!({ "action": action.name(), "app": action.app().to_string() })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! - [`app`]: the Marathon app definition, its defaults, normalization and validation;
 //! - [`matching`]: offer matching by resources, ports and constraints;
 //! - [`deploy`]: deployment planning, rolling-restart arithmetic and launch backoff;
+//! - [`keys`]: the state store's key layout;
 //! - [`instance`]: instance conditions and their transitions from Mesos task states;
 //! - [`scheduler`]: the scheduler's state and the decisions that need nothing else;
 //! - [`spec`]: app definitions as Mesos `TaskInfo`s, planner input and version stamps;
@@ -19,6 +20,7 @@ pub mod calls;
 pub mod deploy;
 pub mod ids;
 pub mod instance;
+pub mod keys;
 pub mod matching;
 pub mod scheduler;
 pub mod spec;

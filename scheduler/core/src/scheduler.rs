@@ -20,6 +20,7 @@ use crate::calls::{self, TaskRef};
 use crate::deploy::{self, Action, Backoff, Decision, InstanceView};
 use crate::ids::{AppId, DeploymentId, InstanceId, PathId, TaskId, Timestamp};
 use crate::instance::{Condition, Goal};
+use crate::keys;
 use crate::matching::Placement;
 use crate::matching::offer_flow::OfferFlow;
 use crate::spec;
@@ -46,10 +47,60 @@ impl Rejection {
         Self::new(404, format!("App '{id}' does not exist"))
     }
 
+    /// 409 when a change touches apps locked by running deployments.
+    pub fn locked(deployments: &[DeploymentId]) -> Self {
+        let first = deployments.first().map(|d| d.0.as_str()).unwrap_or_default();
+        Self {
+            status: 409,
+            body: json!({
+                "message": format!("App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/{first}'."),
+                "deployments": deployments.iter().map(|d| json!({"id": d.0})).collect::<Vec<_>>(),
+            }),
+        }
+    }
+
     /// 404 for an unknown group.
     pub fn group_not_found(id: impl std::fmt::Display) -> Self {
         Self::new(404, format!("Group '{id}' does not exist"))
     }
+}
+
+/// What a deployment-creating command answers.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    /// Deployment id (also when nothing had to change, as Marathon does).
+    pub deployment_id: DeploymentId,
+    /// Version of the change.
+    pub version: Timestamp,
+    /// The apps as stored after the change.
+    pub apps: Vec<Arc<AppDefinition>>,
+    /// The apps the change created (they did not exist before).
+    pub created: Vec<AppId>,
+}
+
+/// Marathon's JSON of a deployment plan (`{id, version, steps:[{actions:[{action, app}]}]}`).
+pub fn plan_json(dep: &Deployment) -> Value {
+    json!({
+        "id": dep.id,
+        "version": dep.version,
+        "steps": (0..dep.steps.len()).map(|i| step_json(dep, i)).collect::<Vec<_>>(),
+    })
+}
+
+/// Marathon's JSON of one step.
+pub fn step_json(dep: &Deployment, index: usize) -> Value {
+    let actions = dep.steps.get(index).map(|s| s.actions.iter().map(action_json).collect::<Vec<_>>()).unwrap_or_default();
+    json!({ "actions": actions })
+}
+
+/// Marathon's JSON of one action.
+pub fn action_json(action: &Action) -> Value {
+    json!({ "action": action.name(), "app": action.app().to_string() })
+}
+
+/// The stored form of a record.
+fn stored<T: serde::Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, Rejection> {
+    serde_json::to_vec(v).map_err(|e| Rejection::new(500, format!("a record could not be serialized: {e}")))
 }
 
 /// A line for the operator's log.
@@ -61,13 +112,53 @@ pub enum Note {
     Warn(String),
 }
 
+/// An event for `/v2/events` subscribers: Marathon's `eventType`, its fields, and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BusEvent {
+    /// Marathon's event type.
+    pub event_type: &'static str,
+    /// The event's fields (an object).
+    pub body: Value,
+    /// When it happened.
+    pub at: Timestamp,
+}
+
 /// What decisions produced for the outside, in the order they were made.
 #[derive(Debug, Default)]
 pub struct Outbox {
     /// Mesos calls to post.
     pub calls: Vec<Call>,
+    /// Events to publish.
+    pub events: Vec<BusEvent>,
     /// Log lines.
     pub notes: Vec<Note>,
+}
+
+impl Outbox {
+    /// Queues an event.
+    pub fn event(&mut self, event_type: &'static str, body: Value, at: Timestamp) {
+        self.events.push(BusEvent { event_type, body, at });
+    }
+}
+
+/// A deployment checked and planned ([`Scheduler::plan_start`]), with what must be stored
+/// before it starts ([`Scheduler::apply_start`]).
+#[derive(Debug)]
+pub struct Start {
+    deployment: Deployment,
+    target: BTreeMap<AppId, Option<AppDefinition>>,
+    apps_after: AppMap,
+    groups_after: GroupMap,
+    conflicts: Vec<DeploymentId>,
+    /// Records to write: the deployment, the apps and their versions, the groups and their
+    /// versions.
+    pub writes: Vec<(String, Vec<u8>)>,
+    /// Keys to remove: deleted apps and groups, cancelled deployments.
+    pub removals: Vec<String>,
+    /// Folders whose every key goes (the versions of deleted apps and groups).
+    pub clears: Vec<String>,
+    /// Version folders to trim to `--zk-max-versions` counting the key written now.
+    pub trims: Vec<(String, String)>,
 }
 
 /// Docker parameters allowed unless --docker-parameters-allowed says otherwise: none of them
@@ -712,6 +803,132 @@ impl Scheduler {
                 kills.push((i.id.clone(), i.goal));
             }
         }
+    }
+
+    /// Checks a deployment against the running ones (409 when it conflicts and is not forced,
+    /// 403 past `--max-running-deployments`), plans it, and lists what must be stored first.
+    /// Nothing changes until [`Scheduler::apply_start`].
+    pub fn plan_start(
+        &self,
+        target: BTreeMap<AppId, Option<AppDefinition>>,
+        to_kill: BTreeMap<AppId, Vec<InstanceId>>,
+        groups: (Vec<GroupNode>, Vec<PathId>),
+        version: Timestamp,
+        force: bool,
+        id: DeploymentId,
+    ) -> Result<Start, Rejection> {
+        let Prepared { steps, group_writes, apps_after, groups_after, original } = self.prepare(&target, &to_kill, groups, version)?;
+        let affected: BTreeSet<AppId> = target.keys().cloned().collect();
+        // Only deployments that touch an affected app can conflict.
+        let touching: BTreeSet<&DeploymentKey> = affected.iter().filter_map(|a| self.deploying.get(a)).collect();
+        let running: Vec<(DeploymentId, BTreeSet<AppId>)> =
+            touching.into_iter().filter_map(|k| self.deployments.get(k)).map(|d| (d.id.clone(), d.affected().cloned().collect())).collect();
+        let conflicts = deploy::conflicts(&affected, &running);
+        if !conflicts.is_empty() && !force {
+            return Err(Rejection::locked(&conflicts));
+        }
+        if conflicts.is_empty() && self.deployments.len() >= self.config.max_running_deployments {
+            return Err(Rejection::new(
+                403,
+                format!(
+                    "Max number of running deployments is reached: {}. Wait for one to finish or cancel one.",
+                    self.config.max_running_deployments
+                ),
+            ));
+        }
+        let deployment = Deployment { id, version, steps, current_step: 0, original, target: target.clone() };
+        let mut writes = vec![(keys::deployment(&deployment.id), stored(&deployment)?)];
+        let mut removals = Vec::new();
+        let mut clears = Vec::new();
+        let mut trims = Vec::new();
+        for (id, app) in &target {
+            match app {
+                Some(app) => {
+                    let bytes = stored(app)?;
+                    let version_key = keys::app_version(id, app.version.unwrap_or(version));
+                    if self.apps.contains_key(id) {
+                        trims.push((keys::app_versions(id), version_key.clone()));
+                    }
+                    writes.push((version_key, bytes.clone()));
+                    writes.push((keys::app(id), bytes));
+                }
+                None => {
+                    removals.push(keys::app(id));
+                    clears.push(keys::app_versions(id));
+                }
+            }
+        }
+        // Groups: each one changed, and the version of each (but the root, whose copy would be
+        // the whole tree at every change: Marathon's cost at 10,000s of apps) as it now is.
+        for (id, g) in &group_writes {
+            let Some(g) = g else {
+                removals.push(keys::group(id));
+                clears.push(keys::group_versions(id));
+                continue;
+            };
+            writes.push((keys::group(id), stored(g)?));
+            if id.is_root() {
+                continue;
+            }
+            let within = groups_after.range(id.clone()..).take_while(|(k, _)| k.is_within(id)).map(|(_, n)| n.as_ref());
+            let apps = apps_after.range(id.clone()..).take_while(|(k, _)| k.is_within(id)).map(|(_, a)| a.as_ref());
+            if let Some(record) = tree::GroupVersion::capture(id, within, apps) {
+                writes.push((keys::group_version(id, version), stored(&record)?));
+                trims.push((keys::group_versions(id), keys::group_version(id, version)));
+            }
+        }
+        removals.extend(conflicts.iter().map(keys::deployment));
+        Ok(Start { deployment, target, apps_after, groups_after, conflicts, writes, removals, clears, trims })
+    }
+
+    /// Starts a deployment whose records were stored: cancels the deployments it overrides,
+    /// takes the new apps and groups, and announces it.
+    pub fn apply_start(&mut self, start: Start, now: Timestamp) -> Deployed {
+        let Start { deployment, target, apps_after, groups_after, conflicts, .. } = start;
+        for id in &conflicts {
+            if let Some(old) = self.deployment_key(id).and_then(|k| self.remove_deployment(&k)) {
+                self.counters.deployments_cancelled += 1;
+                self.outbox.event(
+                    "deployment_failed",
+                    json!({"id": old.id, "plan": plan_json(&old), "reason": "cancelled by a forced deployment"}),
+                    now,
+                );
+            }
+        }
+        let mut apps = Vec::new();
+        let mut created = Vec::new();
+        for (id, app) in target {
+            match app {
+                Some(app) => {
+                    if !self.apps.contains_key(&id) {
+                        created.push(id.clone());
+                    }
+                    let changed_config = self.apps.get(&id).is_none_or(|old| old.config_key() != app.config_key());
+                    if changed_config && let Some(b) = self.backoffs.get_mut(&id) {
+                        b.reset();
+                    }
+                    self.backoffs.entry(id.clone()).or_insert_with(|| Backoff::new(spec::backoff_policy(&app)));
+                    if let Some(b) = self.backoffs.get_mut(&id) {
+                        b.set_policy(spec::backoff_policy(&app));
+                    }
+                    // The stored definition is the one the new tree holds.
+                    apps.extend(apps_after.get(&id).cloned());
+                }
+                None => {
+                    self.backoffs.remove(&id);
+                    self.failures.remove(&id);
+                }
+            }
+        }
+        self.apps = apps_after;
+        self.groups = groups_after;
+        let version = deployment.version;
+        let deployed = Deployed { deployment_id: deployment.id.clone(), version, apps, created };
+        self.outbox.event("group_change_success", json!({"groupId": "/", "version": version}), now);
+        self.outbox.event("deployment_info", json!({"plan": plan_json(&deployment), "currentStep": step_json(&deployment, 0)}), now);
+        // (add_deployment marks every affected app for the next drive.)
+        self.add_deployment(deployment);
+        deployed
     }
 }
 

@@ -11,7 +11,7 @@ use framework_core::app::AppDefinition;
 use framework_core::calls::{self};
 use framework_core::deploy::{self};
 use framework_core::ids::{AppId, DeploymentId, InstanceId, PathId, TaskId, Timestamp};
-use framework_core::instance::{Condition, Goal, condition_from_status, next_condition};
+use framework_core::instance::{Condition, Goal};
 use framework_core::matching::offer_flow::{FlowCall, OfferFlow};
 use framework_core::matching::{PlacementIndex, match_offer_indexed, placement_of};
 pub use framework_core::scheduler::{
@@ -20,15 +20,15 @@ pub use framework_core::scheduler::{
 use framework_core::scheduler::{Note, Scheduler, scale_within_limit, views_of};
 use framework_core::tree::{self, GroupNode};
 use mesos_proto::v1::scheduler::{Call, event};
-use mesos_proto::v1::{self, TaskState, task_status};
-use serde_json::{Value, json};
+use mesos_proto::v1::{self};
+use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::ApiError;
 use crate::events::EventBus;
 use crate::mesos::{MesosCalls, MesosUpdate};
 use crate::spec;
-use crate::state::{Deployment, DeploymentKey, Instance, LaunchQueue, Snapshot, StateName, TaskFailure};
+use crate::state::{Deployment, DeploymentKey, Instance, LaunchQueue, Snapshot, StateName};
 use crate::store::Store;
 
 /// What a group command answers.
@@ -95,16 +95,6 @@ pub enum Command {
 
 /// How a command is answered, once its change is published.
 type Reply = Box<dyn FnOnce() + Send>;
-
-/// A change a status update makes besides its instance, applied once the instance is persisted.
-enum Effect {
-    /// An event for `/v2/events` subscribers.
-    Event(&'static str, Value),
-    /// The app's task failed: its launch backoff grows.
-    Backoff(AppId),
-    /// The app's last task failure (`lastTaskFailure`).
-    Failure(TaskFailure),
-}
 
 /// The writer may fall this many hand-overs behind before the actor waits for it (the queue
 /// holds serialized records and task infos: unbounded, it grew to a gigabyte at 10,000 agents).
@@ -703,154 +693,13 @@ impl Actor {
     /// only after that are the changes applied, announced and acknowledged. If persisting fails,
     /// nothing is acknowledged, so Mesos sends the updates again.
     async fn on_statuses(&mut self, statuses: Vec<v1::TaskStatus>) {
-        self.s.counters.status_updates += statuses.len() as u64;
         let now = now();
-        // The batch's view of the instances it changes (None: terminal, to be forgotten).
-        let mut staged: BTreeMap<InstanceId, Option<Instance>> = BTreeMap::new();
-        let mut effects: Vec<Effect> = Vec::new();
-        let mut acks: Vec<&v1::TaskStatus> = Vec::new();
-        for status in &statuses {
-            let state = status.state();
-            let task_id = status.task_id.value.as_str();
-            let instance_id = TaskId::parse(task_id).ok().and_then(|t| t.instance_id());
-            let current = instance_id.as_ref().and_then(|id| match staged.get(id) {
-                Some(staged) => staged.clone(),
-                None => self.s.instances.get(id).map(|i| Instance::clone(i)),
-            });
-            let Some(mut instance) = current.filter(|i| i.task_id.as_str() == task_id) else {
-                if !condition_from_status(state, None, "").is_terminal() {
-                    tracing::info!(%task_id, "killing a task this framework does not know");
-                    let agent = status.agent_id.as_ref().map(|a| a.value.as_str()).unwrap_or_default();
-                    self.call(calls::kill(task_id, agent, None));
-                }
-                acks.push(status);
-                continue;
-            };
-            let reason = status.reason.and_then(|r| task_status::Reason::try_from(r).ok());
-            let update = condition_from_status(state, reason, status.message.as_deref().unwrap_or_default());
-            let was_healthy = instance.healthy;
-            let before = instance.condition;
-            let Some(condition) = next_condition(instance.condition, update) else {
-                // A stale update for a task already terminal: just acknowledge it.
-                acks.push(status);
-                continue;
-            };
-            instance.condition = condition;
-            instance.mesos_state = StateName(state.as_str_name());
-            if let Some(h) = status.healthy {
-                instance.healthy = Some(h);
-            }
-            if state == TaskState::TaskRunning && instance.started_at.is_none() {
-                instance.started_at = Some(now);
-            }
-            if condition == Condition::Unreachable {
-                instance.unreachable_since.get_or_insert(now);
-            } else if !matches!(condition, Condition::UnreachableInactive) {
-                instance.unreachable_since = None;
-            }
-            if let Some(agent) = &status.agent_id
-                && *instance.agent_id != *agent.value
-            {
-                instance.agent_id = agent.value.as_str().into();
-            }
-            if let Some(ns) = &status.container_status {
-                instance.ip_addresses =
-                    ns.network_infos.iter().flat_map(|n| n.ip_addresses.iter().filter_map(|a| a.ip_address.clone())).collect();
-            }
-            self.status_effects(&instance, status, before, was_healthy, now, &mut effects);
-            acks.push(status);
-            let terminal = condition.is_terminal();
-            staged.insert(instance.id.clone(), (!terminal).then_some(instance));
-        }
-        let mut persist = Persist::instances(staged.values().flatten());
-        persist.deletes = staged.iter().filter(|(_, i)| i.is_none()).map(|(id, _)| keys::instance(id)).collect();
-        persist.then = acks.into_iter().filter_map(calls::acknowledge).collect();
+        let mut batch = self.s.plan_statuses(&statuses, now, self.bus.has_subscribers());
+        let mut persist = Persist::instances(batch.changed());
+        persist.deletes = std::mem::take(&mut batch.deletes);
+        persist.then = std::mem::take(&mut batch.acks);
         self.persist(persist).await;
-        for effect in effects {
-            match effect {
-                Effect::Event(kind, body) => self.s.outbox.event(kind, body, now),
-                Effect::Backoff(app) => {
-                    if let Some(b) = self.s.backoffs.get_mut(&app) {
-                        b.on_failure(now);
-                    }
-                }
-                Effect::Failure(f) => {
-                    self.s.failures.insert(f.app_id.clone(), f);
-                }
-            }
-        }
-        for (id, instance) in staged {
-            match instance {
-                Some(instance) => self.s.put_instance(instance),
-                None => {
-                    self.s.remove_instance(&id);
-                }
-            }
-        }
-    }
-
-    /// What an applied status update announces and changes besides the instance.
-    fn status_effects(
-        &self,
-        instance: &Instance,
-        status: &v1::TaskStatus,
-        before: Condition,
-        was_healthy: Option<bool>,
-        now: Timestamp,
-        effects: &mut Vec<Effect>,
-    ) {
-        let state = status.state();
-        let condition = instance.condition;
-        let app_id = &instance.app_id;
-        let task_id = &status.task_id.value;
-        if self.bus.has_subscribers() {
-            effects.push(Effect::Event(
-                "status_update_event",
-                json!({
-                    "slaveId": instance.agent_id, "taskId": task_id, "taskStatus": instance.mesos_state,
-                    "message": status.message.clone().unwrap_or_default(), "appId": app_id, "host": instance.host,
-                    "ipAddresses": instance.ip_addresses.iter().map(|a| json!({"ipAddress": a, "protocol": "IPv4"})).collect::<Vec<_>>(),
-                    "ports": instance.ports, "version": instance.version,
-                }),
-            ));
-            if before != condition {
-                effects.push(Effect::Event(
-                    "instance_changed_event",
-                    json!({"instanceId": instance.id, "condition": condition.name(), "runSpecId": app_id, "agentId": instance.agent_id,
-                           "host": instance.host, "runSpecVersion": instance.version}),
-                ));
-            }
-            if was_healthy != instance.healthy {
-                effects.push(Effect::Event(
-                    "health_status_changed_event",
-                    json!({"appId": app_id, "instanceId": instance.id, "taskId": task_id, "version": instance.version, "alive": instance.healthy == Some(true)}),
-                ));
-                effects.push(Effect::Event(
-                    "instance_health_changed_event",
-                    json!({"instanceId": instance.id, "runSpecId": app_id, "runSpecVersion": instance.version, "healthy": instance.healthy}),
-                ));
-            }
-        }
-        if condition.is_terminal() {
-            let reason = status.reason.and_then(|r| task_status::Reason::try_from(r).ok());
-            if matches!(state, TaskState::TaskFailed | TaskState::TaskFinished | TaskState::TaskError)
-                || reason == Some(task_status::Reason::TaskHealthCheckStatusUpdated)
-            {
-                effects.push(Effect::Backoff(app_id.clone()));
-            }
-            if state != TaskState::TaskKilled && state != TaskState::TaskFinished {
-                effects.push(Effect::Failure(TaskFailure {
-                    app_id: app_id.clone(),
-                    host: instance.host.to_string(),
-                    message: status.message.clone().unwrap_or_default(),
-                    state: instance.mesos_state.to_string(),
-                    task_id: instance.task_id.clone(),
-                    timestamp: now,
-                    version: instance.version,
-                    slave_id: instance.agent_id.to_string(),
-                }));
-            }
-        }
+        self.s.apply_statuses(batch, now);
     }
 
     async fn on_offers(&mut self, offers: Vec<v1::Offer>) {

@@ -11,20 +11,22 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mesos_proto::v1;
 use mesos_proto::v1::scheduler::Call;
+use mesos_proto::v1::{self, TaskState, task_status};
 use serde_json::{Value, json};
 
 use crate::app::{AppDefinition, GroupDefinition};
 use crate::calls::{self, TaskRef};
 use crate::deploy::{self, Action, Backoff, Decision, InstanceView};
 use crate::ids::{AppId, DeploymentId, InstanceId, PathId, TaskId, Timestamp};
-use crate::instance::{Condition, Goal};
+use crate::instance::{Condition, Goal, condition_from_status, next_condition};
 use crate::keys;
 use crate::matching::Placement;
 use crate::matching::offer_flow::OfferFlow;
 use crate::spec;
-use crate::state::{AppMap, Counters, Deployment, DeploymentKey, GroupMap, Instance, InstanceMap, Instances, OfferStats, TaskFailure};
+use crate::state::{
+    AppMap, Counters, Deployment, DeploymentKey, GroupMap, Instance, InstanceMap, Instances, OfferStats, StateName, TaskFailure,
+};
 use crate::tree::{self, GroupNode};
 
 /// A refusal of a change, as the API reports it: an HTTP status and Marathon's error JSON.
@@ -101,6 +103,36 @@ pub fn action_json(action: &Action) -> Value {
 /// The stored form of a record.
 fn stored<T: serde::Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, Rejection> {
     serde_json::to_vec(v).map_err(|e| Rejection::new(500, format!("a record could not be serialized: {e}")))
+}
+
+/// A change a status update makes besides its instance, applied once the instance is persisted.
+#[derive(Debug)]
+enum Effect {
+    /// An event for `/v2/events` subscribers.
+    Event(&'static str, Value),
+    /// The app's task failed: its launch backoff grows.
+    Backoff(AppId),
+    /// The app's last task failure (`lastTaskFailure`).
+    Failure(TaskFailure),
+}
+
+/// A batch of status updates worked out by [`Scheduler::plan_statuses`].
+#[derive(Debug)]
+pub struct StatusBatch {
+    /// The instances the batch changes as it leaves them (`None`: terminal, to be forgotten).
+    staged: BTreeMap<InstanceId, Option<Instance>>,
+    effects: Vec<Effect>,
+    /// Instance records to remove (of terminal tasks).
+    pub deletes: Vec<String>,
+    /// Acknowledgements, to post once the records are stored.
+    pub acks: Vec<Call>,
+}
+
+impl StatusBatch {
+    /// The changed instances to store.
+    pub fn changed(&self) -> impl Iterator<Item = &Instance> {
+        self.staged.values().flatten()
+    }
 }
 
 /// A line for the operator's log.
@@ -930,6 +962,166 @@ impl Scheduler {
         self.add_deployment(deployment);
         deployed
     }
+
+    /// Works out a batch of status updates, each against the instance as the updates before it
+    /// in the batch left it. Nothing changes but the counters and the KILLs of tasks we do not
+    /// know (in the outbox) until [`Scheduler::apply_statuses`], which comes once the batch's
+    /// records are stored; the acknowledgements go out after that too, so an update whose record
+    /// was not stored is sent again by Mesos. `announce`: whether anyone listens for events.
+    pub fn plan_statuses(&mut self, statuses: &[v1::TaskStatus], now: Timestamp, announce: bool) -> StatusBatch {
+        self.counters.status_updates += statuses.len() as u64;
+        // The batch's view of the instances it changes (None: terminal, to be forgotten).
+        let mut staged: BTreeMap<InstanceId, Option<Instance>> = BTreeMap::new();
+        let mut effects: Vec<Effect> = Vec::new();
+        let mut acks: Vec<&v1::TaskStatus> = Vec::new();
+        for status in statuses {
+            let state = status.state();
+            let task_id = status.task_id.value.as_str();
+            let instance_id = TaskId::parse(task_id).ok().and_then(|t| t.instance_id());
+            let current = instance_id.as_ref().and_then(|id| match staged.get(id) {
+                Some(staged) => staged.clone(),
+                None => self.instances.get(id).map(|i| Instance::clone(i)),
+            });
+            let Some(mut instance) = current.filter(|i| i.task_id.as_str() == task_id) else {
+                if !condition_from_status(state, None, "").is_terminal() {
+                    self.outbox.notes.push(Note::Info(format!("killing task {task_id}, which this framework does not know")));
+                    let agent = status.agent_id.as_ref().map(|a| a.value.as_str()).unwrap_or_default();
+                    self.outbox.calls.push(calls::kill(task_id, agent, None));
+                }
+                acks.push(status);
+                continue;
+            };
+            let reason = status.reason.and_then(|r| task_status::Reason::try_from(r).ok());
+            let update = condition_from_status(state, reason, status.message.as_deref().unwrap_or_default());
+            let was_healthy = instance.healthy;
+            let before = instance.condition;
+            let Some(condition) = next_condition(instance.condition, update) else {
+                // A stale update for a task already terminal: just acknowledge it.
+                acks.push(status);
+                continue;
+            };
+            instance.condition = condition;
+            instance.mesos_state = StateName(state.as_str_name());
+            if let Some(h) = status.healthy {
+                instance.healthy = Some(h);
+            }
+            if state == TaskState::TaskRunning && instance.started_at.is_none() {
+                instance.started_at = Some(now);
+            }
+            if condition == Condition::Unreachable {
+                instance.unreachable_since.get_or_insert(now);
+            } else if !matches!(condition, Condition::UnreachableInactive) {
+                instance.unreachable_since = None;
+            }
+            if let Some(agent) = &status.agent_id
+                && *instance.agent_id != *agent.value
+            {
+                instance.agent_id = agent.value.as_str().into();
+            }
+            if let Some(ns) = &status.container_status {
+                instance.ip_addresses =
+                    ns.network_infos.iter().flat_map(|n| n.ip_addresses.iter().filter_map(|a| a.ip_address.clone())).collect();
+            }
+            self.status_effects(announce, &instance, status, before, was_healthy, now, &mut effects);
+            acks.push(status);
+            let terminal = condition.is_terminal();
+            staged.insert(instance.id.clone(), (!terminal).then_some(instance));
+        }
+        let deletes = staged.iter().filter(|(_, i)| i.is_none()).map(|(id, _)| keys::instance(id)).collect();
+        let acks = acks.into_iter().filter_map(calls::acknowledge).collect();
+        StatusBatch { staged, effects, deletes, acks }
+    }
+
+    /// Applies a batch worked out by [`Scheduler::plan_statuses`] once its records are stored.
+    pub fn apply_statuses(&mut self, batch: StatusBatch, now: Timestamp) {
+        for effect in batch.effects {
+            match effect {
+                Effect::Event(kind, body) => self.outbox.event(kind, body, now),
+                Effect::Backoff(app) => {
+                    if let Some(b) = self.backoffs.get_mut(&app) {
+                        b.on_failure(now);
+                    }
+                }
+                Effect::Failure(f) => {
+                    self.failures.insert(f.app_id.clone(), f);
+                }
+            }
+        }
+        for (id, instance) in batch.staged {
+            match instance {
+                Some(instance) => self.put_instance(instance),
+                None => {
+                    self.remove_instance(&id);
+                }
+            }
+        }
+    }
+
+    /// What an applied status update announces and changes besides the instance.
+    #[allow(clippy::too_many_arguments)]
+    fn status_effects(
+        &self,
+        announce: bool,
+        instance: &Instance,
+        status: &v1::TaskStatus,
+        before: Condition,
+        was_healthy: Option<bool>,
+        now: Timestamp,
+        effects: &mut Vec<Effect>,
+    ) {
+        let state = status.state();
+        let condition = instance.condition;
+        let app_id = &instance.app_id;
+        let task_id = &status.task_id.value;
+        if announce {
+            effects.push(Effect::Event(
+                "status_update_event",
+                json!({
+                    "slaveId": instance.agent_id, "taskId": task_id, "taskStatus": instance.mesos_state,
+                    "message": status.message.clone().unwrap_or_default(), "appId": app_id, "host": instance.host,
+                    "ipAddresses": instance.ip_addresses.iter().map(|a| json!({"ipAddress": a, "protocol": "IPv4"})).collect::<Vec<_>>(),
+                    "ports": instance.ports, "version": instance.version,
+                }),
+            ));
+            if before != condition {
+                effects.push(Effect::Event(
+                    "instance_changed_event",
+                    json!({"instanceId": instance.id, "condition": condition.name(), "runSpecId": app_id, "agentId": instance.agent_id,
+                           "host": instance.host, "runSpecVersion": instance.version}),
+                ));
+            }
+            if was_healthy != instance.healthy {
+                effects.push(Effect::Event(
+                    "health_status_changed_event",
+                    json!({"appId": app_id, "instanceId": instance.id, "taskId": task_id, "version": instance.version, "alive": instance.healthy == Some(true)}),
+                ));
+                effects.push(Effect::Event(
+                    "instance_health_changed_event",
+                    json!({"instanceId": instance.id, "runSpecId": app_id, "runSpecVersion": instance.version, "healthy": instance.healthy}),
+                ));
+            }
+        }
+        if condition.is_terminal() {
+            let reason = status.reason.and_then(|r| task_status::Reason::try_from(r).ok());
+            if matches!(state, TaskState::TaskFailed | TaskState::TaskFinished | TaskState::TaskError)
+                || reason == Some(task_status::Reason::TaskHealthCheckStatusUpdated)
+            {
+                effects.push(Effect::Backoff(app_id.clone()));
+            }
+            if state != TaskState::TaskKilled && state != TaskState::TaskFinished {
+                effects.push(Effect::Failure(TaskFailure {
+                    app_id: app_id.clone(),
+                    host: instance.host.to_string(),
+                    message: status.message.clone().unwrap_or_default(),
+                    state: instance.mesos_state.to_string(),
+                    task_id: instance.task_id.clone(),
+                    timestamp: now,
+                    version: instance.version,
+                    slave_id: instance.agent_id.to_string(),
+                }));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1032,5 +1224,127 @@ mod tests {
         assert!(container_policy(&config(false, &["label", "CAP-ADD", "device"]), std::slice::from_ref(&app)).is_ok());
         assert!(container_policy(&config(false, &["*"]), std::slice::from_ref(&app)).is_ok());
         assert!(container_policy(&config(false, &[]), &[docker_app("")]).is_ok(), "no parameters need no allowance");
+    }
+
+    fn scheduler() -> Scheduler {
+        Scheduler::new(config(false, &[]), vec![], vec![], vec![], vec![], None)
+    }
+
+    fn app(id: &str, instances: u32) -> AppDefinition {
+        let mut a = AppDefinition::new(PathId::parse(id).unwrap());
+        a.cmd = Some("sleep 1000".into());
+        a.instances = instances;
+        a
+    }
+
+    fn status(task: &TaskId, state: TaskState, uuid: bool) -> v1::TaskStatus {
+        v1::TaskStatus {
+            task_id: v1::TaskId { value: task.to_string() },
+            state: state as i32,
+            agent_id: Some(v1::AgentId { value: "agent-1".into() }),
+            uuid: uuid.then(|| vec![7]),
+            message: Some("m".into()),
+            ..Default::default()
+        }
+    }
+
+    /// Plans and starts a change at `now`, as the actor does once the writes are stored.
+    fn deploy(s: &mut Scheduler, change: Change, now: Timestamp) -> Result<(Deployed, Vec<String>), Rejection> {
+        let (target, to_kill, groups, version) = s.target_of(change, now)?;
+        let start = s.plan_start(target, to_kill, groups, version, false, DeploymentId(format!("d{}", now.0)))?;
+        let keys = start.writes.iter().map(|(k, _)| k.clone()).collect();
+        Ok((s.apply_start(start, now), keys))
+    }
+
+    #[test]
+    fn status_updates_change_nothing_until_applied_and_ack_only_then() {
+        let mut s = scheduler();
+        let running = crate::state::instance("/web", "u1");
+        s.put_instance(running.clone());
+        let failed = status(&running.task_id, TaskState::TaskFailed, true);
+        let batch = s.plan_statuses(std::slice::from_ref(&failed), Timestamp(10), true);
+        assert!(s.instances.contains_key(&running.id), "planning changes no instance");
+        assert_eq!(batch.deletes, [keys::instance(&running.id)]);
+        assert_eq!(batch.acks.len(), 1, "the update asks for an acknowledgement, sent once stored");
+        assert_eq!(batch.changed().count(), 0);
+        s.apply_statuses(batch, Timestamp(10));
+        assert!(!s.instances.contains_key(&running.id), "a terminal task is forgotten");
+        assert_eq!(s.failures.get(&running.app_id).map(|f| f.state.as_str()), Some("TASK_FAILED"));
+        let events: Vec<&str> = s.take_outbox().events.iter().map(|e| e.event_type).collect();
+        assert!(events.contains(&"status_update_event") && events.contains(&"instance_changed_event"), "{events:?}");
+    }
+
+    #[test]
+    fn unknown_and_stale_updates_are_acknowledged_and_unknown_tasks_killed() {
+        let mut s = scheduler();
+        let ghost = crate::state::instance("/ghost", "g1");
+        let batch = s.plan_statuses(&[status(&ghost.task_id, TaskState::TaskRunning, true)], Timestamp(5), false);
+        assert_eq!(batch.acks.len(), 1);
+        let out = s.take_outbox();
+        assert_eq!(out.calls.len(), 1);
+        assert_eq!(out.calls[0].kill.as_ref().map(|k| k.task_id.value.clone()), Some(ghost.task_id.to_string()));
+        // A terminal task we do not know is only acknowledged.
+        let batch = s.plan_statuses(&[status(&ghost.task_id, TaskState::TaskKilled, true)], Timestamp(6), false);
+        assert_eq!((batch.acks.len(), s.take_outbox().calls.len()), (1, 0));
+        // The master's own updates (no uuid) are applied but never acknowledged.
+        let mut staging = crate::state::instance("/web", "u2");
+        staging.condition = Condition::Staging;
+        staging.started_at = None;
+        s.put_instance(staging.clone());
+        let batch = s.plan_statuses(&[status(&staging.task_id, TaskState::TaskRunning, false)], Timestamp(7), false);
+        assert!(batch.acks.is_empty());
+        s.apply_statuses(batch, Timestamp(7));
+        let now = s.instances.get(&staging.id).unwrap();
+        assert_eq!((now.condition, now.started_at), (Condition::Running, Some(Timestamp(7))));
+    }
+
+    #[test]
+    fn clocks_kill_tasks_past_the_launch_timeout_and_resend_unconfirmed_kills() {
+        let mut s = scheduler();
+        s.connected = true;
+        let mut slow = crate::state::instance("/web", "slow");
+        slow.condition = Condition::Staging;
+        slow.staged_at = Timestamp(0);
+        let mut killing = crate::state::instance("/web", "kill");
+        killing.kill_sent_at = Some(Timestamp(0));
+        killing.goal = Goal::Decommissioned;
+        let mut launched = crate::state::instance("/web", "new");
+        launched.condition = Condition::Provisioned;
+        launched.staged_at = Timestamp(0);
+        for i in [&slow, &killing, &launched] {
+            s.put_instance(i.clone());
+        }
+        let mut kills = Vec::new();
+        s.clocks(Timestamp(20_000), &mut kills);
+        assert!(kills.is_empty(), "nothing is due after 20 s");
+        let out = s.take_outbox();
+        assert_eq!(out.calls.len(), 1, "launches unconfirmed for 15 s are reconciled");
+        assert_eq!(out.calls[0].reconcile.as_ref().map(|r| r.tasks.len()), Some(1));
+        s.clocks(Timestamp(301_000), &mut kills);
+        let ids: BTreeSet<InstanceId> = kills.iter().map(|(i, _)| i.clone()).collect();
+        assert!(ids.contains(&slow.id) && ids.contains(&killing.id) && ids.contains(&launched.id), "{kills:?}");
+        assert!(kills.contains(&(killing.id.clone(), Goal::Decommissioned)), "a resent kill keeps its goal");
+    }
+
+    #[test]
+    fn creations_conflicts_and_versions_are_decided_against_the_state() {
+        let mut s = scheduler();
+        let (d, written) = deploy(&mut s, Change { create_only: true, ..Change::put(vec![app("/g/a", 1)]) }, Timestamp(100)).unwrap();
+        assert_eq!(d.created, [PathId::parse("/g/a").unwrap()]);
+        assert!(written.contains(&keys::group(&PathId::parse("/g").unwrap())), "the app's group is created with it: {written:?}");
+        assert!(written.contains(&keys::group_version(&PathId::parse("/g").unwrap(), d.version)));
+        // A second creation of the id is a conflict, whatever the body.
+        let e = deploy(&mut s, Change { create_only: true, ..Change::put(vec![app("/g/a", 5)]) }, Timestamp(101)).unwrap_err();
+        assert_eq!((e.status, e.body["message"].as_str()), (409, Some("An app with id [/g/a] already exists.")));
+        // A change of an app in a running deployment is locked unless forced.
+        let e = deploy(&mut s, Change::put(vec![app("/g/a", 2)]), Timestamp(102)).unwrap_err();
+        assert_eq!(e.status, 409);
+        // Versions only grow, even when the clock goes back.
+        let v1 = s.next_version(Timestamp(500));
+        let v2 = s.next_version(Timestamp(400));
+        assert!(v2 > v1);
+        // An app may not live where a group is.
+        let e = deploy(&mut s, Change::put(vec![app("/g", 1)]), Timestamp(600)).unwrap_err();
+        assert_eq!(e.status, 422);
     }
 }

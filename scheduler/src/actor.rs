@@ -13,11 +13,10 @@ use framework_core::deploy::{self};
 use framework_core::ids::{AppId, DeploymentId, InstanceId, PathId, TaskId, Timestamp};
 use framework_core::instance::{Condition, Goal};
 use framework_core::matching::offer_flow::{FlowCall, OfferFlow};
-use framework_core::matching::{PlacementIndex, match_offer_indexed, placement_of};
 pub use framework_core::scheduler::{
     Change, Deployed, GroupOp, Rejection, SchedulerConfig as ActorConfig, action_json, container_policy, plan_json, step_json,
 };
-use framework_core::scheduler::{Note, Scheduler, scale_within_limit, views_of};
+use framework_core::scheduler::{LAUNCH_CHUNK, Note, Scheduler, scale_within_limit, views_of};
 use framework_core::tree::{self, GroupNode};
 use mesos_proto::v1::scheduler::{Call, event};
 use mesos_proto::v1::{self};
@@ -28,7 +27,7 @@ use crate::error::ApiError;
 use crate::events::EventBus;
 use crate::mesos::{MesosCalls, MesosUpdate};
 use crate::spec;
-use crate::state::{Deployment, DeploymentKey, Instance, LaunchQueue, Snapshot, StateName};
+use crate::state::{Deployment, DeploymentKey, Instance, LaunchQueue, Snapshot};
 use crate::store::Store;
 
 /// What a group command answers.
@@ -102,16 +101,6 @@ const WRITER_QUEUE: usize = 32;
 
 /// At most this many status updates are applied together (one write, one drive).
 const STATUS_BATCH: usize = 512;
-
-/// At most this many launches may await their first status update: more are not started until
-/// Mesos reports on earlier ones (Marathon's launch tokens play this part). Launching a whole
-/// 100,000-task demand at once at 10,000 agents left tens of thousands unconfirmed for longer
-/// than the 15 s after which launches are reconciled as lost, and the reconciliation answers
-/// made the backlog worse.
-const MAX_UNCONFIRMED: usize = 5_000;
-
-/// Offers are matched and launched in chunks of about this many new tasks.
-const LAUNCH_CHUNK: usize = 512;
 
 /// At most this many queued commands are carried out before their common publish.
 const COMMAND_BATCH: usize = 64;
@@ -703,146 +692,19 @@ impl Actor {
     }
 
     async fn on_offers(&mut self, offers: Vec<v1::Offer>) {
-        let now = now();
-        self.s.counters.offers_received += offers.len() as u64;
-        // The apps that may launch now, with what one task needs, worked out once per batch of
-        // offers; an app leaves the list when its demand is met.
-        let mut candidates: Vec<(Arc<AppDefinition>, framework_core::matching::TaskRequest, u32)> = self
-            .s
-            .demand
-            .iter()
-            .filter(|(id, _)| self.s.backoffs.get(*id).is_none_or(|b| b.time_left_ms(now) <= 0))
-            .filter_map(|(id, want)| self.s.apps.get(id).map(|app| (app.clone(), spec::task_request(app), *want)))
-            .collect();
-        // Where the instances of constrained candidates run, counted once per batch (over each
-        // app's own instances) and kept current as tasks are launched; apps without constraints
-        // do not look at placements at all.
-        let mut placements: BTreeMap<AppId, PlacementIndex> = BTreeMap::new();
-        for (app, ..) in candidates.iter().filter(|(a, ..)| !a.constraints.is_empty()) {
-            let mut index = PlacementIndex::default();
-            for (_, i) in crate::state::app_range(&self.s.instances, &app.id) {
-                if i.app_id == app.id
-                    && i.condition.is_active()
-                    && i.goal == Goal::Running
-                    && let Some(p) = self.s.placement_of_instance(i)
-                {
-                    index.add(&p);
-                }
-            }
-            placements.insert(app.id.clone(), index);
-        }
-        let unconstrained = PlacementIndex::default();
-        let mut accepted: Vec<(v1::OfferId, Vec<v1::TaskInfo>)> = Vec::new();
-        let mut created: Vec<Instance> = Vec::new();
-        let mut unused: Vec<v1::OfferId> = Vec::new();
-        let mut capped: Vec<v1::OfferId> = Vec::new();
+        let mut round = self.s.begin_offers(offers.len(), now());
         for offer in offers {
-            // Launches wait while too many earlier ones are unconfirmed (see MAX_UNCONFIRMED).
-            if self.s.unconfirmed + created.len() >= MAX_UNCONFIRMED {
-                capped.push(offer.id);
-                continue;
-            }
             // Launches go out every few hundred tasks: the memory a batch of offers holds stays
             // bounded however many agents offer at once.
-            if created.len() >= LAUNCH_CHUNK {
-                self.launch(std::mem::take(&mut accepted), std::mem::take(&mut created)).await;
+            if round.pending() >= LAUNCH_CHUNK {
+                let (accepted, created) = round.take_launches();
+                self.launch(accepted, created).await;
             }
-            let mut remaining = offer.clone();
-            let mut launches: Vec<v1::TaskInfo> = Vec::new();
-            let here = placement_of(&offer);
-            // The agent's fields, shared by every instance launched from this offer (made at
-            // its first launch: most offers launch nothing).
-            let mut agent: Option<AgentFields> = None;
-            let mut exhausted = false;
-            for (app, req, want) in &mut candidates {
-                let room = self
-                    .s
-                    .config
-                    .max_instances_per_offer
-                    .saturating_sub(launches.len() as u32)
-                    .min(u32::try_from(MAX_UNCONFIRMED.saturating_sub(self.s.unconfirmed + created.len())).unwrap_or(u32::MAX));
-                if room == 0 {
-                    break;
-                }
-                if *want == 0 {
-                    continue;
-                }
-                let placed = placements.get(&app.id).unwrap_or(&unconstrained);
-                let outcome = match_offer_indexed(&remaining, req, placed, &self.s.config.role, (*want).min(room));
-                let stats = self.s.offer_stats.entry(app.id.clone()).or_default();
-                stats.processed_offers_count += 1;
-                if outcome.launches.is_empty() {
-                    stats.unused_offers_count += 1;
-                    stats.last_unused_offer_at = Some(now);
-                    for r in &outcome.rejections {
-                        *stats.rejections.entry(r.name().to_string()).or_default() += 1;
-                    }
-                    continue;
-                }
-                stats.last_used_offer_at = Some(now);
-                let launched = outcome.launches.len() as u32;
-                let agent = agent.get_or_insert_with(|| AgentFields {
-                    agent_id: offer.agent_id.value.as_str().into(),
-                    host: offer.hostname.as_str().into(),
-                    attributes: here.attributes.clone().into(),
-                    region: here.region.as_deref().map(Arc::from),
-                    zone: here.zone.as_deref().map(Arc::from),
-                });
-                for m in outcome.launches {
-                    let instance_id = InstanceId::new(&app.id, &uuid::Uuid::new_v4().to_string());
-                    let task_id = instance_id.task_id(1);
-                    launches.push(spec::task_info(app, &task_id, &offer, &m, &self.s.config.executor));
-                    spec::subtract(&mut remaining, &m.resources);
-                    if let Some(index) = placements.get_mut(&app.id) {
-                        index.add(&here);
-                    }
-                    created.push(Instance {
-                        id: instance_id,
-                        app_id: app.id.clone(),
-                        version: app.version.unwrap_or(now),
-                        config_version: spec::config_version(app),
-                        task_id,
-                        agent_id: agent.agent_id.clone(),
-                        host: agent.host.clone(),
-                        ports: m.host_ports,
-                        condition: Condition::Provisioned,
-                        mesos_state: StateName::STAGING,
-                        healthy: None,
-                        goal: Goal::Running,
-                        staged_at: now,
-                        started_at: None,
-                        kill_sent_at: None,
-                        ip_addresses: Vec::new(),
-                        unreachable_since: None,
-                        ready: false,
-                        attributes: agent.attributes.clone(),
-                        region: agent.region.clone(),
-                        zone: agent.zone.clone(),
-                    });
-                }
-                *want = want.saturating_sub(launched);
-                if *want == 0 {
-                    self.s.demand.remove(&app.id);
-                    exhausted = true;
-                } else if let Some(n) = self.s.demand.get_mut(&app.id) {
-                    *n = *want;
-                }
-            }
-            if exhausted {
-                candidates.retain(|(.., want)| *want > 0);
-            }
-            if launches.is_empty() {
-                unused.push(offer.id);
-            } else {
-                accepted.push((offer.id, launches));
-            }
+            self.s.match_offer(&mut round, offer, &mut || uuid::Uuid::new_v4().to_string());
         }
+        let (accepted, created) = round.take_launches();
         self.launch(accepted, created).await;
-        // For long when nothing waits, for 5 s otherwise.
-        let refuse = if self.s.demand.is_empty() { self.s.config.decline_refuse_seconds } else { 5.0 };
-        self.s.decline(unused, refuse);
-        // Back at the next allocation: by then earlier launches have been confirmed.
-        self.s.decline(capped, 0.0);
+        self.s.end_offers(round);
     }
 
     /// Launches new instances: they are recorded now and handed to the writer, which posts the
@@ -1209,15 +1071,6 @@ async fn writer(store: Store, calls: MesosCalls, mut rx: mpsc::Receiver<Persist>
 
 /// The most of the actor's time full passes take (see [`Actor::full_pass_due`]).
 const FULL_PASS_SHARE: f64 = 0.05;
-
-/// An offer's agent fields as instances keep them.
-struct AgentFields {
-    agent_id: Arc<str>,
-    host: Arc<str>,
-    attributes: Arc<[(String, String)]>,
-    region: Option<Arc<str>>,
-    zone: Option<Arc<str>>,
-}
 
 /// Aborts a task when dropped (the writer stops with the actor).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

@@ -21,8 +21,8 @@ use crate::deploy::{self, Action, Backoff, Decision, InstanceView};
 use crate::ids::{AppId, DeploymentId, InstanceId, PathId, TaskId, Timestamp};
 use crate::instance::{Condition, Goal, condition_from_status, next_condition};
 use crate::keys;
-use crate::matching::Placement;
 use crate::matching::offer_flow::OfferFlow;
+use crate::matching::{Placement, PlacementIndex, TaskRequest, match_offer_indexed, placement_of};
 use crate::spec;
 use crate::state::{
     AppMap, Counters, Deployment, DeploymentKey, GroupMap, Instance, InstanceMap, Instances, OfferStats, StateName, TaskFailure,
@@ -132,6 +132,50 @@ impl StatusBatch {
     /// The changed instances to store.
     pub fn changed(&self) -> impl Iterator<Item = &Instance> {
         self.staged.values().flatten()
+    }
+}
+
+/// At most this many launches may await their first status update: more are not started until
+/// Mesos reports on earlier ones (Marathon's launch tokens play this part). Launching a whole
+/// 100,000-task demand at once at 10,000 agents left tens of thousands unconfirmed for longer
+/// than the 15 s after which launches are reconciled as lost, and the reconciliation answers
+/// made the backlog worse.
+pub const MAX_UNCONFIRMED: usize = 5_000;
+
+/// Offers are matched and launched in chunks of about this many new tasks.
+pub const LAUNCH_CHUNK: usize = 512;
+
+/// An offer's agent fields as instances keep them.
+struct AgentFields {
+    agent_id: Arc<str>,
+    host: Arc<str>,
+    attributes: Arc<[(String, String)]>,
+    region: Option<Arc<str>>,
+    zone: Option<Arc<str>>,
+}
+
+/// A batch of offers being matched ([`Scheduler::begin_offers`], [`Scheduler::match_offer`],
+/// [`Scheduler::end_offers`]); the actor launches what it holds in chunks.
+#[derive(Debug)]
+pub struct OfferRound {
+    now: Timestamp,
+    candidates: Vec<(Arc<AppDefinition>, TaskRequest, u32)>,
+    placements: BTreeMap<AppId, PlacementIndex>,
+    accepted: Vec<(v1::OfferId, Vec<v1::TaskInfo>)>,
+    created: Vec<Instance>,
+    unused: Vec<v1::OfferId>,
+    capped: Vec<v1::OfferId>,
+}
+
+impl OfferRound {
+    /// New instances not taken yet.
+    pub fn pending(&self) -> usize {
+        self.created.len()
+    }
+
+    /// The ACCEPTs matched so far and their new instances, to launch now.
+    pub fn take_launches(&mut self) -> (Vec<(v1::OfferId, Vec<v1::TaskInfo>)>, Vec<Instance>) {
+        (std::mem::take(&mut self.accepted), std::mem::take(&mut self.created))
     }
 }
 
@@ -1122,6 +1166,146 @@ impl Scheduler {
             }
         }
     }
+
+    /// Starts matching a batch of `count` offers: the apps that may launch now (demand, no
+    /// backoff), with what one task needs, and where the instances of constrained ones run.
+    pub fn begin_offers(&mut self, count: usize, now: Timestamp) -> OfferRound {
+        self.counters.offers_received += count as u64;
+        // An app leaves the candidates when its demand is met.
+        let candidates: Vec<(Arc<AppDefinition>, TaskRequest, u32)> = self
+            .demand
+            .iter()
+            .filter(|(id, _)| self.backoffs.get(*id).is_none_or(|b| b.time_left_ms(now) <= 0))
+            .filter_map(|(id, want)| self.apps.get(id).map(|app| (app.clone(), spec::task_request(app), *want)))
+            .collect();
+        // Counted once per batch (over each app's own instances) and kept current as tasks are
+        // launched; apps without constraints do not look at placements at all.
+        let mut placements: BTreeMap<AppId, PlacementIndex> = BTreeMap::new();
+        for (app, ..) in candidates.iter().filter(|(a, ..)| !a.constraints.is_empty()) {
+            let mut index = PlacementIndex::default();
+            for (_, i) in crate::state::app_range(&self.instances, &app.id) {
+                if i.app_id == app.id
+                    && i.condition.is_active()
+                    && i.goal == Goal::Running
+                    && let Some(p) = self.placement_of_instance(i)
+                {
+                    index.add(&p);
+                }
+            }
+            placements.insert(app.id.clone(), index);
+        }
+        OfferRound { now, candidates, placements, accepted: Vec::new(), created: Vec::new(), unused: Vec::new(), capped: Vec::new() }
+    }
+
+    /// Matches one offer against the waiting apps: tasks to launch from it (with their new
+    /// instances, ids from `new_uuid`), or the offer kept to decline.
+    pub fn match_offer(&mut self, round: &mut OfferRound, offer: v1::Offer, new_uuid: &mut dyn FnMut() -> String) {
+        let now = round.now;
+        // Launches wait while too many earlier ones are unconfirmed (see MAX_UNCONFIRMED; the
+        // launches taken from the round are counted in `unconfirmed` once the actor made them).
+        if self.unconfirmed + round.created.len() >= MAX_UNCONFIRMED {
+            round.capped.push(offer.id);
+            return;
+        }
+        let unconstrained = PlacementIndex::default();
+        let mut remaining = offer.clone();
+        let mut launches: Vec<v1::TaskInfo> = Vec::new();
+        let here = placement_of(&offer);
+        // The agent's fields, shared by every instance launched from this offer (made at its
+        // first launch: most offers launch nothing).
+        let mut agent: Option<AgentFields> = None;
+        let mut exhausted = false;
+        for (app, req, want) in &mut round.candidates {
+            let room = self
+                .config
+                .max_instances_per_offer
+                .saturating_sub(launches.len() as u32)
+                .min(u32::try_from(MAX_UNCONFIRMED.saturating_sub(self.unconfirmed + round.created.len())).unwrap_or(u32::MAX));
+            if room == 0 {
+                break;
+            }
+            if *want == 0 {
+                continue;
+            }
+            let placed = round.placements.get(&app.id).unwrap_or(&unconstrained);
+            let outcome = match_offer_indexed(&remaining, req, placed, &self.config.role, (*want).min(room));
+            let stats = self.offer_stats.entry(app.id.clone()).or_default();
+            stats.processed_offers_count += 1;
+            if outcome.launches.is_empty() {
+                stats.unused_offers_count += 1;
+                stats.last_unused_offer_at = Some(now);
+                for r in &outcome.rejections {
+                    *stats.rejections.entry(r.name().to_string()).or_default() += 1;
+                }
+                continue;
+            }
+            stats.last_used_offer_at = Some(now);
+            let launched = outcome.launches.len() as u32;
+            let agent = agent.get_or_insert_with(|| AgentFields {
+                agent_id: offer.agent_id.value.as_str().into(),
+                host: offer.hostname.as_str().into(),
+                attributes: here.attributes.clone().into(),
+                region: here.region.as_deref().map(Arc::from),
+                zone: here.zone.as_deref().map(Arc::from),
+            });
+            for m in outcome.launches {
+                let instance_id = InstanceId::new(&app.id, &new_uuid());
+                let task_id = instance_id.task_id(1);
+                launches.push(spec::task_info(app, &task_id, &offer, &m, &self.config.executor));
+                spec::subtract(&mut remaining, &m.resources);
+                if let Some(index) = round.placements.get_mut(&app.id) {
+                    index.add(&here);
+                }
+                round.created.push(Instance {
+                    id: instance_id,
+                    app_id: app.id.clone(),
+                    version: app.version.unwrap_or(now),
+                    config_version: spec::config_version(app),
+                    task_id,
+                    agent_id: agent.agent_id.clone(),
+                    host: agent.host.clone(),
+                    ports: m.host_ports,
+                    condition: Condition::Provisioned,
+                    mesos_state: StateName::STAGING,
+                    healthy: None,
+                    goal: Goal::Running,
+                    staged_at: now,
+                    started_at: None,
+                    kill_sent_at: None,
+                    ip_addresses: Vec::new(),
+                    unreachable_since: None,
+                    ready: false,
+                    attributes: agent.attributes.clone(),
+                    region: agent.region.clone(),
+                    zone: agent.zone.clone(),
+                });
+            }
+            *want = want.saturating_sub(launched);
+            if *want == 0 {
+                self.demand.remove(&app.id);
+                exhausted = true;
+            } else if let Some(n) = self.demand.get_mut(&app.id) {
+                *n = *want;
+            }
+        }
+        if exhausted {
+            round.candidates.retain(|(.., want)| *want > 0);
+        }
+        if launches.is_empty() {
+            round.unused.push(offer.id);
+        } else {
+            round.accepted.push((offer.id, launches));
+        }
+    }
+
+    /// Ends a batch of offers once its launches are out: declines what was not used, for long
+    /// when nothing waits and for 5 s otherwise, and what the launch cap held back until the
+    /// next allocation (by then earlier launches have been confirmed).
+    pub fn end_offers(&mut self, round: OfferRound) {
+        let refuse = if self.demand.is_empty() { self.config.decline_refuse_seconds } else { 5.0 };
+        self.decline(round.unused, refuse);
+        self.decline(round.capped, 0.0);
+    }
 }
 
 #[cfg(test)]
@@ -1346,5 +1530,41 @@ mod tests {
         // An app may not live where a group is.
         let e = deploy(&mut s, Change::put(vec![app("/g", 1)]), Timestamp(600)).unwrap_err();
         assert_eq!(e.status, 422);
+    }
+
+    #[test]
+    fn offers_launch_what_apps_wait_for_and_decline_the_rest() {
+        use crate::matching::fixtures::{offer, ports, scalar};
+        let mut s = scheduler();
+        let mut web = app("/web", 2);
+        web.cpus = 0.5;
+        web.mem = 64.0;
+        web.port_definitions = Some(vec![]);
+        s.apps.insert(web.id.clone(), Arc::new(web.clone()));
+        s.demand.insert(web.id.clone(), 2);
+        let fits = offer("host-a", vec![scalar("cpus", 2.0), scalar("mem", 512.0), ports(&[(31000, 31010)])], vec![]);
+        let small = offer("host-b", vec![scalar("cpus", 0.1), scalar("mem", 512.0)], vec![]);
+        let mut n = 0;
+        let mut ids = || {
+            n += 1;
+            format!("uuid-{n}")
+        };
+        let mut round = s.begin_offers(2, Timestamp(1));
+        s.match_offer(&mut round, small, &mut ids);
+        s.match_offer(&mut round, fits, &mut ids);
+        assert_eq!(round.pending(), 2, "both instances from the offer that fits");
+        let (accepted, created) = round.take_launches();
+        assert_eq!((accepted.len(), accepted[0].1.len()), (1, 2));
+        assert!(created.iter().all(|i| i.condition == Condition::Provisioned && &*i.host == "host-a"));
+        assert_eq!(created[0].id, InstanceId::new(&web.id, "uuid-1"), "ids come from the caller");
+        assert!(s.demand.is_empty(), "the demand is met");
+        let stats = s.offer_stats.get(&web.id).unwrap();
+        assert_eq!((stats.processed_offers_count, stats.unused_offers_count), (2, 1));
+        assert_eq!(stats.rejections.get("InsufficientCpus"), Some(&1), "{:?}", stats.rejections);
+        s.end_offers(round);
+        let calls = s.take_outbox().calls;
+        assert_eq!(calls.len(), 1, "the small offer is declined");
+        let decline = calls[0].decline.as_ref().unwrap();
+        assert_eq!(decline.filters.as_ref().and_then(|f| f.refuse_seconds), Some(120.0), "for long: nothing waits any more");
     }
 }

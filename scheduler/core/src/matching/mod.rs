@@ -21,7 +21,7 @@ pub mod ports;
 pub mod resources;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod properties;
 

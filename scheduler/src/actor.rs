@@ -12,11 +12,11 @@ use framework_core::calls::{self};
 use framework_core::deploy::{self};
 use framework_core::ids::{AppId, DeploymentId, InstanceId, PathId, TaskId, Timestamp};
 use framework_core::instance::{Condition, Goal};
-use framework_core::matching::offer_flow::{FlowCall, OfferFlow};
+use framework_core::matching::offer_flow::OfferFlow;
 pub use framework_core::scheduler::{
     Change, Deployed, GroupOp, Rejection, SchedulerConfig as ActorConfig, action_json, container_policy, plan_json, step_json,
 };
-use framework_core::scheduler::{LAUNCH_CHUNK, Note, Scheduler, scale_within_limit, views_of};
+use framework_core::scheduler::{LAUNCH_CHUNK, Note, Scheduler, scale_within_limit};
 use framework_core::tree::{self, GroupNode};
 use mesos_proto::v1::scheduler::{Call, event};
 use mesos_proto::v1::{self};
@@ -27,7 +27,7 @@ use crate::error::ApiError;
 use crate::events::EventBus;
 use crate::mesos::{MesosCalls, MesosUpdate};
 use crate::spec;
-use crate::state::{Deployment, DeploymentKey, Instance, LaunchQueue, Snapshot};
+use crate::state::{Deployment, Instance, LaunchQueue, Snapshot};
 use crate::store::Store;
 
 /// What a group command answers.
@@ -101,6 +101,9 @@ const WRITER_QUEUE: usize = 32;
 
 /// At most this many status updates are applied together (one write, one drive).
 const STATUS_BATCH: usize = 512;
+
+/// A full pass yields to the runtime after about this many apps.
+const DRIVE_CHUNK: usize = 64;
 
 /// At most this many queued commands are carried out before their common publish.
 const COMMAND_BATCH: usize = 64;
@@ -341,12 +344,6 @@ impl Actor {
                 false
             }
         }
-    }
-
-    /// Queues a call behind those the scheduler's decisions made (all go out in order, at the
-    /// next [`Actor::flush_outbox`]).
-    fn call(&mut self, call: Call) {
-        self.s.outbox.calls.push(call);
     }
 
     /// Posts the calls and logs the notes the scheduler's decisions made, in order.
@@ -836,174 +833,54 @@ impl Actor {
         at.elapsed() >= Duration::from_secs(1).max(took.mul_f64(1.0 / FULL_PASS_SHARE))
     }
 
-    /// See [`Actor::drive`].
+    /// See [`Actor::drive`]: the decisions are the scheduler's ([`Scheduler::begin_drive`] and
+    /// what follows); the actor yields to the runtime between chunks of a full pass (at 10,000
+    /// apps a pass holds a worker for ~150 ms, and API tasks must not wait behind it), persists
+    /// and sends the kills, stores deployment progress and removes finished deployments.
     async fn drive_apps(&mut self, full: bool) {
         let now = now();
         if full {
             self.age_unreachable(now).await;
         }
-        let dirty = std::mem::take(&mut self.s.dirty);
-        // Launch demand of every app looked at (0: none); other apps keep theirs.
-        let mut demand: BTreeMap<AppId, u32> = BTreeMap::new();
-        let mut kills: Vec<(InstanceId, Goal)> = Vec::new();
-        let visit: BTreeSet<DeploymentKey> = if full {
-            self.s.deployments.keys().cloned().collect()
-        } else {
-            dirty.iter().filter_map(|a| self.s.deploying.get(a).cloned()).collect()
-        };
-        let mut advanced: Vec<DeploymentKey> = Vec::new();
-        let mut finished: Vec<DeploymentKey> = Vec::new();
-        for key in visit {
-            let Some(dep) = self.s.deployments.get(&key).cloned() else { continue };
-            for app in dep.affected() {
-                demand.entry(app.clone()).or_insert(0);
-            }
-            let mut step = dep.current_step;
-            loop {
-                let Some(actions) = dep.steps.get(step).map(|s| &s.actions) else {
-                    finished.push(key.clone());
-                    break;
-                };
-                let mut all_done = true;
-                for action in actions {
-                    let (app_id, decision, goal) = self.s.decide(action);
-                    all_done &= decision.done;
-                    kills.extend(decision.kill.into_iter().map(|k| (k, goal)));
-                    *demand.entry(app_id).or_default() += decision.launch;
-                }
-                if !all_done {
-                    break;
-                }
-                step += 1;
-            }
-            if step != dep.current_step
-                && let Some(d) = self.s.deployments.get_mut(&key)
-            {
-                Arc::make_mut(d).current_step = step;
-                advanced.push(key);
-            }
-        }
-        // Apps outside deployments: keep `instances` running (replace failed tasks, kill surplus).
-        let standalone: Vec<AppId> = if full {
-            self.s.apps.keys().filter(|id| !self.s.deploying.contains_key(*id)).cloned().collect()
-        } else {
-            dirty.iter().filter(|id| !self.s.deploying.contains_key(*id)).cloned().collect()
-        };
-        for id in &standalone {
-            // A full pass visits every app: let the API's tasks on this worker run in between.
+        let mut drive = self.s.begin_drive(full);
+        let standalone = drive.take_standalone();
+        for chunk in standalone.chunks(DRIVE_CHUNK) {
+            self.s.drive_standalone(&mut drive, chunk);
             tokio::task::consume_budget().await;
-            match self.s.apps.get(id) {
-                Some(app) => {
-                    let views = views_of(&self.s.instances, &self.s.apps, id);
-                    let d = deploy::scale_decision(spec::instances(app), &views, &[], spec::kill_selection(app));
-                    kills.extend(d.kill.into_iter().map(|k| (k, Goal::Decommissioned)));
-                    demand.insert(id.clone(), d.launch);
-                }
-                None => {
-                    // Instances of an app that no longer exists and that no deployment stops.
-                    demand.insert(id.clone(), 0);
-                    for (_, i) in crate::state::app_range(&self.s.instances, id) {
-                        if &i.app_id == id && i.goal == Goal::Running {
-                            kills.push((i.id.clone(), Goal::Decommissioned));
-                        }
-                    }
-                }
-            }
         }
         if full {
-            for i in self.s.instances.values() {
+            let mut after = None;
+            loop {
+                after = self.s.orphan_kills(&mut drive, after.as_ref(), DRIVE_CHUNK * 16);
                 tokio::task::consume_budget().await;
-                if !self.s.apps.contains_key(&i.app_id) && !self.s.deploying.contains_key(&i.app_id) && i.goal == Goal::Running {
-                    kills.push((i.id.clone(), Goal::Decommissioned));
+                if after.is_none() {
+                    break;
                 }
             }
             let deploying: Vec<AppId> = self.s.deploying.keys().cloned().collect();
             self.run_readiness_checks(deploying.iter());
-            self.s.clocks(now, &mut kills);
         } else {
+            let dirty: Vec<AppId> = drive.dirty().cloned().collect();
             self.run_readiness_checks(dirty.iter());
         }
-        let kill_retry = self.s.config.kill_retry.as_millis() as i64;
-        let mut seen = BTreeSet::new();
-        for (id, goal) in kills {
-            if !seen.insert(id.clone()) {
-                continue;
-            }
-            let Some(i) = self.s.instances.get(&id) else { continue };
-            let fresh_kill = i.kill_sent_at.is_some_and(|t| now.0 - t.0 <= kill_retry);
-            if fresh_kill && i.goal == goal {
-                continue;
-            }
+        let outcome = self.s.finish_drive(drive, now);
+        for (id, goal) in outcome.kills {
             self.send_kill(&id, Some(goal)).await;
         }
-        // Deployment progress: persist, announce, finish.
-        for key in &advanced {
-            let Some(dep) = self.s.deployments.get(key) else { continue };
-            if dep.current_step < dep.steps.len() {
-                if let Ok(bytes) = serde_json::to_vec(dep.as_ref())
-                    && let Err(e) = self.store.put_many_deferred(&[(keys::deployment(&dep.id), bytes)]).await
-                {
-                    tracing::error!(error = %e, "could not persist deployment progress");
-                }
-                self.s.outbox.event(
-                    "deployment_step_success",
-                    json!({"plan": plan_json(dep), "currentStep": step_json(dep, dep.current_step - 1)}),
-                    now,
-                );
-                self.s.outbox.event(
-                    "deployment_info",
-                    json!({"plan": plan_json(dep), "currentStep": step_json(dep, dep.current_step)}),
-                    now,
-                );
-            } else {
-                finished.push(key.clone());
-            }
+        if !outcome.progress.is_empty()
+            && let Err(e) = self.store.put_many_deferred(&outcome.progress).await
+        {
+            tracing::error!(error = %e, "could not persist deployment progress");
         }
-        finished.sort_unstable();
-        finished.dedup();
-        for key in finished {
+        for key in outcome.finished {
             if let Err(e) = self.store.delete(&keys::deployment(&key.1)).await {
                 tracing::error!(error = %e, "could not remove a finished deployment; will retry");
                 self.s.dirty.extend(self.s.deployments.get(&key).into_iter().flat_map(|d| d.affected().cloned()));
                 continue;
             }
-            let Some(dep) = self.s.remove_deployment(&key) else { continue };
-            self.s.counters.deployments_succeeded += 1;
-            if let Some(last) = dep.steps.len().checked_sub(1) {
-                self.s.outbox.event("deployment_step_success", json!({"plan": plan_json(&dep), "currentStep": step_json(&dep, last)}), now);
-            }
-            for (id, app) in &dep.target {
-                if app.is_none() {
-                    self.s.outbox.event("app_terminated_event", json!({"appId": id}), now);
-                }
-            }
-            self.s.outbox.event("deployment_success", json!({"id": dep.id, "plan": plan_json(&dep)}), now);
+            self.s.finish_deployment(&key, now);
         }
-        // Launch queue and offer flow.
-        let mut newly_wanted = false;
-        if full {
-            for id in self.s.demand.keys() {
-                demand.entry(id.clone()).or_insert(0);
-            }
-        }
-        for (id, n) in demand {
-            if n == 0 {
-                self.s.demand.remove(&id);
-                self.s.queued_since.remove(&id);
-                self.s.offer_stats.remove(&id);
-            } else {
-                newly_wanted |= self.s.demand.insert(id.clone(), n).is_none();
-                self.s.queued_since.entry(id).or_insert(now);
-            }
-        }
-        let wants = !self.s.demand.is_empty();
-        if self.s.connected {
-            match self.s.offer_flow.decide(wants, newly_wanted, now.0, self.s.config.min_revive_interval.as_millis() as i64) {
-                Some(FlowCall::Revive) => self.call(calls::revive()),
-                Some(FlowCall::Suppress) => self.call(calls::suppress()),
-                None => {}
-            }
-        }
+        self.s.update_demand(outcome.demand, full, now);
     }
 }
 

@@ -21,7 +21,7 @@ use crate::deploy::{self, Action, Backoff, Decision, InstanceView};
 use crate::ids::{AppId, DeploymentId, InstanceId, PathId, TaskId, Timestamp};
 use crate::instance::{Condition, Goal, condition_from_status, next_condition};
 use crate::keys;
-use crate::matching::offer_flow::OfferFlow;
+use crate::matching::offer_flow::{FlowCall, OfferFlow};
 use crate::matching::{Placement, PlacementIndex, TaskRequest, match_offer_indexed, placement_of};
 use crate::spec;
 use crate::state::{
@@ -177,6 +177,43 @@ impl OfferRound {
     pub fn take_launches(&mut self) -> (Vec<(v1::OfferId, Vec<v1::TaskInfo>)>, Vec<Instance>) {
         (std::mem::take(&mut self.accepted), std::mem::take(&mut self.created))
     }
+}
+
+/// A drive in progress ([`Scheduler::begin_drive`] to [`Scheduler::finish_drive`]).
+#[derive(Debug)]
+pub struct Drive {
+    full: bool,
+    dirty: BTreeSet<AppId>,
+    standalone: Vec<AppId>,
+    demand: BTreeMap<AppId, u32>,
+    kills: Vec<(InstanceId, Goal)>,
+    advanced: Vec<DeploymentKey>,
+    finished: Vec<DeploymentKey>,
+}
+
+impl Drive {
+    /// The apps outside deployments to look at ([`Scheduler::drive_standalone`], in chunks).
+    pub fn take_standalone(&mut self) -> Vec<AppId> {
+        std::mem::take(&mut self.standalone)
+    }
+
+    /// The apps that changed since the last drive.
+    pub fn dirty(&self) -> impl Iterator<Item = &AppId> {
+        self.dirty.iter()
+    }
+}
+
+/// What a drive leaves the actor to do.
+#[derive(Debug)]
+pub struct DriveOutcome {
+    /// Instances to kill, with the goal each gets.
+    pub kills: Vec<(InstanceId, Goal)>,
+    /// Deployment records to store (their progress).
+    pub progress: Vec<(String, Vec<u8>)>,
+    /// Finished deployments, to remove from the store and then finish.
+    pub finished: Vec<DeploymentKey>,
+    /// Launch demand of the apps looked at (for [`Scheduler::update_demand`]).
+    pub demand: BTreeMap<AppId, u32>,
 }
 
 /// A line for the operator's log.
@@ -1306,6 +1343,190 @@ impl Scheduler {
         self.decline(round.unused, refuse);
         self.decline(round.capped, 0.0);
     }
+
+    /// Starts a drive: what each running deployment's current step wants (advancing steps that
+    /// are done), for the deployments of dirty apps or, in a `full` pass, all of them; and which
+    /// apps outside deployments to look at.
+    pub fn begin_drive(&mut self, full: bool) -> Drive {
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut demand: BTreeMap<AppId, u32> = BTreeMap::new();
+        let mut kills: Vec<(InstanceId, Goal)> = Vec::new();
+        let visit: BTreeSet<DeploymentKey> = if full {
+            self.deployments.keys().cloned().collect()
+        } else {
+            dirty.iter().filter_map(|a| self.deploying.get(a).cloned()).collect()
+        };
+        let mut advanced: Vec<DeploymentKey> = Vec::new();
+        let mut finished: Vec<DeploymentKey> = Vec::new();
+        for key in visit {
+            let Some(dep) = self.deployments.get(&key).cloned() else { continue };
+            for app in dep.affected() {
+                demand.entry(app.clone()).or_insert(0);
+            }
+            let mut step = dep.current_step;
+            loop {
+                let Some(actions) = dep.steps.get(step).map(|s| &s.actions) else {
+                    finished.push(key.clone());
+                    break;
+                };
+                let mut all_done = true;
+                for action in actions {
+                    let (app_id, decision, goal) = self.decide(action);
+                    all_done &= decision.done;
+                    kills.extend(decision.kill.into_iter().map(|k| (k, goal)));
+                    *demand.entry(app_id).or_default() += decision.launch;
+                }
+                if !all_done {
+                    break;
+                }
+                step += 1;
+            }
+            if step != dep.current_step
+                && let Some(d) = self.deployments.get_mut(&key)
+            {
+                Arc::make_mut(d).current_step = step;
+                advanced.push(key);
+            }
+        }
+        // Apps outside deployments: keep `instances` running (replace failed tasks, kill surplus).
+        let standalone: Vec<AppId> = if full {
+            self.apps.keys().filter(|id| !self.deploying.contains_key(*id)).cloned().collect()
+        } else {
+            dirty.iter().filter(|id| !self.deploying.contains_key(*id)).cloned().collect()
+        };
+        Drive { full, dirty, standalone, demand, kills, advanced, finished }
+    }
+
+    /// What these apps outside deployments want: their instance count kept (failed tasks
+    /// replaced, surplus killed); the instances of an app that no longer exists killed.
+    pub fn drive_standalone(&self, drive: &mut Drive, ids: &[AppId]) {
+        for id in ids {
+            match self.apps.get(id) {
+                Some(app) => {
+                    let views = views_of(&self.instances, &self.apps, id);
+                    let d = deploy::scale_decision(spec::instances(app), &views, &[], spec::kill_selection(app));
+                    drive.kills.extend(d.kill.into_iter().map(|k| (k, Goal::Decommissioned)));
+                    drive.demand.insert(id.clone(), d.launch);
+                }
+                None => {
+                    drive.demand.insert(id.clone(), 0);
+                    for (_, i) in crate::state::app_range(&self.instances, id) {
+                        if &i.app_id == id && i.goal == Goal::Running {
+                            drive.kills.push((i.id.clone(), Goal::Decommissioned));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// In a full pass: kills instances of apps that exist nowhere (no app, no deployment),
+    /// looking at up to `max` instances after `after`; returns where to go on from, or `None`
+    /// at the end.
+    pub fn orphan_kills(&self, drive: &mut Drive, after: Option<&InstanceId>, max: usize) -> Option<InstanceId> {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.clone()));
+        let max = max.max(1);
+        let mut seen = 0;
+        let mut last = None;
+        for (id, i) in self.instances.range((start, Bound::Unbounded)).take(max) {
+            if !self.apps.contains_key(&i.app_id) && !self.deploying.contains_key(&i.app_id) && i.goal == Goal::Running {
+                drive.kills.push((i.id.clone(), Goal::Decommissioned));
+            }
+            seen += 1;
+            last = Some(id.clone());
+        }
+        if seen < max { None } else { last }
+    }
+
+    /// Ends a drive: in a full pass the clocks add their kills; kills already sent recently with
+    /// the same goal are left out; advanced deployments are announced and their progress is
+    /// returned to store; finished ones are returned to remove from the store (then
+    /// [`Scheduler::finish_deployment`]).
+    pub fn finish_drive(&mut self, mut drive: Drive, now: Timestamp) -> DriveOutcome {
+        if drive.full {
+            self.clocks(now, &mut drive.kills);
+        }
+        let kill_retry = self.config.kill_retry.as_millis() as i64;
+        let mut seen = BTreeSet::new();
+        let mut kills = Vec::new();
+        for (id, goal) in drive.kills {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            let Some(i) = self.instances.get(&id) else { continue };
+            let fresh_kill = i.kill_sent_at.is_some_and(|t| now.0 - t.0 <= kill_retry);
+            if fresh_kill && i.goal == goal {
+                continue;
+            }
+            kills.push((id, goal));
+        }
+        let mut progress = Vec::new();
+        let mut finished = drive.finished;
+        for key in &drive.advanced {
+            let Some(dep) = self.deployments.get(key) else { continue };
+            if dep.current_step < dep.steps.len() {
+                if let Ok(bytes) = serde_json::to_vec(dep.as_ref()) {
+                    progress.push((keys::deployment(&dep.id), bytes));
+                }
+                self.outbox.event(
+                    "deployment_step_success",
+                    json!({"plan": plan_json(dep), "currentStep": step_json(dep, dep.current_step - 1)}),
+                    now,
+                );
+                self.outbox.event("deployment_info", json!({"plan": plan_json(dep), "currentStep": step_json(dep, dep.current_step)}), now);
+            } else {
+                finished.push(key.clone());
+            }
+        }
+        finished.sort_unstable();
+        finished.dedup();
+        DriveOutcome { kills, progress, finished, demand: drive.demand }
+    }
+
+    /// A deployment whose record was removed: forgotten and announced.
+    pub fn finish_deployment(&mut self, key: &DeploymentKey, now: Timestamp) {
+        let Some(dep) = self.remove_deployment(key) else { return };
+        self.counters.deployments_succeeded += 1;
+        if let Some(last) = dep.steps.len().checked_sub(1) {
+            self.outbox.event("deployment_step_success", json!({"plan": plan_json(&dep), "currentStep": step_json(&dep, last)}), now);
+        }
+        for (id, app) in &dep.target {
+            if app.is_none() {
+                self.outbox.event("app_terminated_event", json!({"appId": id}), now);
+            }
+        }
+        self.outbox.event("deployment_success", json!({"id": dep.id, "plan": plan_json(&dep)}), now);
+    }
+
+    /// Takes a drive's launch demand (apps it looked at; in a full pass every app) into the
+    /// launch queue and decides whether to REVIVE or SUPPRESS offers.
+    pub fn update_demand(&mut self, mut demand: BTreeMap<AppId, u32>, full: bool, now: Timestamp) {
+        let mut newly_wanted = false;
+        if full {
+            for id in self.demand.keys() {
+                demand.entry(id.clone()).or_insert(0);
+            }
+        }
+        for (id, n) in demand {
+            if n == 0 {
+                self.demand.remove(&id);
+                self.queued_since.remove(&id);
+                self.offer_stats.remove(&id);
+            } else {
+                newly_wanted |= self.demand.insert(id.clone(), n).is_none();
+                self.queued_since.entry(id).or_insert(now);
+            }
+        }
+        let wants = !self.demand.is_empty();
+        if self.connected {
+            match self.offer_flow.decide(wants, newly_wanted, now.0, self.config.min_revive_interval.as_millis() as i64) {
+                Some(FlowCall::Revive) => self.outbox.calls.push(calls::revive()),
+                Some(FlowCall::Suppress) => self.outbox.calls.push(calls::suppress()),
+                None => {}
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1566,5 +1787,53 @@ mod tests {
         assert_eq!(calls.len(), 1, "the small offer is declined");
         let decline = calls[0].decline.as_ref().unwrap();
         assert_eq!(decline.filters.as_ref().and_then(|f| f.refuse_seconds), Some(120.0), "for long: nothing waits any more");
+    }
+
+    #[test]
+    fn a_drive_launches_what_steps_want_finishes_deployments_and_kills_orphans() {
+        let mut s = scheduler();
+        s.connected = true;
+        let (d, _) = deploy(&mut s, Change::put(vec![app("/web", 2)]), Timestamp(1_000)).unwrap();
+        let mut drive = s.begin_drive(false);
+        assert!(drive.take_standalone().is_empty(), "the app is in a deployment");
+        let outcome = s.finish_drive(drive, Timestamp(1_001));
+        assert_eq!(outcome.demand.get(&PathId::parse("/web").unwrap()), Some(&2));
+        assert_eq!(outcome.progress.len(), 1, "the start step is done: progress is stored");
+        s.update_demand(outcome.demand, false, Timestamp(1_001));
+        let out = s.take_outbox();
+        assert!(out.calls.iter().any(|c| c.r#type() == mesos_proto::v1::scheduler::call::Type::Revive), "new demand revives offers");
+        assert!(out.events.iter().any(|e| e.event_type == "deployment_step_success"));
+
+        // Both tasks run: the deployment is done.
+        let web = s.apps.get(&PathId::parse("/web").unwrap()).unwrap().clone();
+        for n in 0..2 {
+            let mut i = crate::state::instance("/web", &format!("u{n}"));
+            i.config_version = spec::config_version(&web);
+            s.put_instance(i);
+        }
+        let drive = s.begin_drive(false);
+        let outcome = s.finish_drive(drive, Timestamp(1_002));
+        assert_eq!(outcome.finished.len(), 1);
+        assert_eq!(outcome.finished[0].1, d.deployment_id);
+        s.finish_deployment(&outcome.finished[0], Timestamp(1_002));
+        assert!(s.deployments.is_empty() && s.deploying.is_empty());
+        assert!(s.take_outbox().events.iter().any(|e| e.event_type == "deployment_success"));
+
+        // Outside deployments, a lost task is replaced; a task of an app that exists nowhere dies.
+        s.remove_instance(&InstanceId::new(&web.id, "u0"));
+        s.put_instance(crate::state::instance("/gone", "g"));
+        let mut drive = s.begin_drive(true);
+        let standalone = drive.take_standalone();
+        s.drive_standalone(&mut drive, &standalone);
+        let mut after = None;
+        loop {
+            after = s.orphan_kills(&mut drive, after.as_ref(), 1);
+            if after.is_none() {
+                break;
+            }
+        }
+        let outcome = s.finish_drive(drive, Timestamp(1_003));
+        assert_eq!(outcome.demand.get(&web.id), Some(&1), "one replacement");
+        assert_eq!(outcome.kills, [(InstanceId::new(&PathId::parse("/gone").unwrap(), "g"), Goal::Decommissioned)]);
     }
 }

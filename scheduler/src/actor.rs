@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use framework_core::app::AppDefinition;
-use framework_core::calls::{self};
 use framework_core::deploy::{self};
 use framework_core::ids::{AppId, DeploymentId, InstanceId, PathId, TaskId, Timestamp};
 use framework_core::instance::{Condition, Goal};
@@ -16,7 +15,7 @@ use framework_core::matching::offer_flow::OfferFlow;
 pub use framework_core::scheduler::{
     Change, Deployed, GroupOp, Rejection, SchedulerConfig as ActorConfig, action_json, container_policy, plan_json, step_json,
 };
-use framework_core::scheduler::{LAUNCH_CHUNK, Note, Scheduler, scale_within_limit};
+use framework_core::scheduler::{InstanceWrite, LAUNCH_CHUNK, Note, Scheduler, scale_within_limit};
 use framework_core::tree::{self, GroupNode};
 use mesos_proto::v1::scheduler::{Call, event};
 use mesos_proto::v1::{self};
@@ -580,20 +579,9 @@ impl Actor {
 
     /// Sends KILL for an instance's task once its new goal (if one is given) is persisted.
     async fn send_kill(&mut self, id: &InstanceId, goal: Option<Goal>) {
-        let now = now();
-        let Some(instance) = self.s.instances.get(id) else { return };
-        let mut updated = Instance::clone(instance);
-        if let Some(goal) = goal {
-            updated.goal = goal;
+        if let Some(write) = self.s.kill(id, goal, now()) {
+            self.persist(Persist::from(write)).await;
         }
-        updated.kill_sent_at = Some(now);
-        let grace = self.s.apps.get(&updated.app_id).and_then(|a| a.task_kill_grace_period_seconds);
-        let kill = calls::kill(updated.task_id.as_str(), &updated.agent_id, grace);
-        self.s.counters.kills_sent += 1;
-        let mut persist = Persist::instances(std::slice::from_ref(&updated));
-        persist.then.push(kill);
-        self.persist(persist).await;
-        self.s.put_instance(updated);
     }
 
     /// Hands instance records to the writer, with the calls that must wait for them; waits only
@@ -707,71 +695,19 @@ impl Actor {
     /// Launches new instances: they are recorded now and handed to the writer, which posts the
     /// ACCEPTs once they are persisted (or declines the offers if that fails).
     async fn launch(&mut self, accepted: Vec<(v1::OfferId, Vec<v1::TaskInfo>)>, created: Vec<Instance>) {
-        if accepted.is_empty() {
-            return;
+        if let Some(write) = self.s.launch(accepted, created) {
+            self.persist(Persist::from(write)).await;
         }
-        let mut persist = Persist::instances(&created);
-        self.s.counters.tasks_launched += created.len() as u64;
-        for instance in created {
-            self.s.put_instance(instance);
-        }
-        // What an offer had left comes back at the next allocation while tasks still wait (a
-        // launch cap per offer leaves room on the agent); otherwise it is refused for a second.
-        let refuse = if self.s.demand.is_empty() { 1.0 } else { 0.0 };
-        let offers: Vec<v1::OfferId> = accepted.iter().map(|(offer, _)| offer.clone()).collect();
-        for (offer, task_infos) in accepted {
-            persist.then.push(calls::accept_launch(offer, task_infos, refuse));
-        }
-        // If the records cannot be written the tasks are not launched: the offers go back, and the
-        // instances, never confirmed by Mesos, are reconciled as lost and replaced.
-        persist.otherwise.push(calls::decline(offers, 5.0));
-        self.persist(persist).await;
     }
 
     // ----------------------------------------------------------------------------------------
     // Driving deployments and the launch queue
 
-    /// Applies apps' `unreachableStrategy`: an unreachable instance turns inactive (and is
-    /// replaced) after `inactiveAfterSeconds` and is forgotten after `expungeAfterSeconds` (if its
-    /// task comes back then, it is unknown and gets killed).
+    /// Applies apps' `unreachableStrategy` (see [`Scheduler::age_unreachable`]).
     async fn age_unreachable(&mut self, now: Timestamp) {
-        let mut changed = Vec::new();
-        let mut expunged = Vec::new();
-        for i in self.s.instances.values() {
-            let Some(since) = i.unreachable_since else { continue };
-            let strategy = self.s.apps.get(&i.app_id).map(|a| a.unreachable_strategy);
-            let Some(framework_core::app::UnreachableStrategy::Enabled { inactive_after_seconds, expunge_after_seconds }) = strategy else {
-                continue;
-            };
-            let age = now.0.saturating_sub(since.0);
-            let secs = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
-            if age >= secs(expunge_after_seconds) && age >= secs(inactive_after_seconds) {
-                expunged.push(i.id.clone());
-            } else if age >= secs(inactive_after_seconds) && i.condition == Condition::Unreachable {
-                let mut u = Instance::clone(i);
-                u.condition = Condition::UnreachableInactive;
-                changed.push(u);
-            }
-        }
-        self.persist(Persist::instances(&changed)).await;
-        for i in changed {
-            self.s.outbox.event(
-                "instance_changed_event",
-                json!({"instanceId": i.id, "condition": i.condition.name(), "runSpecId": i.app_id, "agentId": i.agent_id, "host": i.host, "runSpecVersion": i.version}),
-                now,
-            );
-            self.s.put_instance(i);
-        }
-        self.persist(Persist { deletes: expunged.iter().map(keys::instance).collect(), ..Persist::default() }).await;
-        for id in expunged {
-            if let Some(i) = self.s.remove_instance(&id) {
-                tracing::info!(instance = %id, "expunged an unreachable instance");
-                self.s.outbox.event(
-                    "unknown_instance_terminated_event",
-                    json!({"instanceId": i.id, "runSpecId": i.app_id, "condition": "Unreachable"}),
-                    now,
-                );
-            }
+        let write = self.s.age_unreachable(now);
+        if !write.instances.is_empty() || !write.deletes.is_empty() {
+            self.persist(Persist::from(write)).await;
         }
     }
 
@@ -895,6 +831,12 @@ struct Persist {
     then: Vec<Call>,
     /// Calls to post if writing failed (DECLINEs).
     otherwise: Vec<Call>,
+}
+
+impl From<InstanceWrite> for Persist {
+    fn from(w: InstanceWrite) -> Self {
+        Persist { deletes: w.deletes, then: w.then, otherwise: w.otherwise, ..Persist::instances(&w.instances) }
+    }
 }
 
 impl Persist {

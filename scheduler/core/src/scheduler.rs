@@ -216,6 +216,20 @@ pub struct DriveOutcome {
     pub demand: BTreeMap<AppId, u32>,
 }
 
+/// Instance records to store (relaxed: reconciliation restores what a crash loses), and the
+/// Mesos calls that must wait for them.
+#[derive(Debug, Default)]
+pub struct InstanceWrite {
+    /// Records to write.
+    pub instances: Vec<Instance>,
+    /// Records to delete (keys).
+    pub deletes: Vec<String>,
+    /// Calls to post once stored (ACCEPTs, KILLs, ACKNOWLEDGEs).
+    pub then: Vec<Call>,
+    /// Calls to post if storing failed (DECLINEs).
+    pub otherwise: Vec<Call>,
+}
+
 /// A line for the operator's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Note {
@@ -1526,6 +1540,85 @@ impl Scheduler {
                 None => {}
             }
         }
+    }
+
+    /// Kills an instance's task: its new goal (if one is given) and the time of the kill are
+    /// recorded, and the KILL goes out once that record is stored.
+    pub fn kill(&mut self, id: &InstanceId, goal: Option<Goal>, now: Timestamp) -> Option<InstanceWrite> {
+        let mut updated = Instance::clone(self.instances.get(id)?);
+        if let Some(goal) = goal {
+            updated.goal = goal;
+        }
+        updated.kill_sent_at = Some(now);
+        let grace = self.apps.get(&updated.app_id).and_then(|a| a.task_kill_grace_period_seconds);
+        let kill = calls::kill(updated.task_id.as_str(), &updated.agent_id, grace);
+        self.counters.kills_sent += 1;
+        self.put_instance(updated.clone());
+        Some(InstanceWrite { instances: vec![updated], then: vec![kill], ..InstanceWrite::default() })
+    }
+
+    /// Records new instances matched from offers; their ACCEPTs go out once the records are
+    /// stored, and if that fails the offers are declined instead (the instances, never
+    /// confirmed by Mesos, are reconciled as lost and replaced).
+    pub fn launch(&mut self, accepted: Vec<(v1::OfferId, Vec<v1::TaskInfo>)>, created: Vec<Instance>) -> Option<InstanceWrite> {
+        if accepted.is_empty() {
+            return None;
+        }
+        self.counters.tasks_launched += created.len() as u64;
+        for instance in &created {
+            self.put_instance(instance.clone());
+        }
+        // What an offer had left comes back at the next allocation while tasks still wait (a
+        // launch cap per offer leaves room on the agent); otherwise it is refused for a second.
+        let refuse = if self.demand.is_empty() { 1.0 } else { 0.0 };
+        let offers: Vec<v1::OfferId> = accepted.iter().map(|(offer, _)| offer.clone()).collect();
+        let then = accepted.into_iter().map(|(offer, task_infos)| calls::accept_launch(offer, task_infos, refuse)).collect();
+        Some(InstanceWrite { instances: created, deletes: Vec::new(), then, otherwise: vec![calls::decline(offers, 5.0)] })
+    }
+
+    /// Applies apps' `unreachableStrategy`: an unreachable instance turns inactive (and is
+    /// replaced) after `inactiveAfterSeconds` and is forgotten after `expungeAfterSeconds` (if its
+    /// task comes back then, it is unknown and gets killed).
+    pub fn age_unreachable(&mut self, now: Timestamp) -> InstanceWrite {
+        let mut changed = Vec::new();
+        let mut expunged = Vec::new();
+        for i in self.instances.values() {
+            let Some(since) = i.unreachable_since else { continue };
+            let strategy = self.apps.get(&i.app_id).map(|a| a.unreachable_strategy);
+            let Some(crate::app::UnreachableStrategy::Enabled { inactive_after_seconds, expunge_after_seconds }) = strategy else {
+                continue;
+            };
+            let age = now.0.saturating_sub(since.0);
+            let secs = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
+            if age >= secs(expunge_after_seconds) && age >= secs(inactive_after_seconds) {
+                expunged.push(i.id.clone());
+            } else if age >= secs(inactive_after_seconds) && i.condition == Condition::Unreachable {
+                let mut u = Instance::clone(i);
+                u.condition = Condition::UnreachableInactive;
+                changed.push(u);
+            }
+        }
+        let mut write = InstanceWrite { deletes: expunged.iter().map(keys::instance).collect(), ..InstanceWrite::default() };
+        for i in changed {
+            self.outbox.event(
+                "instance_changed_event",
+                json!({"instanceId": i.id, "condition": i.condition.name(), "runSpecId": i.app_id, "agentId": i.agent_id, "host": i.host, "runSpecVersion": i.version}),
+                now,
+            );
+            write.instances.push(i.clone());
+            self.put_instance(i);
+        }
+        for id in expunged {
+            if let Some(i) = self.remove_instance(&id) {
+                self.outbox.notes.push(Note::Info(format!("expunged the unreachable instance {id}")));
+                self.outbox.event(
+                    "unknown_instance_terminated_event",
+                    json!({"instanceId": i.id, "runSpecId": i.app_id, "condition": "Unreachable"}),
+                    now,
+                );
+            }
+        }
+        write
     }
 }
 

@@ -254,6 +254,9 @@ impl Actor {
         let mut full = true;
         let mut events_seen = true;
         loop {
+            if self.stopped {
+                return;
+            }
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(cmd) => {
@@ -586,9 +589,12 @@ impl Actor {
 
     /// Hands instance records to the writer, with the calls that must wait for them; waits only
     /// when the writer is [`WRITER_QUEUE`] batches behind.
-    async fn persist(&self, persist: Persist) {
-        if let Some(w) = &self.writer {
-            let _ = w.send(persist).await;
+    async fn persist(&mut self, persist: Persist) {
+        if let Some(w) = &self.writer
+            && w.send(persist).await.is_err()
+        {
+            // The writer stopped after a failed write (see [`writer`]).
+            self.stopped = true;
         }
     }
 
@@ -852,8 +858,10 @@ impl Persist {
 /// the disk (on ZooKeeper: as any write): after a crash of the machine, reconciliation with Mesos
 /// restores what a lost write held, and tasks we no longer know are killed, so no task is
 /// duplicated. The actor never waits for these writes; what depends on them (acknowledging an
-/// update, launching a task) waits here instead. A failed write is not retried: Mesos re-sends
-/// unacknowledged updates, and unconfirmed launches are reconciled.
+/// update, launching a task) waits here instead. A failed write is not retried, and the writer
+/// stops, which stops the actor at its next hand-over: the state is reloaded from the store by
+/// whoever leads next; Mesos re-sends unacknowledged updates, and unconfirmed launches are
+/// reconciled.
 async fn writer(store: Store, calls: MesosCalls, mut rx: mpsc::Receiver<Persist>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -878,12 +886,18 @@ async fn writer(store: Store, calls: MesosCalls, mut rx: mpsc::Receiver<Persist>
             result = store.delete_many_relaxed(deletes).await;
         }
         if let Err(e) = &result {
-            tracing::error!(error = %e, "could not persist instance records; the calls that depend on them are not sent");
+            tracing::error!(error = %e, "could not persist instance records; the calls that depend on them are not sent, and the scheduler stops (the next leader, or a restart, reloads the store and reconciles)");
         }
         for p in batch {
             for call in if result.is_ok() { p.then } else { p.otherwise } {
                 calls.send(call);
             }
+        }
+        if result.is_err() {
+            // The actor has moved on from records that are not stored: had it gone on, a later
+            // re-sent update of the same task would be acknowledged against a record that still
+            // says otherwise. Stopping makes it reload the store.
+            return;
         }
     }
 }

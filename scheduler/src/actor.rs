@@ -15,8 +15,8 @@ use framework_core::matching::offer_flow::OfferFlow;
 pub use framework_core::scheduler::{
     Change, Deployed, GroupOp, Rejection, SchedulerConfig as ActorConfig, action_json, container_policy, plan_json, step_json,
 };
-use framework_core::scheduler::{InstanceWrite, LAUNCH_CHUNK, Note, Scheduler, scale_within_limit};
-use framework_core::tree::{self, GroupNode};
+use framework_core::scheduler::{InstanceWrite, LAUNCH_CHUNK, Note, Scheduler};
+use framework_core::tree::GroupNode;
 use mesos_proto::v1::scheduler::{Call, event};
 use mesos_proto::v1::{self};
 use serde_json::json;
@@ -442,53 +442,7 @@ impl Actor {
     /// Turns a group change into a [`Change`] against the current tree and deploys it (or,
     /// with `dry_run`, only plans it).
     async fn group_command(&mut self, op: GroupOp, force: bool, dry_run: bool) -> Result<GroupOutcome, ApiError> {
-        let change = match op {
-            GroupOp::Update { update, create, rollback } => {
-                let gid = &update.id;
-                if create && self.s.groups.contains_key(gid) {
-                    return Err(ApiError::new(409, format!("Group {gid} is already created. Use PUT to change this group.")));
-                }
-                if create && self.s.apps.contains_key(gid) {
-                    return Err(ApiError::new(409, format!("An app with the path {gid} already exists.")));
-                }
-                let t = tree::apply_update(&self.s.tree_view(gid), &update, Timestamp(0));
-                Change {
-                    put: t.put_apps,
-                    delete: t.delete_apps,
-                    put_groups: t.put_groups,
-                    delete_groups: t.delete_groups,
-                    rollback,
-                    ..Change::default()
-                }
-            }
-            GroupOp::ScaleBy { group, factor } => {
-                if !self.s.groups.contains_key(&group) {
-                    return Err(ApiError::group_not_found(&group));
-                }
-                let put: Vec<AppDefinition> = self
-                    .s
-                    .apps
-                    .range(group.clone()..)
-                    .take_while(|(id, _)| id.is_within(&group))
-                    .map(|(_, a)| {
-                        let mut a = (**a).clone();
-                        a.instances = (f64::from(a.instances) * factor).ceil().min(f64::from(u32::MAX)) as u32;
-                        a
-                    })
-                    .collect();
-                scale_within_limit(&put, factor)?;
-                Change::put(put)
-            }
-            GroupOp::Delete { group } => {
-                if !self.s.groups.contains_key(&group) {
-                    return Err(ApiError::group_not_found(&group));
-                }
-                let t = tree::delete_group(&self.s.tree_view(&group), &group);
-                // Emptying the root still changes it (a new version).
-                let put_groups = if group.is_root() { vec![GroupNode::new(group.clone(), Timestamp(0))] } else { vec![] };
-                Change { delete: t.delete_apps, delete_groups: t.delete_groups, put_groups, ..Change::default() }
-            }
-        };
+        let change = self.s.group_change(op)?;
         if dry_run {
             let (target, to_kill, groups, version) = self.s.target_of(change, now())?;
             return Ok(GroupOutcome::DryRun(self.s.prepare(&target, &to_kill, groups, version)?.steps));
@@ -541,27 +495,10 @@ impl Actor {
         };
         if force {
             self.store.delete(&keys::deployment(id)).await.map_err(ApiError::storage)?;
-            if let Some(old) = self.s.remove_deployment(&key) {
-                self.s.counters.deployments_cancelled += 1;
-                self.s.outbox.event("deployment_failed", json!({"id": old.id, "plan": plan_json(&old), "reason": "cancelled"}), now());
-            }
+            self.s.stop_deployment(&key, now());
             return Ok(None);
         }
-        let original = self.s.deployments.get(&key).map(|d| d.original.clone()).unwrap_or_default();
-        let version = self.s.next_version(now());
-        let mut target = BTreeMap::new();
-        for (app_id, app) in original {
-            match app {
-                Some(mut app) => {
-                    spec::stamp_rollback(&mut app, version);
-                    target.insert(app_id, Some(app));
-                }
-                None if self.s.apps.contains_key(&app_id) => {
-                    target.insert(app_id, None);
-                }
-                None => {}
-            }
-        }
+        let (target, version) = self.s.rollback_of(&key, now());
         self.start_deployment(target, BTreeMap::new(), (vec![], vec![]), version, true).await.map(Some)
     }
 

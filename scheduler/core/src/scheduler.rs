@@ -1620,6 +1620,87 @@ impl Scheduler {
         }
         write
     }
+
+    /// The change a group command asks for, against the tree as it is now: an update (absent
+    /// fields keep what the group has; `create` refuses an existing group or app of that id), a
+    /// `scaleBy` of every app within the group, or the group's removal (the root is emptied).
+    pub fn group_change(&self, op: GroupOp) -> Result<Change, Rejection> {
+        Ok(match op {
+            GroupOp::Update { update, create, rollback } => {
+                let gid = &update.id;
+                if create && self.groups.contains_key(gid) {
+                    return Err(Rejection::new(409, format!("Group {gid} is already created. Use PUT to change this group.")));
+                }
+                if create && self.apps.contains_key(gid) {
+                    return Err(Rejection::new(409, format!("An app with the path {gid} already exists.")));
+                }
+                let t = tree::apply_update(&self.tree_view(gid), &update, Timestamp(0));
+                Change {
+                    put: t.put_apps,
+                    delete: t.delete_apps,
+                    put_groups: t.put_groups,
+                    delete_groups: t.delete_groups,
+                    rollback,
+                    ..Change::default()
+                }
+            }
+            GroupOp::ScaleBy { group, factor } => {
+                if !self.groups.contains_key(&group) {
+                    return Err(Rejection::group_not_found(&group));
+                }
+                let put: Vec<AppDefinition> = self
+                    .apps
+                    .range(group.clone()..)
+                    .take_while(|(id, _)| id.is_within(&group))
+                    .map(|(_, a)| {
+                        let mut a = (**a).clone();
+                        a.instances = (f64::from(a.instances) * factor).ceil().min(f64::from(u32::MAX)) as u32;
+                        a
+                    })
+                    .collect();
+                scale_within_limit(&put, factor)?;
+                Change::put(put)
+            }
+            GroupOp::Delete { group } => {
+                if !self.groups.contains_key(&group) {
+                    return Err(Rejection::group_not_found(&group));
+                }
+                let t = tree::delete_group(&self.tree_view(&group), &group);
+                // Emptying the root still changes it (a new version).
+                let put_groups = if group.is_root() { vec![GroupNode::new(group.clone(), Timestamp(0))] } else { vec![] };
+                Change { delete: t.delete_apps, delete_groups: t.delete_groups, put_groups, ..Change::default() }
+            }
+        })
+    }
+
+    /// Stops a running deployment where it is (`force=true`), its record already removed.
+    pub fn stop_deployment(&mut self, key: &DeploymentKey, now: Timestamp) {
+        if let Some(old) = self.remove_deployment(key) {
+            self.counters.deployments_cancelled += 1;
+            self.outbox.event("deployment_failed", json!({"id": old.id, "plan": plan_json(&old), "reason": "cancelled"}), now);
+        }
+    }
+
+    /// The apps that roll a running deployment back (its apps as they were before it; apps it
+    /// created go), at a new version, to be started forced over it.
+    pub fn rollback_of(&mut self, key: &DeploymentKey, now: Timestamp) -> (BTreeMap<AppId, Option<AppDefinition>>, Timestamp) {
+        let original = self.deployments.get(key).map(|d| d.original.clone()).unwrap_or_default();
+        let version = self.next_version(now);
+        let mut target = BTreeMap::new();
+        for (app_id, app) in original {
+            match app {
+                Some(mut app) => {
+                    spec::stamp_rollback(&mut app, version);
+                    target.insert(app_id, Some(app));
+                }
+                None if self.apps.contains_key(&app_id) => {
+                    target.insert(app_id, None);
+                }
+                None => {}
+            }
+        }
+        (target, version)
+    }
 }
 
 #[cfg(test)]

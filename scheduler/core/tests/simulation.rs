@@ -16,7 +16,7 @@ use std::time::Duration;
 use framework_core::app::AppDefinition;
 use framework_core::ids::{AppId, DeploymentId, InstanceId, PathId, Timestamp};
 use framework_core::keys;
-use framework_core::scheduler::{Change, InstanceWrite, Scheduler, SchedulerConfig};
+use framework_core::scheduler::{Change, GroupOp, InstanceWrite, Scheduler, SchedulerConfig};
 use framework_core::spec::ExecutorSettings;
 use framework_core::state::{Deployment, Instance};
 use framework_core::tree::GroupNode;
@@ -322,6 +322,18 @@ impl Sim {
     fn change(&mut self, change: Change, force: bool) {
         let now = self.now;
         let Ok((target, to_kill, groups, version)) = self.s.target_of(change, now) else { return };
+        self.start(target, to_kill, groups, version, force);
+    }
+
+    fn start(
+        &mut self,
+        target: BTreeMap<AppId, Option<AppDefinition>>,
+        to_kill: BTreeMap<AppId, Vec<InstanceId>>,
+        groups: (Vec<GroupNode>, Vec<PathId>),
+        version: Timestamp,
+        force: bool,
+    ) {
+        let now = self.now;
         self.next_id += 1;
         let Ok(start) = self.s.plan_start(target, to_kill, groups, version, force, DeploymentId(format!("d{}", self.next_id))) else {
             return;
@@ -340,10 +352,72 @@ impl Sim {
         self.flush();
     }
 
+    /// A group body for `/g0` or `/g1`: apps given or not, subgroups given or not.
+    fn group_body(&mut self) -> (PathId, serde_json::Value) {
+        let gid = PathId::parse(&format!("/g{}", self.rng.below(2))).expect("id");
+        let mut body = serde_json::json!({});
+        if self.rng.chance(60) {
+            let n = self.rng.below(3);
+            let apps: Vec<serde_json::Value> = (0..n)
+                .map(|i| {
+                    serde_json::json!({"id": format!("a{}", (i + self.rng.below(3)) % 3), "cmd": format!("sleep {}", 1000 + self.rng.below(3)),
+                        "instances": self.rng.below(4), "cpus": 0.25, "mem": 64, "portDefinitions": []})
+                })
+                .collect();
+            body["apps"] = serde_json::json!(apps);
+        }
+        if self.rng.chance(30) {
+            body["groups"] = serde_json::json!([]);
+        }
+        (gid, body)
+    }
+
     fn api(&mut self) {
         let id = self.app();
         let force = self.rng.chance(30);
-        match self.rng.below(5) {
+        match self.rng.below(9) {
+            5 | 6 => {
+                let (gid, body) = self.group_body();
+                let Ok(update) = framework_core::app::parse_group(body.to_string().as_bytes(), &gid) else { return };
+                self.log.push(format!("group {gid} {body}"));
+                if let Ok(change) = self.s.group_change(GroupOp::Update { update, create: false, rollback: false }) {
+                    self.change(change, force);
+                }
+            }
+            7 => {
+                let group = PathId::parse(&format!("/g{}", self.rng.below(2))).expect("id");
+                if self.rng.chance(50) {
+                    let factor = [0.0, 0.5, 2.0][self.rng.below(3) as usize];
+                    self.log.push(format!("scaleBy {group} {factor}"));
+                    if let Ok(change) = self.s.group_change(GroupOp::ScaleBy { group, factor }) {
+                        self.change(change, force);
+                    }
+                } else {
+                    self.log.push(format!("delete group {group}"));
+                    if let Ok(change) = self.s.group_change(GroupOp::Delete { group }) {
+                        self.change(change, force);
+                    }
+                }
+            }
+            8 => {
+                let keys: Vec<_> = self.s.deployments.keys().cloned().collect();
+                if keys.is_empty() {
+                    return;
+                }
+                let key = keys[self.rng.below(keys.len() as u64) as usize].clone();
+                if force {
+                    self.log.push(format!("stop deployment {}", key.1));
+                    self.store.keys.remove(&keys::deployment(&key.1));
+                    let now = self.now;
+                    self.s.stop_deployment(&key, now);
+                    self.flush();
+                } else {
+                    self.log.push(format!("roll back deployment {}", key.1));
+                    let now = self.now;
+                    let (target, version) = self.s.rollback_of(&key, now);
+                    self.start(target, BTreeMap::new(), (vec![], vec![]), version, true);
+                }
+            }
             0 | 1 => {
                 let mut a = AppDefinition::new(id.clone());
                 a.cmd = Some(format!("sleep {}", 1000 + self.rng.below(3)));

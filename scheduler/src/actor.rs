@@ -10,8 +10,7 @@ use std::time::Duration;
 use framework_core::app::AppDefinition;
 use framework_core::deploy::{self};
 use framework_core::ids::{AppId, DeploymentId, InstanceId, PathId, TaskId, Timestamp};
-use framework_core::instance::{Condition, Goal};
-use framework_core::matching::offer_flow::OfferFlow;
+use framework_core::instance::Goal;
 pub use framework_core::scheduler::{
     Change, Deployed, GroupOp, Rejection, SchedulerConfig as ActorConfig, action_json, container_policy, plan_json, step_json,
 };
@@ -25,7 +24,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::error::ApiError;
 use crate::events::EventBus;
 use crate::mesos::{MesosCalls, MesosUpdate};
-use crate::spec;
 use crate::state::{Deployment, Instance, LaunchQueue, Snapshot};
 use crate::store::Store;
 
@@ -420,22 +418,12 @@ impl Actor {
             }
             Command::Ready { instance } => {
                 self.readiness.remove(&instance);
-                if let Some(i) = self.s.instances.get(&instance) {
-                    let mut updated = Instance::clone(i);
-                    updated.ready = true;
-                    self.persist(Persist::instances(std::slice::from_ref(&updated))).await;
-                    self.s.put_instance(updated);
+                if let Some(write) = self.s.ready(&instance) {
+                    self.persist(Persist::from(write)).await;
                 }
                 None
             }
-            Command::ResetDelay { app, reply } => {
-                let had = self.s.backoffs.get_mut(&app).map(|b| {
-                    let had = b.time_left_ms(now()) > 0;
-                    b.reset();
-                    had
-                });
-                answer(reply, had.unwrap_or(false))
-            }
+            Command::ResetDelay { app, reply } => answer(reply, self.s.reset_delay(&app, now())),
         }
     }
 
@@ -502,14 +490,9 @@ impl Actor {
         self.start_deployment(target, BTreeMap::new(), (vec![], vec![]), version, true).await.map(Some)
     }
 
+    /// Kills tasks without changing their apps (each is replaced); 404 if any is unknown.
     async fn kill_tasks(&mut self, tasks: &[TaskId]) -> Result<Vec<Arc<Instance>>, ApiError> {
-        let mut killed = Vec::new();
-        for task in tasks {
-            let Some(instance) = task.instance_id().and_then(|i| self.s.instances.get(&i)).filter(|i| &i.task_id == task) else {
-                return Err(ApiError::new(404, format!("Task '{task}' does not exist")));
-            };
-            killed.push(Arc::clone(instance));
-        }
+        let killed = self.s.tasks_to_kill(tasks)?;
         for instance in &killed {
             // Goal stays Running: the instance is replaced by a new task.
             self.send_kill(&instance.id, None).await;
@@ -542,38 +525,21 @@ impl Actor {
         let now = now();
         match update {
             MesosUpdate::Subscribed { framework_id, master } => {
-                self.s.counters.subscriptions += 1;
-                let first = self.s.framework_id.is_none();
-                if self.s.framework_id.as_deref() != Some(&framework_id) {
-                    if let Err(e) = self.store.put(keys::FRAMEWORK_ID, framework_id.as_bytes()).await {
-                        // Carrying on would register a second framework at the next start and
-                        // orphan this one's tasks: stop, as for any write whose outcome is
-                        // unknown (the next leader, or a restart, subscribes with what is stored).
-                        tracing::error!(error = %e, %framework_id, "could not persist the framework id Mesos assigned; the scheduler stops so that no second framework is registered. Fix the state store and restart");
-                        self.stopped = true;
-                        return;
-                    }
-                    self.s.framework_id = Some(framework_id.clone());
+                if self.s.framework_id.as_deref() != Some(&framework_id)
+                    && let Err(e) = self.store.put(keys::FRAMEWORK_ID, framework_id.as_bytes()).await
+                {
+                    // Carrying on would register a second framework at the next start and
+                    // orphan this one's tasks: stop, as for any write whose outcome is unknown
+                    // (the next leader, or a restart, subscribes with what is stored).
+                    tracing::error!(error = %e, %framework_id, "could not persist the framework id Mesos assigned; the scheduler stops so that no second framework is registered. Fix the state store and restart");
+                    self.stopped = true;
+                    return;
                 }
-                self.s.connected = true;
-                self.s.master = master.clone();
-                // A new subscription: offers flow, and filters left behind are cleared once
-                // anything waits.
-                self.s.offer_flow = OfferFlow::default();
-                if first {
-                    self.s.outbox.event("scheduler_registered_event", json!({"frameworkId": framework_id, "master": master}), now);
-                } else {
-                    self.s.outbox.event("scheduler_reregistered_event", json!({"master": master}), now);
-                }
-                self.s.reconcile();
-                self.s.resend_kills();
+                self.s.subscribed(framework_id, master, now);
             }
             MesosUpdate::Disconnected { reason } => {
-                if self.s.connected {
-                    self.s.outbox.event("scheduler_disconnected_event", json!({}), now);
-                }
                 tracing::warn!(%reason, "Mesos subscription lost");
-                self.s.connected = false;
+                self.s.disconnected(now);
             }
             MesosUpdate::Event(ev) => match ev.r#type() {
                 event::Type::Offers => {
@@ -665,21 +631,9 @@ impl Actor {
             keep
         });
         let mut start = Vec::new();
-        for app_id in apps {
-            let Some(app) = self.s.apps.get(app_id) else { continue };
-            if app.readiness_checks.is_empty() || !self.s.deploying.contains_key(app_id) {
-                continue;
-            }
-            for (_, i) in crate::state::app_range(&self.s.instances, app_id) {
-                if &i.app_id != app_id || i.ready || i.condition != Condition::Running || self.readiness.contains_key(&i.id) {
-                    continue;
-                }
-                if i.config_version != spec::config_version(app) {
-                    continue;
-                }
-                if let Some(url) = crate::readiness::check_url(app, i) {
-                    start.push((app.clone(), i.id.clone(), url));
-                }
+        for (app, i) in self.s.readiness_wanted(apps, |id| self.readiness.contains_key(id)) {
+            if let Some(url) = crate::readiness::check_url(&app, &i) {
+                start.push((app, i.id.clone(), url));
             }
         }
         for (app, id, url) in start {
@@ -875,7 +829,7 @@ mod tests {
             min_revive_interval: Duration::from_secs(5),
             max_running_deployments: 100,
             max_versions: 50,
-            executor: spec::ExecutorSettings { path: "framework-executor".into(), uri: None },
+            executor: crate::spec::ExecutorSettings { path: "framework-executor".into(), uri: None },
             allow_privileged,
             docker_parameters_allowed: params.iter().map(ToString::to_string).collect(),
             max_instances_per_offer: 100,

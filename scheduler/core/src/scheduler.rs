@@ -1701,6 +1701,93 @@ impl Scheduler {
         }
         (target, version)
     }
+
+    /// SUBSCRIBED, with the framework id stored: offers flow anew (filters left behind are
+    /// cleared once anything waits), every task is reconciled, and kills decided earlier are sent
+    /// again (they may have been lost with the previous connection or leader).
+    pub fn subscribed(&mut self, framework_id: String, master: String, now: Timestamp) {
+        self.counters.subscriptions += 1;
+        let first = self.framework_id.is_none();
+        self.framework_id = Some(framework_id.clone());
+        self.connected = true;
+        self.master = master.clone();
+        self.offer_flow = OfferFlow::default();
+        if first {
+            self.outbox.event("scheduler_registered_event", json!({"frameworkId": framework_id, "master": master}), now);
+        } else {
+            self.outbox.event("scheduler_reregistered_event", json!({"master": master}), now);
+        }
+        self.reconcile();
+        self.resend_kills();
+    }
+
+    /// The subscription ended (the client re-subscribes by itself).
+    pub fn disconnected(&mut self, now: Timestamp) {
+        if self.connected {
+            self.outbox.event("scheduler_disconnected_event", json!({}), now);
+        }
+        self.connected = false;
+    }
+
+    /// The instances of `tasks` (each must be a task we know, else 404), to kill without
+    /// changing their apps.
+    pub fn tasks_to_kill(&self, tasks: &[TaskId]) -> Result<Vec<Arc<Instance>>, Rejection> {
+        tasks
+            .iter()
+            .map(|task| {
+                task.instance_id()
+                    .and_then(|i| self.instances.get(&i))
+                    .filter(|i| &i.task_id == task)
+                    .cloned()
+                    .ok_or_else(|| Rejection::new(404, format!("Task '{task}' does not exist")))
+            })
+            .collect()
+    }
+
+    /// An instance passed its readiness check: recorded as ready.
+    pub fn ready(&mut self, id: &InstanceId) -> Option<InstanceWrite> {
+        let mut updated = Instance::clone(self.instances.get(id)?);
+        updated.ready = true;
+        self.put_instance(updated.clone());
+        Some(InstanceWrite { instances: vec![updated], ..InstanceWrite::default() })
+    }
+
+    /// Resets an app's launch backoff; whether there was a delay to reset.
+    pub fn reset_delay(&mut self, app: &AppId, now: Timestamp) -> bool {
+        self.backoffs
+            .get_mut(app)
+            .map(|b| {
+                let had = b.time_left_ms(now) > 0;
+                b.reset();
+                had
+            })
+            .unwrap_or(false)
+    }
+
+    /// The instances that want a readiness check: running, of the current configuration, not
+    /// ready yet, of the given apps with readiness checks in a deployment, and not `checking`
+    /// already.
+    pub fn readiness_wanted<'a>(
+        &self,
+        apps: impl Iterator<Item = &'a AppId>,
+        checking: impl Fn(&InstanceId) -> bool,
+    ) -> Vec<(Arc<AppDefinition>, Arc<Instance>)> {
+        let mut out = Vec::new();
+        for app_id in apps {
+            let Some(app) = self.apps.get(app_id) else { continue };
+            if app.readiness_checks.is_empty() || !self.deploying.contains_key(app_id) {
+                continue;
+            }
+            let current = spec::config_version(app);
+            for (_, i) in crate::state::app_range(&self.instances, app_id) {
+                if &i.app_id != app_id || i.ready || i.condition != Condition::Running || checking(&i.id) || i.config_version != current {
+                    continue;
+                }
+                out.push((app.clone(), i.clone()));
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]

@@ -561,9 +561,8 @@ impl Sim {
         // What the old leader had not written yet is lost with it.
         self.writer.clear();
         self.s = self.store.load(config());
-        self.s.connected = true;
-        self.s.reconcile();
-        self.s.resend_kills();
+        let now = self.now;
+        self.s.subscribed("fw".into(), "master".into(), now);
         self.flush();
     }
 

@@ -52,6 +52,13 @@ impl ApiError {
     }
 }
 
+/// Handlers return `Result<_, ApiError>`; the error answers with its status and Marathon's JSON.
+impl axum::response::IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        crate::api::json_response(self.status, &self.body)
+    }
+}
+
 impl From<framework_core::scheduler::Rejection> for ApiError {
     fn from(r: framework_core::scheduler::Rejection) -> Self {
         Self { status: r.status, body: r.body }

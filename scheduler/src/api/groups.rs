@@ -80,60 +80,54 @@ fn group_json(snap: &Snapshot, gid: &PathId, embed: Embed) -> Value {
     })
 }
 
-async fn get_group(state: ApiState, rest: &str, q: Option<String>) -> Response<Body> {
+async fn get_group(state: ApiState, rest: &str, q: Option<String>) -> Result<Response<Body>, ApiError> {
     let p = Params::parse(q.as_deref());
     let snap = state.actor.snapshot();
     let embed = Embed::parse(p.all("embed"));
-    let result = async {
-        match target(rest) {
-            Target::Group(raw) => {
-                let gid = group_id(&raw)?;
-                if !snap.groups.contains_key(&gid) {
-                    return Err(ApiError::group_not_found(&gid));
-                }
-                Ok(group_json(&snap, &gid, embed))
+    let body = match target(rest) {
+        Target::Group(raw) => {
+            let gid = group_id(&raw)?;
+            if !snap.groups.contains_key(&gid) {
+                return Err(ApiError::group_not_found(&gid));
             }
-            Target::Apps(raw) => {
-                // Every app within the group (an unknown group has none, as in Marathon).
-                let gid = group_id(&raw)?;
-                let apps: Vec<Value> = snap
-                    .apps
-                    .range(gid.clone()..)
-                    .take_while(|(id, _)| id.is_within(&gid))
-                    .map(|(_, a)| render::app_info(&snap, a, embed))
-                    .collect();
-                Ok(json!(apps))
-            }
-            Target::Versions(raw) => {
-                let gid = group_id(&raw)?;
-                if !snap.groups.contains_key(&gid) {
-                    return Err(ApiError::group_not_found(&gid));
-                }
-                let mut versions: Vec<String> = state
-                    .store
-                    .keys(&keys::group_versions(&gid))
-                    .await
-                    .map_err(ApiError::storage)?
-                    .into_iter()
-                    .filter_map(|k| k.rsplit('/').next().map(str::to_string))
-                    .collect();
-                versions.sort();
-                versions.reverse();
-                Ok(json!(versions))
-            }
-            Target::Version(raw, v) => {
-                let gid = group_id(&raw)?;
-                let version: Timestamp = v.parse().map_err(|e: framework_core::ids::IdError| ApiError::new(400, e.to_string()))?;
-                let stored = stored_version(&state, &gid, version).await?.ok_or_else(|| ApiError::group_not_found(&gid))?;
-                serde_json::to_value(stored).map_err(|e| ApiError::new(500, e.to_string()))
-            }
+            group_json(&snap, &gid, embed)
         }
-    }
-    .await;
-    match result {
-        Ok(v) => json_response(200, &v),
-        Err(e) => error(e),
-    }
+        Target::Apps(raw) => {
+            // Every app within the group (an unknown group has none, as in Marathon).
+            let gid = group_id(&raw)?;
+            let apps: Vec<Value> = snap
+                .apps
+                .range(gid.clone()..)
+                .take_while(|(id, _)| id.is_within(&gid))
+                .map(|(_, a)| render::app_info(&snap, a, embed))
+                .collect();
+            json!(apps)
+        }
+        Target::Versions(raw) => {
+            let gid = group_id(&raw)?;
+            if !snap.groups.contains_key(&gid) {
+                return Err(ApiError::group_not_found(&gid));
+            }
+            let mut versions: Vec<String> = state
+                .store
+                .keys(&keys::group_versions(&gid))
+                .await
+                .map_err(ApiError::storage)?
+                .into_iter()
+                .filter_map(|k| k.rsplit('/').next().map(str::to_string))
+                .collect();
+            versions.sort();
+            versions.reverse();
+            json!(versions)
+        }
+        Target::Version(raw, v) => {
+            let gid = group_id(&raw)?;
+            let version: Timestamp = v.parse().map_err(|e: framework_core::ids::IdError| ApiError::new(400, e.to_string()))?;
+            let stored = stored_version(&state, &gid, version).await?.ok_or_else(|| ApiError::group_not_found(&gid))?;
+            serde_json::to_value(stored).map_err(|e| ApiError::new(500, e.to_string()))?
+        }
+    };
+    Ok(json_response(200, &body))
 }
 
 /// A stored version of a group, if it is kept.
@@ -147,12 +141,12 @@ async fn stored_version(state: &ApiState, gid: &PathId, version: Timestamp) -> R
 }
 
 /// GET /v2/groups
-pub async fn get_root(State(state): State<ApiState>, RawQuery(q): RawQuery) -> Response<Body> {
+pub async fn get_root(State(state): State<ApiState>, RawQuery(q): RawQuery) -> Result<Response<Body>, ApiError> {
     get_group(state, "", q).await
 }
 
 /// GET /v2/groups/{gid}[/apps|/versions[/v]]
-pub async fn get_any(State(state): State<ApiState>, Path(rest): Path<String>, RawQuery(q): RawQuery) -> Response<Body> {
+pub async fn get_any(State(state): State<ApiState>, Path(rest): Path<String>, RawQuery(q): RawQuery) -> Result<Response<Body>, ApiError> {
     get_group(state, &rest, q).await
 }
 

@@ -171,7 +171,7 @@ pub fn deployment_result(status: u16, d: &crate::actor::Deployed) -> Response<Bo
 
 /// An error response in Marathon's shape.
 pub fn error(e: ApiError) -> Response<Body> {
-    json_response(e.status, &e.body)
+    axum::response::IntoResponse::into_response(e)
 }
 
 /// Query parameters as pairs (keys may repeat: `embed`, `event_type`, `status[]`).

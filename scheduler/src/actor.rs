@@ -99,8 +99,13 @@ const WRITER_QUEUE: usize = 32;
 /// At most this many status updates are applied together (one write, one drive).
 const STATUS_BATCH: usize = 512;
 
-/// A full pass yields to the runtime after about this many apps.
+/// A full pass decides for this many apps at a time, spending one unit of the task's budget per
+/// app (tokio yields the worker when the budget runs out).
 const DRIVE_CHUNK: usize = 64;
+
+/// The full pass's scan for instances of apps that exist nowhere looks at this many instances
+/// per unit of budget (two map lookups each).
+const ORPHAN_CHUNK: usize = 64;
 
 /// At most this many queued commands are carried out before their common publish.
 const COMMAND_BATCH: usize = 64;
@@ -679,12 +684,17 @@ impl Actor {
         let standalone = drive.take_standalone();
         for chunk in standalone.chunks(DRIVE_CHUNK) {
             self.s.drive_standalone(&mut drive, chunk);
-            tokio::task::consume_budget().await;
+            // One unit of the task's budget per app, as before the chunks: the runtime gets the
+            // worker back as often as when each app was its own step.
+            for _ in chunk {
+                tokio::task::consume_budget().await;
+            }
         }
         if full {
             let mut after = None;
             loop {
-                after = self.s.orphan_kills(&mut drive, after.as_ref(), DRIVE_CHUNK * 16);
+                after = self.s.orphan_kills(&mut drive, after.as_ref(), ORPHAN_CHUNK);
+                // The scan is cheap per instance: one unit per chunk.
                 tokio::task::consume_budget().await;
                 if after.is_none() {
                     break;

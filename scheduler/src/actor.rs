@@ -880,16 +880,20 @@ mod tests {
         let journal = root.join("journal");
         let _ = std::fs::remove_dir_all(&journal);
         std::fs::write(&journal, b"not a directory").unwrap();
-        let (mut actor, _handle, _rx) = Actor::new(config(false, &[]), store, EventBus::new(), Loaded::default());
-        actor.on_mesos(MesosUpdate::Subscribed { framework_id: "fw-1".into(), master: "m".into() }).await;
-        assert!(actor.stopped, "a framework id Mesos assigned but we could not store must stop the scheduler");
-        assert_eq!(actor.s.framework_id, None, "the unsaved id is not used");
+        {
+            let (mut actor, _handle, _rx) = Actor::new(config(false, &[]), store, EventBus::new(), Loaded::default());
+            actor.on_mesos(MesosUpdate::Subscribed { framework_id: "fw-1".into(), master: "m".into() }).await;
+            assert!(actor.stopped, "a framework id Mesos assigned but we could not store must stop the scheduler");
+            assert_eq!(actor.s.framework_id, None, "the unsaved id is not used");
+        }
         // A stored id goes through.
         let store = Store::Files(crate::store::FileStore::open(&root.join("ok")).await.unwrap());
         let (mut actor, _handle, _rx) = Actor::new(config(false, &[]), store.clone(), EventBus::new(), Loaded::default());
         actor.on_mesos(MesosUpdate::Subscribed { framework_id: "fw-2".into(), master: "m".into() }).await;
         assert!(!actor.stopped);
         assert_eq!(store.get(keys::FRAMEWORK_ID).await.unwrap().as_deref(), Some(&b"fw-2"[..]));
+        // The stores' writer threads end with their last handle; then the directory can go.
+        drop((actor, store));
         let _ = std::fs::remove_dir_all(root);
     }
 }

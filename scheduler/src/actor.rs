@@ -830,22 +830,6 @@ fn status_of(update: MesosUpdate) -> Result<v1::TaskStatus, MesosUpdate> {
 mod tests {
     use super::*;
 
-    fn config(allow_privileged: bool, params: &[&str]) -> ActorConfig {
-        ActorConfig {
-            role: "*".into(),
-            task_launch_timeout: Duration::from_secs(300),
-            kill_retry: Duration::from_secs(30),
-            decline_refuse_seconds: 120.0,
-            min_revive_interval: Duration::from_secs(5),
-            max_running_deployments: 100,
-            max_versions: 50,
-            executor: crate::spec::ExecutorSettings { path: "framework-executor".into(), uri: None },
-            allow_privileged,
-            docker_parameters_allowed: params.iter().map(ToString::to_string).collect(),
-            max_instances_per_offer: 100,
-        }
-    }
-
     #[tokio::test]
     async fn store_keys_of_any_accepted_id_stay_in_their_folder() {
         let root = std::env::temp_dir().join(format!("framework-keys-{}", uuid::Uuid::new_v4()));
@@ -881,14 +865,14 @@ mod tests {
         let _ = std::fs::remove_dir_all(&journal);
         std::fs::write(&journal, b"not a directory").unwrap();
         {
-            let (mut actor, _handle, _rx) = Actor::new(config(false, &[]), store, EventBus::new(), Loaded::default());
+            let (mut actor, _handle, _rx) = Actor::new(ActorConfig::default(), store, EventBus::new(), Loaded::default());
             actor.on_mesos(MesosUpdate::Subscribed { framework_id: "fw-1".into(), master: "m".into() }).await;
             assert!(actor.stopped, "a framework id Mesos assigned but we could not store must stop the scheduler");
             assert_eq!(actor.s.framework_id, None, "the unsaved id is not used");
         }
         // A stored id goes through.
         let store = Store::Files(crate::store::FileStore::open(&root.join("ok")).await.unwrap());
-        let (mut actor, _handle, _rx) = Actor::new(config(false, &[]), store.clone(), EventBus::new(), Loaded::default());
+        let (mut actor, _handle, _rx) = Actor::new(ActorConfig::default(), store.clone(), EventBus::new(), Loaded::default());
         actor.on_mesos(MesosUpdate::Subscribed { framework_id: "fw-2".into(), master: "m".into() }).await;
         assert!(!actor.stopped);
         assert_eq!(store.get(keys::FRAMEWORK_ID).await.unwrap().as_deref(), Some(&b"fw-2"[..]));

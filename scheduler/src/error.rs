@@ -2,7 +2,8 @@
 
 use framework_core::app::AppError;
 use framework_core::ids::DeploymentId;
-use serde_json::{Value, json};
+use framework_core::scheduler::Rejection;
+use serde_json::Value;
 
 /// An error bound for an API client.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,29 +17,22 @@ pub struct ApiError {
 impl ApiError {
     /// An error with just a message.
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        Self { status, body: json!({ "message": message.into() }) }
+        Rejection::new(status, message).into()
     }
 
     /// 404 for an unknown app.
     pub fn app_not_found(id: impl std::fmt::Display) -> Self {
-        Self::new(404, format!("App '{id}' does not exist"))
+        Rejection::app_not_found(id).into()
     }
 
     /// 404 for an unknown group.
     pub fn group_not_found(id: impl std::fmt::Display) -> Self {
-        Self::new(404, format!("Group '{id}' does not exist"))
+        Rejection::group_not_found(id).into()
     }
 
     /// 409 when a change touches apps locked by running deployments.
     pub fn locked(deployments: &[DeploymentId]) -> Self {
-        let first = deployments.first().map(|d| d.0.as_str()).unwrap_or_default();
-        Self {
-            status: 409,
-            body: json!({
-                "message": format!("App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/{first}'."),
-                "deployments": deployments.iter().map(|d| json!({"id": d.0})).collect::<Vec<_>>(),
-            }),
-        }
+        Rejection::locked(deployments).into()
     }
 
     /// 503 when state could not be persisted; nothing was changed.
@@ -59,8 +53,8 @@ impl axum::response::IntoResponse for ApiError {
     }
 }
 
-impl From<framework_core::scheduler::Rejection> for ApiError {
-    fn from(r: framework_core::scheduler::Rejection) -> Self {
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> Self {
         Self { status: r.status, body: r.body }
     }
 }

@@ -516,6 +516,27 @@ pub struct SchedulerConfig {
     pub max_instances_per_offer: u32,
 }
 
+impl Default for SchedulerConfig {
+    /// Marathon's defaults (role `*`, 300 s launch timeout, 30 s kill retry, 120 s refusal, 5 s
+    /// between REVIVEs, 100 deployments, 50 versions, 100 tasks per offer), no privileged
+    /// containers, the default Docker parameters, and `framework-executor` on the agents' path.
+    fn default() -> Self {
+        Self {
+            role: "*".into(),
+            task_launch_timeout: Duration::from_secs(300),
+            kill_retry: Duration::from_secs(30),
+            decline_refuse_seconds: 120.0,
+            min_revive_interval: Duration::from_secs(5),
+            max_running_deployments: 100,
+            max_versions: 50,
+            executor: spec::ExecutorSettings { path: "framework-executor".into(), uri: None },
+            allow_privileged: false,
+            docker_parameters_allowed: DEFAULT_DOCKER_PARAMETERS.iter().map(ToString::to_string).collect(),
+            max_instances_per_offer: 100,
+        }
+    }
+}
+
 /// The scheduler's state. The fields are public while the actor still carries out part of the
 /// decisions itself; each moves behind methods as those decisions move here.
 #[derive(Debug)]
@@ -1797,17 +1818,9 @@ mod tests {
 
     fn config(allow_privileged: bool, params: &[&str]) -> SchedulerConfig {
         SchedulerConfig {
-            role: "*".into(),
-            task_launch_timeout: Duration::from_secs(300),
-            kill_retry: Duration::from_secs(30),
-            decline_refuse_seconds: 120.0,
-            min_revive_interval: Duration::from_secs(5),
-            max_running_deployments: 100,
-            max_versions: 50,
-            executor: spec::ExecutorSettings { path: "framework-executor".into(), uri: None },
             allow_privileged,
             docker_parameters_allowed: params.iter().map(ToString::to_string).collect(),
-            max_instances_per_offer: 100,
+            ..SchedulerConfig::default()
         }
     }
 

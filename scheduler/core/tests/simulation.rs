@@ -11,13 +11,11 @@
 //! failure prints.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::time::Duration;
 
 use framework_core::app::AppDefinition;
 use framework_core::ids::{AppId, DeploymentId, InstanceId, PathId, Timestamp};
 use framework_core::keys;
 use framework_core::scheduler::{Change, GroupOp, InstanceWrite, Scheduler, SchedulerConfig};
-use framework_core::spec::ExecutorSettings;
 use framework_core::state::{Deployment, Instance};
 use framework_core::tree::GroupNode;
 use mesos_proto::v1::scheduler::{Call, call};
@@ -238,19 +236,7 @@ impl Store {
 }
 
 fn config() -> SchedulerConfig {
-    SchedulerConfig {
-        role: "*".into(),
-        task_launch_timeout: Duration::from_secs(300),
-        kill_retry: Duration::from_secs(30),
-        decline_refuse_seconds: 120.0,
-        min_revive_interval: Duration::from_secs(5),
-        max_running_deployments: 100,
-        max_versions: 50,
-        executor: ExecutorSettings { path: "framework-executor".into(), uri: None },
-        allow_privileged: false,
-        docker_parameters_allowed: vec![],
-        max_instances_per_offer: 100,
-    }
+    SchedulerConfig::default()
 }
 
 struct Sim {

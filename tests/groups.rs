@@ -308,6 +308,34 @@ async fn routes_with_a_trailing_slash_and_pods() -> anyhow::Result<()> {
         assert_eq!(r.status, 404, "{method} /v2/pods: {}", r.text);
     }
     assert_eq!(fw.get("/v2/pods/::status").await?.status, 404);
+    // A method a route does not take: 405 with Marathon's JSON body.
+    let r = fw.request(Method::DELETE, "/v2/info", None).await?;
+    assert_eq!((r.status, r.json["message"].as_str()), (405, Some("HTTP 405 Method Not Allowed")), "{}", r.text);
+    let r = fw.get("/v2/plugins").await?;
+    assert_eq!((r.status, r.json.clone()), (200, json!({"plugins": []})), "{}", r.text);
+    // POST /v2/tasks/delete skips well-formed ids of tasks that are gone, as Marathon does.
+    let gone = "ts.instance-00000000-0000-0000-0000-000000000000._app.1";
+    let r = fw.request(Method::POST, "/v2/tasks/delete", Some(&json!({"ids": [gone]}))).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["tasks"], json!([]), "{}", r.text);
+    assert_eq!(fw.request(Method::POST, "/v2/tasks/delete", Some(&json!({"ids": ["not a task id"]}))).await?.status, 400);
+    stop(cluster, fw, dir).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn resetting_a_launch_delay_answers_204() -> anyhow::Result<()> {
+    let (cluster, fw, dir) = start("reset-delay", &[]).await?;
+    // A task that fails at once puts its app into the backoff delay (60 s here).
+    let app = json!({"id": "/flaky", "cmd": "exit 1", "cpus": 0.01, "mem": 8, "instances": 1, "backoffSeconds": 60});
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    fw.wait_until("/v2/queue", DEPLOY, "a delayed launch", |j| {
+        j["queue"].as_array().is_some_and(|q| q.iter().any(|e| e["delay"]["timeLeftSeconds"].as_f64().is_some_and(|s| s > 0.0)))
+    })
+    .await?;
+    let r = fw.request(Method::DELETE, "/v2/queue/flaky/delay", None).await?;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(fw.request(Method::DELETE, "/v2/queue/nothing/delay", None).await?.status, 404);
     stop(cluster, fw, dir).await;
     Ok(())
 }

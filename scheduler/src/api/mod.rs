@@ -119,8 +119,11 @@ pub fn router(state: ApiState) -> Router {
         // Marathon UI, marathon-python, DC/OS tooling) learn that a Marathon has no pods.
         .route("/v2/pods", any(no_pods))
         .route("/v2/pods/{*rest}", any(no_pods))
+        .route("/v2/plugins", get(system::plugins))
         // Marathon answers unknown routes with 500 and this message; clients may rely on it.
         .fallback(|| async { error(ApiError::new(500, "URI not found")) })
+        // A known route with a method it does not take: 405 with Marathon's JSON body.
+        .method_not_allowed_fallback(|| async { error(ApiError::new(405, "HTTP 405 Method Not Allowed")) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response_with_state(state.clone(), common_headers))
         .with_state(state)

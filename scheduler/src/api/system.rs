@@ -122,8 +122,18 @@ pub async fn reset_delay(State(state): State<ApiState>, Path(rest): Path<String>
         return error(ApiError::app_not_found(&app));
     }
     match state.actor.ask(|reply| Command::ResetDelay { app: app.clone(), reply }).await {
-        Ok(true) => Response::new(Body::empty()),
+        // Marathon answers 204 No Content.
+        Ok(true) => {
+            let mut resp = Response::new(Body::empty());
+            *resp.status_mut() = axum::http::StatusCode::NO_CONTENT;
+            resp
+        }
         Ok(false) => error(ApiError::new(404, format!("Application {app} not found in tasks queue."))),
         Err(e) => error(e),
     }
+}
+
+/// GET /v2/plugins: Marathon's plugin list; this server has no plugins.
+pub async fn plugins() -> Response<Body> {
+    super::json_response(200, &serde_json::json!({ "plugins": [] }))
 }

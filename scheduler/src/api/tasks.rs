@@ -47,7 +47,9 @@ pub async fn delete_many(State(state): State<ApiState>, RawQuery(q): RawQuery, R
     for raw in ids {
         match TaskId::parse(&raw) {
             Ok(t) if snap.task(&t).is_some() => tasks.push(t),
-            _ => return error(ApiError::new(400, format!("Invalid task id '{raw}'"))),
+            // As in Marathon, a well-formed id of a task that is gone is skipped.
+            Ok(_) => {}
+            Err(_) => return error(ApiError::new(400, format!("Invalid task id '{raw}'"))),
         }
     }
     kill(&state, tasks, &p, false).await

@@ -197,17 +197,7 @@ pub async fn get_any(State(state): State<ApiState>, Path(rest): Path<String>, Ra
                 if !snap.apps.contains_key(&id) {
                     return Err(ApiError::app_not_found(&id));
                 }
-                let mut versions: Vec<String> = state
-                    .store
-                    .list(&keys::app_versions(&id))
-                    .await
-                    .map_err(ApiError::storage)?
-                    .into_iter()
-                    .filter_map(|(k, _)| k.rsplit('/').next().map(str::to_string))
-                    .collect();
-                versions.sort();
-                versions.reverse();
-                Ok(json!({ "versions": versions }))
+                Ok(json!({ "versions": super::stored_versions(&state, &keys::app_versions(&id)).await? }))
             }
             Target::Version(raw, v) => {
                 let id = app_id(&raw)?;

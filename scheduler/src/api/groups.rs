@@ -108,17 +108,7 @@ async fn get_group(state: ApiState, rest: &str, q: Option<String>) -> Result<Res
             if !snap.groups.contains_key(&gid) {
                 return Err(ApiError::group_not_found(&gid));
             }
-            let mut versions: Vec<String> = state
-                .store
-                .keys(&keys::group_versions(&gid))
-                .await
-                .map_err(ApiError::storage)?
-                .into_iter()
-                .filter_map(|k| k.rsplit('/').next().map(str::to_string))
-                .collect();
-            versions.sort();
-            versions.reverse();
-            json!(versions)
+            json!(super::stored_versions(&state, &keys::group_versions(&gid)).await?)
         }
         Target::Version(raw, v) => {
             let gid = group_id(&raw)?;

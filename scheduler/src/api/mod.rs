@@ -162,6 +162,15 @@ async fn deploy(state: &ApiState, change: crate::actor::Change, force: bool) -> 
     Ok(deployed)
 }
 
+/// The versions stored under `folder` (an app's or a group's), newest first. Only the keys are
+/// read: version keys sort as their timestamps do.
+async fn stored_versions(state: &ApiState, folder: &str) -> Result<Vec<String>, ApiError> {
+    let keys = state.store.keys(folder).await.map_err(ApiError::storage)?;
+    let mut versions: Vec<String> = keys.into_iter().filter_map(|k| k.rsplit('/').next().map(str::to_string)).collect();
+    versions.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(versions)
+}
+
 /// Marathon's answer to a deployment-creating call: `{"deploymentId", "version"}` with the
 /// `Marathon-Deployment-Id` header.
 pub fn deployment_result(status: u16, d: &crate::actor::Deployed) -> Response<Body> {

@@ -3,95 +3,34 @@
 //! persists every change before it is acknowledged (to an API client or to Mesos), sends Mesos
 //! calls and publishes a snapshot for API reads.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use framework_core::app::AppDefinition;
-use framework_core::deploy::{self};
 use framework_core::ids::{AppId, DeploymentId, InstanceId, PathId, TaskId, Timestamp};
 use framework_core::instance::Goal;
+pub use framework_core::keys;
 pub use framework_core::scheduler::{
     Change, Deployed, GroupOp, Rejection, SchedulerConfig as ActorConfig, action_json, container_policy, plan_json, step_json,
 };
-use framework_core::scheduler::{InstanceWrite, LAUNCH_CHUNK, Note, Scheduler};
+use framework_core::scheduler::{LAUNCH_CHUNK, Note, Scheduler};
 use framework_core::tree::GroupNode;
-use mesos_proto::v1::scheduler::{Call, event};
+use mesos_proto::v1::scheduler::event;
 use mesos_proto::v1::{self};
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use crate::command::{ActorHandle, Command, GroupOutcome};
 use crate::error::ApiError;
 use crate::events::EventBus;
 use crate::mesos::{MesosCalls, MesosUpdate};
-use crate::state::{Deployment, Instance, LaunchQueue, Snapshot};
+pub use crate::persist::{Loaded, load};
+use crate::persist::{Persist, writer};
+use crate::state::{Instance, Snapshot};
 use crate::store::Store;
-
-/// What a group command answers.
-#[derive(Debug)]
-pub enum GroupOutcome {
-    /// The change was made and its deployment started.
-    Deployed(Deployed),
-    /// `dryRun`: the steps the change would take; nothing was changed.
-    DryRun(Vec<deploy::Step>),
-}
-
-/// A request to the actor.
-#[derive(Debug)]
-pub enum Command {
-    /// Change apps (create, update, scale, restart, delete).
-    Deploy {
-        /// The change.
-        change: Change,
-        /// Cancel conflicting deployments instead of answering 409.
-        force: bool,
-        /// Answer.
-        reply: oneshot::Sender<Result<Deployed, ApiError>>,
-    },
-    /// Change a group.
-    Group {
-        /// The change.
-        op: GroupOp,
-        /// Cancel conflicting deployments instead of answering 409.
-        force: bool,
-        /// Only plan the change (`dryRun`).
-        dry_run: bool,
-        /// Answer.
-        reply: oneshot::Sender<Result<GroupOutcome, ApiError>>,
-    },
-    /// Kill tasks without changing apps (they are replaced).
-    KillTasks {
-        /// The tasks.
-        tasks: Vec<TaskId>,
-        /// Answer: the killed instances as they were.
-        reply: oneshot::Sender<Result<Vec<Arc<Instance>>, ApiError>>,
-    },
-    /// Cancel a deployment: roll back (`force=false`) or just stop it.
-    CancelDeployment {
-        /// The deployment.
-        id: DeploymentId,
-        /// Stop without rollback.
-        force: bool,
-        /// Answer: the rollback deployment, if one was started.
-        reply: oneshot::Sender<Result<Option<Deployed>, ApiError>>,
-    },
-    /// An instance passed its readiness check (sent by the readiness checker).
-    Ready {
-        /// The instance.
-        instance: InstanceId,
-    },
-    /// Reset an app's launch backoff.
-    ResetDelay {
-        /// The app.
-        app: AppId,
-        /// Answer: whether there was a delay to reset.
-        reply: oneshot::Sender<bool>,
-    },
-}
 
 /// How a command is answered, once its change is published.
 type Reply = Box<dyn FnOnce() + Send>;
-
 /// The writer may fall this many hand-overs behind before the actor waits for it (the queue
 /// holds serialized records and task infos: unbounded, it grew to a gigabyte at 10,000 agents).
 const WRITER_QUEUE: usize = 32;
@@ -109,87 +48,11 @@ const ORPHAN_CHUNK: usize = 64;
 
 /// At most this many queued commands are carried out before their common publish.
 const COMMAND_BATCH: usize = 64;
-
-/// Handle for sending commands to the actor.
-#[derive(Debug, Clone)]
-pub struct ActorHandle {
-    tx: mpsc::Sender<Command>,
-    snapshot: watch::Receiver<Arc<Snapshot>>,
-}
-
-impl ActorHandle {
-    /// The latest published state.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot.borrow().clone()
-    }
-
-    /// A receiver of every published snapshot.
-    pub fn watch(&self) -> watch::Receiver<Arc<Snapshot>> {
-        self.snapshot.clone()
-    }
-
-    /// Sends a command and waits for its answer.
-    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, ApiError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).await.map_err(|_| ApiError::unavailable())?;
-        rx.await.map_err(|_| ApiError::unavailable())
-    }
-}
-
 /// The current wall-clock time.
 pub fn now() -> Timestamp {
     let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
 }
-
-/// The state the actor starts from (loaded from the store).
-#[derive(Debug, Default)]
-pub struct Loaded {
-    /// Apps.
-    pub apps: Vec<AppDefinition>,
-    /// Instances.
-    pub instances: Vec<Instance>,
-    /// Running deployments.
-    pub deployments: Vec<Deployment>,
-    /// Groups (stores written before groups were stored have none: they are found from the
-    /// apps' ids).
-    pub groups: Vec<GroupNode>,
-    /// Framework id.
-    pub framework_id: Option<String>,
-}
-
-pub use framework_core::keys;
-
-/// Reads everything the actor needs from the store.
-pub async fn load(store: &Store) -> anyhow::Result<Loaded> {
-    use anyhow::Context as _;
-    let mut loaded = Loaded::default();
-    for (key, bytes) in store.list("apps").await? {
-        loaded.apps.push(serde_json::from_slice(&bytes).with_context(|| format!("stored app {key} is unreadable"))?);
-    }
-    for (key, bytes) in store.list("instances").await? {
-        // Instance records are written without waiting for the disk (to the record log; older
-        // versions wrote files in place), so a crash can leave one torn: it is skipped, and
-        // reconciliation reports its task as unknown.
-        match serde_json::from_slice(&bytes) {
-            Ok(instance) => loaded.instances.push(instance),
-            Err(e) => {
-                tracing::warn!(%key, error = %e, "skipping an unreadable instance record (torn by a crash?); its task is reconciled as unknown")
-            }
-        }
-    }
-    for (key, bytes) in store.list("groups").await? {
-        loaded.groups.push(serde_json::from_slice(&bytes).with_context(|| format!("stored group {key} is unreadable"))?);
-    }
-    for (key, bytes) in store.list("deployments").await? {
-        loaded.deployments.push(serde_json::from_slice(&bytes).with_context(|| format!("stored deployment {key} is unreadable"))?);
-    }
-    loaded.deployments.sort_by_key(|d| d.version);
-    loaded.framework_id =
-        store.get(keys::FRAMEWORK_ID).await?.map(|b| String::from_utf8_lossy(&b).trim().to_string()).filter(|s| !s.is_empty());
-    Ok(loaded)
-}
-
 /// The actor: the scheduler's state (`framework_core::scheduler::Scheduler`) and what carries
 /// out its decisions.
 pub struct Actor {
@@ -372,25 +235,7 @@ impl Actor {
 
     fn publish(&mut self) {
         self.flush_outbox();
-        let queue = LaunchQueue {
-            demand: self.s.demand.clone(),
-            since: self.s.queued_since.clone(),
-            backoffs: self.s.backoffs.clone(),
-            stats: self.s.offer_stats.clone(),
-        };
-        let snap = Snapshot {
-            apps: self.s.apps.clone(),
-            groups: self.s.groups.clone(),
-            instances: self.s.instances.clone(),
-            deployments: self.s.deployments.values().cloned().collect(),
-            deploying: self.s.deploying.clone(),
-            queue,
-            failures: self.s.failures.clone(),
-            framework_id: self.s.framework_id.clone(),
-            connected: self.s.connected,
-            master: self.s.master.clone(),
-            counters: self.s.counters,
-        };
+        let snap = self.s.snapshot();
         self.snapshot.send_replace(Arc::new(snap));
     }
 
@@ -443,15 +288,6 @@ impl Actor {
         self.deploy(change, force).await.map(GroupOutcome::Deployed)
     }
 
-    /// The stored versions under `folder` beyond `--zk-max-versions` once `new` is written,
-    /// oldest first (version keys sort as their timestamps do).
-    async fn beyond_max_versions(&self, folder: &str, new: String) -> Result<Vec<String>, ApiError> {
-        let mut all: BTreeSet<String> = self.store.keys(folder).await.map_err(ApiError::storage)?.into_iter().collect();
-        all.insert(new);
-        let excess = all.len().saturating_sub(self.s.config.max_versions);
-        Ok(all.into_iter().take(excess).collect())
-    }
-
     /// Computes the target apps of a change, plans it, persists it and starts it.
     async fn deploy(&mut self, change: Change, force: bool) -> Result<Deployed, ApiError> {
         let (target, to_kill, groups, version) = self.s.target_of(change, now())?;
@@ -476,7 +312,8 @@ impl Actor {
             removals.extend(self.store.keys(folder).await.map_err(ApiError::storage)?);
         }
         for (folder, new) in &start.trims {
-            removals.extend(self.beyond_max_versions(folder, new.clone()).await?);
+            let stored = self.store.keys(folder).await.map_err(ApiError::storage)?;
+            removals.extend(self.s.versions_beyond_max(stored, new.clone()));
         }
         self.store.delete_many_deferred(&removals).await.map_err(ApiError::storage)?;
         Ok(self.s.apply_start(start, now()))
@@ -564,11 +401,7 @@ impl Actor {
                 }
                 event::Type::Message => {
                     if let Some(m) = ev.message {
-                        self.s.outbox.event(
-                            "framework_message_event",
-                            json!({"slaveId": m.agent_id.value, "executorId": m.executor_id.value, "message": String::from_utf8_lossy(&m.data)}),
-                            now,
-                        );
+                        self.s.framework_message(&m.agent_id.value, &m.executor_id.value, &m.data, now);
                     }
                 }
                 other => tracing::debug!(?other, "ignored Mesos event"),
@@ -718,7 +551,7 @@ impl Actor {
         for key in outcome.finished {
             if let Err(e) = self.store.delete(&keys::deployment(&key.1)).await {
                 tracing::error!(error = %e, "could not remove a finished deployment; will retry");
-                self.s.dirty.extend(self.s.deployments.get(&key).into_iter().flat_map(|d| d.affected().cloned()));
+                self.s.deployment_removal_failed(&key);
                 continue;
             }
             self.s.finish_deployment(&key, now);
@@ -726,83 +559,6 @@ impl Actor {
         self.s.update_demand(outcome.demand, full, now);
     }
 }
-
-/// Instance records to write (and delete), and the Mesos calls that must wait until they are.
-#[derive(Default)]
-struct Persist {
-    /// Records to write.
-    writes: Vec<(String, Vec<u8>)>,
-    /// Records to delete.
-    deletes: Vec<String>,
-    /// Calls to post once written (ACCEPTs, KILLs, ACKNOWLEDGEs).
-    then: Vec<Call>,
-    /// Calls to post if writing failed (DECLINEs).
-    otherwise: Vec<Call>,
-}
-
-impl From<InstanceWrite> for Persist {
-    fn from(w: InstanceWrite) -> Self {
-        Persist { deletes: w.deletes, then: w.then, otherwise: w.otherwise, ..Persist::instances(&w.instances) }
-    }
-}
-
-impl Persist {
-    /// The records of these instances.
-    fn instances<'a>(instances: impl IntoIterator<Item = &'a Instance>) -> Self {
-        let writes = instances.into_iter().map(|i| (keys::instance(&i.id), serde_json::to_vec(i).unwrap_or_default())).collect();
-        Persist { writes, ..Persist::default() }
-    }
-}
-
-/// Writes instance records in the order the actor hands them over, batching what queued up, and
-/// posts each batch's calls once it is written. Instance records are written without waiting for
-/// the disk (on ZooKeeper: as any write): after a crash of the machine, reconciliation with Mesos
-/// restores what a lost write held, and tasks we no longer know are killed, so no task is
-/// duplicated. The actor never waits for these writes; what depends on them (acknowledging an
-/// update, launching a task) waits here instead. A failed write is not retried, and the writer
-/// stops, which stops the actor at its next hand-over: the state is reloaded from the store by
-/// whoever leads next; Mesos re-sends unacknowledged updates, and unconfirmed launches are
-/// reconciled.
-async fn writer(store: Store, calls: MesosCalls, mut rx: mpsc::Receiver<Persist>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < COMMAND_BATCH {
-            let Ok(next) = rx.try_recv() else { break };
-            batch.push(next);
-        }
-        // The latest record of each key; a deleted instance is never written again (instance ids
-        // are not reused), so deletions can follow all writes.
-        let mut writes: BTreeMap<&str, &[u8]> = BTreeMap::new();
-        for p in &batch {
-            for (key, value) in &p.writes {
-                writes.insert(key, value);
-            }
-        }
-        let deletes: BTreeSet<&str> = batch.iter().flat_map(|p| p.deletes.iter().map(String::as_str)).collect();
-        writes.retain(|key, _| !deletes.contains(key));
-        let items: Vec<(String, Vec<u8>)> = writes.into_iter().map(|(k, v)| (k.to_owned(), v.to_vec())).collect();
-        let deletes: Vec<String> = deletes.into_iter().map(str::to_owned).collect();
-        let mut result = store.put_many_relaxed(items).await;
-        if result.is_ok() && !deletes.is_empty() {
-            result = store.delete_many_relaxed(deletes).await;
-        }
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "could not persist instance records; the calls that depend on them are not sent, and the scheduler stops (the next leader, or a restart, reloads the store and reconciles)");
-        }
-        for p in batch {
-            for call in if result.is_ok() { p.then } else { p.otherwise } {
-                calls.send(call);
-            }
-        }
-        if result.is_err() {
-            // The actor has moved on from records that are not stored: had it gone on, a later
-            // re-sent update of the same task would be acknowledged against a record that still
-            // says otherwise. Stopping makes it reload the store.
-            return;
-        }
-    }
-}
-
 /// The most of the actor's time full passes take (see [`Actor::full_pass_due`]).
 const FULL_PASS_SHARE: f64 = 0.05;
 
@@ -825,36 +581,9 @@ fn status_of(update: MesosUpdate) -> Result<v1::TaskStatus, MesosUpdate> {
         other => Err(other),
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn store_keys_of_any_accepted_id_stay_in_their_folder() {
-        let root = std::env::temp_dir().join(format!("framework-keys-{}", uuid::Uuid::new_v4()));
-        let store = Store::Files(crate::store::FileStore::open(&root).await.unwrap());
-        for raw in ["/a..b", "/x/y.z", "/q-1/..r/s", "/m/./n"] {
-            let Ok(id) = AppId::parse(raw) else { continue };
-            store.put(&keys::app(&id), b"{}").await.unwrap();
-            store.put(&keys::instance(&InstanceId::new(&id, "u")), b"{}").await.unwrap();
-        }
-        for hostile in ["/../etc", "/a/../../x", "/.hidden", "/a b", "/A"] {
-            assert!(AppId::parse(hostile).is_err(), "{hostile}");
-        }
-        // Closing the store waits until its changes are in the key files.
-        drop(store);
-        let mut names: Vec<String> =
-            std::fs::read_dir(root.join("apps")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        names.sort();
-        assert_eq!(names, ["a..b", "m_n", "x_y.z"]);
-        let written = std::fs::read_dir(&root)
-            .unwrap()
-            .filter(|e| !["journal", "log"].contains(&e.as_ref().unwrap().file_name().to_str().unwrap()))
-            .count();
-        assert_eq!(written, 2, "only apps/ and instances/ were written (besides the store's journal and log)");
-        let _ = std::fs::remove_dir_all(root);
-    }
 
     #[tokio::test]
     async fn an_unsaved_framework_id_stops_the_scheduler() {

@@ -129,6 +129,11 @@ pub struct Flags {
     #[arg(long = "data-dir", alias = "data_dir", default_value = "framework-data")]
     pub data_dir: PathBuf,
 
+    /// The embedded store's engine under --data-dir: `files` (a journal and a record log) or
+    /// `redb` (one redb database). For measuring one against the other (BENCHMARKS.md).
+    #[arg(long = "store-engine", default_value = "files", value_parser = ["files", "redb"], hide = true)]
+    pub store_engine: String,
+
     /// The framework name registered with Mesos.
     #[arg(long = "framework-name", alias = "framework_name", default_value = "marathon")]
     pub framework_name: String,

@@ -14,6 +14,7 @@ pub mod actor;
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod consul;
 pub mod error;
@@ -22,8 +23,10 @@ pub mod front;
 pub mod ha;
 pub mod lb;
 pub mod mesos;
+pub mod persist;
 pub mod readiness;
 pub mod record_log;
+pub mod redb_store;
 pub mod retry;
 pub mod spec;
 pub mod state;
@@ -231,9 +234,12 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let mut _single = None;
     let abdicate = match zk {
         None => {
-            let store = Store::Files(
-                FileStore::open(&flags.data_dir).await.with_context(|| format!("cannot use --data-dir {}", flags.data_dir.display()))?,
-            );
+            let context = || format!("cannot use --data-dir {}", flags.data_dir.display());
+            let store = if flags.store_engine == "redb" {
+                Store::Redb(crate::redb_store::RedbStore::open(&flags.data_dir).await.with_context(context)?)
+            } else {
+                Store::Files(FileStore::open(&flags.data_dir).await.with_context(context)?)
+            };
             let leadership = Leadership::start(&ctx, store).await?;
             mode_tx.send_replace(front::Mode::Leader(leadership.router.clone()));
             _single = Some(leadership);

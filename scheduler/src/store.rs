@@ -39,6 +39,8 @@ pub enum Store {
     Files(FileStore),
     /// ZooKeeper nodes, fenced by our election node.
     Zk(Box<crate::zk::store::ZkStore>),
+    /// One redb database under a data directory (`--store-engine redb`).
+    Redb(crate::redb_store::RedbStore),
 }
 
 impl Store {
@@ -46,6 +48,7 @@ impl Store {
     pub async fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         match self {
             Store::Files(f) => f.put(key, value).await,
+            Store::Redb(r) => r.put(key, value).await,
             Store::Zk(z) => z.put(key, value).await,
         }
     }
@@ -55,6 +58,7 @@ impl Store {
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         match self {
             Store::Files(f) => f.delete(key).await,
+            Store::Redb(r) => r.delete(key).await,
             Store::Zk(z) => z.delete(key).await,
         }
     }
@@ -63,6 +67,7 @@ impl Store {
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Store::Files(f) => f.get(key).await,
+            Store::Redb(r) => r.get(key).await,
             Store::Zk(z) => z.get(key).await,
         }
     }
@@ -74,6 +79,7 @@ impl Store {
     pub async fn put_many_deferred(&self, items: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         match self {
             Store::Files(f) => f.put_deferred(items),
+            Store::Redb(r) => r.put_deferred(items).await,
             Store::Zk(z) => z.put_many(items).await,
         }
     }
@@ -83,6 +89,7 @@ impl Store {
     pub async fn sync(&self) -> Result<(), StoreError> {
         match self {
             Store::Files(f) => f.sync().await,
+            Store::Redb(r) => r.sync().await,
             Store::Zk(_) => Ok(()),
         }
     }
@@ -94,6 +101,7 @@ impl Store {
     pub async fn put_many_relaxed(&self, items: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
         match self {
             Store::Files(f) => f.put_relaxed(items).await,
+            Store::Redb(r) => r.put_relaxed(items).await,
             Store::Zk(z) => {
                 let mut rest = &items[..];
                 while !rest.is_empty() {
@@ -119,6 +127,7 @@ impl Store {
     pub async fn delete_many_relaxed(&self, keys: Vec<String>) -> Result<(), StoreError> {
         match self {
             Store::Files(f) => f.delete_relaxed(keys).await,
+            Store::Redb(r) => r.delete_relaxed(keys).await,
             Store::Zk(z) => {
                 for key in &keys {
                     z.delete(key).await?;
@@ -132,6 +141,7 @@ impl Store {
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         match self {
             Store::Files(f) => f.list(prefix).await,
+            Store::Redb(r) => r.list(prefix).await,
             Store::Zk(z) => z.list(prefix).await,
         }
     }
@@ -142,6 +152,7 @@ impl Store {
     pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         match self {
             Store::Files(f) => f.keys(prefix).await,
+            Store::Redb(r) => r.keys(prefix).await,
             Store::Zk(z) => z.keys(prefix).await,
         }
     }
@@ -151,6 +162,7 @@ impl Store {
     pub async fn delete_many_deferred(&self, keys: &[String]) -> Result<(), StoreError> {
         match self {
             Store::Files(f) => f.delete_deferred(keys),
+            Store::Redb(r) => r.delete_deferred(keys).await,
             Store::Zk(z) => {
                 for key in keys {
                     z.delete(key).await?;

@@ -1694,6 +1694,55 @@ impl Scheduler {
         })
     }
 
+    /// The record of a finished deployment could not be removed: its apps are looked at again
+    /// at the next drive, which finishes it anew (and retries the removal).
+    pub fn deployment_removal_failed(&mut self, key: &DeploymentKey) {
+        self.dirty.extend(self.deployments.get(key).into_iter().flat_map(|d| d.affected().cloned()));
+    }
+
+    /// The stored version keys to remove once `new` is written beside `stored` (all under one
+    /// folder), oldest first: those beyond `--zk-max-versions` (version keys sort as their
+    /// timestamps do).
+    pub fn versions_beyond_max(&self, stored: Vec<String>, new: String) -> Vec<String> {
+        let mut all: std::collections::BTreeSet<String> = stored.into_iter().collect();
+        all.insert(new);
+        let excess = all.len().saturating_sub(self.config.max_versions);
+        all.into_iter().take(excess).collect()
+    }
+
+    /// The state API reads see: a cheap copy (persistent maps share their nodes).
+    pub fn snapshot(&self) -> crate::state::Snapshot {
+        use crate::state::{LaunchQueue, Snapshot};
+        let queue = LaunchQueue {
+            demand: self.demand.clone(),
+            since: self.queued_since.clone(),
+            backoffs: self.backoffs.clone(),
+            stats: self.offer_stats.clone(),
+        };
+        Snapshot {
+            apps: self.apps.clone(),
+            groups: self.groups.clone(),
+            instances: self.instances.clone(),
+            deployments: self.deployments.values().cloned().collect(),
+            deploying: self.deploying.clone(),
+            queue,
+            failures: self.failures.clone(),
+            framework_id: self.framework_id.clone(),
+            connected: self.connected,
+            master: self.master.clone(),
+            counters: self.counters,
+        }
+    }
+
+    /// A framework message from an executor, announced on the event bus.
+    pub fn framework_message(&mut self, agent: &str, executor: &str, data: &[u8], now: Timestamp) {
+        self.outbox.event(
+            "framework_message_event",
+            json!({"slaveId": agent, "executorId": executor, "message": String::from_utf8_lossy(data)}),
+            now,
+        );
+    }
+
     /// Stops a running deployment where it is (`force=true`), its record already removed.
     pub fn stop_deployment(&mut self, key: &DeploymentKey, now: Timestamp) {
         if let Some(old) = self.remove_deployment(key) {
@@ -1907,6 +1956,27 @@ mod tests {
 
     fn scheduler() -> Scheduler {
         Scheduler::new(config(false, &[]), vec![], vec![], vec![], vec![], None)
+    }
+
+    #[test]
+    fn versions_beyond_the_maximum_are_the_oldest() {
+        let mut s = scheduler();
+        s.config.max_versions = 3;
+        let stored = vec!["v/2020-01-02".to_string(), "v/2020-01-01".into(), "v/2020-01-03".into()];
+        assert_eq!(s.versions_beyond_max(stored.clone(), "v/2020-01-04".into()), ["v/2020-01-01"]);
+        assert!(s.versions_beyond_max(stored[..2].to_vec(), "v/2020-01-04".into()).is_empty());
+        // Writing a version already stored adds nothing.
+        assert!(s.versions_beyond_max(stored, "v/2020-01-03".into()).is_empty());
+    }
+
+    #[test]
+    fn a_framework_message_is_announced() {
+        let mut s = scheduler();
+        s.framework_message("agent-1", "exec-1", b"hello", Timestamp(5));
+        let out = s.take_outbox();
+        assert_eq!(out.events.len(), 1);
+        assert_eq!(out.events[0].event_type, "framework_message_event");
+        assert_eq!(out.events[0].body, serde_json::json!({"slaveId": "agent-1", "executorId": "exec-1", "message": "hello"}));
     }
 
     fn app(id: &str, instances: u32) -> AppDefinition {

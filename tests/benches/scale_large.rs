@@ -357,7 +357,7 @@ async fn measure_reads(api: &Api, apps: usize) -> anyhow::Result<(Vec<Duration>,
 async fn main() -> anyhow::Result<()> {
     if !std::env::args().any(|a| a == "--bench") {
         println!(
-            "large scale benchmark: run it with `cargo bench -p integration-tests --bench scale_large` (sizes: SCALE_AGENTS, SCALE_APPS, SCALE_TASKS)"
+            "large scale benchmark: run it with `cargo bench -p integration-tests --bench scale_large` (sizes: SCALE_AGENTS, SCALE_APPS, SCALE_TASKS; extra framework flags: SCALE_FRAMEWORK_ARGS)"
         );
         return Ok(());
     }
@@ -389,7 +389,11 @@ async fn main() -> anyhow::Result<()> {
 
     let c = make_cluster("bench-scale-large", &size).await;
     let data_dir = work_dir("bench-scale-large");
-    let fw = Framework::start(&c.url(), &data_dir, &["--max-running-deployments", "1000000"]).await?;
+    // SCALE_FRAMEWORK_ARGS adds flags, e.g. `--store-engine redb` for the store comparison.
+    let extra = std::env::var("SCALE_FRAMEWORK_ARGS").unwrap_or_default();
+    let mut args = vec!["--max-running-deployments", "1000000"];
+    args.extend(extra.split_whitespace());
+    let fw = Framework::start(&c.url(), &data_dir, &args).await?;
     let pid = fw.pid().context("framework pid")?;
     let api = Api { http: reqwest::Client::new(), url: fw.url.clone() };
     let half = size.apps / 2;

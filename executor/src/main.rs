@@ -88,11 +88,14 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    let recovery_timeout = std::env::var("MESOS_RECOVERY_TIMEOUT")
-        .ok()
-        .and_then(|v| v.trim_end_matches("mins").trim_end_matches("secs").parse::<u64>().ok())
-        .map(Duration::from_secs)
-        .unwrap_or(Duration::from_secs(15 * 60));
+    // A Mesos duration (`15mins`, the agent's default): read as such, never as a bare number.
+    let recovery_timeout = match std::env::var("MESOS_RECOVERY_TIMEOUT") {
+        Ok(text) => mesos_proto::duration::parse(&text).unwrap_or_else(|| {
+            tracing::warn!(%text, "MESOS_RECOVERY_TIMEOUT is not a Mesos duration; using 15mins");
+            Duration::from_secs(15 * 60)
+        }),
+        Err(_) => Duration::from_secs(15 * 60),
+    };
     let docker = docker::connect().await.map_err(|e| format!("{e:#}"));
     if let Ok(d) = &docker {
         docker::remove_orphans(d).await;

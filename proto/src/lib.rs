@@ -9,6 +9,7 @@
 
 pub mod codec;
 pub mod descriptor;
+pub mod duration;
 pub mod json;
 pub mod recordio;
 pub mod stream;

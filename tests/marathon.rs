@@ -733,14 +733,26 @@ async fn nothing_acknowledged_is_lost_when_the_framework_is_killed_during_writes
                 for n in 0.. {
                     let id = format!("/crash/r{round}c{client}n{n}");
                     let body = json!({"id": id, "cmd": format!("sleep {n}"), "cpus": 0.01, "mem": 8, "instances": 0});
-                    let Ok(r) = http.post(format!("{url}/v2/apps")).header("Content-Type", "application/json").body(body.to_string()).send().await else { return };
+                    let Ok(r) =
+                        http.post(format!("{url}/v2/apps")).header("Content-Type", "application/json").body(body.to_string()).send().await
+                    else {
+                        return;
+                    };
                     if r.status() != 201 {
                         return;
                     }
                     let _ = tx.send((id.clone(), format!("sleep {n}")));
                     // An update of the app just created: its acknowledged cmd must survive too.
                     let update = json!({"cmd": format!("sleep {n}.5")});
-                    let Ok(r) = http.put(format!("{url}/v2/apps{id}?force=true")).header("Content-Type", "application/json").body(update.to_string()).send().await else { return };
+                    let Ok(r) = http
+                        .put(format!("{url}/v2/apps{id}?force=true"))
+                        .header("Content-Type", "application/json")
+                        .body(update.to_string())
+                        .send()
+                        .await
+                    else {
+                        return;
+                    };
                     if r.status() != 200 {
                         return;
                     }

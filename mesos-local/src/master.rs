@@ -265,6 +265,9 @@ impl Master {
             ..Default::default()
         };
         let _ = tx.try_send(subscribed);
+        // As Mesos's heartbeater, which beats once as it starts: the first HEARTBEAT follows
+        // SUBSCRIBED at once, before any offer (a differential check against the real master).
+        let _ = tx.try_send(Event { r#type: Some(event::Type::Heartbeat as i32), ..Default::default() });
         let conn = Conn { stream_id: stream_id.clone(), tx };
         match self.frameworks.get_mut(&framework_id) {
             Some(fw) => {

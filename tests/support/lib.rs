@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 pub mod consul;
 pub mod docker;
 pub mod framework;
+pub mod real_mesos;
 pub mod tls;
 pub mod zk;
 
@@ -152,6 +153,11 @@ impl Session {
             eprintln!("call {} answered {status}: {body}", call["type"]);
         }
         Ok(status)
+    }
+
+    /// The next event of any type, if one arrives within `within`.
+    pub async fn next_any(&mut self, within: Duration) -> Option<Json> {
+        tokio::time::timeout(within, self.events.recv()).await.ok().flatten()
     }
 
     /// The next event of type `ty`, skipping others (HEARTBEATs among them).

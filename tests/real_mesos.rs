@@ -1,0 +1,126 @@
+//! The scheduler against a real Apache Mesos 1.11 master (`scripts/real-mesos`, issue 20): what
+//! our local cluster is trusted to imitate, checked on the real thing. Fails, never skips, when
+//! the real Mesos cannot start (`scripts/test-all` installs it).
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use integration_tests::framework::Framework;
+use integration_tests::real_mesos::RealMesos;
+use integration_tests::work_dir;
+use serde_json::Value as Json;
+
+const WITHIN: Duration = Duration::from_secs(40);
+
+async fn master_frameworks(mesos: &RealMesos) -> anyhow::Result<Json> {
+    let body = reqwest::get(format!("{}/master/frameworks", mesos.url())).await?.bytes().await?;
+    Ok(serde_json::from_slice(&body)?)
+}
+
+/// Polls the real master's `/master/frameworks` until `pred` holds for our framework's entry.
+async fn until_master_shows(mesos: &RealMesos, id: &str, what: &str, pred: impl Fn(&Json) -> bool) -> anyhow::Result<Json> {
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let all = master_frameworks(mesos).await?;
+        if let Some(fw) = all["frameworks"].as_array().and_then(|f| f.iter().find(|f| f["id"] == id))
+            && pred(fw)
+        {
+            return Ok(fw.clone());
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the real master never showed {what}; it has {all}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_framework_registers_with_a_real_mesos_and_fails_over_under_the_same_id() -> anyhow::Result<()> {
+    let mut mesos = RealMesos::start("register", 1, "cpus:2;mem:1024;disk:4096;ports:[31000-31009]").await?;
+    let mut fw = Framework::start(&mesos.url(), &work_dir("real-register"), &[]).await?;
+    let info = fw.wait_until("/v2/info", WITHIN, "a framework id from the real master", |j| j["frameworkId"].is_string()).await?;
+    let id = info["frameworkId"].as_str().context("frameworkId")?.to_owned();
+    let registered = until_master_shows(&mesos, &id, "our framework, active", |f| f["active"] == true).await?;
+    assert_eq!(registered["name"], "marathon");
+    assert_eq!(registered["checkpoint"], true);
+    assert_eq!(registered["failover_timeout"], 604_800.0);
+    let caps: Vec<&str> = registered["capabilities"].as_array().context("capabilities")?.iter().filter_map(Json::as_str).collect();
+    for cap in ["MULTI_ROLE", "PARTITION_AWARE", "TASK_KILLING_STATE"] {
+        assert!(caps.contains(&cap), "{cap} missing from {caps:?}");
+    }
+    assert_eq!(info["elected"], true);
+
+    // Failover: a killed scheduler comes back under the id it stored, and the real master takes
+    // it as the same framework (one framework, active again), not a second one.
+    fw.crash().await;
+    until_master_shows(&mesos, &id, "our framework inactive after the kill", |f| f["active"] == false).await?;
+    fw.restart().await?;
+    let again = fw.wait_until("/v2/info", WITHIN, "the framework id after the restart", |j| j["frameworkId"].is_string()).await?;
+    assert_eq!(again["frameworkId"], id.as_str(), "a restart must re-subscribe with the stored framework id");
+    until_master_shows(&mesos, &id, "our framework active again", |f| f["active"] == true).await?;
+    let all = master_frameworks(&mesos).await?;
+    assert_eq!(all["frameworks"].as_array().map(Vec::len), Some(1), "exactly one framework: {all}");
+    drop(fw);
+    mesos.stop().await;
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------------
+// Differential checks: one scenario against the real master and against our local cluster, and
+// what the scheduler receives compared. A difference is a bug of the local cluster.
+
+use integration_tests::{Session, cluster, subscribe_call};
+use mesos_proto::codec::Encoding;
+
+/// What a scheduler sees right after subscribing: the event types within 1.5 s of SUBSCRIBED.
+async fn first_events(url: &str) -> anyhow::Result<Vec<String>> {
+    let mut s = Session::subscribe(url, subscribe_call(None, 60.0, &["PARTITION_AWARE"]), Encoding::Json).await?;
+    let mut seen = vec!["SUBSCRIBED".to_owned()];
+    let until = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while let Some(ev) = s.next_any(until.saturating_duration_since(tokio::time::Instant::now())).await {
+        seen.push(ev["type"].as_str().unwrap_or_default().to_owned());
+    }
+    Ok(seen)
+}
+
+/// ACCEPT of an offer id the master never made: the update the task gets.
+async fn launch_on_unknown_offer(url: &str) -> anyhow::Result<Json> {
+    let mut s = Session::subscribe(url, subscribe_call(None, 60.0, &["PARTITION_AWARE"]), Encoding::Json).await?;
+    let offer = s.next("OFFERS").await?;
+    let agent = offer["offers"]["offers"][0]["agent_id"].clone();
+    let call = serde_json::json!({
+        "type": "ACCEPT",
+        "accept": {
+            "offer_ids": [{"value": "no-such-offer"}],
+            "operations": [{"type": "LAUNCH", "launch": {"task_infos": [{
+                "name": "t", "task_id": {"value": "t1"}, "agent_id": agent,
+                "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}],
+                "command": {"value": "sleep 10"}
+            }]}}]
+        }
+    });
+    anyhow::ensure!(s.call(call).await? == 202, "ACCEPT was not accepted for processing");
+    let update = s.next("UPDATE").await?;
+    let st = &update["update"]["status"];
+    Ok(serde_json::json!({"state": st["state"], "reason": st["reason"], "source": st["source"], "task": st["task_id"]}))
+}
+
+#[tokio::test]
+async fn differential_the_first_events_and_a_launch_on_an_unknown_offer() -> anyhow::Result<()> {
+    let mut mesos = RealMesos::start("differential", 1, "cpus:2;mem:1024;disk:4096;ports:[31000-31009]").await?;
+    let local = cluster("differential", 1, |_| {}).await;
+
+    let (real_first, local_first) = (first_events(&mesos.url()).await?, first_events(&local.url()).await?);
+    // Mesos sends the first HEARTBEAT at once after SUBSCRIBED (master.cpp's heartbeater fires on
+    // start), then OFFERS.
+    assert_eq!(&real_first[..2], ["SUBSCRIBED", "HEARTBEAT"], "real master: {real_first:?}");
+    assert_eq!(local_first[..2], real_first[..2], "local cluster differs from the real master: {local_first:?} vs {real_first:?}");
+    assert!(local_first.contains(&"OFFERS".to_owned()) && real_first.contains(&"OFFERS".to_owned()), "{local_first:?} / {real_first:?}");
+
+    let real = launch_on_unknown_offer(&mesos.url()).await?;
+    let ours = launch_on_unknown_offer(&local.url()).await?;
+    assert_eq!(real["state"], "TASK_DROPPED", "real master: {real}");
+    assert_eq!(ours, real, "local cluster differs from the real master");
+
+    local.shutdown().await;
+    mesos.stop().await;
+    Ok(())
+}

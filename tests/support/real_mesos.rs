@@ -1,0 +1,117 @@
+//! A real Apache Mesos 1.11 master and agents (`scripts/real-mesos run`: libmesos's local mode)
+//! on a free loopback port. The agents' launcher dir is the build's target directory, where our
+//! stand-ins for the agent's helper binaries (`mesos-containerizer`, `mesos-executor`, ...) are to
+//! be built; until they are, tests against it launch no task. Tests fail, never skip,
+//! when it cannot start: `scripts/real-mesos setup` (run by `scripts/test-all`) installs it.
+//!
+//! Its limits: no TLS (libmesos runs on OpenSSL stubs), and the agents share the master's port
+//! (their endpoints are under `/slave(N)/`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde_json::Value as Json;
+use tokio::process::{Child, Command};
+
+/// A running real Mesos cluster.
+pub struct RealMesos {
+    child: Option<Child>,
+    /// The master's port on 127.0.0.1 (the agents share it).
+    pub port: u16,
+    dir: PathBuf,
+}
+
+/// The repository's root (tests run with the `tests/` package as their directory).
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+impl RealMesos {
+    /// Starts a master and `agents` agents, each offering `resources` (Mesos's resource text,
+    /// e.g. `cpus:2;mem:1024;disk:4096;ports:[31000-31009]`), and waits until every agent has
+    /// registered.
+    pub async fn start(name: &str, agents: usize, resources: &str) -> anyhow::Result<Self> {
+        let dir = crate::work_dir(&format!("real-mesos-{name}"));
+        let port = crate::framework::free_port();
+        let launcher_dir = crate::framework::binary().parent().map(Path::to_path_buf).context("target directory")?;
+        let log = std::fs::File::create(dir.join("real-mesos.log"))?;
+        let mut cmd = Command::new(repo_root().join("scripts/real-mesos"));
+        cmd.arg("run")
+            .env("PORT", port.to_string())
+            .env("NUM_AGENTS", agents.to_string())
+            .env("LAUNCHER_DIR", &launcher_dir)
+            .env("MESOS_WORK_DIR", dir.join("work"))
+            .env("MESOS_RESOURCES", resources)
+            // Short timers, as the local cluster's tests use.
+            .env("MESOS_ALLOCATION_INTERVAL", "100ms")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .process_group(0);
+        let child = cmd.spawn().context("cannot start scripts/real-mesos")?;
+        let mut me = Self { child: Some(child), port, dir };
+        let http = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(child) = me.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!(
+                    "the real Mesos exited ({status}) before its agents registered; install it with `scripts/real-mesos setup`; log:\n{}",
+                    me.log_tail()
+                );
+            }
+            if let Ok(resp) = http.get(format!("{}/master/slaves", me.url())).timeout(Duration::from_secs(2)).send().await
+                && let Ok(bytes) = resp.bytes().await
+                && let Ok(body) = serde_json::from_slice::<Json>(&bytes)
+                && body["slaves"].as_array().is_some_and(|s| s.iter().filter(|a| a["active"] == true).count() >= agents)
+            {
+                return Ok(me);
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("the real Mesos's agents did not register within 60 s; log:\n{}", me.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The master's URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The last lines of the cluster's output.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("real-mesos.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Stops the cluster (SIGTERM to its process group, SIGKILL after 5 s) and removes its files.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take()
+            && let Some(pid) = child.id()
+        {
+            let group = nix::unistd::Pid::from_raw(-i32::try_from(pid).unwrap_or(i32::MAX));
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGTERM);
+            if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+                let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait().await;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for RealMesos {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut()
+            && let Some(pid) = child.id()
+        {
+            let group = nix::unistd::Pid::from_raw(-i32::try_from(pid).unwrap_or(i32::MAX));
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

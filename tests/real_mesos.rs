@@ -124,3 +124,86 @@ async fn differential_the_first_events_and_a_launch_on_an_unknown_offer() -> any
     mesos.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn command_apps_run_scale_and_stop_on_the_real_agents() -> anyhow::Result<()> {
+    use reqwest::Method;
+    let mut mesos = RealMesos::start("apps", 2, "cpus:2;mem:1024;disk:4096;ports:[31000-31009]").await?;
+    let fw = Framework::start(&mesos.url(), &work_dir("real-apps"), &[]).await?;
+    let app = serde_json::json!({"id": "/real/sleeper", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 3});
+    let r = fw.request(Method::POST, "/v2/apps", Some(&app)).await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let j = fw.wait_until("/v2/apps/real/sleeper", WITHIN, "3 running tasks", |j| j["app"]["tasksRunning"] == 3).await?;
+    let ours = integration_tests::task_ids(&j);
+    let on_master = |state: &'static str| {
+        let url = mesos.url();
+        async move {
+            let body = reqwest::get(format!("{url}/master/tasks")).await?.bytes().await?;
+            let all: Json = serde_json::from_slice(&body)?;
+            anyhow::Ok(
+                all["tasks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|t| t["state"] == state)
+                    .filter_map(|t| t["id"].as_str().map(str::to_owned))
+                    .collect::<std::collections::BTreeSet<String>>(),
+            )
+        }
+    };
+    assert_eq!(on_master("TASK_RUNNING").await?, ours, "the real master runs exactly our tasks");
+
+    // Scale down: the real agents' command executors kill two tasks.
+    let r = fw.request(Method::PUT, "/v2/apps/real/sleeper", Some(&serde_json::json!({"instances": 1}))).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let j = fw
+        .wait_until("/v2/apps/real/sleeper", WITHIN, "1 task left", |j| {
+            j["app"]["tasksRunning"] == 1 && j["app"]["deployments"].as_array().is_some_and(Vec::is_empty)
+        })
+        .await?;
+    let left = integration_tests::task_ids(&j);
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    while on_master("TASK_RUNNING").await? != left {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the real master still runs {:?}", on_master("TASK_RUNNING").await?);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(r.status, 200);
+    let r = fw.request(Method::DELETE, "/v2/apps/real/sleeper", None).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    while !on_master("TASK_RUNNING").await?.is_empty() {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "tasks left running after the delete");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(fw);
+    mesos.stop().await;
+    Ok(())
+}
+
+/// A task that exits with status 3: the terminal update the scheduler gets.
+async fn failing_task(url: &str) -> anyhow::Result<Json> {
+    let mut s = Session::subscribe(url, subscribe_call(None, 60.0, &["PARTITION_AWARE", "TASK_KILLING_STATE"]), Encoding::Json).await?;
+    s.launch("fails", serde_json::json!({"value": "exit 3"}), serde_json::json!({})).await?;
+    let mut last = Json::Null;
+    for _ in 0..5 {
+        last = s.next("UPDATE").await?;
+        let st = &last["update"]["status"];
+        if st["state"] == "TASK_FAILED" {
+            return Ok(serde_json::json!({"state": st["state"], "message": st["message"], "source": st["source"], "reason": st["reason"]}));
+        }
+        s.ack(&last["update"]["status"]).await?;
+    }
+    anyhow::bail!("no TASK_FAILED: {last}")
+}
+
+#[tokio::test]
+async fn differential_a_command_task_that_fails() -> anyhow::Result<()> {
+    let mut mesos = RealMesos::start("differential-exit", 1, "cpus:2;mem:1024;disk:4096;ports:[31000-31009]").await?;
+    let local = cluster("differential-exit", 1, |_| {}).await;
+    let real = failing_task(&mesos.url()).await?;
+    assert_eq!(real["message"], "Command exited with status 3", "real agent: {real}");
+    let ours = failing_task(&local.url()).await?;
+    assert_eq!(ours, real, "local cluster differs from the real agent");
+    local.shutdown().await;
+    mesos.stop().await;
+    Ok(())
+}

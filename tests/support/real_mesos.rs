@@ -1,7 +1,7 @@
 //! A real Apache Mesos 1.11 master and agents (`scripts/real-mesos run`: libmesos's local mode)
-//! on a free loopback port. The agents' launcher dir is the build's target directory, where our
-//! stand-ins for the agent's helper binaries (`mesos-containerizer`, `mesos-executor`, ...) are to
-//! be built; until they are, tests against it launch no task. Tests fail, never skip,
+//! on a free loopback port. The agents' launcher dir is the build's target directory, with our
+//! stand-ins for the agent's helper binaries (`mesos-containerizer`, `mesos-executor`: the crate
+//! `mesos-helpers` in `mesos-local/helpers/`). Tests fail, never skip,
 //! when it cannot start: `scripts/real-mesos setup` (run by `scripts/test-all`) installs it.
 //!
 //! Its limits: no TLS (libmesos runs on OpenSSL stubs), and the agents share the master's port
@@ -35,6 +35,13 @@ impl RealMesos {
         let dir = crate::work_dir(&format!("real-mesos-{name}"));
         let port = crate::framework::free_port();
         let launcher_dir = crate::framework::binary().parent().map(Path::to_path_buf).context("target directory")?;
+        for helper in ["mesos-containerizer", "mesos-executor"] {
+            anyhow::ensure!(
+                launcher_dir.join(helper).exists(),
+                "{helper} is not built in {}: run `cargo build --workspace` first",
+                launcher_dir.display()
+            );
+        }
         let log = std::fs::File::create(dir.join("real-mesos.log"))?;
         let mut cmd = Command::new(repo_root().join("scripts/real-mesos"));
         cmd.arg("run")

@@ -1,0 +1,346 @@
+//! `mesos-executor`: our stand-in for Mesos 1.x's command executor (src/launcher/executor.cpp),
+//! which a real agent runs for a task that brings no executor of its own.
+//!
+//! It speaks the v1 executor HTTP API (protobuf) at the agent's own path, from `MESOS_SLAVE_PID`
+//! (`slave(1)@127.0.0.1:5050` → `http://127.0.0.1:5050/slave(1)/api/v1/executor`), with the
+//! executor token as a bearer when the agent gives one. For its one task it sends TASK_STARTING,
+//! starts the command through `<launcher_dir>/mesos-containerizer launch` in a session of its own,
+//! and sends TASK_RUNNING; at the end one terminal update: TASK_KILLED after a kill, else
+//! TASK_FINISHED on exit 0, else TASK_FAILED, with Mesos's message ("Command exited with status
+//! N", "Command terminated with signal ..."). KILL sends TASK_KILLING (when the framework has
+//! TASK_KILLING_STATE), SIGTERM to the task's process group and SIGKILL after the grace period
+//! (the KILL's kill policy, else the task's, else 3 s). It exits once the terminal update is
+//! acknowledged. Not done yet: health checks and checks, max_completion_time, re-subscribing
+//! after an agent restart (without checkpointing Mesos's executor shuts down, as this one does).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use futures_util::StreamExt as _;
+use mesos_proto::codec::{self, Encoding};
+use mesos_proto::stream::RecordStream;
+use mesos_proto::v1::executor::{Call, Event, call, event};
+use mesos_proto::v1::{self, TaskInfo, TaskState, TaskStatus, framework_info::capability};
+use tokio::process::Child;
+
+/// Mesos's default kill grace period.
+const DEFAULT_GRACE: Duration = Duration::from_secs(3);
+
+struct Executor {
+    http: reqwest::Client,
+    url: String,
+    token: Option<String>,
+    framework_id: String,
+    executor_id: String,
+    launcher_dir: PathBuf,
+    task: Option<TaskInfo>,
+    child: Option<Child>,
+    killing: bool,
+    kill_capable: bool,
+    /// The uuid of the terminal update while it is not acknowledged.
+    terminal_uuid: Option<Vec<u8>>,
+    terminal_sent: bool,
+}
+
+fn env(name: &str) -> anyhow::Result<String> {
+    std::env::var(name).with_context(|| format!("{name} is not set: this program is started by a Mesos agent"))
+}
+
+/// The agent's executor API URL from its libprocess id (`id@ip:port`).
+fn agent_url(pid: &str) -> anyhow::Result<String> {
+    let (id, addr) = pid.split_once('@').with_context(|| format!("MESOS_SLAVE_PID '{pid}' is not id@host:port"))?;
+    Ok(format!("http://{addr}/{id}/api/v1/executor"))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let mut launcher_dir = None;
+    for arg in std::env::args().skip(1) {
+        if let Some(dir) = arg.strip_prefix("--launcher_dir=") {
+            launcher_dir = Some(PathBuf::from(dir));
+        }
+    }
+    if std::env::var("MESOS_HTTP_COMMAND_EXECUTOR").as_deref() != Ok("1") {
+        bail!("this command executor speaks only the v1 HTTP API: start the agent with --http_command_executor");
+    }
+    let launcher_dir = match launcher_dir {
+        Some(d) => d,
+        None => std::env::current_exe()?.parent().map(PathBuf::from).context("no --launcher_dir")?,
+    };
+    let mut ex = Executor {
+        http: reqwest::Client::new(),
+        url: agent_url(&env("MESOS_SLAVE_PID")?)?,
+        token: std::env::var("MESOS_EXECUTOR_AUTHENTICATION_TOKEN").ok(),
+        framework_id: env("MESOS_FRAMEWORK_ID")?,
+        executor_id: env("MESOS_EXECUTOR_ID")?,
+        launcher_dir,
+        task: None,
+        child: None,
+        killing: false,
+        kill_capable: false,
+        terminal_uuid: None,
+        terminal_sent: false,
+    };
+    ex.run().await
+}
+
+impl Executor {
+    fn call(&self, kind: call::Type) -> Call {
+        Call {
+            executor_id: v1::ExecutorId { value: self.executor_id.clone() },
+            framework_id: v1::FrameworkId { value: self.framework_id.clone() },
+            r#type: Some(kind as i32),
+            ..Default::default()
+        }
+    }
+
+    fn post(&self, call: &Call) -> reqwest::RequestBuilder {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("Content-Type", Encoding::Protobuf.content_type())
+            .header("Accept", Encoding::Protobuf.content_type())
+            .body(codec::encode(call, Encoding::Protobuf));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        req
+    }
+
+    async fn run(&mut self) -> anyhow::Result<()> {
+        let mut subscribe = self.call(call::Type::Subscribe);
+        subscribe.subscribe = Some(call::Subscribe::default());
+        let resp = self.post(&subscribe).send().await.context("SUBSCRIBE to the agent")?;
+        if resp.status().as_u16() != 200 {
+            bail!("the agent refused SUBSCRIBE: {}", resp.status());
+        }
+        let mut events = RecordStream::new(Box::pin(resp.bytes_stream()), 64 << 20);
+        // When SIGKILL follows the SIGTERM of a kill.
+        let mut escalate: Option<tokio::time::Instant> = None;
+        loop {
+            tokio::select! {
+                rec = events.next() => match rec {
+                    Some(Ok(bytes)) => {
+                        let ev: Event = codec::decode(&bytes, Encoding::Protobuf).context("an undecodable event")?;
+                        if let Some(grace) = self.on_event(ev).await? {
+                            escalate = Some(tokio::time::Instant::now() + grace);
+                        }
+                        if self.done() {
+                            return Ok(());
+                        }
+                    }
+                    _ => {
+                        // Without checkpointing, Mesos's executor shuts down when its agent goes.
+                        self.signal_task(nix::sys::signal::Signal::SIGKILL);
+                        bail!("the agent closed the event stream");
+                    }
+                },
+                status = wait_child(&mut self.child) => {
+                    self.child = None;
+                    self.finished(status).await?;
+                }
+                () = sleep_until(escalate) => {
+                    escalate = None;
+                    self.signal_task(nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+        }
+    }
+
+    /// The terminal update was sent and acknowledged.
+    fn done(&self) -> bool {
+        self.terminal_sent && self.terminal_uuid.is_none()
+    }
+
+    /// Handles an event; a kill grace period to escalate after, when one starts.
+    async fn on_event(&mut self, ev: Event) -> anyhow::Result<Option<Duration>> {
+        match ev.r#type() {
+            event::Type::Subscribed => {
+                if let Some(s) = ev.subscribed {
+                    self.kill_capable =
+                        s.framework_info.capabilities.iter().any(|c| c.r#type == Some(capability::Type::TaskKillingState as i32));
+                }
+            }
+            event::Type::Launch => {
+                let Some(launch) = ev.launch else { return Ok(None) };
+                if self.task.is_some() {
+                    let mut st = self.status(&launch.task.task_id, TaskState::TaskFailed);
+                    st.message = Some("Attempted to run multiple tasks using a \"command\" executor".into());
+                    self.update(st).await?;
+                    return Ok(None);
+                }
+                self.launch(launch.task).await?;
+            }
+            event::Type::Kill => {
+                let Some(kill) = ev.kill else { return Ok(None) };
+                let grace = kill.kill_policy.and_then(|p| p.grace_period).map(nanos);
+                return self.kill(grace).await;
+            }
+            event::Type::Acknowledged => {
+                if let Some(ack) = ev.acknowledged
+                    && self.terminal_uuid.as_deref() == Some(&ack.uuid[..])
+                {
+                    self.terminal_uuid = None;
+                }
+            }
+            event::Type::Shutdown => {
+                if self.task.is_none() {
+                    std::process::exit(0);
+                }
+                let grace = std::env::var("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD")
+                    .ok()
+                    .and_then(|t| mesos_proto::duration::parse(&t))
+                    .unwrap_or(Duration::from_secs(5))
+                    .saturating_sub(Duration::from_secs(2));
+                return self.kill(Some(grace)).await;
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    fn status(&self, task: &v1::TaskId, state: TaskState) -> TaskStatus {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        TaskStatus {
+            task_id: task.clone(),
+            state: state as i32,
+            uuid: Some(uuid::Uuid::new_v4().as_bytes().to_vec()),
+            timestamp: Some(now),
+            executor_id: Some(v1::ExecutorId { value: self.executor_id.clone() }),
+            source: Some(v1::task_status::Source::Executor as i32),
+            ..Default::default()
+        }
+    }
+
+    async fn update(&mut self, status: TaskStatus) -> anyhow::Result<()> {
+        let mut c = self.call(call::Type::Update);
+        c.update = Some(call::Update { status });
+        let resp = self.post(&c).send().await.context("UPDATE to the agent")?;
+        anyhow::ensure!(resp.status().as_u16() == 202, "the agent refused an UPDATE: {}", resp.status());
+        Ok(())
+    }
+
+    async fn launch(&mut self, task: TaskInfo) -> anyhow::Result<()> {
+        self.update(self.status(&task.task_id, TaskState::TaskStarting)).await?;
+        let command = task.command.clone().unwrap_or_default();
+        // The executor's environment, then the task's (Mesos's order), as launch_info's.
+        let mut vars: Vec<(String, String)> = std::env::vars().collect();
+        for v in command.environment.iter().flat_map(|e| e.variables.iter()) {
+            vars.push((v.name.clone(), v.value.clone().unwrap_or_default()));
+        }
+        let launch_info = serde_json::json!({
+            "command": {
+                "shell": command.shell.unwrap_or(true),
+                "value": command.value.clone().unwrap_or_default(),
+                "arguments": command.arguments,
+            },
+            "environment": {"variables": vars.iter().map(|(n, v)| serde_json::json!({"name": n, "type": "VALUE", "value": v})).collect::<Vec<_>>()},
+        });
+        let spawned = tokio::process::Command::new(self.launcher_dir.join("mesos-containerizer"))
+            .arg("launch")
+            .arg("--help=false")
+            .arg(format!("--launch_info={launch_info}"))
+            .process_group(0)
+            .spawn();
+        let task_id = task.task_id.clone();
+        self.task = Some(task);
+        match spawned {
+            Ok(child) => {
+                self.child = Some(child);
+                self.update(self.status(&task_id, TaskState::TaskRunning)).await
+            }
+            Err(e) => {
+                let mut st = self.status(&task_id, TaskState::TaskFailed);
+                st.message = Some(format!("Failed to launch the task: {e}"));
+                self.send_terminal(st).await
+            }
+        }
+    }
+
+    async fn kill(&mut self, grace: Option<Duration>) -> anyhow::Result<Option<Duration>> {
+        let Some(task) = self.task.clone() else { return Ok(None) };
+        if self.child.is_none() || self.killing {
+            return Ok(None);
+        }
+        self.killing = true;
+        let grace = grace.or_else(|| task.kill_policy.and_then(|p| p.grace_period).map(nanos)).unwrap_or(DEFAULT_GRACE);
+        if self.kill_capable {
+            self.update(self.status(&task.task_id, TaskState::TaskKilling)).await?;
+        }
+        self.signal_task(nix::sys::signal::Signal::SIGTERM);
+        Ok(Some(grace))
+    }
+
+    fn signal_task(&self, sig: nix::sys::signal::Signal) {
+        if let Some(pid) = self.child.as_ref().and_then(Child::id) {
+            let group = nix::unistd::Pid::from_raw(-i32::try_from(pid).unwrap_or(i32::MAX));
+            let _ = nix::sys::signal::kill(group, sig);
+        }
+    }
+
+    async fn finished(&mut self, status: std::io::Result<std::process::ExitStatus>) -> anyhow::Result<()> {
+        use std::os::unix::process::ExitStatusExt as _;
+        let Some(task) = self.task.clone() else { return Ok(()) };
+        let (state, message) = match status {
+            Ok(s) => {
+                let message = match (s.code(), s.signal()) {
+                    (Some(code), _) => format!("Command exited with status {code}"),
+                    (None, Some(sig)) => format!("Command terminated with signal {}", signal_name(sig)),
+                    _ => "Command terminated".to_owned(),
+                };
+                let state = if self.killing {
+                    TaskState::TaskKilled
+                } else if s.success() {
+                    TaskState::TaskFinished
+                } else {
+                    TaskState::TaskFailed
+                };
+                (state, message)
+            }
+            Err(e) => (TaskState::TaskFailed, format!("Failed to get exit status for Command: {e}")),
+        };
+        let mut st = self.status(&task.task_id, state);
+        st.message = Some(message);
+        self.send_terminal(st).await
+    }
+
+    async fn send_terminal(&mut self, st: TaskStatus) -> anyhow::Result<()> {
+        self.terminal_uuid = st.uuid.clone();
+        self.terminal_sent = true;
+        self.update(st).await
+    }
+}
+
+/// `at`, or never.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The task's exit, or never when no task runs.
+async fn wait_child(child: &mut Option<Child>) -> std::io::Result<std::process::ExitStatus> {
+    match child {
+        Some(c) => c.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn nanos(d: v1::DurationInfo) -> Duration {
+    Duration::from_nanos(u64::try_from(d.nanoseconds).unwrap_or(0))
+}
+
+/// strsignal's words for the signals a task usually ends with.
+fn signal_name(sig: i32) -> String {
+    match nix::sys::signal::Signal::try_from(sig) {
+        Ok(nix::sys::signal::Signal::SIGTERM) => "Terminated".into(),
+        Ok(nix::sys::signal::Signal::SIGKILL) => "Killed".into(),
+        Ok(nix::sys::signal::Signal::SIGINT) => "Interrupt".into(),
+        Ok(nix::sys::signal::Signal::SIGABRT) => "Aborted".into(),
+        Ok(nix::sys::signal::Signal::SIGSEGV) => "Segmentation fault".into(),
+        Ok(nix::sys::signal::Signal::SIGHUP) => "Hangup".into(),
+        _ => format!("Unknown signal {sig}"),
+    }
+}

@@ -207,3 +207,72 @@ async fn differential_a_command_task_that_fails() -> anyhow::Result<()> {
     mesos.stop().await;
     Ok(())
 }
+
+/// The first UPDATE a scenario gets (its state, reason and source), after subscribing with
+/// PARTITION_AWARE and taking the first offer.
+async fn first_update_of(url: &str, scenario: &str) -> anyhow::Result<Json> {
+    let mut s = Session::subscribe(url, subscribe_call(None, 60.0, &["PARTITION_AWARE"]), Encoding::Json).await?;
+    let offers = s.next("OFFERS").await?;
+    let offer = offers["offers"]["offers"][0].clone();
+    let cpus = serde_json::json!({"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}});
+    let mut task = serde_json::json!({
+        "name": "t", "task_id": {"value": format!("{scenario}-1")}, "agent_id": offer["agent_id"],
+        "resources": [cpus], "command": {"value": "sleep 30"}
+    });
+    match scenario {
+        "kill-unknown" => {
+            let code = s
+                .call(serde_json::json!({"type": "KILL", "kill": {"task_id": {"value": "nobody"}, "agent_id": offer["agent_id"]}}))
+                .await?;
+            anyhow::ensure!(code == 202, "KILL answered {code}");
+            let u = s.next("UPDATE").await?;
+            let st = &u["update"]["status"];
+            return Ok(serde_json::json!({"state": st["state"], "reason": st["reason"], "source": st["source"]}));
+        }
+        "negative-grace" => task["kill_policy"] = serde_json::json!({"grace_period": {"nanoseconds": -1}}),
+        "too-many-cpus" => task["resources"] = serde_json::json!([{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1000.0}}]),
+        "command-and-executor" => {
+            task["executor"] = serde_json::json!({"executor_id": {"value": "e"}, "command": {"value": "sleep 30"}});
+        }
+        "no-command" => {
+            task.as_object_mut().map(|t| t.remove("command"));
+        }
+        "duplicate-task-id" => {
+            let twin = task.clone();
+            let code = s
+                .call(serde_json::json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task, twin]}}]}}))
+                .await?;
+            anyhow::ensure!(code == 202, "ACCEPT answered {code}");
+            let u = s.next("UPDATE").await?;
+            let st = &u["update"]["status"];
+            return Ok(serde_json::json!({"state": st["state"], "reason": st["reason"], "source": st["source"]}));
+        }
+        other => anyhow::bail!("no scenario {other}"),
+    }
+    let code = s
+        .call(serde_json::json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]}}))
+        .await?;
+    anyhow::ensure!(code == 202, "ACCEPT answered {code}");
+    let u = s.next("UPDATE").await?;
+    let st = &u["update"]["status"];
+    Ok(serde_json::json!({"state": st["state"], "reason": st["reason"], "source": st["source"]}))
+}
+
+#[tokio::test]
+async fn differential_invalid_launches_and_a_kill_of_an_unknown_task() -> anyhow::Result<()> {
+    let mut mesos = RealMesos::start("differential-invalid", 1, "cpus:2;mem:1024;disk:4096;ports:[31000-31009]").await?;
+    let local = cluster("differential-invalid", 1, |_| {}).await;
+    let mut differences = Vec::new();
+    for scenario in ["kill-unknown", "negative-grace", "too-many-cpus", "command-and-executor", "no-command", "duplicate-task-id"] {
+        let real = first_update_of(&mesos.url(), scenario).await?;
+        let ours = first_update_of(&local.url(), scenario).await?;
+        eprintln!("{scenario}: real {real}, local {ours}");
+        if real != ours {
+            differences.push(format!("{scenario}: real master {real}, local cluster {ours}"));
+        }
+    }
+    assert!(differences.is_empty(), "the local cluster differs from the real master:\n{}", differences.join("\n"));
+    local.shutdown().await;
+    mesos.stop().await;
+    Ok(())
+}

@@ -592,6 +592,10 @@ impl Master {
         if task.resources.is_empty() {
             return Err("Task uses no resources".to_owned());
         }
+        // Mesos's validation.cpp (task::internal::validateKillPolicy).
+        if task.kill_policy.as_ref().and_then(|p| p.grace_period.as_ref()).is_some_and(|g| g.nanoseconds < 0) {
+            return Err("Task's 'kill_policy.grace_period' must be non-negative".to_owned());
+        }
         let mut needed = Resources::from_proto(&task.resources).map_err(|e| e.to_string())?;
         if let Some(exec) = &task.executor {
             validate_id("Executor ID", &exec.executor_id.value)?;
@@ -715,15 +719,11 @@ impl Master {
             }
             Some(_) => {}
             None => {
-                let agent = kill.agent_id.as_ref().map(|a| a.value.clone());
-                let status = master_status(
-                    &task_id,
-                    agent.as_deref(),
-                    TaskState::TaskLost,
-                    Reason::Reconciliation,
-                    "Attempted to kill an unknown task",
-                );
-                self.send_update(fid, status);
+                // As Mesos's master: a kill of an unknown task is answered by reconciling it (for
+                // a partition-aware framework, TASK_GONE when its agent is registered; found by
+                // a differential check against the real master).
+                let task = call::reconcile::Task { task_id: kill.task_id, agent_id: kill.agent_id };
+                self.reconcile(fid, call::Reconcile { tasks: vec![task] });
             }
         }
     }

@@ -247,6 +247,15 @@ async fn first_update_of(url: &str, scenario: &str) -> anyhow::Result<Json> {
             let st = &u["update"]["status"];
             return Ok(serde_json::json!({"state": st["state"], "reason": st["reason"], "source": st["source"]}));
         }
+        "http-check-without-http" => task["health_check"] = serde_json::json!({"type": "HTTP"}),
+        "negative-check-interval" => {
+            task["health_check"] = serde_json::json!({"type": "COMMAND", "command": {"value": "true"}, "interval_seconds": -1.0});
+        }
+        "docker-without-docker" => task["container"] = serde_json::json!({"type": "DOCKER"}),
+        "executor-without-command" => {
+            task.as_object_mut().map(|t| t.remove("command"));
+            task["executor"] = serde_json::json!({"executor_id": {"value": "e"}, "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}]});
+        }
         other => anyhow::bail!("no scenario {other}"),
     }
     let code = s
@@ -263,7 +272,18 @@ async fn differential_invalid_launches_and_a_kill_of_an_unknown_task() -> anyhow
     let mut mesos = RealMesos::start("differential-invalid", 1, "cpus:2;mem:1024;disk:4096;ports:[31000-31009]").await?;
     let local = cluster("differential-invalid", 1, |_| {}).await;
     let mut differences = Vec::new();
-    for scenario in ["kill-unknown", "negative-grace", "too-many-cpus", "command-and-executor", "no-command", "duplicate-task-id"] {
+    for scenario in [
+        "kill-unknown",
+        "negative-grace",
+        "too-many-cpus",
+        "command-and-executor",
+        "no-command",
+        "duplicate-task-id",
+        "http-check-without-http",
+        "negative-check-interval",
+        "docker-without-docker",
+        "executor-without-command",
+    ] {
         let real = first_update_of(&mesos.url(), scenario).await?;
         let ours = first_update_of(&local.url(), scenario).await?;
         eprintln!("{scenario}: real {real}, local {ours}");

@@ -592,10 +592,7 @@ impl Master {
         if task.resources.is_empty() {
             return Err("Task uses no resources".to_owned());
         }
-        // Mesos's validation.cpp (task::internal::validateKillPolicy).
-        if task.kill_policy.as_ref().and_then(|p| p.grace_period.as_ref()).is_some_and(|g| g.nanoseconds < 0) {
-            return Err("Task's 'kill_policy.grace_period' must be non-negative".to_owned());
-        }
+        validate_task_shape(task)?;
         let mut needed = Resources::from_proto(&task.resources).map_err(|e| e.to_string())?;
         if let Some(exec) = &task.executor {
             validate_id("Executor ID", &exec.executor_id.value)?;
@@ -1166,6 +1163,52 @@ fn refuse_duration(filters: Option<&v1::Filters>) -> Duration {
 }
 
 /// The FrameworkInfo rules the master enforces on SUBSCRIBE and UPDATE_FRAMEWORK.
+/// The checks of Mesos's validation.cpp on a TaskInfo's own fields (kill policy, health check,
+/// container, executor command) that the real master makes before a launch reaches an agent;
+/// each was found missing here by a differential check against it.
+fn validate_task_shape(task: &TaskInfo) -> Result<(), String> {
+    use v1::container_info::Type as ContainerType;
+    use v1::executor_info::Type as ExecutorType;
+    use v1::health_check::Type as CheckType;
+    if task.kill_policy.as_ref().and_then(|p| p.grace_period.as_ref()).is_some_and(|g| g.nanoseconds < 0) {
+        return Err("Task's 'kill_policy.grace_period' must be non-negative".to_owned());
+    }
+    if let Some(check) = &task.health_check {
+        let missing = match CheckType::try_from(check.r#type.unwrap_or(0)) {
+            Ok(CheckType::Command) => check.command.is_none().then_some("command"),
+            Ok(CheckType::Http) => check.http.is_none().then_some("http"),
+            Ok(CheckType::Tcp) => check.tcp.is_none().then_some("tcp"),
+            _ => return Err("HealthCheck must specify 'type'".to_owned()),
+        };
+        if let Some(field) = missing {
+            return Err(format!("Expecting '{field}' to be set for the health check's type"));
+        }
+        for (name, value) in [
+            ("delay_seconds", check.delay_seconds),
+            ("interval_seconds", check.interval_seconds),
+            ("timeout_seconds", check.timeout_seconds),
+            ("grace_period_seconds", check.grace_period_seconds),
+        ] {
+            if value.is_some_and(|v| v < 0.0) {
+                return Err(format!("Expecting '{name}' to be non-negative"));
+            }
+        }
+    }
+    if let Some(container) = &task.container
+        && ContainerType::try_from(container.r#type) == Ok(ContainerType::Docker)
+        && container.docker.is_none()
+    {
+        return Err("DockerInfo 'docker' is not set for DOCKER typed ContainerInfo".to_owned());
+    }
+    if let Some(exec) = &task.executor
+        && exec.command.is_none()
+        && ExecutorType::try_from(exec.r#type.unwrap_or(0)) != Ok(ExecutorType::Default)
+    {
+        return Err("'ExecutorInfo.command' must be set for a custom executor".to_owned());
+    }
+    Ok(())
+}
+
 fn validate_framework_info(info: &v1::FrameworkInfo) -> Result<(), String> {
     let multi_role = info.capabilities.iter().any(|c| c.r#type() == Capability::MultiRole);
     if multi_role && info.role.is_some() {

@@ -296,3 +296,35 @@ async fn differential_invalid_launches_and_a_kill_of_an_unknown_task() -> anyhow
     mesos.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn mesos_health_checks_report_and_replace_on_the_real_agents() -> anyhow::Result<()> {
+    use reqwest::Method;
+    let mut mesos = RealMesos::start("health", 1, "cpus:2;mem:1024;disk:4096;ports:[31000-31009]").await?;
+    let fw = Framework::start(&mesos.url(), &work_dir("real-health"), &[]).await?;
+    let check = |cmd: &str| {
+        serde_json::json!([{"protocol": "COMMAND", "command": {"value": cmd}, "delaySeconds": 0, "intervalSeconds": 1,
+            "timeoutSeconds": 2, "gracePeriodSeconds": 2, "maxConsecutiveFailures": 2}])
+    };
+    let good =
+        serde_json::json!({"id": "/real/good", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 2, "healthChecks": check("true")});
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&good)).await?.status, 201);
+    fw.wait_until("/v2/apps/real/good", WITHIN, "2 healthy tasks", |j| j["app"]["tasksHealthy"] == 2).await?;
+
+    // A check that always fails: the real agent's executor kills the task after the grace period
+    // and two failures, and the scheduler replaces it.
+    let bad =
+        serde_json::json!({"id": "/real/bad", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 1, "healthChecks": check("false")});
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&bad)).await?.status, 201);
+    let first =
+        fw.wait_until("/v2/apps/real/bad", WITHIN, "a task", |j| j["app"]["tasks"].as_array().is_some_and(|t| !t.is_empty())).await?;
+    let first = integration_tests::task_ids(&first);
+    fw.wait_until("/v2/apps/real/bad", WITHIN, "the unhealthy task replaced", |j| {
+        let now = integration_tests::task_ids(j);
+        !now.is_empty() && now.is_disjoint(&first)
+    })
+    .await?;
+    drop(fw);
+    mesos.stop().await;
+    Ok(())
+}

@@ -10,8 +10,10 @@
 //! N", "Command terminated with signal ..."). KILL sends TASK_KILLING (when the framework has
 //! TASK_KILLING_STATE), SIGTERM to the task's process group and SIGKILL after the grace period
 //! (the KILL's kill policy, else the task's, else 3 s). It exits once the terminal update is
-//! acknowledged. Not done yet: health checks and checks, max_completion_time, re-subscribing
-//! after an agent restart (without checkpointing Mesos's executor shuts down, as this one does).
+//! acknowledged. Health checks (COMMAND, HTTP, TCP) run by the shared `mesos-health` policy: a
+//! change of health is reported, too many failures in a row kill the task (its terminal update
+//! says `healthy: false`). Not done yet: generic checks (`CheckInfo`), max_completion_time,
+//! re-subscribing after an agent restart (without checkpointing Mesos's executor shuts down, as this one does).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,6 +25,9 @@ use mesos_proto::stream::RecordStream;
 use mesos_proto::v1::executor::{Call, Event, call, event};
 use mesos_proto::v1::{self, TaskInfo, TaskState, TaskStatus, framework_info::capability};
 use tokio::process::Child;
+
+/// A health check's results, sent by its prober to the main loop.
+type Results = tokio::sync::mpsc::Receiver<bool>;
 
 /// Mesos's default kill grace period.
 const DEFAULT_GRACE: Duration = Duration::from_secs(3);
@@ -41,6 +46,10 @@ struct Executor {
     /// The uuid of the terminal update while it is not acknowledged.
     terminal_uuid: Option<Vec<u8>>,
     terminal_sent: bool,
+    /// The task's health check: its results, what they mean, since when the task runs.
+    health: Option<(Results, mesos_health::Tracker, tokio::time::Instant)>,
+    healthy: Option<bool>,
+    killed_by_health: bool,
 }
 
 fn env(name: &str) -> anyhow::Result<String> {
@@ -81,6 +90,9 @@ async fn main() -> anyhow::Result<()> {
         kill_capable: false,
         terminal_uuid: None,
         terminal_sent: false,
+        health: None,
+        healthy: None,
+        killed_by_health: false,
     };
     ex.run().await
 }
@@ -139,6 +151,11 @@ impl Executor {
                 status = wait_child(&mut self.child) => {
                     self.child = None;
                     self.finished(status).await?;
+                }
+                Some(ok) = next_result(&mut self.health) => {
+                    if let Some(grace) = self.on_health(ok).await? {
+                        escalate = Some(tokio::time::Instant::now() + grace);
+                    }
                 }
                 () = sleep_until(escalate) => {
                     escalate = None;
@@ -248,6 +265,13 @@ impl Executor {
         match spawned {
             Ok(child) => {
                 self.child = Some(child);
+                if let Some(check) = self.task.as_ref().and_then(|t| t.health_check.clone()) {
+                    let (tx, rx) = tokio::sync::mpsc::channel(4);
+                    let tracker = mesos_health::Tracker::new(mesos_health::Policy::of(&check));
+                    let env: Vec<(String, String)> = vars.clone();
+                    tokio::spawn(probe(check, env, tx));
+                    self.health = Some((rx, tracker, tokio::time::Instant::now()));
+                }
                 self.update(self.status(&task_id, TaskState::TaskRunning)).await
             }
             Err(e) => {
@@ -270,6 +294,32 @@ impl Executor {
         }
         self.signal_task(nix::sys::signal::Signal::SIGTERM);
         Ok(Some(grace))
+    }
+
+    /// Folds in a health check result: a change of health is sent as TASK_RUNNING with
+    /// `healthy` and REASON_TASK_HEALTH_CHECK_STATUS_UPDATED; too many failures kill the task.
+    async fn on_health(&mut self, ok: bool) -> anyhow::Result<Option<Duration>> {
+        let Some((_, tracker, started)) = self.health.as_mut() else { return Ok(None) };
+        if self.killing || self.child.is_none() {
+            return Ok(None);
+        }
+        match tracker.record(ok, started.elapsed()) {
+            mesos_health::Verdict::Unchanged => Ok(None),
+            mesos_health::Verdict::Changed(healthy) => {
+                self.healthy = Some(healthy);
+                let Some(task) = &self.task else { return Ok(None) };
+                let mut st = self.status(&task.task_id, TaskState::TaskRunning);
+                st.healthy = Some(healthy);
+                st.reason = Some(v1::task_status::Reason::TaskHealthCheckStatusUpdated as i32);
+                self.update(st).await?;
+                Ok(None)
+            }
+            mesos_health::Verdict::Kill => {
+                self.killed_by_health = true;
+                self.healthy = Some(false);
+                self.kill(None).await
+            }
+        }
     }
 
     fn signal_task(&self, sig: nix::sys::signal::Signal) {
@@ -302,6 +352,10 @@ impl Executor {
         };
         let mut st = self.status(&task.task_id, state);
         st.message = Some(message);
+        if self.killed_by_health {
+            st.healthy = Some(false);
+        }
+        self.health = None;
         self.send_terminal(st).await
     }
 
@@ -309,6 +363,43 @@ impl Executor {
         self.terminal_uuid = st.uuid.clone();
         self.terminal_sent = true;
         self.update(st).await
+    }
+}
+
+/// The next health check result, or never when there is no check.
+async fn next_result(health: &mut Option<(Results, mesos_health::Tracker, tokio::time::Instant)>) -> Option<bool> {
+    match health {
+        Some((rx, _, _)) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs a health check by its policy until the main loop stops listening: HTTP and TCP on
+/// 127.0.0.1 (command tasks share the host's network), a command through `sh -c` with the task's
+/// environment, each within the check's timeout.
+async fn probe(check: v1::HealthCheck, env: Vec<(String, String)>, tx: tokio::sync::mpsc::Sender<bool>) {
+    let policy = mesos_health::Policy::of(&check);
+    let client = reqwest::Client::new();
+    tokio::time::sleep(policy.delay).await;
+    loop {
+        let ok = match mesos_health::probe_network(&check, "127.0.0.1", &client).await {
+            Some(ok) => ok,
+            None => {
+                let value = check.command.as_ref().and_then(|c| c.value.clone()).unwrap_or_default();
+                let run = tokio::process::Command::new("/bin/sh")
+                    .arg("-c")
+                    .arg(&value)
+                    .env_clear()
+                    .envs(env.iter().cloned())
+                    .kill_on_drop(true)
+                    .status();
+                matches!(tokio::time::timeout(policy.timeout, run).await, Ok(Ok(s)) if s.success())
+            }
+        };
+        if tx.send(ok).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(policy.interval).await;
     }
 }
 

@@ -1,28 +1,28 @@
 //! Marathon's group and app contract where it can lose data: group rollback, updates that leave
 //! out `apps` or `groups`, concurrent creations, stored groups and versions, app/group id
 //! clashes, and the routes clients call with a trailing slash. Each case runs `framework` on the
-//! local Mesos cluster and talks to it over HTTP as a Marathon client would.
+//! local Mesos cluster (or, with FRAMEWORK_TEST_MESOS=real, the real Mesos) and talks to it over HTTP as a Marathon client would.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use integration_tests::framework::Framework;
-use integration_tests::{cluster, work_dir};
+use integration_tests::{TestMesos, mesos, work_dir};
 use reqwest::Method;
 use serde_json::{Value as Json, json};
 
 const DEPLOY: Duration = Duration::from_secs(40);
 
-async fn start(name: &str, flags: &[&str]) -> anyhow::Result<(mesos_local::LocalCluster, Framework, std::path::PathBuf)> {
-    let c = cluster(name, 1, |_| {}).await;
+async fn start(name: &str, flags: &[&str]) -> anyhow::Result<(TestMesos, Framework, std::path::PathBuf)> {
+    let c = mesos(name, 1).await;
     let dir = work_dir(name);
     let fw = Framework::start(&c.url(), &dir, flags).await?;
     Ok((c, fw, dir))
 }
 
 /// Stops everything a test started and removes its data directory.
-async fn stop(cluster: mesos_local::LocalCluster, fw: Framework, dir: std::path::PathBuf) {
+async fn stop(cluster: TestMesos, fw: Framework, dir: std::path::PathBuf) {
     drop(fw);
     cluster.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);

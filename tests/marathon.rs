@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
 use integration_tests::framework::Framework;
-use integration_tests::{alive_on_master, cluster, task_ids, work_dir};
+use integration_tests::{TestMesos, alive_on_master, cluster, mesos, task_ids, work_dir};
 use reqwest::Method;
 use serde_json::{Value as Json, json};
 
@@ -27,13 +27,21 @@ async fn settled(fw: &Framework, app: &str, n: u64) -> anyhow::Result<Json> {
     .await
 }
 
-async fn start(name: &str, agents: usize) -> anyhow::Result<(mesos_local::LocalCluster, Framework)> {
+/// The framework on the Mesos `FRAMEWORK_TEST_MESOS` names (the local cluster by default).
+async fn start(name: &str, agents: usize) -> anyhow::Result<(TestMesos, Framework)> {
     start_with(name, agents, &[]).await
 }
 
-async fn start_with(name: &str, agents: usize, flags: &[&str]) -> anyhow::Result<(mesos_local::LocalCluster, Framework)> {
-    let c = cluster(name, agents, |_| {}).await;
+async fn start_with(name: &str, agents: usize, flags: &[&str]) -> anyhow::Result<(TestMesos, Framework)> {
+    let c = mesos(name, agents).await;
     let fw = Framework::start(&c.url(), &work_dir(name), flags).await?;
+    Ok((c, fw))
+}
+
+/// The framework on the local cluster, for tests that inject faults or name its agents.
+async fn start_local(name: &str, agents: usize) -> anyhow::Result<(mesos_local::LocalCluster, Framework)> {
+    let c = cluster(name, agents, |_| {}).await;
+    let fw = Framework::start(&c.url(), &work_dir(name), &[]).await?;
     Ok((c, fw))
 }
 
@@ -50,9 +58,10 @@ async fn app_lifecycle_scale_kill_restart_update_delete() -> anyhow::Result<()> 
     assert!(r.header("X-Marathon-Leader").is_some());
 
     let j = settled(&fw, "shop/web", 2).await?;
+    let host = cluster.agent_hostname().await?;
     for t in j["app"]["tasks"].as_array().context("tasks")? {
         assert_eq!(t["appId"], "/shop/web");
-        assert_eq!(t["host"], "localhost");
+        assert_eq!(t["host"], host.as_str());
         assert!(t["id"].as_str().is_some_and(|id| id.starts_with("shop_web.instance-") && id.ends_with("._app.1")), "{t}");
         assert!(t["slaveId"].as_str().is_some_and(|s| !s.is_empty()));
         assert!(t["startedAt"].is_string());
@@ -423,7 +432,7 @@ async fn restart_mid_deployment_resumes_without_loss_or_duplicates() -> anyhow::
         .await?;
     assert_eq!(task_ids(&j).len(), 4);
     // The master agrees: exactly these four tasks are alive.
-    assert_eq!(alive_on_master(&cluster).await?, task_ids(&j), "master and framework disagree");
+    assert_eq!(cluster.alive().await?, task_ids(&j), "master and framework disagree");
     cluster.shutdown().await;
     Ok(())
 }
@@ -465,7 +474,7 @@ async fn http_task_gets_its_port_and_marathon_environment() -> anyhow::Result<()
         format!("PORT={port}"),
         format!("PORTS={port}"),
         format!("PORT_HTTP={port}"),
-        "HOST=localhost".to_string(),
+        format!("HOST={}", cluster.agent_hostname().await?),
         "MARATHON_APP_ID=/web".to_string(),
         format!("MARATHON_APP_VERSION={}", j["app"]["version"].as_str().unwrap_or_default()),
         format!("MESOS_TASK_ID={}", task["id"].as_str().unwrap_or_default()),
@@ -531,7 +540,7 @@ async fn groups_deploy_in_dependency_order_and_delete_together() -> anyhow::Resu
 
 #[tokio::test]
 async fn agent_partition_replaces_tasks_without_duplicates() -> anyhow::Result<()> {
-    let (cluster, fw) = start("partition", 2).await?;
+    let (cluster, fw) = start_local("partition", 2).await?;
     let app = json!({"id": "/p", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 1});
     assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
     let j = settled(&fw, "p", 1).await?;
@@ -563,7 +572,7 @@ async fn agent_partition_replaces_tasks_without_duplicates() -> anyhow::Result<(
 
 #[tokio::test]
 async fn lost_event_stream_is_resubscribed_and_tasks_survive() -> anyhow::Result<()> {
-    let (cluster, fw) = start("resubscribe", 1).await?;
+    let (cluster, fw) = start_local("resubscribe", 1).await?;
     let app = json!({"id": "/s", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 1});
     assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
     let before = task_ids(&settled(&fw, "s", 1).await?);
@@ -669,7 +678,7 @@ async fn the_api_requires_credentials_when_configured() -> anyhow::Result<()> {
 #[tokio::test]
 async fn constraints_place_tasks_across_agents() -> anyhow::Result<()> {
     // Three agents: attribute `agent` a0..a2, `rack` r0, r1, r0.
-    let (cluster, fw) = start("constraints", 3).await?;
+    let (cluster, fw) = start_local("constraints", 3).await?;
     let agent_of = |j: &Json, cluster_agents: &[String]| -> Vec<String> {
         j["app"]["tasks"]
             .as_array()

@@ -64,6 +64,67 @@ pub async fn cluster(name: &str, agents: usize, tune: impl FnOnce(&mut ClusterCo
     LocalCluster::start(config).await.expect("local cluster starts")
 }
 
+/// The Mesos a scheduler-facing test runs against: our local cluster, or with
+/// `FRAMEWORK_TEST_MESOS=real` the real Mesos 1.11 of `scripts/real-mesos` (issue 20).
+pub enum TestMesos {
+    /// Our local cluster, in the test process.
+    Local(LocalCluster),
+    /// A real Mesos master and agents.
+    Real(real_mesos::RealMesos),
+}
+
+impl TestMesos {
+    /// The master's URL.
+    pub fn url(&self) -> String {
+        match self {
+            TestMesos::Local(c) => c.url(),
+            TestMesos::Real(r) => r.url(),
+        }
+    }
+
+    /// The master's `/master/state`.
+    pub async fn state(&self) -> anyhow::Result<Json> {
+        match self {
+            TestMesos::Local(c) => c.state().await,
+            TestMesos::Real(r) => Ok(serde_json::from_slice(&reqwest::get(format!("{}/master/state", r.url())).await?.bytes().await?)?),
+        }
+    }
+
+    /// The hostname the master has for its first agent (the local cluster's agents are
+    /// `localhost`, the real ones `127.0.0.1`).
+    pub async fn agent_hostname(&self) -> anyhow::Result<String> {
+        let state = self.state().await?;
+        state["slaves"][0]["hostname"].as_str().map(str::to_owned).context("no agent in the master's state")
+    }
+
+    /// The ids of the tasks the master has as live (running, staging or starting).
+    pub async fn alive(&self) -> anyhow::Result<std::collections::BTreeSet<String>> {
+        Ok(alive_in(&self.state().await?))
+    }
+
+    /// Stops it.
+    pub async fn shutdown(self) {
+        match self {
+            TestMesos::Local(c) => c.shutdown().await,
+            TestMesos::Real(mut r) => r.stop().await,
+        }
+    }
+}
+
+/// Starts the Mesos the scheduler-facing tests use (see [`TestMesos`]): `agents` agents of 2
+/// cpus, 1 GiB, 4 GiB of disk and 10 ports each.
+pub async fn mesos(name: &str, agents: usize) -> TestMesos {
+    match std::env::var("FRAMEWORK_TEST_MESOS").as_deref() {
+        Ok("real") => {
+            let (lo, hi) = free_port_range();
+            let resources = format!("cpus:2;mem:1024;disk:4096;ports:[{lo}-{hi}]");
+            TestMesos::Real(real_mesos::RealMesos::start(name, agents, &resources).await.expect("the real Mesos starts"))
+        }
+        Ok("local") | Err(_) => TestMesos::Local(cluster(name, agents, |_| {}).await),
+        Ok(other) => panic!("FRAMEWORK_TEST_MESOS={other}: use `local` (the default) or `real`"),
+    }
+}
+
 /// A port range unlikely to collide between tests running in parallel.
 fn free_port_range() -> (u64, u64) {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -285,13 +346,17 @@ pub async fn open_stream(
 /// Ids of the tasks the master considers alive (staging, starting or running), over all
 /// frameworks.
 pub async fn alive_on_master(cluster: &LocalCluster) -> anyhow::Result<std::collections::BTreeSet<String>> {
-    let state = cluster.state().await?;
-    Ok(state["frameworks"]
+    Ok(alive_in(&cluster.state().await?))
+}
+
+/// The live task ids in a master's `/master/state`.
+pub fn alive_in(state: &Json) -> std::collections::BTreeSet<String> {
+    state["frameworks"]
         .as_array()
-        .context("frameworks")?
-        .iter()
+        .into_iter()
+        .flatten()
         .flat_map(|f| f["tasks"].as_array().cloned().unwrap_or_default())
         .filter(|t| matches!(t["state"].as_str(), Some("TASK_RUNNING" | "TASK_STAGING" | "TASK_STARTING")))
         .filter_map(|t| t["id"].as_str().map(str::to_string))
-        .collect())
+        .collect()
 }

@@ -109,11 +109,15 @@ async fn differential_the_first_events_and_a_launch_on_an_unknown_offer() -> any
     let local = cluster("differential", 1, |_| {}).await;
 
     let (real_first, local_first) = (first_events(&mesos.url()).await?, first_events(&local.url()).await?);
-    // Mesos sends the first HEARTBEAT at once after SUBSCRIBED (master.cpp's heartbeater fires on
-    // start), then OFFERS.
-    assert_eq!(&real_first[..2], ["SUBSCRIBED", "HEARTBEAT"], "real master: {real_first:?}");
-    assert_eq!(local_first[..2], real_first[..2], "local cluster differs from the real master: {local_first:?} vs {real_first:?}");
-    assert!(local_first.contains(&"OFFERS".to_owned()) && real_first.contains(&"OFFERS".to_owned()), "{local_first:?} / {real_first:?}");
+    // Mesos starts the framework's heartbeater right after SUBSCRIBED; its first HEARTBEAT races
+    // the allocator's first OFFERS (both are separate libprocess actors), so the order of those two
+    // varies on the real master too. What holds on both: SUBSCRIBED first, then a HEARTBEAT and
+    // OFFERS within the window, with the first HEARTBEAT among the first three events.
+    for (who, first) in [("real master", &real_first), ("local cluster", &local_first)] {
+        assert_eq!(first[0], "SUBSCRIBED", "{who}: {first:?}");
+        assert!(first[1..3.min(first.len())].contains(&"HEARTBEAT".to_owned()), "{who}: no HEARTBEAT right after SUBSCRIBED: {first:?}");
+        assert!(first.contains(&"OFFERS".to_owned()), "{who}: no OFFERS within 1.5 s: {first:?}");
+    }
 
     let real = launch_on_unknown_offer(&mesos.url()).await?;
     let ours = launch_on_unknown_offer(&local.url()).await?;

@@ -1,36 +1,35 @@
-//! The scheduler actor: the single owner of apps, instances and deployments. It is fed API
-//! commands, Mesos updates and clock ticks over channels, asks the pure core what to do,
-//! persists every change before it is acknowledged (to an API client or to Mesos), sends Mesos
-//! calls and publishes a snapshot for API reads.
+//! The scheduler actor: the single owner of the scheduler's state. It is fed API commands,
+//! Mesos updates and clock ticks over channels, steps the pure core
+//! ([`Scheduler::step`]) with each, and carries out the effects in order: durable writes made
+//! durable before any answer or event, instance records handed to the writer (which posts the
+//! calls that wait for them), calls, events, readiness checks. It publishes a snapshot for API
+//! reads. Any failed write stops it: the state has moved past what is stored, so whoever leads
+//! next (or a restart) reloads the store.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use framework_core::app::AppDefinition;
-use framework_core::ids::{AppId, DeploymentId, InstanceId, PathId, TaskId, Timestamp};
-use framework_core::instance::Goal;
+use framework_core::ids::{InstanceId, Timestamp};
 pub use framework_core::keys;
+use framework_core::scheduler::step::{Effect, Input, StoreWrite};
+use framework_core::scheduler::{BusEvent, Note, Scheduler};
 pub use framework_core::scheduler::{
     Change, Deployed, GroupOp, Rejection, SchedulerConfig as ActorConfig, action_json, container_policy, plan_json, step_json,
 };
-use framework_core::scheduler::{LAUNCH_CHUNK, Note, Scheduler};
-use framework_core::tree::GroupNode;
 use mesos_proto::v1::scheduler::event;
 use mesos_proto::v1::{self};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
+use crate::command::ReplyTo;
 pub use crate::command::{ActorHandle, Command, GroupOutcome};
-use crate::error::ApiError;
 use crate::events::EventBus;
 use crate::mesos::{MesosCalls, MesosUpdate};
 pub use crate::persist::{Loaded, load};
 use crate::persist::{Persist, writer};
-use crate::state::{Instance, Snapshot};
+use crate::state::Snapshot;
 use crate::store::Store;
 
-/// How a command is answered, once its change is published.
-type Reply = Box<dyn FnOnce() + Send>;
 /// The writer may fall this many hand-overs behind before the actor waits for it (the queue
 /// holds serialized records and task infos: unbounded, it grew to a gigabyte at 10,000 agents).
 const WRITER_QUEUE: usize = 32;
@@ -38,21 +37,18 @@ const WRITER_QUEUE: usize = 32;
 /// At most this many status updates are applied together (one write, one drive).
 const STATUS_BATCH: usize = 512;
 
-/// A full pass decides for this many apps at a time, spending one unit of the task's budget per
-/// app (tokio yields the worker when the budget runs out).
-const DRIVE_CHUNK: usize = 64;
-
-/// The full pass's scan for instances of apps that exist nowhere looks at this many instances
-/// per unit of budget (two map lookups each).
-const ORPHAN_CHUNK: usize = 64;
-
 /// At most this many queued commands are carried out before their common publish.
 const COMMAND_BATCH: usize = 64;
+
+/// The most of the actor's time full passes take (see [`Actor::full_pass_due`]).
+const FULL_PASS_SHARE: f64 = 0.05;
+
 /// The current wall-clock time.
 pub fn now() -> Timestamp {
     let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
 }
+
 /// The actor: the scheduler's state (`framework_core::scheduler::Scheduler`) and what carries
 /// out its decisions.
 pub struct Actor {
@@ -65,8 +61,12 @@ pub struct Actor {
     writer: Option<mpsc::Sender<Persist>>,
     /// When the last full pass started, and how long it took.
     last_full_pass: (std::time::Instant, Duration),
-    /// A write whose outcome is unknown failed: the run loop ends before anything else.
+    /// A write failed: the run loop ends before anything else.
     stopped: bool,
+    /// Durable writes were made since the last sync.
+    unsynced: bool,
+    /// Events held until the writes before them are durable.
+    events: Vec<BusEvent>,
     snapshot: watch::Sender<Arc<Snapshot>>,
     /// Our own command channel (for the readiness checkers' reports).
     commands: mpsc::Sender<Command>,
@@ -80,7 +80,7 @@ impl Actor {
         let (tx, rx) = mpsc::channel(1024);
         let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
         let s = Scheduler::new(config, loaded.apps, loaded.groups, loaded.instances, loaded.deployments, loaded.framework_id);
-        let mut actor = Actor {
+        let actor = Actor {
             s,
             store,
             bus,
@@ -88,12 +88,14 @@ impl Actor {
             writer: None,
             last_full_pass: (std::time::Instant::now(), Duration::ZERO),
             stopped: false,
+            unsynced: false,
+            events: Vec::new(),
             snapshot,
             commands: tx.clone(),
             readiness: BTreeMap::new(),
             http: reqwest::Client::new(),
         };
-        actor.publish();
+        actor.snapshot.send_replace(Arc::new(actor.s.snapshot()));
         (actor, ActorHandle { tx, snapshot: snapshot_rx }, rx)
     }
 
@@ -102,7 +104,7 @@ impl Actor {
         self.s.framework_id.clone()
     }
 
-    /// Runs until both input channels close.
+    /// Runs until both input channels close, or a write fails.
     pub async fn run(mut self, calls: MesosCalls, mut commands: mpsc::Receiver<Command>, mut mesos: mpsc::Receiver<MesosUpdate>) {
         let (writer_tx, writer_rx) = mpsc::channel(WRITER_QUEUE);
         let writer = tokio::spawn(writer(self.store.clone(), calls.clone(), writer_rx));
@@ -111,88 +113,67 @@ impl Actor {
         self.calls = Some(calls);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Mesos events come in bursts (thousands of status updates): they are applied one by one,
-        // but deciding what to do next and publishing the snapshot, both linear in the number of
-        // instances, happen at most every 50 ms.
+        // Mesos events come in bursts (thousands of status updates): they are applied as they
+        // come, but deciding what to do next and publishing the snapshot, both linear in the
+        // number of instances, happen at most every 50 ms.
         let mut flush = tokio::time::interval(Duration::from_millis(50));
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first drive after start (and every tick) looks at everything.
         let mut full = true;
         let mut events_seen = true;
-        loop {
-            if self.stopped {
-                return;
-            }
+        while !self.stopped {
             tokio::select! {
-                cmd = commands.recv() => match cmd {
-                    Some(cmd) => {
-                        // Commands that queued up meanwhile are taken together: one drive and one
-                        // publish for all, and the answers go out once the snapshot shows them.
-                        let mut replies = vec![self.on_command(cmd).await];
-                        while replies.len() < COMMAND_BATCH {
-                            let Ok(cmd) = commands.try_recv() else { break };
-                            replies.push(self.on_command(cmd).await);
-                        }
-                        self.drive(std::mem::take(&mut full)).await;
-                        // One wait for the disk for the whole batch, before any answer.
-                        if !self.sync().await {
-                            return;
-                        }
-                        self.publish();
-                        events_seen = false;
-                        for reply in replies.into_iter().flatten() {
-                            reply();
+                cmd = commands.recv() => {
+                    let Some(cmd) = cmd else { return };
+                    // Commands that queued up meanwhile are taken together: one drive, one wait
+                    // for the disk and one publish for all; the answers go out once the snapshot
+                    // shows them.
+                    let mut replies = vec![self.on_command(cmd).await];
+                    while replies.len() < COMMAND_BATCH && !self.stopped {
+                        let Ok(cmd) = commands.try_recv() else { break };
+                        replies.push(self.on_command(cmd).await);
+                    }
+                    self.drive(std::mem::take(&mut full)).await;
+                    if self.settle(true).await {
+                        for (to, answer) in replies.into_iter().flatten() {
+                            to.send(answer);
                         }
                     }
-                    None => return,
-                },
-                up = mesos.recv() => match up {
-                    Some(up) => {
-                        if matches!(up, MesosUpdate::Subscribed { .. }) {
-                            full = true;
-                        }
-                        // Status updates come in bursts: the ones already queued behind this one
-                        // are applied together (until another kind of event).
-                        let mut statuses = Vec::new();
-                        let mut next = Some(up);
-                        while let Some(up) = next.take() {
-                            match status_of(up) {
-                                Ok(status) if statuses.len() < STATUS_BATCH => {
-                                    statuses.push(status);
-                                    next = mesos.try_recv().ok();
-                                }
-                                Ok(status) => {
+                    events_seen = false;
+                }
+                up = mesos.recv() => {
+                    let Some(up) = up else { return };
+                    if matches!(up, MesosUpdate::Subscribed { .. }) {
+                        full = true;
+                    }
+                    // Status updates come in bursts: the ones already queued behind this one are
+                    // applied together (until another kind of event).
+                    let mut statuses = Vec::new();
+                    let mut next = Some(up);
+                    while let Some(up) = next.take() {
+                        match status_of(up) {
+                            Ok(status) => {
+                                if statuses.len() == STATUS_BATCH {
                                     self.on_statuses(std::mem::take(&mut statuses)).await;
-                                    statuses.push(status);
-                                    next = mesos.try_recv().ok();
                                 }
-                                Err(other) => {
-                                    if !statuses.is_empty() {
-                                        self.on_statuses(std::mem::take(&mut statuses)).await;
-                                    }
-                                    self.on_mesos(other).await;
-                                }
+                                statuses.push(status);
+                                next = mesos.try_recv().ok();
+                            }
+                            Err(other) => {
+                                self.on_statuses(std::mem::take(&mut statuses)).await;
+                                self.on_mesos(other).await;
                             }
                         }
-                        if !statuses.is_empty() {
-                            self.on_statuses(statuses).await;
-                        }
-                        if self.stopped {
-                            return;
-                        }
-                        // Calls and events the updates made go out now, not at the next publish.
-                        self.flush_outbox();
-                        events_seen = true;
                     }
-                    None => return,
-                },
+                    self.on_statuses(statuses).await;
+                    // Events the updates made go out now, not at the next publish.
+                    self.settle(false).await;
+                    events_seen = true;
+                }
                 _ = flush.tick() => {
                     if events_seen || full || !self.s.dirty.is_empty() {
                         self.drive(std::mem::take(&mut full)).await;
-                        if !self.sync().await {
-                            return;
-                        }
-                        self.publish();
+                        self.settle(true).await;
                         events_seen = false;
                     }
                 }
@@ -201,151 +182,112 @@ impl Actor {
         }
     }
 
-    /// Makes the deferred writes durable; false if that failed, after which the actor must stop:
-    /// the outcome of the writes is unknown, and the state is reloaded from the store by whoever
-    /// leads next (see `ha`; a single instance exits).
-    async fn sync(&self) -> bool {
-        match self.store.sync().await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "could not make the state durable; the scheduler stops so that no unsaved change is acknowledged");
-                false
+    /// Steps the scheduler with an input and carries out the effects; a drive under way is
+    /// continued after yielding the worker (at 10,000 apps a full pass holds it for ~150 ms,
+    /// and API tasks must not wait behind it). The answer to a request, unless a write failed.
+    async fn step(&mut self, input: Input) -> Option<framework_core::scheduler::step::Answer> {
+        let mut input = input;
+        loop {
+            let fx = self.s.step(input, now(), &mut || uuid::Uuid::new_v4().to_string());
+            self.carry(fx.effects).await;
+            if self.stopped {
+                return None;
+            }
+            if !fx.more {
+                return fx.answer;
+            }
+            tokio::task::yield_now().await;
+            input = Input::Continue;
+        }
+    }
+
+    /// Carries out effects in order (see [`framework_core::scheduler::step`]).
+    async fn carry(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            if self.stopped {
+                return;
+            }
+            match effect {
+                Effect::Store(w) => match self.write(w).await {
+                    Ok(()) => self.unsynced = true,
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not write the state; the scheduler stops so that no unsaved change is acknowledged (the next leader, or a restart, reloads the store)");
+                        self.stopped = true;
+                    }
+                },
+                Effect::Persist(w) => self.persist(Persist::from(w)).await,
+                Effect::Call(call) => {
+                    if let Some(c) = &self.calls {
+                        c.send(*call);
+                    }
+                }
+                Effect::Event(e) => self.events.push(e),
+                Effect::Note(Note::Info(m)) => tracing::info!("{m}"),
+                Effect::Note(Note::Warn(m)) => tracing::warn!("{m}"),
+                Effect::StartReadiness(probe) => {
+                    let id = probe.instance.clone();
+                    let handle = crate::readiness::spawn(probe, self.commands.clone(), self.http.clone());
+                    if let Some(old) = self.readiness.insert(id, handle) {
+                        old.abort();
+                    }
+                }
+                Effect::StopReadiness(id) => {
+                    if let Some(handle) = self.readiness.remove(&id) {
+                        handle.abort();
+                    }
+                }
             }
         }
     }
 
-    /// Posts the calls and logs the notes the scheduler's decisions made, in order.
-    fn flush_outbox(&mut self) {
-        let out = self.s.take_outbox();
-        for note in out.notes {
-            match note {
-                Note::Info(m) => tracing::info!("{m}"),
-                Note::Warn(m) => tracing::warn!("{m}"),
-            }
+    /// A durable write (deferred: made durable by the sync in [`Actor::settle`]).
+    async fn write(&self, w: StoreWrite) -> anyhow::Result<()> {
+        self.store.put_many_deferred(&w.puts).await?;
+        let mut removals = w.deletes.clone();
+        for folder in &w.clears {
+            removals.extend(self.store.keys(folder).await?);
         }
-        for e in out.events {
+        for (folder, new) in &w.trims {
+            let stored = self.store.keys(folder).await?;
+            removals.extend(w.beyond_max(stored, new.clone()));
+        }
+        self.store.delete_many_deferred(&removals).await?;
+        Ok(())
+    }
+
+    /// Ends a round: makes the writes durable (else the actor stops), then publishes the
+    /// snapshot (if `publish`) and the events held; whether answers may go out.
+    async fn settle(&mut self, publish: bool) -> bool {
+        if self.stopped {
+            return false;
+        }
+        if self.unsynced {
+            if let Err(e) = self.store.sync().await {
+                tracing::error!(error = %e, "could not make the state durable; the scheduler stops so that no unsaved change is acknowledged");
+                self.stopped = true;
+                return false;
+            }
+            self.unsynced = false;
+        }
+        if publish {
+            self.snapshot.send_replace(Arc::new(self.s.snapshot()));
+        }
+        for e in self.events.drain(..) {
             self.bus.publish(e.event_type, e.body, e.at);
         }
-        if let Some(c) = &self.calls {
-            for call in out.calls {
-                c.send(call);
-            }
-        }
+        true
     }
 
-    fn publish(&mut self) {
-        self.flush_outbox();
-        let snap = self.s.snapshot();
-        self.snapshot.send_replace(Arc::new(snap));
-    }
-
-    // ----------------------------------------------------------------------------------------
-    // API commands
-
-    /// Carries out a command; returns how to answer it, to be done once the change is published.
-    async fn on_command(&mut self, cmd: Command) -> Option<Reply> {
-        fn answer<T: Send + 'static>(reply: oneshot::Sender<T>, value: T) -> Option<Reply> {
-            Some(Box::new(move || {
-                let _ = reply.send(value);
-            }))
-        }
-        match cmd {
-            Command::Deploy { change, force, reply } => {
-                let result = self.deploy(change, force).await;
-                answer(reply, result)
-            }
-            Command::Group { op, force, dry_run, reply } => {
-                let result = self.group_command(op, force, dry_run).await;
-                answer(reply, result)
-            }
-            Command::KillTasks { tasks, reply } => {
-                let result = self.kill_tasks(&tasks).await;
-                answer(reply, result)
-            }
-            Command::CancelDeployment { id, force, reply } => {
-                let result = self.cancel_deployment(&id, force).await;
-                answer(reply, result)
-            }
-            Command::Ready { instance } => {
+    /// Carries out a command; returns where its answer goes and the answer, to be sent once
+    /// the change is durable and published.
+    async fn on_command(&mut self, cmd: Command) -> Option<(ReplyTo, framework_core::scheduler::step::Answer)> {
+        match cmd.into_request() {
+            Ok((request, to)) => self.step(Input::Request(request)).await.map(|answer| (to, answer)),
+            Err(instance) => {
                 self.readiness.remove(&instance);
-                if let Some(write) = self.s.ready(&instance) {
-                    self.persist(Persist::from(write)).await;
-                }
+                self.step(Input::Ready(instance)).await;
                 None
             }
-            Command::ResetDelay { app, reply } => answer(reply, self.s.reset_delay(&app, now())),
-        }
-    }
-
-    /// Turns a group change into a [`Change`] against the current tree and deploys it (or,
-    /// with `dry_run`, only plans it).
-    async fn group_command(&mut self, op: GroupOp, force: bool, dry_run: bool) -> Result<GroupOutcome, ApiError> {
-        let change = self.s.group_change(op)?;
-        if dry_run {
-            let (target, to_kill, groups, version) = self.s.target_of(change, now())?;
-            return Ok(GroupOutcome::DryRun(self.s.prepare(&target, &to_kill, groups, version)?.steps));
-        }
-        self.deploy(change, force).await.map(GroupOutcome::Deployed)
-    }
-
-    /// Computes the target apps of a change, plans it, persists it and starts it.
-    async fn deploy(&mut self, change: Change, force: bool) -> Result<Deployed, ApiError> {
-        let (target, to_kill, groups, version) = self.s.target_of(change, now())?;
-        self.start_deployment(target, to_kill, groups, version, force).await
-    }
-
-    async fn start_deployment(
-        &mut self,
-        target: BTreeMap<AppId, Option<AppDefinition>>,
-        to_kill: BTreeMap<AppId, Vec<InstanceId>>,
-        groups: (Vec<GroupNode>, Vec<PathId>),
-        version: Timestamp,
-        force: bool,
-    ) -> Result<Deployed, ApiError> {
-        let id = DeploymentId(uuid::Uuid::new_v4().to_string());
-        let start = self.s.plan_start(target, to_kill, groups, version, force, id)?;
-        // Persist first, made durable by the sync that precedes every answer; if anything fails
-        // the in-memory state is untouched and the client gets 503.
-        self.store.put_many_deferred(&start.writes).await.map_err(ApiError::storage)?;
-        let mut removals = start.removals.clone();
-        for folder in &start.clears {
-            removals.extend(self.store.keys(folder).await.map_err(ApiError::storage)?);
-        }
-        for (folder, new) in &start.trims {
-            let stored = self.store.keys(folder).await.map_err(ApiError::storage)?;
-            removals.extend(self.s.versions_beyond_max(stored, new.clone()));
-        }
-        self.store.delete_many_deferred(&removals).await.map_err(ApiError::storage)?;
-        Ok(self.s.apply_start(start, now()))
-    }
-
-    async fn cancel_deployment(&mut self, id: &DeploymentId, force: bool) -> Result<Option<Deployed>, ApiError> {
-        let Some(key) = self.s.deployment_key(id) else {
-            return Err(ApiError::new(404, format!("DeploymentPlan {id} does not exist")));
-        };
-        if force {
-            self.store.delete(&keys::deployment(id)).await.map_err(ApiError::storage)?;
-            self.s.stop_deployment(&key, now());
-            return Ok(None);
-        }
-        let (target, version) = self.s.rollback_of(&key, now());
-        self.start_deployment(target, BTreeMap::new(), (vec![], vec![]), version, true).await.map(Some)
-    }
-
-    /// Kills tasks without changing their apps (each is replaced); 404 if any is unknown.
-    async fn kill_tasks(&mut self, tasks: &[TaskId]) -> Result<Vec<Arc<Instance>>, ApiError> {
-        let killed = self.s.tasks_to_kill(tasks)?;
-        for instance in &killed {
-            // Goal stays Running: the instance is replaced by a new task.
-            self.send_kill(&instance.id, None).await;
-        }
-        Ok(killed)
-    }
-
-    /// Sends KILL for an instance's task once its new goal (if one is given) is persisted.
-    async fn send_kill(&mut self, id: &InstanceId, goal: Option<Goal>) {
-        if let Some(write) = self.s.kill(id, goal, now()) {
-            self.persist(Persist::from(write)).await;
         }
     }
 
@@ -360,135 +302,56 @@ impl Actor {
         }
     }
 
-    // ----------------------------------------------------------------------------------------
-    // Mesos
-
+    /// A Mesos update other than a task status.
     async fn on_mesos(&mut self, update: MesosUpdate) {
-        let now = now();
-        match update {
-            MesosUpdate::Subscribed { framework_id, master } => {
-                if self.s.framework_id.as_deref() != Some(&framework_id)
-                    && let Err(e) = self.store.put(keys::FRAMEWORK_ID, framework_id.as_bytes()).await
-                {
-                    // Carrying on would register a second framework at the next start and
-                    // orphan this one's tasks: stop, as for any write whose outcome is unknown
-                    // (the next leader, or a restart, subscribes with what is stored).
-                    tracing::error!(error = %e, %framework_id, "could not persist the framework id Mesos assigned; the scheduler stops so that no second framework is registered. Fix the state store and restart");
-                    self.stopped = true;
-                    return;
-                }
-                self.s.subscribed(framework_id, master, now);
-            }
+        let input = match update {
+            MesosUpdate::Subscribed { framework_id, master } => Input::Subscribed { framework_id, master },
             MesosUpdate::Disconnected { reason } => {
                 tracing::warn!(%reason, "Mesos subscription lost");
-                self.s.disconnected(now);
+                Input::Disconnected
             }
             MesosUpdate::Event(ev) => match ev.r#type() {
-                event::Type::Offers => {
-                    if let Some(offers) = ev.offers {
-                        self.on_offers(offers.offers).await;
-                    }
-                }
-                event::Type::Update => {
-                    if let Some(update) = ev.update {
-                        self.on_statuses(vec![update.status]).await;
-                    }
-                }
+                event::Type::Offers => match ev.offers {
+                    Some(offers) => Input::Offers(offers.offers),
+                    None => return,
+                },
+                event::Type::Update => match ev.update {
+                    Some(update) => Input::Statuses { statuses: vec![update.status], announce: self.bus.has_subscribers() },
+                    None => return,
+                },
+                event::Type::Message => match ev.message {
+                    Some(m) => Input::Message { agent: m.agent_id.value, executor: m.executor_id.value, data: m.data },
+                    None => return,
+                },
                 event::Type::Failure => {
                     if let Some(f) = ev.failure {
                         tracing::warn!(agent = ?f.agent_id.map(|a| a.value), executor = ?f.executor_id.map(|e| e.value), status = ?f.status, "Mesos reported a failure");
                     }
+                    return;
                 }
-                event::Type::Message => {
-                    if let Some(m) = ev.message {
-                        self.s.framework_message(&m.agent_id.value, &m.executor_id.value, &m.data, now);
-                    }
+                other => {
+                    tracing::debug!(?other, "ignored Mesos event");
+                    return;
                 }
-                other => tracing::debug!(?other, "ignored Mesos event"),
             },
-        }
+        };
+        self.step(input).await;
     }
 
-    /// Applies a batch of status updates: each is worked out against the instance as the updates
-    /// before it in the batch left it; then the changed instances are persisted in one write, and
-    /// only after that are the changes applied, announced and acknowledged. If persisting fails,
-    /// nothing is acknowledged, so Mesos sends the updates again.
+    /// Applies a batch of status updates (their records go to the writer first; the
+    /// acknowledgements wait for them).
     async fn on_statuses(&mut self, statuses: Vec<v1::TaskStatus>) {
-        let now = now();
-        let mut batch = self.s.plan_statuses(&statuses, now, self.bus.has_subscribers());
-        let mut persist = Persist::instances(batch.changed());
-        persist.deletes = std::mem::take(&mut batch.deletes);
-        persist.then = std::mem::take(&mut batch.acks);
-        self.persist(persist).await;
-        self.s.apply_statuses(batch, now);
-    }
-
-    async fn on_offers(&mut self, offers: Vec<v1::Offer>) {
-        let mut round = self.s.begin_offers(offers.len(), now());
-        for offer in offers {
-            // Launches go out every few hundred tasks: the memory a batch of offers holds stays
-            // bounded however many agents offer at once.
-            if round.pending() >= LAUNCH_CHUNK {
-                let (accepted, created) = round.take_launches();
-                self.launch(accepted, created).await;
-            }
-            self.s.match_offer(&mut round, offer, &mut || uuid::Uuid::new_v4().to_string());
-        }
-        let (accepted, created) = round.take_launches();
-        self.launch(accepted, created).await;
-        self.s.end_offers(round);
-    }
-
-    /// Launches new instances: they are recorded now and handed to the writer, which posts the
-    /// ACCEPTs once they are persisted (or declines the offers if that fails).
-    async fn launch(&mut self, accepted: Vec<(v1::OfferId, Vec<v1::TaskInfo>)>, created: Vec<Instance>) {
-        if let Some(write) = self.s.launch(accepted, created) {
-            self.persist(Persist::from(write)).await;
+        if !statuses.is_empty() {
+            let announce = self.bus.has_subscribers();
+            self.step(Input::Statuses { statuses, announce }).await;
         }
     }
 
-    // ----------------------------------------------------------------------------------------
-    // Driving deployments and the launch queue
-
-    /// Applies apps' `unreachableStrategy` (see [`Scheduler::age_unreachable`]).
-    async fn age_unreachable(&mut self, now: Timestamp) {
-        let write = self.s.age_unreachable(now);
-        if !write.instances.is_empty() || !write.deletes.is_empty() {
-            self.persist(Persist::from(write)).await;
-        }
-    }
-
-    /// Starts readiness checks for running, current, not yet ready instances of the given apps
-    /// in deployments, and stops checks whose instance went away.
-    fn run_readiness_checks<'a>(&mut self, apps: impl Iterator<Item = &'a AppId>) {
-        self.readiness.retain(|id, handle| {
-            let keep = self.s.instances.contains_key(id);
-            if !keep {
-                handle.abort();
-            }
-            keep
-        });
-        let mut start = Vec::new();
-        for (app, i) in self.s.readiness_wanted(apps, |id| self.readiness.contains_key(id)) {
-            if let Some(url) = crate::readiness::check_url(&app, &i) {
-                start.push((app, i.id.clone(), url));
-            }
-        }
-        for (app, id, url) in start {
-            if let Some(handle) = crate::readiness::spawn(&app, id.clone(), url, self.commands.clone(), self.http.clone()) {
-                self.readiness.insert(id, handle);
-            }
-        }
-    }
-
-    /// Works out what to launch and kill and moves deployments on. Decisions depend only on an
-    /// app's definition and instances, so only apps marked dirty since the last drive are looked
-    /// at again (with the deployments they are part of); a `full` drive (on every clock tick)
-    /// looks at every app and also applies the clocks: launch timeouts, kill retries, unreachable
-    /// instances, unconfirmed launches.
+    /// Works out what to launch and kill and moves deployments on: the apps that changed since
+    /// the last drive, or (`full`, on clock ticks) everything, with the clocks.
     async fn drive(&mut self, full: bool) {
         let started = std::time::Instant::now();
-        self.drive_apps(full).await;
+        self.step(Input::Drive { full }).await;
         if full {
             self.last_full_pass = (started, started.elapsed());
         }
@@ -503,64 +366,7 @@ impl Actor {
         let (at, took) = self.last_full_pass;
         at.elapsed() >= Duration::from_secs(1).max(took.mul_f64(1.0 / FULL_PASS_SHARE))
     }
-
-    /// See [`Actor::drive`]: the decisions are the scheduler's ([`Scheduler::begin_drive`] and
-    /// what follows); the actor yields to the runtime between chunks of a full pass (at 10,000
-    /// apps a pass holds a worker for ~150 ms, and API tasks must not wait behind it), persists
-    /// and sends the kills, stores deployment progress and removes finished deployments.
-    async fn drive_apps(&mut self, full: bool) {
-        let now = now();
-        if full {
-            self.age_unreachable(now).await;
-        }
-        let mut drive = self.s.begin_drive(full);
-        let standalone = drive.take_standalone();
-        for chunk in standalone.chunks(DRIVE_CHUNK) {
-            self.s.drive_standalone(&mut drive, chunk);
-            // One unit of the task's budget per app, as before the chunks: the runtime gets the
-            // worker back as often as when each app was its own step.
-            for _ in chunk {
-                tokio::task::consume_budget().await;
-            }
-        }
-        if full {
-            let mut after = None;
-            loop {
-                after = self.s.orphan_kills(&mut drive, after.as_ref(), ORPHAN_CHUNK);
-                // The scan is cheap per instance: one unit per chunk.
-                tokio::task::consume_budget().await;
-                if after.is_none() {
-                    break;
-                }
-            }
-            let deploying: Vec<AppId> = self.s.deploying.keys().cloned().collect();
-            self.run_readiness_checks(deploying.iter());
-        } else {
-            let dirty: Vec<AppId> = drive.dirty().cloned().collect();
-            self.run_readiness_checks(dirty.iter());
-        }
-        let outcome = self.s.finish_drive(drive, now);
-        for (id, goal) in outcome.kills {
-            self.send_kill(&id, Some(goal)).await;
-        }
-        if !outcome.progress.is_empty()
-            && let Err(e) = self.store.put_many_deferred(&outcome.progress).await
-        {
-            tracing::error!(error = %e, "could not persist deployment progress");
-        }
-        for key in outcome.finished {
-            if let Err(e) = self.store.delete(&keys::deployment(&key.1)).await {
-                tracing::error!(error = %e, "could not remove a finished deployment; will retry");
-                self.s.deployment_removal_failed(&key);
-                continue;
-            }
-            self.s.finish_deployment(&key, now);
-        }
-        self.s.update_demand(outcome.demand, full, now);
-    }
 }
-/// The most of the actor's time full passes take (see [`Actor::full_pass_due`]).
-const FULL_PASS_SHARE: f64 = 0.05;
 
 /// Aborts a task when dropped (the writer stops with the actor).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -581,6 +387,7 @@ fn status_of(update: MesosUpdate) -> Result<v1::TaskStatus, MesosUpdate> {
         other => Err(other),
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,16 +401,18 @@ mod tests {
         let _ = std::fs::remove_dir_all(&journal);
         std::fs::write(&journal, b"not a directory").unwrap();
         {
-            let (mut actor, _handle, _rx) = Actor::new(ActorConfig::default(), store, EventBus::new(), Loaded::default());
+            let (mut actor, _handle, _rx) = Actor::new(ActorConfig::default(), store.clone(), EventBus::new(), Loaded::default());
             actor.on_mesos(MesosUpdate::Subscribed { framework_id: "fw-1".into(), master: "m".into() }).await;
+            assert!(!actor.settle(false).await, "the round ends without the id made durable");
             assert!(actor.stopped, "a framework id Mesos assigned but we could not store must stop the scheduler");
-            assert_eq!(actor.s.framework_id, None, "the unsaved id is not used");
         }
         // A stored id goes through.
         let store = Store::Files(crate::store::FileStore::open(&root.join("ok")).await.unwrap());
         let (mut actor, _handle, _rx) = Actor::new(ActorConfig::default(), store.clone(), EventBus::new(), Loaded::default());
         actor.on_mesos(MesosUpdate::Subscribed { framework_id: "fw-2".into(), master: "m".into() }).await;
+        assert!(actor.settle(false).await);
         assert!(!actor.stopped);
+        assert_eq!(actor.framework_id().as_deref(), Some("fw-2"));
         assert_eq!(store.get(keys::FRAMEWORK_ID).await.unwrap().as_deref(), Some(&b"fw-2"[..]));
         // The stores' writer threads end with their last handle; then the directory can go.
         drop((actor, store));

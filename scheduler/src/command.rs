@@ -3,22 +3,15 @@
 
 use std::sync::Arc;
 
-use framework_core::deploy;
 use framework_core::ids::{AppId, DeploymentId, InstanceId, TaskId};
+use framework_core::scheduler::step::{Answer, Request};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::actor::{Change, Deployed, GroupOp};
 use crate::error::ApiError;
 use crate::state::{Instance, Snapshot};
 
-/// What a group command answers.
-#[derive(Debug)]
-pub enum GroupOutcome {
-    /// The change was made and its deployment started.
-    Deployed(Deployed),
-    /// `dryRun`: the steps the change would take; nothing was changed.
-    DryRun(Vec<deploy::Step>),
-}
+pub use framework_core::scheduler::step::GroupOutcome;
 
 /// A request to the actor.
 #[derive(Debug)]
@@ -71,6 +64,54 @@ pub enum Command {
         /// Answer: whether there was a delay to reset.
         reply: oneshot::Sender<bool>,
     },
+}
+
+/// Where a request's answer goes.
+#[derive(Debug)]
+pub enum ReplyTo {
+    /// To [`Command::Deploy`].
+    Deployed(oneshot::Sender<Result<Deployed, ApiError>>),
+    /// To [`Command::Group`].
+    Group(oneshot::Sender<Result<GroupOutcome, ApiError>>),
+    /// To [`Command::KillTasks`].
+    Killed(oneshot::Sender<Result<Vec<Arc<Instance>>, ApiError>>),
+    /// To [`Command::CancelDeployment`].
+    Cancelled(oneshot::Sender<Result<Option<Deployed>, ApiError>>),
+    /// To [`Command::ResetDelay`].
+    DelayReset(oneshot::Sender<bool>),
+}
+
+impl ReplyTo {
+    /// Sends the answer (a refusal as Marathon's error JSON). An answer of another kind cannot
+    /// come from the scheduler; the caller then gets 503, as when no answer comes at all.
+    pub fn send(self, answer: Answer) {
+        let _ = match (self, answer) {
+            (ReplyTo::Deployed(tx), Answer::Deployed(r)) => tx.send(r.map_err(ApiError::from)).is_ok(),
+            (ReplyTo::Group(tx), Answer::Group(r)) => tx.send(r.map_err(ApiError::from)).is_ok(),
+            (ReplyTo::Killed(tx), Answer::Killed(r)) => tx.send(r.map_err(ApiError::from)).is_ok(),
+            (ReplyTo::Cancelled(tx), Answer::Cancelled(r)) => tx.send(r.map_err(ApiError::from)).is_ok(),
+            (ReplyTo::DelayReset(tx), Answer::DelayReset(had)) => tx.send(had).is_ok(),
+            (to, answer) => {
+                tracing::error!(?to, ?answer, "an answer of the wrong kind; the request gets 503");
+                false
+            }
+        };
+    }
+}
+
+impl Command {
+    /// The request for the scheduler and where its answer goes; or, for a readiness report, the
+    /// instance.
+    pub fn into_request(self) -> Result<(Request, ReplyTo), InstanceId> {
+        Ok(match self {
+            Command::Deploy { change, force, reply } => (Request::Deploy { change, force }, ReplyTo::Deployed(reply)),
+            Command::Group { op, force, dry_run, reply } => (Request::Group { op, force, dry_run }, ReplyTo::Group(reply)),
+            Command::KillTasks { tasks, reply } => (Request::KillTasks { tasks }, ReplyTo::Killed(reply)),
+            Command::CancelDeployment { id, force, reply } => (Request::CancelDeployment { id, force }, ReplyTo::Cancelled(reply)),
+            Command::ResetDelay { app, reply } => (Request::ResetDelay { app }, ReplyTo::DelayReset(reply)),
+            Command::Ready { instance } => return Err(instance),
+        })
+    }
 }
 
 /// Handle for sending commands to the actor.

@@ -9,7 +9,9 @@
 //! - [`deploy`]: deployment planning, rolling-restart arithmetic and launch backoff;
 //! - [`keys`]: the state store's key layout;
 //! - [`instance`]: instance conditions and their transitions from Mesos task states;
-//! - [`scheduler`]: the scheduler's state and the decisions that need nothing else;
+//! - [`readiness`]: where a readiness check polls;
+//! - [`scheduler`]: the scheduler's state and its decisions, taken one input at a time through
+//!   [`scheduler::Scheduler::step`];
 //! - [`spec`]: app definitions as Mesos `TaskInfo`s, planner input and version stamps;
 //! - [`state`]: the records the scheduler keeps (instances, deployments, task counts) and the
 //!   read-only snapshot the API serves from;
@@ -22,6 +24,7 @@ pub mod ids;
 pub mod instance;
 pub mod keys;
 pub mod matching;
+pub mod readiness;
 pub mod scheduler;
 pub mod spec;
 pub mod state;

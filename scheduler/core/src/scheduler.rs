@@ -29,6 +29,8 @@ use crate::state::{
 };
 use crate::tree::{self, GroupNode};
 
+pub mod step;
+
 /// A refusal of a change, as the API reports it: an HTTP status and Marathon's error JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
@@ -537,8 +539,8 @@ impl Default for SchedulerConfig {
     }
 }
 
-/// The scheduler's state. The fields are public while the actor still carries out part of the
-/// decisions itself; each moves behind methods as those decisions move here.
+/// The scheduler's state. It changes only through [`Scheduler::step`] (and the methods behind
+/// it); the fields are readable for the shell's scheduling of work and for tests.
 #[derive(Debug)]
 pub struct Scheduler {
     /// Settings.
@@ -585,6 +587,10 @@ pub struct Scheduler {
     pub counters: Counters,
     /// What decisions produced, for the actor to carry out.
     pub outbox: Outbox,
+    /// The drive under way across steps (see [`step`]).
+    pending_drive: Option<step::PendingDrive>,
+    /// Instances whose readiness check the shell runs.
+    checking: BTreeSet<InstanceId>,
 }
 
 impl Scheduler {
@@ -640,6 +646,8 @@ impl Scheduler {
             last_version: Timestamp(0),
             counters: Counters::default(),
             outbox: Outbox::default(),
+            pending_drive: None,
+            checking: BTreeSet::new(),
         };
         for d in deployments {
             s.add_deployment(d);
@@ -1694,22 +1702,6 @@ impl Scheduler {
         })
     }
 
-    /// The record of a finished deployment could not be removed: its apps are looked at again
-    /// at the next drive, which finishes it anew (and retries the removal).
-    pub fn deployment_removal_failed(&mut self, key: &DeploymentKey) {
-        self.dirty.extend(self.deployments.get(key).into_iter().flat_map(|d| d.affected().cloned()));
-    }
-
-    /// The stored version keys to remove once `new` is written beside `stored` (all under one
-    /// folder), oldest first: those beyond `--zk-max-versions` (version keys sort as their
-    /// timestamps do).
-    pub fn versions_beyond_max(&self, stored: Vec<String>, new: String) -> Vec<String> {
-        let mut all: std::collections::BTreeSet<String> = stored.into_iter().collect();
-        all.insert(new);
-        let excess = all.len().saturating_sub(self.config.max_versions);
-        all.into_iter().take(excess).collect()
-    }
-
     /// The state API reads see: a cheap copy (persistent maps share their nodes).
     pub fn snapshot(&self) -> crate::state::Snapshot {
         use crate::state::{LaunchQueue, Snapshot};
@@ -1960,13 +1952,12 @@ mod tests {
 
     #[test]
     fn versions_beyond_the_maximum_are_the_oldest() {
-        let mut s = scheduler();
-        s.config.max_versions = 3;
+        let w = step::StoreWrite { max_versions: 3, ..step::StoreWrite::default() };
         let stored = vec!["v/2020-01-02".to_string(), "v/2020-01-01".into(), "v/2020-01-03".into()];
-        assert_eq!(s.versions_beyond_max(stored.clone(), "v/2020-01-04".into()), ["v/2020-01-01"]);
-        assert!(s.versions_beyond_max(stored[..2].to_vec(), "v/2020-01-04".into()).is_empty());
+        assert_eq!(w.beyond_max(stored.clone(), "v/2020-01-04".into()), ["v/2020-01-01"]);
+        assert!(w.beyond_max(stored[..2].to_vec(), "v/2020-01-04".into()).is_empty());
         // Writing a version already stored adds nothing.
-        assert!(s.versions_beyond_max(stored, "v/2020-01-03".into()).is_empty());
+        assert!(w.beyond_max(stored, "v/2020-01-03".into()).is_empty());
     }
 
     #[test]

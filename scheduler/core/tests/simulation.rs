@@ -3,7 +3,8 @@
 //! restart, delete, forced changes), offers, status updates (duplicated, out of order, with and
 //! without a uuid, failures), kills, reconciliation, clock jumps and leader changes (a new
 //! `Scheduler` built from what was stored). The harness carries out the scheduler's effects in
-//! the order the actor does (records stored before the calls that wait for them) and checks the
+//! the order the actor does (through `Scheduler::step`, records stored before the calls that wait
+//! for them; a failed durable or instance write stops the scheduler) and checks the
 //! invariants after every step; at the end of each scenario, once faults stop, every app runs
 //! exactly its instances.
 //!
@@ -13,8 +14,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use framework_core::app::AppDefinition;
-use framework_core::ids::{AppId, DeploymentId, InstanceId, PathId, Timestamp};
+use framework_core::ids::{AppId, InstanceId, PathId, TaskId, Timestamp};
 use framework_core::keys;
+use framework_core::scheduler::step::{Answer, Effect, Input, Request, StoreWrite};
 use framework_core::scheduler::{Change, GroupOp, InstanceWrite, Scheduler, SchedulerConfig};
 use framework_core::state::{Deployment, Instance};
 use framework_core::tree::GroupNode;
@@ -224,6 +226,27 @@ impl Store {
         }
     }
 
+    /// A durable write: keys put, removed, folders cleared and trimmed.
+    fn write(&mut self, w: &StoreWrite) {
+        for (k, v) in &w.puts {
+            self.keys.insert(k.clone(), v.clone());
+        }
+        let mut removals = w.deletes.clone();
+        let under = |folder: &str| -> Vec<String> {
+            let prefix = format!("{folder}/");
+            self.keys.keys().filter(|k| k.starts_with(&prefix)).cloned().collect()
+        };
+        for folder in &w.clears {
+            removals.extend(under(folder));
+        }
+        for (folder, new) in &w.trims {
+            removals.extend(w.beyond_max(under(folder), new.clone()));
+        }
+        for k in removals {
+            self.keys.remove(&k);
+        }
+    }
+
     fn load(&self, config: SchedulerConfig) -> Scheduler {
         let under = |prefix: &'static str| self.keys.iter().filter(move |(k, _)| k.starts_with(prefix)).map(|(_, v)| v);
         let apps: Vec<AppDefinition> = under("apps/").map(|v| serde_json::from_slice(v).expect("stored app")).collect();
@@ -245,11 +268,12 @@ struct Sim {
     master: Master,
     store: Store,
     now: Timestamp,
-    next_id: u64,
     log: Vec<String>,
     /// The instance writer's queue: records stored later, then the calls waiting for them (a
     /// failed write sends the fallback calls instead).
     writer: VecDeque<InstanceWrite>,
+    /// Whether durable writes may fail.
+    faults: bool,
 }
 
 impl Sim {
@@ -260,33 +284,52 @@ impl Sim {
         master.agents = (0..agents).map(|_| (8.0, 8192.0)).collect();
         let mut s = Scheduler::new(config(), vec![], vec![], vec![], vec![], Some("fw".into()));
         s.connected = true;
-        Self { rng, s, master, store: Store::default(), now: Timestamp(1_000_000), next_id: 0, log: Vec::new(), writer: VecDeque::new() }
+        Self { rng, s, master, store: Store::default(), now: Timestamp(1_000_000), log: Vec::new(), writer: VecDeque::new(), faults: true }
     }
 
     fn tick(&mut self, ms: i64) {
         self.now = Timestamp(self.now.0 + ms);
     }
 
-    /// Posts what the scheduler's decisions queued.
-    fn flush(&mut self) {
-        let out = self.s.take_outbox();
-        for c in &out.calls {
-            self.master.call(c, &self.store);
+    /// Steps the scheduler and carries out its effects as the actor does: in order, durable
+    /// writes at once, instance records handed to the writer, a drive under way continued. A
+    /// failed durable write stops the scheduler (a new leader loads the store); then nothing
+    /// after it is carried out and there is no answer.
+    fn input(&mut self, input: Input) -> Option<Answer> {
+        let mut input = input;
+        loop {
+            let now = self.now;
+            let rng = &mut self.rng;
+            let fx = self.s.step(input, now, &mut || format!("{:016x}", rng.next()));
+            for effect in fx.effects {
+                match effect {
+                    Effect::Store(w) => {
+                        if self.faults && self.rng.chance(1) {
+                            self.log.push("a durable write failed".into());
+                            self.leader_change();
+                            return None;
+                        }
+                        self.store.write(&w);
+                    }
+                    Effect::Persist(w) => self.writer.push_back(w),
+                    Effect::Call(c) => self.master.call(&c, &self.store),
+                    Effect::Event(_) | Effect::Note(_) | Effect::StartReadiness(_) | Effect::StopReadiness(_) => {}
+                }
+            }
+            if !fx.more {
+                return fx.answer;
+            }
+            input = Input::Continue;
         }
-    }
-
-    /// Hands records to the writer, as the actor does (it does not wait for the disk).
-    fn persist(&mut self, w: InstanceWrite) {
-        self.writer.push_back(w);
     }
 
     /// The writer stores some queued records and posts what waited for them. A failed write
     /// stops the scheduler, as the actor's writer does: a new one starts from the store.
-    fn write(&mut self, faults: bool) {
+    fn write(&mut self) {
         let n = 1 + self.rng.below(3) as usize;
         for _ in 0..n {
             let Some(w) = self.writer.pop_front() else { return };
-            let ok = !(faults && self.rng.chance(3));
+            let ok = !(self.faults && self.rng.chance(3));
             if ok {
                 self.store.write_instances(&w);
             }
@@ -305,37 +348,12 @@ impl Sim {
         PathId::parse(&format!("/g{}/a{}", self.rng.below(2), self.rng.below(3))).expect("id")
     }
 
-    fn change(&mut self, change: Change, force: bool) {
-        let now = self.now;
-        let Ok((target, to_kill, groups, version)) = self.s.target_of(change, now) else { return };
-        self.start(target, to_kill, groups, version, force);
+    fn request(&mut self, request: Request) -> Option<Answer> {
+        self.input(Input::Request(request))
     }
 
-    fn start(
-        &mut self,
-        target: BTreeMap<AppId, Option<AppDefinition>>,
-        to_kill: BTreeMap<AppId, Vec<InstanceId>>,
-        groups: (Vec<GroupNode>, Vec<PathId>),
-        version: Timestamp,
-        force: bool,
-    ) {
-        let now = self.now;
-        self.next_id += 1;
-        let Ok(start) = self.s.plan_start(target, to_kill, groups, version, force, DeploymentId(format!("d{}", self.next_id))) else {
-            return;
-        };
-        for (k, v) in &start.writes {
-            self.store.keys.insert(k.clone(), v.clone());
-        }
-        for k in &start.removals {
-            self.store.keys.remove(k);
-        }
-        for folder in &start.clears {
-            let prefix = format!("{folder}/");
-            self.store.keys.retain(|k, _| !k.starts_with(&prefix));
-        }
-        self.s.apply_start(start, now);
-        self.flush();
+    fn change(&mut self, change: Change, force: bool) {
+        self.request(Request::Deploy { change, force });
     }
 
     /// A group body for `/g0` or `/g1`: apps given or not, subgroups given or not.
@@ -361,48 +379,46 @@ impl Sim {
     fn api(&mut self) {
         let id = self.app();
         let force = self.rng.chance(30);
-        match self.rng.below(9) {
+        match self.rng.below(10) {
             5 | 6 => {
                 let (gid, body) = self.group_body();
                 let Ok(update) = framework_core::app::parse_group(body.to_string().as_bytes(), &gid) else { return };
-                self.log.push(format!("group {gid} {body}"));
-                if let Ok(change) = self.s.group_change(GroupOp::Update { update, create: false, rollback: false }) {
-                    self.change(change, force);
-                }
+                let dry_run = self.rng.chance(10);
+                self.log.push(format!("group {gid} {body}{}", if dry_run { " (dry run)" } else { "" }));
+                self.request(Request::Group { op: GroupOp::Update { update, create: false, rollback: false }, force, dry_run });
             }
             7 => {
                 let group = PathId::parse(&format!("/g{}", self.rng.below(2))).expect("id");
-                if self.rng.chance(50) {
+                let op = if self.rng.chance(50) {
                     let factor = [0.0, 0.5, 2.0][self.rng.below(3) as usize];
                     self.log.push(format!("scaleBy {group} {factor}"));
-                    if let Ok(change) = self.s.group_change(GroupOp::ScaleBy { group, factor }) {
-                        self.change(change, force);
-                    }
+                    GroupOp::ScaleBy { group, factor }
                 } else {
                     self.log.push(format!("delete group {group}"));
-                    if let Ok(change) = self.s.group_change(GroupOp::Delete { group }) {
-                        self.change(change, force);
-                    }
-                }
+                    GroupOp::Delete { group }
+                };
+                self.request(Request::Group { op, force, dry_run: false });
             }
             8 => {
-                let keys: Vec<_> = self.s.deployments.keys().cloned().collect();
-                if keys.is_empty() {
+                let ids: Vec<_> = self.s.deployments.keys().map(|k| k.1.clone()).collect();
+                if ids.is_empty() {
                     return;
                 }
-                let key = keys[self.rng.below(keys.len() as u64) as usize].clone();
-                if force {
-                    self.log.push(format!("stop deployment {}", key.1));
-                    self.store.keys.remove(&keys::deployment(&key.1));
-                    let now = self.now;
-                    self.s.stop_deployment(&key, now);
-                    self.flush();
-                } else {
-                    self.log.push(format!("roll back deployment {}", key.1));
-                    let now = self.now;
-                    let (target, version) = self.s.rollback_of(&key, now);
-                    self.start(target, BTreeMap::new(), (vec![], vec![]), version, true);
+                let id = ids[self.rng.below(ids.len() as u64) as usize].clone();
+                self.log.push(format!("{} deployment {id}", if force { "stop" } else { "roll back" }));
+                self.request(Request::CancelDeployment { id, force });
+            }
+            9 => {
+                // Kill (and so replace) a task, or reset an app's backoff.
+                let tasks: Vec<TaskId> = self.s.instances.values().map(|i| i.task_id.clone()).collect();
+                if tasks.is_empty() || self.rng.chance(30) {
+                    self.log.push(format!("reset delay of {id}"));
+                    self.request(Request::ResetDelay { app: id });
+                    return;
                 }
+                let task = tasks[self.rng.below(tasks.len() as u64) as usize].clone();
+                self.log.push(format!("kill task {task}"));
+                self.request(Request::KillTasks { tasks: vec![task] });
             }
             0 | 1 => {
                 let mut a = AppDefinition::new(id.clone());
@@ -439,22 +455,12 @@ impl Sim {
 
     fn offers(&mut self) {
         let offers = self.master.offers();
-        let mut round = self.s.begin_offers(offers.len(), self.now);
-        for o in offers {
-            let rng = &mut self.rng;
-            let mut ids = || format!("{:016x}", rng.next());
-            self.s.match_offer(&mut round, o, &mut ids);
-        }
-        let (accepted, created) = round.take_launches();
-        if let Some(w) = self.s.launch(accepted, created) {
-            self.persist(w);
-        }
-        self.s.end_offers(round);
-        self.flush();
+        self.input(Input::Offers(offers));
     }
 
     /// Delivers some of the master's updates: in order, reordered or duplicated.
-    fn updates(&mut self, faults: bool) {
+    fn updates(&mut self) {
+        let faults = self.faults;
         let n = 1 + self.rng.below(6) as usize;
         let mut batch = Vec::new();
         for _ in 0..n {
@@ -482,52 +488,12 @@ impl Sim {
                 ..Default::default()
             })
             .collect();
-        let now = self.now;
-        let mut b = self.s.plan_statuses(&statuses, now, false);
-        let write = InstanceWrite {
-            instances: b.changed().cloned().collect(),
-            deletes: std::mem::take(&mut b.deletes),
-            then: std::mem::take(&mut b.acks),
-            otherwise: vec![],
-        };
-        self.persist(write);
-        self.s.apply_statuses(b, now);
-        self.flush();
+        let announce = self.rng.chance(50);
+        self.input(Input::Statuses { statuses, announce });
     }
 
     fn drive(&mut self, full: bool) {
-        let now = self.now;
-        if full {
-            let w = self.s.age_unreachable(now);
-            self.persist(w);
-        }
-        let mut drive = self.s.begin_drive(full);
-        let standalone = drive.take_standalone();
-        self.s.drive_standalone(&mut drive, &standalone);
-        if full {
-            let mut after = None;
-            loop {
-                after = self.s.orphan_kills(&mut drive, after.as_ref(), 4);
-                if after.is_none() {
-                    break;
-                }
-            }
-        }
-        let outcome = self.s.finish_drive(drive, now);
-        for (id, goal) in outcome.kills {
-            if let Some(w) = self.s.kill(&id, Some(goal), now) {
-                self.persist(w);
-            }
-        }
-        for (k, v) in outcome.progress {
-            self.store.keys.insert(k, v);
-        }
-        for key in outcome.finished {
-            self.store.keys.remove(&keys::deployment(&key.1));
-            self.s.finish_deployment(&key, now);
-        }
-        self.s.update_demand(outcome.demand, full, now);
-        self.flush();
+        self.input(Input::Drive { full });
     }
 
     fn fail_a_task(&mut self) {
@@ -547,17 +513,15 @@ impl Sim {
         // What the old leader had not written yet is lost with it.
         self.writer.clear();
         self.s = self.store.load(config());
-        let now = self.now;
-        self.s.subscribed("fw".into(), "master".into(), now);
-        self.flush();
+        self.input(Input::Subscribed { framework_id: "fw".into(), master: "master".into() });
     }
 
     fn step(&mut self) {
         match self.rng.below(100) {
             0..=14 => self.api(),
             15..=34 => self.offers(),
-            35..=54 => self.updates(true),
-            55..=64 => self.write(true),
+            35..=54 => self.updates(),
+            55..=64 => self.write(),
             65..=84 => {
                 let full = self.rng.chance(30);
                 self.drive(full);
@@ -599,17 +563,18 @@ impl Sim {
     /// exactly its instances and no task runs that the scheduler does not know.
     fn settle(&mut self) {
         // Kills and launches that went missing are repaired by the clocks and reconciliation.
+        self.faults = false;
         self.tick(400_000);
-        self.s.reconcile();
-        self.flush();
+        // Reconciliation as after a reconnection.
+        self.input(Input::Subscribed { framework_id: "fw".into(), master: "master".into() });
         for _ in 0..60 {
             self.offers();
             for _ in 0..200 {
-                self.write(false);
+                self.write();
                 if self.master.updates.is_empty() && self.writer.is_empty() {
                     break;
                 }
-                self.updates(false);
+                self.updates();
             }
             self.drive(true);
             self.tick(6_000);

@@ -402,6 +402,53 @@ async fn event_streams_keep_alive_and_announce_attach_and_detach() -> anyhow::Re
     Ok(())
 }
 
+/// Mesos removes a framework whose failover timeout passes, and kills its tasks. Started again
+/// with that id, framework gets "Framework has been removed": it exits and names the flag that
+/// registers anew, keeps the stored id and registers nothing by itself (issue 21; the old code
+/// took a new framework id on its own and relaunched every app behind the operator's back).
+/// With `--forget-framework-id <id>` it registers a new framework and launches the app again.
+#[tokio::test]
+async fn a_removed_framework_stops_and_waits_for_the_operator() -> anyhow::Result<()> {
+    let (cluster, mut fw) = start_with("removed", 1, &["--failover-timeout", "1"]).await?;
+    let app = json!({"id": "/kept", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 1});
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    let first = task_ids(&settled(&fw, "kept", 1).await?);
+    let state = cluster.state().await?;
+    let old_id = state["frameworks"][0]["id"].as_str().context("the master lists our framework")?.to_owned();
+
+    fw.crash().await;
+    let (cluster_ref, old) = (&cluster, old_id.as_str());
+    integration_tests::until("the master to remove the framework after its failover timeout", Duration::from_secs(60), || async move {
+        let state = cluster_ref.state().await?;
+        let completed = state["completed_frameworks"].as_array().is_some_and(|c| c.iter().any(|f| f["id"] == old));
+        Ok(completed && state["frameworks"].as_array().is_some_and(Vec::is_empty))
+    })
+    .await?;
+
+    // Twice: the second run shows that the first one kept the stored id.
+    for run in 0..2 {
+        let (status, log) = fw.run_until_exit(Duration::from_secs(60)).await?;
+        assert!(!status.success(), "run {run}: framework exits with an error; log:\n{log}");
+        let advice = format!("start framework once with --forget-framework-id {old_id}");
+        assert!(
+            log.contains(&advice) && log.contains("Framework has been removed"),
+            "run {run}: the exit says what to do ({advice}); log:\n{log}"
+        );
+        let state = cluster.state().await?;
+        assert_eq!(state["frameworks"].as_array().map(Vec::len), Some(0), "run {run}: no framework registered on its own: {state}");
+    }
+
+    fw.add_flags(&["--forget-framework-id", &old_id]);
+    fw.restart().await?;
+    let again = task_ids(&settled(&fw, "kept", 1).await?);
+    assert!(again.is_disjoint(&first), "the app is launched anew under the new framework");
+    let state = cluster.state().await?;
+    let new_id = state["frameworks"][0]["id"].as_str().context("the master lists the new framework")?;
+    assert_ne!(new_id, old_id);
+    cluster.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn restart_mid_deployment_resumes_without_loss_or_duplicates() -> anyhow::Result<()> {
     let (cluster, mut fw) = start("resume", 2).await?;

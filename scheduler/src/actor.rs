@@ -61,8 +61,8 @@ pub struct Actor {
     writer: Option<mpsc::Sender<Persist>>,
     /// When the last full pass started, and how long it took.
     last_full_pass: (std::time::Instant, Duration),
-    /// A write failed: the run loop ends before anything else.
-    stopped: bool,
+    /// Why the run loop ends before anything else (a write failed, Mesos removed us).
+    stopped: Option<Stopped>,
     /// Durable writes were made since the last sync.
     unsynced: bool,
     /// Events held until the writes before them are durable.
@@ -87,7 +87,7 @@ impl Actor {
             calls: None,
             writer: None,
             last_full_pass: (std::time::Instant::now(), Duration::ZERO),
-            stopped: false,
+            stopped: None,
             unsynced: false,
             events: Vec::new(),
             snapshot,
@@ -104,8 +104,13 @@ impl Actor {
         self.s.framework_id.clone()
     }
 
-    /// Runs until both input channels close, or a write fails.
-    pub async fn run(mut self, calls: MesosCalls, mut commands: mpsc::Receiver<Command>, mut mesos: mpsc::Receiver<MesosUpdate>) {
+    /// Runs until an input channel closes, a write fails or Mesos removes the framework; why.
+    pub async fn run(
+        mut self,
+        calls: MesosCalls,
+        mut commands: mpsc::Receiver<Command>,
+        mut mesos: mpsc::Receiver<MesosUpdate>,
+    ) -> Stopped {
         let (writer_tx, writer_rx) = mpsc::channel(WRITER_QUEUE);
         let writer = tokio::spawn(writer(self.store.clone(), calls.clone(), writer_rx));
         let _stop_writer = AbortOnDrop(writer);
@@ -121,15 +126,15 @@ impl Actor {
         // The first drive after start (and every tick) looks at everything.
         let mut full = true;
         let mut events_seen = true;
-        while !self.stopped {
+        while self.stopped.is_none() {
             tokio::select! {
                 cmd = commands.recv() => {
-                    let Some(cmd) = cmd else { return };
+                    let Some(cmd) = cmd else { return Stopped::Closed };
                     // Commands that queued up meanwhile are taken together: one drive, one wait
                     // for the disk and one publish for all; the answers go out once the snapshot
                     // shows them.
                     let mut replies = vec![self.on_command(cmd).await];
-                    while replies.len() < COMMAND_BATCH && !self.stopped {
+                    while replies.len() < COMMAND_BATCH && self.stopped.is_none() {
                         let Ok(cmd) = commands.try_recv() else { break };
                         replies.push(self.on_command(cmd).await);
                     }
@@ -142,7 +147,7 @@ impl Actor {
                     events_seen = false;
                 }
                 up = mesos.recv() => {
-                    let Some(up) = up else { return };
+                    let Some(up) = up else { return Stopped::Closed };
                     if matches!(up, MesosUpdate::Subscribed { .. }) {
                         full = true;
                     }
@@ -180,6 +185,7 @@ impl Actor {
                 _ = tick.tick() => full |= self.full_pass_due(),
             }
         }
+        self.stopped.take().unwrap_or(Stopped::Closed)
     }
 
     /// Steps the scheduler with an input and carries out the effects; a drive under way is
@@ -190,7 +196,7 @@ impl Actor {
         loop {
             let fx = self.s.step(input, now(), &mut || uuid::Uuid::new_v4().to_string());
             self.carry(fx.effects).await;
-            if self.stopped {
+            if self.stopped.is_some() {
                 return None;
             }
             if !fx.more {
@@ -204,7 +210,7 @@ impl Actor {
     /// Carries out effects in order (see [`framework_core::scheduler::step`]).
     async fn carry(&mut self, effects: Vec<Effect>) {
         for effect in effects {
-            if self.stopped {
+            if self.stopped.is_some() {
                 return;
             }
             match effect {
@@ -212,7 +218,7 @@ impl Actor {
                     Ok(()) => self.unsynced = true,
                     Err(e) => {
                         tracing::error!(error = %e, "could not write the state; the scheduler stops so that no unsaved change is acknowledged (the next leader, or a restart, reloads the store)");
-                        self.stopped = true;
+                        self.stopped = Some(Stopped::WriteFailed);
                     }
                 },
                 Effect::Persist(w) => self.persist(Persist::from(w)).await,
@@ -258,13 +264,13 @@ impl Actor {
     /// Ends a round: makes the writes durable (else the actor stops), then publishes the
     /// snapshot (if `publish`) and the events held; whether answers may go out.
     async fn settle(&mut self, publish: bool) -> bool {
-        if self.stopped {
+        if self.stopped.is_some() {
             return false;
         }
         if self.unsynced {
             if let Err(e) = self.store.sync().await {
                 tracing::error!(error = %e, "could not make the state durable; the scheduler stops so that no unsaved change is acknowledged");
-                self.stopped = true;
+                self.stopped = Some(Stopped::WriteFailed);
                 return false;
             }
             self.unsynced = false;
@@ -298,7 +304,7 @@ impl Actor {
             && w.send(persist).await.is_err()
         {
             // The writer stopped after a failed write (see [`writer`]).
-            self.stopped = true;
+            self.stopped = Some(Stopped::WriteFailed);
         }
     }
 
@@ -309,6 +315,10 @@ impl Actor {
             MesosUpdate::Disconnected { reason } => {
                 tracing::warn!(%reason, "Mesos subscription lost");
                 Input::Disconnected
+            }
+            MesosUpdate::Removed { framework_id, message } => {
+                self.stopped = Some(Stopped::FrameworkRemoved { framework_id, message });
+                return;
             }
             MesosUpdate::Event(ev) => match ev.r#type() {
                 event::Type::Offers => match ev.offers {
@@ -368,6 +378,42 @@ impl Actor {
     }
 }
 
+/// Why the actor stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// An input channel closed (the process is shutting down).
+    Closed,
+    /// A write failed: the state has moved past what is stored, and is reloaded from the store by
+    /// whoever leads next (or a restart).
+    WriteFailed,
+    /// Mesos removed the framework and killed its tasks; only an operator may register anew.
+    FrameworkRemoved {
+        /// The id Mesos refused.
+        framework_id: String,
+        /// Mesos's message.
+        message: String,
+    },
+}
+
+impl Stopped {
+    /// What to tell the operator; `stored_id` says where the framework id is kept.
+    pub fn explain(&self, stored_id: &str) -> String {
+        match self {
+            Stopped::Closed => "the scheduler stopped".to_owned(),
+            Stopped::WriteFailed => {
+                "the scheduler stopped after a failure to save its state (see the log above); start framework again, it reloads the stored state"
+                    .to_owned()
+            }
+            Stopped::FrameworkRemoved { framework_id, message } => format!(
+                "Mesos removed framework {framework_id} (\"{message}\": its failover timeout passed, or an operator tore it down) and \
+                 killed its tasks; framework stopped rather than register a new framework on its own. To register anew, which \
+                 launches every app again under a new framework id, start framework once with --forget-framework-id {framework_id} \
+                 (it removes the stored id, kept in {stored_id})"
+            ),
+        }
+    }
+}
+
 /// Aborts a task when dropped (the writer stops with the actor).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -404,14 +450,18 @@ mod tests {
             let (mut actor, _handle, _rx) = Actor::new(ActorConfig::default(), store.clone(), EventBus::new(), Loaded::default());
             actor.on_mesos(MesosUpdate::Subscribed { framework_id: "fw-1".into(), master: "m".into() }).await;
             assert!(!actor.settle(false).await, "the round ends without the id made durable");
-            assert!(actor.stopped, "a framework id Mesos assigned but we could not store must stop the scheduler");
+            assert_eq!(
+                actor.stopped,
+                Some(Stopped::WriteFailed),
+                "a framework id Mesos assigned but we could not store must stop the scheduler"
+            );
         }
         // A stored id goes through.
         let store = Store::Files(crate::store::FileStore::open(&root.join("ok")).await.unwrap());
         let (mut actor, _handle, _rx) = Actor::new(ActorConfig::default(), store.clone(), EventBus::new(), Loaded::default());
         actor.on_mesos(MesosUpdate::Subscribed { framework_id: "fw-2".into(), master: "m".into() }).await;
         assert!(actor.settle(false).await);
-        assert!(!actor.stopped);
+        assert_eq!(actor.stopped, None);
         assert_eq!(actor.framework_id().as_deref(), Some("fw-2"));
         assert_eq!(store.get(keys::FRAMEWORK_ID).await.unwrap().as_deref(), Some(&b"fw-2"[..]));
         // The stores' writer threads end with their last handle; then the directory can go.

@@ -129,6 +129,13 @@ pub struct Flags {
     #[arg(long = "data-dir", alias = "data_dir", default_value = "framework-data")]
     pub data_dir: PathBuf,
 
+    /// Forget this stored framework id before subscribing, so that Mesos registers a new
+    /// framework. Only for after Mesos removed the framework (its failover timeout passed, or
+    /// an operator tore it down): `framework` then stops and names the id to give here. Every
+    /// app is launched anew under the new framework. A stored id that differs is kept.
+    #[arg(long = "forget-framework-id", value_name = "ID")]
+    pub forget_framework_id: Option<String>,
+
     /// The embedded store's engine under --data-dir: `files` (a journal and a record log) or
     /// `redb` (one redb database). For measuring one against the other (BENCHMARKS.md).
     #[arg(long = "store-engine", default_value = "files", value_parser = ["files", "redb"], hide = true)]

@@ -35,16 +35,21 @@ pub async fn campaign(ctx: Context, url: ZkUrl, session_timeout: Duration, mode:
                 continue;
             }
         };
-        serve_term(&ctx, &url, &client, &candidate, &mode, &mut abdicate).await;
+        let removed = serve_term(&ctx, &url, &client, &candidate, &mode, &mut abdicate).await;
         // Leave cleanly if we still can; a lost session removes the node by itself.
         let _ = tokio::time::timeout(Duration::from_secs(1), candidate.resign()).await;
         drop(client);
+        if removed {
+            // Mesos removed the framework: no instance leads again until an operator decides
+            // (the API answers 503 with what to do).
+            return;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// One ZooKeeper session's worth of election: follow until we lead, lead until the session
-/// falters or we are asked to step down.
+/// falters or we are asked to step down; true if Mesos removed the framework while we led.
 async fn serve_term(
     ctx: &Context,
     url: &ZkUrl,
@@ -52,7 +57,7 @@ async fn serve_term(
     candidate: &Candidate,
     mode: &watch::Sender<Mode>,
     abdicate: &mut mpsc::Receiver<()>,
-) {
+) -> bool {
     let mut state = client.state_watcher();
     loop {
         let (standing, watcher) = match candidate.standing().await {
@@ -60,7 +65,7 @@ async fn serve_term(
             Err(e) => {
                 tracing::warn!(error = %e, "lost track of the election; re-joining");
                 mode.send_replace(Mode::NoLeader(format!("re-joining the leader election after: {e}")));
-                return;
+                return false;
             }
         };
         match standing {
@@ -74,7 +79,7 @@ async fn serve_term(
                     s = state.changed() => {
                         if s != zk::SessionState::SyncConnected {
                             mode.send_replace(Mode::NoLeader(format!("the ZooKeeper session is {s:?}")));
-                            return;
+                            return false;
                         }
                     }
                     // Only the leader abdicates; a follower ignores stray requests.
@@ -89,21 +94,24 @@ async fn serve_term(
                     Err(e) => {
                         tracing::error!(error = %format!("{e:#}"), "could not take over leadership; stepping down");
                         mode.send_replace(Mode::NoLeader(format!("the elected instance failed to start: {e}")));
-                        return;
+                        return false;
                     }
                 };
                 tracing::info!("elected leader");
                 mode.send_replace(Mode::Leader(leadership.router.clone()));
-                let why = tokio::select! {
-                    s = state.changed() => format!("the ZooKeeper session is {s:?}"),
-                    _ = abdicate.recv() => "asked to abdicate".to_string(),
-                    () = leadership.finished() => "the scheduler stopped".to_string(),
+                let (why, removed) = tokio::select! {
+                    s = state.changed() => (format!("the ZooKeeper session is {s:?}"), false),
+                    _ = abdicate.recv() => ("asked to abdicate".to_string(), false),
+                    stopped = leadership.finished() => {
+                        let removed = matches!(stopped, crate::actor::Stopped::FrameworkRemoved { .. });
+                        (stopped.explain(&format!("the framework-id node under {}/state/v1 in ZooKeeper", url.path)), removed)
+                    }
                 };
                 // Stop acting before anything else: the actor and the Mesos subscription go now.
                 drop(leadership);
                 tracing::warn!(%why, "abdicated leadership");
                 mode.send_replace(Mode::NoLeader(format!("the leader abdicated: {why}")));
-                return;
+                return removed;
             }
         }
     }

@@ -69,6 +69,8 @@ pub struct Context {
     pub info: Arc<api::Info>,
     /// Consul, when tasks are to be registered there.
     pub consul: Option<consul::ConsulConfig>,
+    /// A framework id to remove from the store before subscribing (`--forget-framework-id`).
+    pub forget_framework_id: Option<String>,
 }
 
 /// A leadership term: the actor, the Mesos subscription and the API router that reaches them.
@@ -76,7 +78,7 @@ pub struct Context {
 pub struct Leadership {
     /// The API as this leader serves it.
     pub router: axum::Router,
-    actor: tokio::task::JoinHandle<()>,
+    actor: tokio::task::JoinHandle<actor::Stopped>,
     registrar: Option<tokio::task::JoinHandle<()>>,
     _mesos: mesos::MesosClient,
 }
@@ -85,6 +87,9 @@ impl Leadership {
     /// Loads the state from `store`, subscribes to Mesos with the stored framework id and starts
     /// the actor (which reconciles and resumes deployments).
     pub async fn start(ctx: &Context, store: Store) -> anyhow::Result<Self> {
+        if let Some(id) = &ctx.forget_framework_id {
+            forget_framework_id(&store, id).await?;
+        }
         let loaded = actor::load(&store).await.context("cannot load the stored state")?;
         let (actor, handle, commands) = Actor::new(ctx.actor.clone(), store.clone(), ctx.bus.clone(), loaded);
         let (updates_tx, updates_rx) = mpsc::channel(1024);
@@ -100,9 +105,9 @@ impl Leadership {
         Ok(Self { router, actor: task, registrar, _mesos: client })
     }
 
-    /// Resolves when the actor stops on its own.
-    pub async fn finished(&mut self) {
-        let _ = (&mut self.actor).await;
+    /// Resolves when the actor stops on its own, with why.
+    pub async fn finished(&mut self) -> actor::Stopped {
+        (&mut self.actor).await.unwrap_or(actor::Stopped::Closed)
     }
 }
 
@@ -113,6 +118,26 @@ impl Drop for Leadership {
             r.abort();
         }
     }
+}
+
+/// Removes the stored framework id if it is `id` (`--forget-framework-id`), durably, so that
+/// the subscription registers a new framework. Any other stored id is kept: the flag names the
+/// one framework Mesos removed, and a later start with the flag left on changes nothing.
+async fn forget_framework_id(store: &Store, id: &str) -> anyhow::Result<()> {
+    let key = framework_core::keys::FRAMEWORK_ID;
+    let stored = store.get(key).await.context("cannot read the stored framework id")?;
+    match stored.as_deref().map(String::from_utf8_lossy) {
+        Some(stored) if stored == id => {
+            store.delete(key).await.context("cannot remove the stored framework id")?;
+            store.sync().await.context("cannot remove the stored framework id")?;
+            tracing::warn!(framework_id = %id, "forgot the stored framework id (--forget-framework-id): Mesos registers a new framework and every app is launched anew under it");
+        }
+        Some(stored) => {
+            tracing::info!(stored = %stored, forget = %id, "--forget-framework-id names another framework id than the stored one; kept the stored id")
+        }
+        None => tracing::info!(forget = %id, "--forget-framework-id: no framework id is stored"),
+    }
+    Ok(())
 }
 
 /// Runs `framework` until interrupted.
@@ -228,6 +253,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             hostname: flags.hostname.clone(),
             http_port: listen.port(),
         }),
+        forget_framework_id: flags.forget_framework_id.clone(),
     };
 
     let (mode_tx, mode_rx) = tokio::sync::watch::channel(front::Mode::NoLeader("starting up".into()));
@@ -256,15 +282,15 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let app = front::router(front::Front { mode: mode_rx, me: advertised, abdicate, http, scheme, auth });
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     tracing::info!(%listen, %scheme, "Marathon API listening");
-    // A single instance stops serving when its scheduler stops (it only does after a failure
-    // to save state): restarting it reloads the state from --data-dir.
-    let (stopped_tx, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    // A single instance stops serving when its scheduler stops (after a failure to save state,
+    // or when Mesos removed the framework), and exits saying what to do.
+    let (stopped_tx, mut stopped) = tokio::sync::oneshot::channel::<actor::Stopped>();
     let shutdown = async move {
         match _single {
             Some(mut leadership) => tokio::select! {
                 () = shutdown_signal() => {}
-                () = leadership.finished() => {
-                    let _ = stopped_tx.send(());
+                why = leadership.finished() => {
+                    let _ = stopped_tx.send(why);
                 }
             },
             None => shutdown_signal().await,
@@ -288,10 +314,9 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         }
     }
     .context("the API server failed");
-    if stopped.try_recv().is_ok() {
-        anyhow::bail!(
-            "the scheduler stopped after a failure to save its state (see the log above); start framework again, it reloads the state from --data-dir"
-        );
+    if let Ok(why) = stopped.try_recv() {
+        let stored_id = flags.data_dir.join(framework_core::keys::FRAMEWORK_ID);
+        anyhow::bail!("{}", why.explain(&stored_id.display().to_string()));
     }
     if let Some(cluster) = local {
         cluster.shutdown().await;

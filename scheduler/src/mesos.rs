@@ -111,6 +111,26 @@ pub enum MesosUpdate {
         /// Why.
         reason: String,
     },
+    /// Mesos removed this framework (its failover timeout passed, or an operator tore it down)
+    /// and refuses its id for good; Mesos has killed its tasks. The client has stopped: only an
+    /// operator may register a new framework (see [`FRAMEWORK_REMOVED`]).
+    Removed {
+        /// The framework id Mesos refused.
+        framework_id: String,
+        /// Mesos's ERROR message.
+        message: String,
+    },
+}
+
+/// The message of Mesos's ERROR event for a framework id it removed (master.cpp).
+pub const FRAMEWORK_REMOVED: &str = "Framework has been removed";
+
+/// How one subscription ended.
+enum Ended {
+    /// The stream closed, after SUBSCRIBED or (false) before.
+    Closed(bool),
+    /// Mesos removed the framework: no more subscriptions.
+    Removed,
 }
 
 /// The live subscription calls are posted on.
@@ -191,11 +211,12 @@ async fn subscription_loop(
         };
         session.send_replace(None);
         let reason = match result {
-            Ok(true) => {
+            Ok(Ended::Removed) => return,
+            Ok(Ended::Closed(true)) => {
                 retry.reset();
                 "the event stream ended".to_string()
             }
-            Ok(false) => "the event stream ended before SUBSCRIBED".to_string(),
+            Ok(Ended::Closed(false)) => "the event stream ended before SUBSCRIBED".to_string(),
             Err(e) => format!("{e:#}"),
         };
         let delay = retry.next_delay();
@@ -207,7 +228,7 @@ async fn subscription_loop(
     }
 }
 
-/// One subscription; returns whether it got as far as SUBSCRIBED.
+/// One subscription; returns how it ended (whether it got as far as SUBSCRIBED).
 async fn subscribe_once(
     http: &reqwest::Client,
     config: &MesosConfig,
@@ -215,7 +236,7 @@ async fn subscribe_once(
     framework_id: &mut Option<String>,
     updates: &mpsc::Sender<MesosUpdate>,
     session: &watch::Sender<Option<Session>>,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Ended> {
     let mut info = config.framework.clone();
     info.id = framework_id.clone().map(|value| FrameworkId { value });
     let call = Call {
@@ -268,7 +289,7 @@ async fn subscribe_once(
     loop {
         let record = match tokio::time::timeout(silence_limit, records.next()).await {
             Err(_) => bail!("no event (not even a HEARTBEAT) for {silence_limit:?}"),
-            Ok(None) => return Ok(subscribed),
+            Ok(None) => return Ok(Ended::Closed(subscribed)),
             Ok(Some(Err(e))) => bail!("broken event stream: {e}"),
             Ok(Some(Ok(record))) => record,
         };
@@ -288,9 +309,16 @@ async fn subscribe_once(
             event::Type::Heartbeat => {}
             event::Type::Error => {
                 let message = event.error.map(|e| e.message).unwrap_or_default();
-                if message.contains("removed") {
-                    // The master tore this framework down; its id can never subscribe again.
-                    *framework_id = None;
+                if message.contains(FRAMEWORK_REMOVED)
+                    && let Some(id) = framework_id.clone()
+                {
+                    // The master removed this framework and killed its tasks; its id can never
+                    // subscribe again. Registering a new framework by ourselves would relaunch
+                    // every app under it behind the operator's back: stop instead (as Marathon
+                    // does) and leave the decision to an operator.
+                    tracing::error!(framework_id = %id, %message, "Mesos removed this framework");
+                    updates.send(MesosUpdate::Removed { framework_id: id, message }).await?;
+                    return Ok(Ended::Removed);
                 }
                 bail!("Mesos sent ERROR: {message}");
             }

@@ -139,6 +139,35 @@ impl Framework {
         self.spawn().await
     }
 
+    /// Adds flags for every later start.
+    pub fn add_flags(&mut self, extra: &[&str]) {
+        self.args.extend(extra.iter().map(|s| s.to_string()));
+    }
+
+    /// Starts the process again with the same flags and data directory, and waits up to
+    /// `within` for it to exit by itself: its exit status and what it logged in this run.
+    pub async fn run_until_exit(&mut self, within: Duration) -> anyhow::Result<(std::process::ExitStatus, String)> {
+        self.crash().await;
+        std::fs::create_dir_all(&self.data_dir)?;
+        let path = self.data_dir.join("framework.log");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        let start = log.metadata()?.len();
+        let mut child = Command::new(binary())
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("spawn framework")?;
+        let status = match tokio::time::timeout(within, child.wait()).await {
+            Ok(status) => status?,
+            Err(_) => bail!("framework did not exit within {within:?}; see {}", path.display()),
+        };
+        let text = std::fs::read(&path)?;
+        Ok((status, String::from_utf8_lossy(&text[start as usize..]).into_owned()))
+    }
+
     /// Sends a request with an optional JSON body.
     pub async fn request(&self, method: Method, path: &str, body: Option<&Json>) -> anyhow::Result<Reply> {
         let mut req = self.http.request(method, format!("{}{path}", self.url));

@@ -77,6 +77,9 @@ pub struct ClusterConfig {
     /// Framework credentials (principal → secret); with `Some`, every scheduler API request
     /// must authenticate with HTTP basic and SUBSCRIBE with its own principal.
     pub framework_credentials: Option<std::collections::BTreeMap<String, String>>,
+    /// How long after a master failover an agent may take to re-register before it is marked
+    /// unreachable (Mesos: 10 min; see [`Fault::RestartMaster`]).
+    pub agent_reregister_timeout: Duration,
 }
 
 impl ClusterConfig {
@@ -106,6 +109,7 @@ impl ClusterConfig {
             work_dir,
             simulated: false,
             framework_credentials: None,
+            agent_reregister_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -159,6 +163,7 @@ impl LocalCluster {
             heartbeat_interval: config.heartbeat_interval,
             offer_timeout: config.offer_timeout,
             allocation_interval: config.allocation_interval,
+            agent_reregister_timeout: config.agent_reregister_timeout,
         };
         let mut master = master::Master::new(mcfg);
         let mut handles = Vec::new();

@@ -45,6 +45,9 @@ pub struct MasterConfig {
     pub offer_timeout: Option<Duration>,
     /// How often unused resources are offered.
     pub allocation_interval: Duration,
+    /// How long after a master failover an agent may take to re-register before it is marked
+    /// unreachable (Mesos's `--agent_reregister_timeout`, default 10 minutes).
+    pub agent_reregister_timeout: Duration,
 }
 
 /// The master's view of one agent.
@@ -57,11 +60,22 @@ struct AgentRec {
     offered: Resources,
     state: AgentState,
     link: mpsc::UnboundedSender<AgentCmd>,
+    /// Tasks on the agent the master lost in a failover (framework id, task): known again
+    /// when the agent re-registers with them.
+    forgotten: Vec<(String, TaskRec)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum AgentState {
     Active,
+    /// Known from the registry after a master failover but not re-registered yet: the master
+    /// knows none of its tasks and does not answer reconciliation for them (Mesos's
+    /// `slaves.recovered`). It re-registers at `reregister_at` (never if `None`) and is marked
+    /// unreachable at `deadline`.
+    Recovered {
+        reregister_at: Option<Instant>,
+        deadline: Instant,
+    },
     /// Cut off since this many seconds after the epoch.
     Unreachable(f64),
     Gone,
@@ -162,7 +176,15 @@ impl Master {
         let id = info.id.as_ref().map(|i| i.value.clone()).unwrap_or_default();
         self.agents.insert(
             id,
-            AgentRec { info, total, allocated: Resources::default(), offered: Resources::default(), state: AgentState::Active, link },
+            AgentRec {
+                info,
+                total,
+                allocated: Resources::default(),
+                offered: Resources::default(),
+                state: AgentState::Active,
+                link,
+                forgotten: Vec::new(),
+            },
         );
     }
 
@@ -763,6 +785,9 @@ impl Master {
                 }
                 let agent = t.agent_id.as_ref().map(|a| a.value.as_str());
                 let (state, msg) = match agent.map(|a| self.agents.get(a).map(|r| r.state)) {
+                    // As Mesos: an unknown task on an agent that has not re-registered since a
+                    // master failover gets no answer (the framework must ask again later).
+                    Some(Some(AgentState::Recovered { .. })) => continue,
                     Some(Some(AgentState::Active)) | None => {
                         (if pa { TaskState::TaskGone } else { TaskState::TaskLost }, "Reconciliation: Task is unknown to the agent")
                     }
@@ -859,10 +884,7 @@ impl Master {
                 if !matches!(agent.state, AgentState::Unreachable(_)) {
                     return Err(format!("agent {id} is not partitioned"));
                 }
-                agent.state = AgentState::Active;
-                let _ = agent.link.send(AgentCmd::ResendUpdates);
-                // Tasks on the agent are known again; the agent re-sends their latest updates.
-                self.allocate();
+                self.reregister(&id);
                 Ok(())
             }
             Fault::CloseStream(fid) => {
@@ -872,13 +894,34 @@ impl Master {
                 self.disconnect(&fid);
                 Ok(())
             }
-            Fault::RestartMaster(down) => {
+            Fault::RestartMaster { down, reregister_after, lost } => {
+                if let Some(id) = lost.iter().find(|id| !self.agents.contains_key(*id)) {
+                    return Err(format!("no agent {id}"));
+                }
                 let connected: Vec<String> = self.frameworks.iter().filter(|(_, f)| f.conn.is_some()).map(|(id, _)| id.clone()).collect();
                 for fid in connected {
                     self.disconnect(&fid);
                 }
-                self.recovering_until = Some(Instant::now() + down);
-                tracing::info!(?down, "master restarting");
+                let back = Instant::now() + down;
+                self.recovering_until = Some(back);
+                // The new master knows its agents from the registry, but no task until their
+                // agents re-register with them.
+                let timeout = self.config.agent_reregister_timeout;
+                let active: Vec<String> =
+                    self.agents.iter().filter(|(_, a)| a.state == AgentState::Active).map(|(id, _)| id.clone()).collect();
+                for id in active {
+                    let mut forgotten = Vec::new();
+                    for (fid, fw) in &mut self.frameworks {
+                        let ids: Vec<String> = fw.tasks.iter().filter(|(_, t)| t.agent_id == id).map(|(k, _)| k.clone()).collect();
+                        forgotten.extend(ids.into_iter().filter_map(|k| fw.tasks.remove(&k)).map(|t| (fid.clone(), t)));
+                    }
+                    if let Some(agent) = self.agents.get_mut(&id) {
+                        let reregister_at = (!lost.contains(&id)).then_some(back + reregister_after);
+                        agent.state = AgentState::Recovered { reregister_at, deadline: back + timeout };
+                        agent.forgotten = forgotten;
+                    }
+                }
+                tracing::info!(?down, ?reregister_after, ?lost, "master restarting");
                 Ok(())
             }
             Fault::CutStreamMidEvent(fid) => {
@@ -986,6 +1029,65 @@ impl Master {
         }
         for fw in self.frameworks.values_mut() {
             fw.filters.retain(|_, until| *until > now);
+        }
+        let recovered: Vec<(String, Option<Instant>, Instant)> = self
+            .agents
+            .iter()
+            .filter_map(|(id, a)| match a.state {
+                AgentState::Recovered { reregister_at, deadline } => Some((id.clone(), reregister_at, deadline)),
+                _ => None,
+            })
+            .collect();
+        for (id, reregister_at, deadline) in recovered {
+            if reregister_at.is_some_and(|t| t <= now) {
+                self.reregister(&id);
+            } else if deadline <= now {
+                self.unreachable_after_failover(&id);
+            }
+        }
+    }
+
+    /// An agent (re-)registers: the tasks the master forgot are known again, the agent re-sends
+    /// its unacknowledged updates, and its resources are offered.
+    fn reregister(&mut self, id: &str) {
+        let Some(agent) = self.agents.get_mut(id) else { return };
+        agent.state = AgentState::Active;
+        let forgotten = std::mem::take(&mut agent.forgotten);
+        let _ = agent.link.send(AgentCmd::ResendUpdates);
+        tracing::info!(agent = %id, tasks = forgotten.len(), "agent re-registered");
+        for (fid, task) in forgotten {
+            match self.frameworks.get_mut(&fid) {
+                Some(fw) => {
+                    fw.tasks.insert(task.info.task_id.value.clone(), task);
+                }
+                // The framework was removed meanwhile: the agent kills its tasks.
+                None => {
+                    if let Some(agent) = self.agents.get(id) {
+                        let _ =
+                            agent.link.send(AgentCmd::KillTask { framework_id: fid, task_id: task.info.task_id.value, kill_policy: None });
+                    }
+                }
+            }
+        }
+        self.allocate();
+    }
+
+    /// An agent did not re-register within `agent_reregister_timeout` after a failover: it is
+    /// marked unreachable and every framework gets a FAILURE event for it (Mesos's
+    /// `markUnreachableAfterFailover` and `sendSlaveLost`); the master knows none of its tasks,
+    /// so no update is sent for them: reconciliation answers TASK_UNREACHABLE.
+    fn unreachable_after_failover(&mut self, id: &str) {
+        let Some(agent) = self.agents.get_mut(id) else { return };
+        agent.state = AgentState::Unreachable(now_secs());
+        tracing::warn!(agent = %id, "agent did not re-register after the master failover; marked unreachable");
+        let failure = Event {
+            r#type: Some(event::Type::Failure as i32),
+            failure: Some(event::Failure { agent_id: Some(AgentId { value: id.to_owned() }), executor_id: None, status: None }),
+            ..Default::default()
+        };
+        let fids: Vec<String> = self.frameworks.keys().cloned().collect();
+        for fid in fids {
+            self.send(&fid, failure.clone());
         }
     }
 
@@ -1122,8 +1224,12 @@ impl Master {
             .agents
             .iter()
             .map(|(id, a)| {
-                let attrs: serde_json::Map<String, serde_json::Value> =
-                    a.info.attributes.iter().map(|at| (at.name.clone(), json!(at.text.as_ref().map(|t| t.value.clone()).unwrap_or_default()))).collect();
+                let attrs: serde_json::Map<String, serde_json::Value> = a
+                    .info
+                    .attributes
+                    .iter()
+                    .map(|at| (at.name.clone(), json!(at.text.as_ref().map(|t| t.value.clone()).unwrap_or_default())))
+                    .collect();
                 json!({
                     "id": id,
                     "hostname": a.info.hostname,
@@ -1134,7 +1240,12 @@ impl Master {
                     "offered_resources": res_json(&a.offered),
                     "attributes": attrs,
                     "active": a.state == AgentState::Active,
-                    "state": match a.state { AgentState::Active => "ACTIVE", AgentState::Unreachable(_) => "UNREACHABLE", AgentState::Gone => "GONE" },
+                    "state": match a.state {
+                        AgentState::Active => "ACTIVE",
+                        AgentState::Recovered { .. } => "RECOVERED",
+                        AgentState::Unreachable(_) => "UNREACHABLE",
+                        AgentState::Gone => "GONE",
+                    },
                 })
             })
             .collect();

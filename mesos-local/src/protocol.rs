@@ -204,11 +204,22 @@ pub enum Fault {
     HealAgent(String),
     /// Close the framework's event stream (as a network failure would).
     CloseStream(String),
-    /// Restart the master: every subscription ends at once, and for the given time the
-    /// scheduler API answers 503 as a master still recovering its registry does; then it
-    /// serves again with its agents and tasks (as after registry recovery and agent
-    /// re-registration), and frameworks re-subscribe with their ids within failover_timeout.
-    RestartMaster(Duration),
+    /// Restart the master (a master failover): every subscription ends at once, and for
+    /// `down` the scheduler API answers 503 as a master still recovering its registry does.
+    /// Then it serves again knowing its agents (from the registry) but none of their tasks:
+    /// each agent is *recovered* until it re-registers, `reregister_after` later, with its tasks
+    /// and its unacknowledged updates; meanwhile reconciling a task on it gets no answer.
+    /// Frameworks re-subscribe with their ids within failover_timeout. The agents in `lost`
+    /// never re-register: after the master's `agent_reregister_timeout` they are unreachable
+    /// (a FAILURE event), and reconciling their tasks answers TASK_UNREACHABLE.
+    RestartMaster {
+        /// How long the master is away.
+        down: Duration,
+        /// How long after the master is back the other agents re-register.
+        reregister_after: Duration,
+        /// Agents that do not come back (their tasks keep running, cut off).
+        lost: Vec<String>,
+    },
     /// Close the framework's event stream in the middle of a record (a connection cut
     /// mid-event).
     CutStreamMidEvent(String),

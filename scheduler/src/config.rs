@@ -186,6 +186,15 @@ pub struct Flags {
     #[arg(long = "task-launch-timeout", alias = "task_launch_timeout", default_value_t = 300_000)]
     pub task_launch_timeout: u64,
 
+    /// Milliseconds from the first subscription to the first periodic reconciliation of every
+    /// task with Mesos (Marathon: 15000).
+    #[arg(long = "reconciliation-initial-delay", alias = "reconciliation_initial_delay", default_value_t = 15_000)]
+    pub reconciliation_initial_delay: u64,
+
+    /// Milliseconds between periodic reconciliations of every task with Mesos (Marathon: 600000).
+    #[arg(long = "reconciliation-interval", alias = "reconciliation_interval", default_value_t = 600_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub reconciliation_interval: u64,
+
     /// Milliseconds an unused offer is refused for when nothing waits for launch (Marathon: 120000).
     #[arg(long = "decline-offer-duration", alias = "decline_offer_duration", default_value_t = 120_000)]
     pub decline_offer_duration: u64,

@@ -225,6 +225,10 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             allow_privileged: flags.allow_privileged,
             docker_parameters_allowed: flags.docker_parameters_allowed.clone(),
             max_instances_per_offer: flags.max_instances_per_offer.max(1),
+            reconciliation: framework_core::reconcile::Schedule {
+                initial_delay: Duration::from_millis(flags.reconciliation_initial_delay),
+                interval: Duration::from_millis(flags.reconciliation_interval),
+            },
         },
         mesos: mesos::MesosConfig {
             master,

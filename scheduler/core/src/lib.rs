@@ -25,6 +25,7 @@ pub mod instance;
 pub mod keys;
 pub mod matching;
 pub mod readiness;
+pub mod reconcile;
 pub mod scheduler;
 pub mod spec;
 pub mod state;

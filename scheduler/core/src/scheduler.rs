@@ -23,6 +23,7 @@ use crate::instance::{Condition, Goal, condition_from_status, next_condition};
 use crate::keys;
 use crate::matching::offer_flow::{FlowCall, OfferFlow};
 use crate::matching::{Placement, PlacementIndex, TaskRequest, match_offer_indexed, placement_of};
+use crate::reconcile;
 use crate::spec;
 use crate::state::{
     AppMap, Counters, Deployment, DeploymentKey, GroupMap, Instance, InstanceMap, Instances, OfferStats, StateName, TaskFailure,
@@ -516,6 +517,9 @@ pub struct SchedulerConfig {
     pub docker_parameters_allowed: Vec<String>,
     /// At most this many tasks are launched from one offer (Marathon: `--max_instances_per_offer`).
     pub max_instances_per_offer: u32,
+    /// When periodic reconciliation rounds run (Marathon's `--reconciliation_initial_delay`
+    /// and `--reconciliation_interval`).
+    pub reconciliation: reconcile::Schedule,
 }
 
 impl Default for SchedulerConfig {
@@ -535,6 +539,7 @@ impl Default for SchedulerConfig {
             allow_privileged: false,
             docker_parameters_allowed: DEFAULT_DOCKER_PARAMETERS.iter().map(ToString::to_string).collect(),
             max_instances_per_offer: 100,
+            reconciliation: reconcile::Schedule::default(),
         }
     }
 }
@@ -581,6 +586,8 @@ pub struct Scheduler {
     pub offer_flow: OfferFlow,
     /// When unconfirmed launches were last reconciled.
     pub last_stale_reconcile: Timestamp,
+    /// Reconciliation rounds (see [`reconcile`]).
+    pub reconciliation: reconcile::Reconciliation,
     /// The last version handed out.
     pub last_version: Timestamp,
     /// Counters for /metrics.
@@ -624,6 +631,7 @@ impl Scheduler {
         }
         let instances: Instances = instances.into_iter().map(Arc::new).collect();
         let unconfirmed = instances.values().filter(|i| i.condition == Condition::Provisioned).count();
+        let schedule = config.reconciliation;
         let mut s = Self {
             config,
             apps,
@@ -643,6 +651,7 @@ impl Scheduler {
             master: String::new(),
             offer_flow: OfferFlow::default(),
             last_stale_reconcile: Timestamp(0),
+            reconciliation: reconcile::Reconciliation::new(schedule),
             last_version: Timestamp(0),
             counters: Counters::default(),
             outbox: Outbox::default(),
@@ -901,15 +910,23 @@ impl Scheduler {
         }
     }
 
-    /// Explicit reconciliation of every known task, then implicit (Mesos tells us about tasks we
-    /// forgot; those are killed when their updates arrive).
-    pub fn reconcile(&mut self) {
-        let tasks: Vec<TaskRef> =
-            self.instances.values().map(|i| TaskRef { task: i.task_id.to_string(), agent: i.agent_id.to_string() }).collect();
-        if !tasks.is_empty() {
-            self.outbox.calls.push(calls::reconcile(tasks));
+    /// Starts a reconciliation round (see [`reconcile`]): explicit reconciliation of every task
+    /// we believe alive, asked again until each has answered, then implicit (Mesos tells us
+    /// about tasks we forgot; those are killed when their updates arrive).
+    pub fn reconcile(&mut self, now: Timestamp) {
+        let tasks = alive_tasks(&self.instances);
+        let calls = self.reconciliation.start(tasks, now);
+        self.outbox.calls.extend(calls);
+    }
+
+    /// Status updates arrived: the tasks they name have answered reconciliation.
+    pub fn reconciliation_answers(&mut self, statuses: &[v1::TaskStatus]) {
+        for s in statuses {
+            if let Some(implicit) = self.reconciliation.answered(&s.task_id.value) {
+                self.outbox.notes.push(Note::Info("every task answered reconciliation; reconciling implicitly".to_owned()));
+                self.outbox.calls.push(implicit);
+            }
         }
-        self.outbox.calls.push(calls::reconcile([]));
     }
 
     /// Kills decided earlier may have been lost with the previous connection (or with a previous
@@ -933,6 +950,16 @@ impl Scheduler {
     pub fn clocks(&mut self, now: Timestamp, kills: &mut Vec<(InstanceId, Goal)>) {
         // A lost ACCEPT: ask about the launches, so that unknown ones come back as TASK_LOST and
         // are replaced long before the launch timeout.
+        if self.connected {
+            let instances = &self.instances;
+            let (calls, again) = self.reconciliation.tick(now, |t| is_alive_task(instances, t), || alive_tasks(instances));
+            if again > 0 {
+                self.outbox.notes.push(Note::Warn(format!(
+                    "{again} tasks have not answered reconciliation (a master that failed over answers for an agent's tasks only once it re-registers); asking again"
+                )));
+            }
+            self.outbox.calls.extend(calls);
+        }
         if self.connected && now.0 - self.last_stale_reconcile.0 > 15_000 {
             let stale: Vec<TaskRef> = self
                 .instances
@@ -1722,7 +1749,12 @@ impl Scheduler {
             framework_id: self.framework_id.clone(),
             connected: self.connected,
             master: self.master.clone(),
-            counters: self.counters,
+            counters: Counters {
+                reconciliation_rounds: self.reconciliation.rounds_completed,
+                reconciliation_retries: self.reconciliation.retries,
+                reconciliation_pending: self.reconciliation.pending() as u64,
+                ..self.counters
+            },
         }
     }
 
@@ -1779,7 +1811,7 @@ impl Scheduler {
         } else {
             self.outbox.event("scheduler_reregistered_event", json!({"master": master}), now);
         }
-        self.reconcile();
+        self.reconcile(now);
         self.resend_kills();
     }
 
@@ -1789,6 +1821,7 @@ impl Scheduler {
             self.outbox.event("scheduler_disconnected_event", json!({}), now);
         }
         self.connected = false;
+        self.reconciliation.stop();
     }
 
     /// The instances of `tasks` (each must be a task we know, else 404), to kill without
@@ -1850,6 +1883,24 @@ impl Scheduler {
         }
         out
     }
+}
+
+/// Every task we believe alive, for reconciliation.
+fn alive_tasks(instances: &Instances) -> Vec<TaskRef> {
+    instances
+        .values()
+        .filter(|i| !i.condition.is_terminal())
+        .map(|i| TaskRef { task: i.task_id.to_string(), agent: i.agent_id.to_string() })
+        .collect()
+}
+
+/// Whether `task` is a task we believe alive.
+fn is_alive_task(instances: &Instances, task: &str) -> bool {
+    TaskId::parse(task)
+        .ok()
+        .and_then(|t| t.instance_id())
+        .and_then(|id| instances.get(&id))
+        .is_some_and(|i| i.task_id.as_str() == task && !i.condition.is_terminal())
 }
 
 #[cfg(test)]

@@ -367,6 +367,12 @@ pub struct Counters {
     pub deployments_cancelled: u64,
     /// Mesos (re)subscriptions.
     pub subscriptions: u64,
+    /// Reconciliation rounds completed (every task answered, then implicit reconciliation).
+    pub reconciliation_rounds: u64,
+    /// Explicit reconciliation requests sent again for tasks that had not answered.
+    pub reconciliation_retries: u64,
+    /// Tasks the round under way still waits to hear about (a gauge).
+    pub reconciliation_pending: u64,
 }
 
 impl Snapshot {

@@ -75,6 +75,19 @@ pub async fn metrics(State(state): State<ApiState>) -> Response<Body> {
     metric("marathon_deployments_success_total", "counter", "Deployments finished.", c.deployments_succeeded as f64);
     metric("marathon_deployments_cancelled_total", "counter", "Deployments cancelled.", c.deployments_cancelled as f64);
     metric("marathon_mesos_subscriptions_total", "counter", "Mesos (re)subscriptions.", c.subscriptions as f64);
+    metric("marathon_reconciliation_rounds_total", "counter", "Task reconciliation rounds completed.", c.reconciliation_rounds as f64);
+    metric(
+        "marathon_reconciliation_retries_total",
+        "counter",
+        "Explicit reconciliation requests repeated for tasks that had not answered.",
+        c.reconciliation_retries as f64,
+    );
+    metric(
+        "marathon_reconciliation_pending_gauge",
+        "gauge",
+        "Tasks the reconciliation under way waits to hear about.",
+        c.reconciliation_pending as f64,
+    );
     let mut resp = Response::new(Body::from(out));
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     resp

@@ -256,6 +256,7 @@ impl Scheduler {
             Input::Disconnected => self.disconnected(now),
             Input::Offers(offers) => self.offers(offers, now, fresh_id, &mut fx),
             Input::Statuses { statuses, announce } => {
+                self.reconciliation_answers(&statuses);
                 let mut batch = self.plan_statuses(&statuses, now, announce);
                 let write = InstanceWrite {
                     instances: batch.changed().cloned().collect(),

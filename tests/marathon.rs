@@ -402,6 +402,30 @@ async fn event_streams_keep_alive_and_announce_attach_and_detach() -> anyhow::Re
     Ok(())
 }
 
+/// An ERROR other than "Framework has been removed" (here Mesos refuses a failover timeout it
+/// cannot represent) does not stop framework: the subscription is tried again with backoff, and
+/// the errors are counted in /metrics and shown in /v2/info (issue 21).
+#[tokio::test]
+async fn other_mesos_errors_are_retried_counted_and_shown() -> anyhow::Result<()> {
+    let (cluster, fw) = start_with("mesos-error", 1, &["--failover-timeout", "1e12"]).await?;
+    let info = fw
+        .wait_until("/v2/info", Duration::from_secs(30), "two refused subscriptions", |j| {
+            j["marathon_config"]["mesos_errors"]["count"].as_u64().is_some_and(|n| n >= 2)
+        })
+        .await?;
+    let errors = &info["marathon_config"]["mesos_errors"];
+    assert_eq!(errors["last_message"], "The framework failover_timeout (1e+12) is invalid", "Mesos's message: {errors}");
+    assert!(errors["last_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{errors}");
+    let metrics = fw.get("/metrics").await?.text;
+    let count = metrics.lines().find_map(|l| l.strip_prefix("marathon_mesos_errors_total ")).and_then(|v| v.parse::<f64>().ok());
+    assert!(count.is_some_and(|n| n >= 2.0), "{metrics}");
+    // Still serving, still not registered.
+    assert_eq!(fw.get("/ping").await?.status, 200);
+    assert_eq!(cluster.state().await?["frameworks"].as_array().map(Vec::len), Some(0));
+    cluster.shutdown().await;
+    Ok(())
+}
+
 /// Mesos removes a framework whose failover timeout passes, and kills its tasks. Started again
 /// with that id, framework gets "Framework has been removed": it exits and names the flag that
 /// registers anew, keeps the stored id and registers nothing by itself (issue 21; the old code

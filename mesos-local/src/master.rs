@@ -269,6 +269,13 @@ impl Master {
                 refuse(&tx, "Framework has been removed".to_owned());
                 return Ok(Subscription { stream_id, events });
             }
+            // Mesos checks the failover timeout after the removal (master.cpp, `subscribe`): it
+            // must be a Duration, whose nanoseconds fit in an int64.
+            _ if !valid_failover_timeout(info.failover_timeout.unwrap_or(0.0)) => {
+                let given = cpp_double(info.failover_timeout.unwrap_or(0.0));
+                refuse(&tx, format!("The framework failover_timeout ({given}) is invalid"));
+                return Ok(Subscription { stream_id, events });
+            }
             Some(id) => id,
             None => {
                 self.next_framework += 1;
@@ -1341,4 +1348,60 @@ fn validate_framework_info(info: &v1::FrameworkInfo) -> Result<(), String> {
         validate_id("Framework ID", &id.value)?;
     }
     Ok(())
+}
+
+/// Whether Mesos takes `seconds` as a failover timeout: stout's `Duration::create` refuses what
+/// does not fit in an int64 of nanoseconds.
+fn valid_failover_timeout(seconds: f64) -> bool {
+    let ns = seconds * 1e9;
+    ns.is_finite() && ns <= i64::MAX as f64 && ns >= i64::MIN as f64
+}
+
+/// A double as C++'s `std::ostream` writes it by default (`%g`, 6 significant digits), as
+/// Mesos's `stringify` puts it into messages.
+fn cpp_double(x: f64) -> String {
+    if !x.is_finite() {
+        return if x.is_nan() {
+            "nan".into()
+        } else if x > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    if x == 0.0 {
+        return "0".into();
+    }
+    let exp = x.abs().log10().floor() as i32;
+    let trim = |s: String| if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_owned() } else { s };
+    if !(-5..6).contains(&exp) {
+        let m = trim(format!("{:.5}", x / 10f64.powi(exp)));
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{m}e{sign}{:02}", exp.abs())
+    } else {
+        let decimals = (5 - exp).max(0) as usize;
+        trim(format!("{x:.decimals$}"))
+    }
+}
+
+#[cfg(test)]
+mod cpp_double_tests {
+    use super::*;
+
+    #[test]
+    fn doubles_print_as_cpp_streams_do() {
+        for (x, s) in [
+            (1e12, "1e+12"),
+            (1.5e12, "1.5e+12"),
+            (604800.0, "604800"),
+            (1e7, "1e+07"),
+            (0.5, "0.5"),
+            (1.0 / 3.0, "0.333333"),
+            (-2.0, "-2"),
+        ] {
+            assert_eq!(cpp_double(x), s, "{x}");
+        }
+        assert!(valid_failover_timeout(604800.0) && valid_failover_timeout(-1.0));
+        assert!(!valid_failover_timeout(1e12) && !valid_failover_timeout(f64::INFINITY));
+    }
 }

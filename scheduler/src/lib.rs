@@ -100,8 +100,14 @@ impl Leadership {
             let name = ctx.mesos.framework.name.clone();
             tokio::spawn(consul::registrar::run(consul::Consul::new(config), name, handle.watch(), Duration::from_secs(5)))
         });
-        let router =
-            api::router(api::ApiState { actor: handle, bus: ctx.bus.clone(), store, info: ctx.info.clone(), app_json: Arc::default() });
+        let router = api::router(api::ApiState {
+            actor: handle,
+            bus: ctx.bus.clone(),
+            store,
+            info: ctx.info.clone(),
+            app_json: Arc::default(),
+            mesos_errors: client.errors.clone(),
+        });
         Ok(Self { router, actor: task, registrar, _mesos: client })
     }
 

@@ -156,11 +156,22 @@ impl MesosCalls {
     }
 }
 
+/// The ERROR events Mesos sent this client (shown by /v2/info and /metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MesosErrors {
+    /// How many.
+    pub count: u64,
+    /// The last one's message, and when it came.
+    pub last: Option<(String, framework_core::ids::Timestamp)>,
+}
+
 /// The running client; dropping it stops its tasks (and so closes the subscription).
 #[derive(Debug)]
 pub struct MesosClient {
     /// Where calls go.
     pub calls: MesosCalls,
+    /// The ERROR events Mesos sent so far.
+    pub errors: watch::Receiver<MesosErrors>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -185,12 +196,13 @@ pub fn start(config: MesosConfig, framework_id: Option<String>, updates: mpsc::S
         .build()
         .unwrap_or_else(|_| reqwest::Client::new());
     let (session_tx, session_rx) = watch::channel(None);
+    let (errors_tx, errors) = watch::channel(MesosErrors::default());
     let (tx, rx) = mpsc::unbounded_channel();
     let tasks = vec![
-        tokio::spawn(subscription_loop(http.clone(), config.clone(), framework_id, updates, session_tx)),
+        tokio::spawn(subscription_loop(http.clone(), config.clone(), framework_id, updates, session_tx, errors_tx)),
         tokio::spawn(call_loop(http, config.encoding, rx, session_rx)),
     ];
-    MesosClient { calls: MesosCalls { tx }, tasks }
+    MesosClient { calls: MesosCalls { tx }, errors, tasks }
 }
 
 /// Keeps a subscription open for as long as the process lives.
@@ -200,13 +212,14 @@ async fn subscription_loop(
     mut framework_id: Option<String>,
     updates: mpsc::Sender<MesosUpdate>,
     session: watch::Sender<Option<Session>>,
+    errors: watch::Sender<MesosErrors>,
 ) {
     let mut retry = crate::retry::Retry::new(Duration::from_millis(250), Duration::from_secs(10));
     let mut source = config.master.clone();
     loop {
         let mut master = source.current().await;
         let result = tokio::select! {
-            r = subscribe_once(&http, &config, &mut master, &mut framework_id, &updates, &session) => r,
+            r = subscribe_once(&http, &config, &mut master, &mut framework_id, &updates, &session, &errors) => r,
             () = source.changed() => Err(anyhow::anyhow!("the leading Mesos master changed")),
         };
         session.send_replace(None);
@@ -236,6 +249,7 @@ async fn subscribe_once(
     framework_id: &mut Option<String>,
     updates: &mpsc::Sender<MesosUpdate>,
     session: &watch::Sender<Option<Session>>,
+    errors: &watch::Sender<MesosErrors>,
 ) -> anyhow::Result<Ended> {
     let mut info = config.framework.clone();
     info.id = framework_id.clone().map(|value| FrameworkId { value });
@@ -320,6 +334,13 @@ async fn subscribe_once(
                     updates.send(MesosUpdate::Removed { framework_id: id, message }).await?;
                     return Ok(Ended::Removed);
                 }
+                // Any other ERROR (a refused subscription: roles, user, authorization, an invalid
+                // failover timeout; or "Framework failed over" when another scheduler took our
+                // id): counted and shown, and the subscription is tried again with backoff.
+                errors.send_modify(|e| {
+                    e.count += 1;
+                    e.last = Some((message.clone(), crate::actor::now()));
+                });
                 bail!("Mesos sent ERROR: {message}");
             }
             _ => updates.send(MesosUpdate::Event(Box::new(event))).await?,

@@ -34,6 +34,8 @@ pub struct ApiState {
     pub info: Arc<Info>,
     /// Each app definition's JSON, kept for `GET /v2/apps`.
     pub app_json: Arc<render::AppJsonCache>,
+    /// The ERROR events Mesos sent this leader's subscription.
+    pub mesos_errors: tokio::sync::watch::Receiver<crate::mesos::MesosErrors>,
 }
 
 /// Facts about this process shown by /v2/info and /v2/leader.

@@ -33,6 +33,9 @@ pub async fn info(State(state): State<ApiState>) -> Response<Body> {
                 "hostname": i.hostname,
                 "checkpoint": true,
                 "mesos_leader_ui_url": if snap.master.is_empty() { Value::Null } else { json!(format!("{}/", snap.master)) },
+                // Not Marathon's: the ERROR events Mesos sent (kept in marathon_config, which
+                // clients read as a map, so that no client meets an unknown top-level key).
+                "mesos_errors": mesos_errors(&state.mesos_errors.borrow()),
             },
             "zookeeper_config": match &i.zk {
                 Some(zk) => json!({"zk": zk}),
@@ -41,6 +44,15 @@ pub async fn info(State(state): State<ApiState>) -> Response<Body> {
             "http_config": { "http_port": i.http_port, "https_port": Value::Null },
         }),
     )
+}
+
+/// The ERROR events Mesos sent, for /v2/info.
+fn mesos_errors(e: &crate::mesos::MesosErrors) -> Value {
+    json!({
+        "count": e.count,
+        "last_message": e.last.as_ref().map(|(m, _)| m),
+        "last_at": e.last.as_ref().map(|(_, at)| at.to_string()),
+    })
 }
 
 /// GET /v2/leader
@@ -75,6 +87,7 @@ pub async fn metrics(State(state): State<ApiState>) -> Response<Body> {
     metric("marathon_deployments_success_total", "counter", "Deployments finished.", c.deployments_succeeded as f64);
     metric("marathon_deployments_cancelled_total", "counter", "Deployments cancelled.", c.deployments_cancelled as f64);
     metric("marathon_mesos_subscriptions_total", "counter", "Mesos (re)subscriptions.", c.subscriptions as f64);
+    metric("marathon_mesos_errors_total", "counter", "ERROR events Mesos sent.", state.mesos_errors.borrow().count as f64);
     metric("marathon_reconciliation_rounds_total", "counter", "Task reconciliation rounds completed.", c.reconciliation_rounds as f64);
     metric(
         "marathon_reconciliation_retries_total",

@@ -357,6 +357,10 @@ fn leader_base(location: &str) -> Option<String> {
 
 /// Acknowledgements, whose order does not matter, are posted with up to this many in flight; one
 /// round trip each would otherwise bound the update rate.
+/// How long a call may wait for the master's answer (Mesos answers 202 at once): a stalled call
+/// must not hold up every later KILL and ACCEPT. A call given up on counts as lost, which the
+/// kill retry, the launch timeout and reconciliation repair.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const UNORDERED_IN_FLIGHT: usize = 64;
 
 /// ACCEPTs (launches) are posted with up to this many in flight.
@@ -388,7 +392,7 @@ async fn call_loop(
             _ => {
                 // Every launch permit: all earlier ACCEPTs have been answered.
                 let Ok(all) = launches.acquire_many(LAUNCHES_IN_FLIGHT).await else { return };
-                post_call(&http, encoding, &s, &call).await;
+                post_call(&http, encoding, &s, &call, CALL_TIMEOUT).await;
                 drop(all);
                 continue;
             }
@@ -396,14 +400,15 @@ async fn call_loop(
         let Ok(permit) = permit else { return };
         let http = http.clone();
         tokio::spawn(async move {
-            post_call(&http, encoding, &s, &call).await;
+            post_call(&http, encoding, &s, &call, CALL_TIMEOUT).await;
             drop(permit);
         });
     }
 }
 
-/// Posts one call; a refusal or a failure is logged (the actor's clocks retry what matters).
-async fn post_call(http: &reqwest::Client, encoding: Encoding, s: &Session, call: &Call) {
+/// Posts one call, waiting at most `timeout` for the answer; a refusal, a failure or no answer
+/// is logged (the actor's clocks retry what matters). Returns whether Mesos accepted it.
+async fn post_call(http: &reqwest::Client, encoding: Encoding, s: &Session, call: &Call, timeout: Duration) -> bool {
     let kind = call.r#type();
     let result = http
         .post(format!("{}/api/v1/scheduler", s.url))
@@ -411,22 +416,52 @@ async fn post_call(http: &reqwest::Client, encoding: Encoding, s: &Session, call
         .header("Accept", encoding.content_type())
         .header("Mesos-Stream-Id", &s.stream_id)
         .body(codec::encode(call, encoding))
+        .timeout(timeout)
         .send()
         .await;
     match result {
-        Ok(resp) if resp.status().as_u16() == 202 => {}
+        Ok(resp) if resp.status().as_u16() == 202 => true,
         Ok(resp) => {
             let status = resp.status();
             let text = resp.text().await.unwrap_or_default();
             tracing::warn!(?kind, %status, %text, "Mesos refused a call");
+            false
         }
-        Err(e) => tracing::warn!(?kind, error = %e, "could not post a call to Mesos"),
+        Err(e) if e.is_timeout() => {
+            tracing::warn!(?kind, ?timeout, "Mesos did not answer a call in time; counted as lost (retries and reconciliation repair it)");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(?kind, error = %e, "could not post a call to Mesos");
+            false
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::leader_base;
+    use super::*;
+
+    /// A master that accepts the connection and never answers does not hold the call (and so
+    /// every call queued behind it) for longer than the timeout.
+    #[tokio::test]
+    async fn a_stalled_call_is_given_up_after_the_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                held.push(conn);
+            }
+        });
+        let s = Session { url: format!("http://{addr}"), stream_id: "s".into(), framework_id: "f".into() };
+        let call = framework_core::calls::reconcile([]);
+        let started = std::time::Instant::now();
+        let posted = post_call(&reqwest::Client::new(), Encoding::Json, &s, &call, Duration::from_millis(300)).await;
+        assert!(!posted);
+        assert!(started.elapsed() < Duration::from_secs(5), "gave up after {:?}", started.elapsed());
+        hold.abort();
+    }
 
     #[test]
     fn redirect_locations_become_base_urls() {

@@ -866,3 +866,56 @@ async fn nothing_acknowledged_is_lost_when_the_framework_is_killed_during_writes
     cluster.shutdown().await;
     Ok(())
 }
+
+/// GPU agents: framework declares GPU_RESOURCES, so an app with `gpus` runs on the agent with a
+/// GPU (its task holds the GPU on the master), and by default a CPU-only app may use that agent
+/// too; with `--gpu-scheduling-behavior restricted` the CPU-only app is kept off it and
+/// /v2/queue says why (Marathon's DeclinedScarceResources).
+#[tokio::test]
+async fn gpu_agents_serve_gpu_apps_and_restricted_keeps_them_for_gpu_apps() -> anyhow::Result<()> {
+    for restricted in [false, true] {
+        let name = if restricted { "gpu-restricted" } else { "gpu-default" };
+        let c = cluster(name, 2, |cfg| cfg.agents[1].resources.add(&mesos_local::Resources::new(&[("gpus", 1.0)], &[]))).await;
+        let flags: &[&str] = if restricted { &["--gpu-scheduling-behavior", "restricted"] } else { &[] };
+        let fw = Framework::start(&c.url(), &work_dir(name), flags).await?;
+        let gpu_agent = c.agent_ids()[1].clone();
+
+        // A CPU-only app that may only run on the GPU agent (its `agent` attribute is a1).
+        let cpu =
+            json!({"id": "/web", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 1, "constraints": [["agent", "IS", "a1"]]});
+        assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&cpu)).await?.status, 201);
+        if restricted {
+            let q = fw
+                .wait_until("/v2/queue", DEPLOY, "the CPU-only app waiting, declined for scarce resources", |q| {
+                    q["queue"].as_array().into_iter().flatten().any(|e| {
+                        e["app"]["id"] == "/web"
+                            && e["processedOffersSummary"]["rejectSummaryLastOffers"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .any(|r| r["reason"] == "DeclinedScarceResources" && r["declined"].as_u64().is_some_and(|n| n > 0))
+                    })
+                })
+                .await?;
+            assert_eq!(running(&fw.get("/v2/apps/web").await?.json), 0, "kept off the GPU agent while its GPU is free: {q}");
+        } else {
+            settled(&fw, "web", 1).await?;
+        }
+
+        // The GPU app gets the GPU agent either way.
+        let app = json!({"id": "/trainer", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "gpus": 1, "instances": 1});
+        assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+        let j = settled(&fw, "trainer", 1).await?;
+        assert_eq!(j["app"]["tasks"][0]["slaveId"], gpu_agent.as_str(), "the GPU app runs on the GPU agent");
+        let state = c.state().await?;
+        let task = state["frameworks"][0]["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["id"].as_str().is_some_and(|id| id.starts_with("trainer.")))
+            .cloned();
+        assert_eq!(task.as_ref().map(|t| t["resources"]["gpus"].clone()), Some(json!(1.0)), "the task holds the GPU: {task:?}");
+        c.shutdown().await;
+    }
+    Ok(())
+}

@@ -1136,10 +1136,15 @@ impl Master {
             if free.scalar("cpus") < MIN_OFFER_CPUS && free.scalar("mem") < MIN_OFFER_MEM {
                 continue;
             }
+            // As Mesos with its default --filter_gpu_resources: an agent with GPUs is offered
+            // only to frameworks with the GPU_RESOURCES capability.
+            let has_gpus = agent.total.scalar("gpus") > 0.0;
             let n = eligible.len();
-            let chosen = (0..n)
-                .map(|i| &eligible[(self.round_robin + i) % n])
-                .find(|fid| self.frameworks.get(*fid).is_some_and(|f| f.filters.get(&agent_id).is_none_or(|until| *until <= now)));
+            let chosen = (0..n).map(|i| &eligible[(self.round_robin + i) % n]).find(|fid| {
+                self.frameworks.get(*fid).is_some_and(|f| {
+                    f.filters.get(&agent_id).is_none_or(|until| *until <= now) && (!has_gpus || f.has(Capability::GpuResources))
+                })
+            });
             let Some(fid) = chosen.cloned() else { continue };
             self.round_robin = self.round_robin.wrapping_add(1);
             let role = self.frameworks.get(&fid).and_then(FrameworkRec::allocation_role);

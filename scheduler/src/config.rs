@@ -186,6 +186,13 @@ pub struct Flags {
     #[arg(long = "task-launch-timeout", alias = "task_launch_timeout", default_value_t = 300_000)]
     pub task_launch_timeout: u64,
 
+    /// Whether tasks that need no GPU may run on agents with GPUs: `unrestricted` (the default)
+    /// or `restricted`, which keeps GPU agents for apps with `gpus` > 0 (Marathon's
+    /// `--gpu_scheduling_behavior`). framework always asks Mesos for GPU agents' offers
+    /// (GPU_RESOURCES).
+    #[arg(long = "gpu-scheduling-behavior", alias = "gpu_scheduling_behavior", default_value = "unrestricted", value_parser = ["unrestricted", "restricted"])]
+    pub gpu_scheduling_behavior: String,
+
     /// Milliseconds from the first subscription to the first periodic reconciliation of every
     /// task with Mesos (Marathon: 15000).
     #[arg(long = "reconciliation-initial-delay", alias = "reconciliation_initial_delay", default_value_t = 15_000)]

@@ -211,6 +211,9 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             framework_info::capability::Type::MultiRole,
             framework_info::capability::Type::PartitionAware,
             framework_info::capability::Type::TaskKillingState,
+            // Offers of agents with GPUs too (Mesos filters them out otherwise, even for
+            // CPU-only tasks); --gpu-scheduling-behavior decides who may use them.
+            framework_info::capability::Type::GpuResources,
         ]
         .into_iter()
         .map(|t| framework_info::Capability { r#type: Some(t as i32) })
@@ -231,6 +234,11 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             allow_privileged: flags.allow_privileged,
             docker_parameters_allowed: flags.docker_parameters_allowed.clone(),
             max_instances_per_offer: flags.max_instances_per_offer.max(1),
+            gpu_scheduling: if flags.gpu_scheduling_behavior == "restricted" {
+                framework_core::scheduler::GpuScheduling::Restricted
+            } else {
+                framework_core::scheduler::GpuScheduling::Unrestricted
+            },
             reconciliation: framework_core::reconcile::Schedule {
                 initial_delay: Duration::from_millis(flags.reconciliation_initial_delay),
                 interval: Duration::from_millis(flags.reconciliation_interval),

@@ -520,6 +520,19 @@ pub struct SchedulerConfig {
     /// When periodic reconciliation rounds run (Marathon's `--reconciliation_initial_delay`
     /// and `--reconciliation_interval`).
     pub reconciliation: reconcile::Schedule,
+    /// Whether tasks without GPUs may take offers that hold GPUs (Marathon's
+    /// `--gpu_scheduling_behavior`).
+    pub gpu_scheduling: GpuScheduling,
+}
+
+/// How offers holding GPUs are used (Marathon's `--gpu_scheduling_behavior`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GpuScheduling {
+    /// Any task may run on an agent with GPUs.
+    #[default]
+    Unrestricted,
+    /// Agents with GPUs are kept for tasks that need GPUs.
+    Restricted,
 }
 
 impl Default for SchedulerConfig {
@@ -540,6 +553,7 @@ impl Default for SchedulerConfig {
             docker_parameters_allowed: DEFAULT_DOCKER_PARAMETERS.iter().map(ToString::to_string).collect(),
             max_instances_per_offer: 100,
             reconciliation: reconcile::Schedule::default(),
+            gpu_scheduling: GpuScheduling::default(),
         }
     }
 }
@@ -908,6 +922,13 @@ impl Scheduler {
                 (app.clone(), d, Goal::Decommissioned)
             }
         }
+    }
+
+    /// What a task of `app` needs from an offer, under the GPU scheduling policy.
+    fn task_request(&self, app: &AppDefinition) -> crate::matching::TaskRequest {
+        let mut req = spec::task_request(app);
+        req.keep_off_gpu_agents = self.config.gpu_scheduling == GpuScheduling::Restricted && req.gpus == 0;
+        req
     }
 
     /// Starts a reconciliation round (see [`reconcile`]): explicit reconciliation of every task
@@ -1283,7 +1304,7 @@ impl Scheduler {
             .demand
             .iter()
             .filter(|(id, _)| self.backoffs.get(*id).is_none_or(|b| b.time_left_ms(now) <= 0))
-            .filter_map(|(id, want)| self.apps.get(id).map(|app| (app.clone(), spec::task_request(app), *want)))
+            .filter_map(|(id, want)| self.apps.get(id).map(|app| (app.clone(), self.task_request(app), *want)))
             .collect();
         // Counted once per batch (over each app's own instances) and kept current as tasks are
         // launched; apps without constraints do not look at placements at all.

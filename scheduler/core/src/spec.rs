@@ -136,6 +136,7 @@ pub fn task_request(app: &AppDefinition) -> TaskRequest {
         // Apps are validated before they are stored, so every constraint parses.
         constraints: app.constraints.iter().filter_map(|c| Constraint::parse(c).ok()).collect(),
         accepted_roles: app.accepted_resource_roles.clone().unwrap_or_default(),
+        keep_off_gpu_agents: false,
     }
 }
 

@@ -38,6 +38,9 @@ pub struct TaskRequest {
     /// Roles whose resources the task may use (`acceptedResourceRoles`); empty means unreserved
     /// (`"*"`) and the framework's role.
     pub accepted_roles: Vec<String>,
+    /// Decline offers that hold GPUs: GPU agents are kept for tasks that need GPUs (Marathon's
+    /// `--gpu_scheduling_behavior restricted`, for a task with no GPUs).
+    pub keep_off_gpu_agents: bool,
 }
 
 /// Why a task did not fit into an offer, as `/v2/queue` names it in `processedOffersSummary`.
@@ -57,6 +60,8 @@ pub enum RejectReason {
     InsufficientGpus,
     /// The host ports are not offered (or already taken by an earlier task of this offer).
     InsufficientPorts,
+    /// The offer holds GPUs, which are kept for tasks that need them.
+    DeclinedScarceResources,
 }
 
 impl RejectReason {
@@ -70,6 +75,7 @@ impl RejectReason {
             RejectReason::InsufficientDisk => "InsufficientDisk",
             RejectReason::InsufficientGpus => "InsufficientGpus",
             RejectReason::InsufficientPorts => "InsufficientPorts",
+            RejectReason::DeclinedScarceResources => "DeclinedScarceResources",
         }
     }
 }
@@ -131,6 +137,9 @@ pub fn match_offer_indexed(offer: &Offer, req: &TaskRequest, placed: &PlacementI
 }
 
 fn match_against(offer: &Offer, req: &TaskRequest, placed: Placed<'_>, framework_role: &str, count: u32) -> MatchOutcome {
+    if req.keep_off_gpu_agents && offer.resources.iter().any(|r| r.name == "gpus" && r.scalar.as_ref().is_some_and(|s| s.value > 0.0)) {
+        return MatchOutcome { launches: Vec::new(), rejections: vec![RejectReason::DeclinedScarceResources] };
+    }
     let roles = RoleFilter::new(&req.accepted_roles, framework_role);
     let mut scalars = ScalarPool::new(&offer.resources, &roles);
     let mut ports = PortPool::new(&offer.resources, &roles);
@@ -279,6 +288,18 @@ mod tests {
         let elsewhere = offer("a", vec![allocated(scalar("cpus", 4.0), "other")], vec![]);
         let outcome = match_offer(&elsewhere, &request(1.0, 0.0), &[], "marathon", 1);
         assert_eq!(outcome.rejections, vec![RejectReason::InsufficientCpus, RejectReason::UnfulfilledRole]);
+    }
+
+    #[test]
+    fn gpu_agents_are_kept_for_gpu_tasks_when_asked() {
+        let gpu = offer("a", vec![scalar("cpus", 4.0), scalar("mem", 1024.0), scalar("gpus", 1.0)], vec![]);
+        let plain = offer("b", vec![scalar("cpus", 4.0), scalar("mem", 1024.0)], vec![]);
+        let restricted = TaskRequest { keep_off_gpu_agents: true, ..request(1.0, 16.0) };
+        let out = match_offer(&gpu, &restricted, &[], "*", 1);
+        assert!(out.launches.is_empty());
+        assert_eq!(out.rejections, [RejectReason::DeclinedScarceResources]);
+        assert_eq!(match_offer(&plain, &restricted, &[], "*", 1).launches.len(), 1);
+        assert_eq!(match_offer(&gpu, &request(1.0, 16.0), &[], "*", 1).launches.len(), 1, "unrestricted: any agent");
     }
 
     #[test]

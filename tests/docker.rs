@@ -1,12 +1,14 @@
-//! Docker tasks end to end: `framework` launches apps with a Docker container through
-//! `framework-executor` on the local cluster, against the real Docker daemon and images built
-//! locally (no registry).
+//! Docker tasks end to end: `framework` launches apps with a Docker container as Marathon does
+//! (a TaskInfo with a DOCKER container and no executor), which the local agents' Docker
+//! containerizer runs (with `framework-executor` in the part of Mesos's Docker executor), or,
+//! where asked for, through `framework-executor` as a custom executor; against the real Docker
+//! daemon, images built locally, and a real registry on loopback for pulls.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use integration_tests::docker::{containers, executor_pid, ready};
+use integration_tests::docker::{container_of, containers, executor_pid, ready};
 use integration_tests::framework::Framework;
 use integration_tests::{cluster, task_ids, work_dir};
 use reqwest::Method;
@@ -59,6 +61,14 @@ async fn nginx_in_bridge_mode_serves_on_its_host_port_and_is_removed_when_killed
     let body = reqwest::get(format!("http://127.0.0.1:{port}/")).await?.text().await?;
     assert!(body.contains("nginx"), "nginx answers on the host port: {body}");
     assert_eq!(containers(&id)?, vec![id.clone()], "the container is named after the task");
+    // Sent as Marathon sends it: no executor in the TaskInfo (the agent's Docker containerizer
+    // runs it), and the container's address reported in the task's container_status.
+    let state = cluster.state().await?;
+    let on_master = state["frameworks"][0]["tasks"].as_array().into_iter().flatten().find(|t| t["id"] == id.as_str()).cloned();
+    assert_eq!(on_master.as_ref().map(|t| t["executor_id"].clone()), Some(json!("")), "no executor: {on_master:?}");
+    let ip = task["ipAddresses"][0]["ipAddress"].as_str().context("the container's IP address")?;
+    let inspect: Json = serde_json::from_slice(&std::process::Command::new("docker").args(["inspect", &id]).output()?.stdout)?;
+    assert_eq!(inspect[0]["NetworkSettings"]["Networks"]["bridge"]["IPAddress"], ip, "the bridge address");
 
     // Killing the task stops and removes its container; the app gets a new one.
     assert_eq!(fw.request(Method::DELETE, &format!("/v2/apps/nginx/tasks/{id}"), None).await?.status, 200);
@@ -175,5 +185,73 @@ async fn docker_parameters_reach_the_container_and_unknown_ones_are_refused() ->
         .await?;
     assert_eq!(j["app"]["tasksRunning"], 0);
     c.shutdown().await;
+    Ok(())
+}
+
+/// The custom executor stays available where an app asks for it (the label), as an executor the
+/// TaskInfo names.
+#[tokio::test]
+async fn an_app_label_runs_its_tasks_through_framework_executor() -> anyhow::Result<()> {
+    let (cluster, fw) = start("docker-custom-executor").await?;
+    let mut app = nginx("/custom", "/", 3);
+    app["labels"] = json!({"FRAMEWORK_EXECUTOR": "framework-executor"});
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    let j = fw.wait_until("/v2/apps/custom", WAIT, "a healthy task", |j| j["app"]["tasksHealthy"] == 1).await?;
+    let id = task_ids(&j).into_iter().next().context("task")?;
+    let state = cluster.state().await?;
+    let on_master = state["frameworks"][0]["tasks"].as_array().into_iter().flatten().find(|t| t["id"] == id.as_str()).cloned();
+    assert_eq!(on_master.as_ref().map(|t| t["executor_id"].clone()), Some(json!(id)), "an executor named after the task: {on_master:?}");
+    teardown(&fw, cluster, "custom").await
+}
+
+fn docker(args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new("docker").args(args).output().with_context(|| format!("docker {args:?}"))?;
+    anyhow::ensure!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Images are pulled as Mesos's Docker containerizer pulls them: an app naming an image in a
+/// registry (Debian's docker-registry on loopback) that the daemon does not have runs; and with
+/// `forcePullImage`, a new task runs the image pushed anew under the same tag, which the daemon
+/// would otherwise take from its own copy.
+#[tokio::test]
+async fn images_are_pulled_from_a_registry_and_force_pull_takes_a_new_push() -> anyhow::Result<()> {
+    ready("nginx")?;
+    let registry = integration_tests::registry::Registry::start("pull").await?;
+    let image = format!("{}/pulltest-{}:v1", registry.addr, std::process::id());
+    docker(&["tag", "framework/nginx:latest", &image])?;
+    docker(&["push", &image])?;
+    docker(&["rmi", &image])?;
+    let (cluster, fw) = start("docker-pull").await?;
+    let mut app = nginx("/pulled", "/", 3);
+    app["container"]["docker"]["image"] = json!(image);
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    fw.wait_until("/v2/apps/pulled", WAIT, "a healthy task from the pulled image", |j| j["app"]["tasksHealthy"] == 1).await?;
+    let first = docker(&["image", "inspect", "-f", "{{.Id}}", &image])?;
+
+    // A new image under the same tag in the registry; the daemon keeps the first under the tag.
+    let scratch = format!("pulltest-build-{}", std::process::id());
+    docker(&["run", "--name", &scratch, &image, "/bin/sh", "-c", "echo v2 > /version"])?;
+    docker(&["commit", &scratch, &image])?;
+    docker(&["rm", &scratch])?;
+    let second = docker(&["image", "inspect", "-f", "{{.Id}}", &image])?;
+    assert_ne!(first, second);
+    docker(&["push", &image])?;
+    docker(&["tag", &first, &image])?;
+
+    app["container"]["docker"]["forcePullImage"] = json!(true);
+    assert_eq!(fw.request(Method::PUT, "/v2/apps/pulled", Some(&app)).await?.status, 200);
+    let j = fw
+        .wait_until("/v2/apps/pulled", WAIT, "the forcePullImage version healthy", |j| {
+            j["app"]["tasksHealthy"] == 1
+                && j["app"]["tasks"].as_array().is_some_and(|t| t.len() == 1)
+                && j["app"]["deployments"].as_array().is_some_and(Vec::is_empty)
+        })
+        .await?;
+    let id = task_ids(&j).into_iter().next().context("task")?;
+    let container = container_of(&id)?.context("the new task's container")?;
+    assert_eq!(docker(&["inspect", "-f", "{{.Image}}", &container])?, second, "the new task runs the image pulled anew");
+    teardown(&fw, cluster, "pulled").await?;
+    let _ = docker(&["rmi", "-f", &image, &first, &second]);
     Ok(())
 }

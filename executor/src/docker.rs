@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, PortBinding, ResourcesUlimits};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder, LogsOptionsBuilder,
     RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt as _;
@@ -35,6 +35,32 @@ pub async fn connect() -> anyhow::Result<Docker> {
     docker.negotiate_version().await.with_context(|| format!("the Docker daemon at {socket} does not answer; is dockerd running?"))
 }
 
+/// Makes sure the daemon has `image`: pulled when missing, or always when `force` (Marathon's
+/// `forcePullImage`), as Mesos's Docker containerizer does. Whether it pulled.
+pub async fn pull(docker: &Docker, image: &str, force: bool) -> anyhow::Result<bool> {
+    if !force && docker.inspect_image(image).await.is_ok() {
+        return Ok(false);
+    }
+    let (repo, tag) = crate::spec::image_reference(image);
+    let options = CreateImageOptionsBuilder::default().from_image(repo).tag(tag).build();
+    let mut progress = docker.create_image(Some(options), None, None);
+    while let Some(step) = progress.next().await {
+        let step = step.with_context(|| format!("cannot pull image {image}"))?;
+        if let Some(e) = step.error_detail.and_then(|d| d.message) {
+            anyhow::bail!("cannot pull image {image}: {e}");
+        }
+    }
+    Ok(true)
+}
+
+/// The container's IP address: on its first network (bridge or a user network), or `None`
+/// (host networking has none of its own).
+pub async fn ip_address(docker: &Docker, name: &str) -> Option<String> {
+    let info = docker.inspect_container(name, None::<InspectContainerOptions>).await.ok()?;
+    let settings = info.network_settings?;
+    settings.networks.unwrap_or_default().into_values().filter_map(|n| n.ip_address).find(|ip| !ip.is_empty())
+}
+
 /// Creates and starts the container.
 pub async fn run(docker: &Docker, spec: &ContainerSpec) -> anyhow::Result<()> {
     let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
@@ -56,6 +82,7 @@ pub async fn run(docker: &Docker, spec: &ContainerSpec) -> anyhow::Result<()> {
         .collect();
     let body = ContainerCreateBody {
         image: Some(spec.image.clone()),
+        entrypoint: spec.entrypoint.clone(),
         cmd: spec.cmd.clone(),
         env: Some(spec.env.clone()),
         labels: Some(spec.labels.clone()),

@@ -1,7 +1,10 @@
-//! `framework-executor`: a Mesos v1 HTTP executor that runs each task in a Docker container.
+//! `framework-executor`: a Mesos v1 HTTP executor that runs each task in a Docker container,
+//! either as a custom executor the scheduler names, or started by the local agents' Docker
+//! containerizer for a Docker task sent without an executor (as Mesos's Docker executor).
 //!
-//! It subscribes to its agent (`MESOS_AGENT_ENDPOINT`), and for every LAUNCH creates and starts
-//! the task's container through the Docker Engine API, copies its output into the sandbox, runs
+//! It subscribes to its agent (`MESOS_AGENT_ENDPOINT`), and for every LAUNCH pulls the image
+//! (when missing, or always with `force_pull_image`), creates and starts the task's container
+//! through the Docker Engine API, copies its output into the sandbox, runs
 //! its health check and reports STARTING, RUNNING, health changes and the end (FINISHED, FAILED
 //! with the OOM reason, KILLED) as UPDATEs with fresh uuids. KILL stops the container with the
 //! kill policy's grace period. When the agent goes away (restart) it re-subscribes with its
@@ -30,7 +33,7 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(3);
 
 /// What the executor's own tasks report back to its loop.
 enum Internal {
-    Started { task: String },
+    Started { task: String, ip: Option<String> },
     LaunchFailed { task: String, message: String },
     Exited { task: String, exit: docker::Exit },
     Health { task: String, verdict: health::Verdict },
@@ -204,7 +207,20 @@ impl Executor {
     }
 
     async fn update(&mut self, task: &TaskInfo, state: TaskState, reason: Option<Reason>, message: &str, healthy: Option<bool>) {
+        self.update_with(task, state, reason, message, healthy, None).await;
+    }
+
+    async fn update_with(
+        &mut self,
+        task: &TaskInfo,
+        state: TaskState,
+        reason: Option<Reason>,
+        message: &str,
+        healthy: Option<bool>,
+        container_status: Option<v1::ContainerStatus>,
+    ) {
         let status = TaskStatus {
+            container_status,
             task_id: task.task_id.clone(),
             state: state as i32,
             message: Some(message.to_string()),
@@ -272,7 +288,7 @@ impl Executor {
                 return;
             }
         };
-        self.update(&task, TaskState::TaskStarting, None, "creating the container", None).await;
+        self.update(&task, TaskState::TaskStarting, None, "pulling the image if needed, then creating the container", None).await;
         let id = task.task_id.value.clone();
         self.tasks.insert(
             id.clone(),
@@ -281,11 +297,16 @@ impl Executor {
         let tx = self.internal_tx.clone();
         let sandbox = self.sandbox.clone();
         tokio::spawn(async move {
-            if let Err(e) = docker::run(&docker, &spec).await {
+            let launched = async {
+                docker::pull(&docker, &spec.image, spec.force_pull).await?;
+                docker::run(&docker, &spec).await
+            };
+            if let Err(e) = launched.await {
                 let _ = tx.send(Internal::LaunchFailed { task: id, message: format!("{e:#}") }).await;
                 return;
             }
-            let _ = tx.send(Internal::Started { task: id.clone() }).await;
+            let ip = docker::ip_address(&docker, &spec.name).await;
+            let _ = tx.send(Internal::Started { task: id.clone(), ip }).await;
             tokio::spawn(docker::follow_logs(docker.clone(), spec.name.clone(), sandbox));
             let exit = docker::wait(&docker, &spec.name).await;
             let _ = tx.send(Internal::Exited { task: id, exit }).await;
@@ -310,7 +331,7 @@ impl Executor {
 
     async fn on_internal(&mut self, msg: Internal) {
         match msg {
-            Internal::Started { task } => {
+            Internal::Started { task, ip } => {
                 let Some(t) = self.tasks.get(&task) else { return };
                 if t.killing {
                     // Killed while the container was being created: stop it now.
@@ -319,7 +340,21 @@ impl Executor {
                 }
                 let info = t.info.clone();
                 let container = t.container.clone();
-                self.update(&info, TaskState::TaskRunning, None, "container running", None).await;
+                // The container's address, as Mesos's Docker executor reports it (host networking:
+                // the agent's).
+                let agent_ip = self.endpoint.rsplit_once(':').map(|(host, _)| host.to_string());
+                let ip = ip.or(agent_ip);
+                let status = v1::ContainerStatus {
+                    network_infos: vec![v1::NetworkInfo {
+                        ip_addresses: ip
+                            .into_iter()
+                            .map(|a| v1::network_info::IpAddress { ip_address: Some(a), ..Default::default() })
+                            .collect(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                };
+                self.update_with(&info, TaskState::TaskRunning, None, "container running", None, Some(status)).await;
                 if let (Some(check), Ok(docker)) = (info.health_check.clone(), self.docker.clone()) {
                     let (vtx, mut vrx) = mpsc::channel(8);
                     let itx = self.internal_tx.clone();

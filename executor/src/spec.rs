@@ -135,7 +135,10 @@ pub struct ContainerSpec {
     pub name: String,
     /// Image.
     pub image: String,
-    /// Command (None: the image's default).
+    /// Entrypoint (None: the image's own). A shell command replaces it with `/bin/sh`, as
+    /// Mesos's Docker containerizer does (`--entrypoint /bin/sh ... -c <cmd>`).
+    pub entrypoint: Option<Vec<String>>,
+    /// Command, the entrypoint's arguments (None: the image's default).
     pub cmd: Option<Vec<String>>,
     /// `NAME=value` entries.
     pub env: Vec<String>,
@@ -159,6 +162,21 @@ pub struct ContainerSpec {
     pub user: Option<String>,
     /// What the Docker parameters ask for.
     pub options: DockerOptions,
+    /// Pull the image even when the daemon has it (`force_pull_image`).
+    pub force_pull: bool,
+}
+
+/// An image reference as the Engine API's pull takes it: the repository, and the tag or digest
+/// (`latest` when the reference names neither).
+pub fn image_reference(image: &str) -> (&str, &str) {
+    if let Some((repo, digest)) = image.split_once('@') {
+        return (repo, digest);
+    }
+    match image.rfind(':') {
+        // A colon after the last slash separates the tag (before it, it is a registry's port).
+        Some(i) if !image[i..].contains('/') => (&image[..i], &image[i + 1..]),
+        _ => (image, "latest"),
+    }
 }
 
 /// Docker container names allow `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
@@ -178,9 +196,10 @@ pub fn container_spec(task: &TaskInfo, executor_id: &str, pid: u32, sandbox: &st
         Some(bytes) if !bytes.is_empty() => Some(CommandInfo::decode(bytes.as_slice()).map_err(|e| SpecError::BadCommand(e.to_string()))?),
         _ => task.command.clone(),
     };
+    let shell = command.as_ref().is_some_and(|c| c.shell.unwrap_or(true) && c.value.is_some());
     let cmd = command.as_ref().and_then(|c| {
         if c.shell.unwrap_or(true) {
-            c.value.as_ref().map(|v| vec!["/bin/sh".to_string(), "-c".to_string(), v.clone()])
+            c.value.as_ref().map(|v| vec!["-c".to_string(), v.clone()])
         } else if !c.arguments.is_empty() {
             Some(c.arguments.clone())
         } else {
@@ -238,6 +257,7 @@ pub fn container_spec(task: &TaskInfo, executor_id: &str, pid: u32, sandbox: &st
     Ok(ContainerSpec {
         name: container_name(&task.task_id.value),
         image: docker.image.clone(),
+        entrypoint: shell.then(|| vec!["/bin/sh".to_string()]),
         cmd,
         env,
         network,
@@ -250,12 +270,22 @@ pub fn container_spec(task: &TaskInfo, executor_id: &str, pid: u32, sandbox: &st
         labels,
         privileged: docker.privileged.unwrap_or(false),
         user: command.as_ref().and_then(|c| c.user.clone()),
+        force_pull: docker.force_pull_image.unwrap_or(false),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_references_split_into_repository_and_tag() {
+        assert_eq!(image_reference("nginx"), ("nginx", "latest"));
+        assert_eq!(image_reference("framework/nginx:1.2"), ("framework/nginx", "1.2"));
+        assert_eq!(image_reference("127.0.0.1:5000/app"), ("127.0.0.1:5000/app", "latest"));
+        assert_eq!(image_reference("127.0.0.1:5000/app:v2"), ("127.0.0.1:5000/app", "v2"));
+        assert_eq!(image_reference("r:5000/app@sha256:abc"), ("r:5000/app", "sha256:abc"));
+    }
     use mesos_proto::v1::{self, ContainerInfo, container_info::DockerInfo};
 
     fn task(network: container_info::docker_info::Network, command: Option<CommandInfo>) -> TaskInfo {
@@ -362,7 +392,8 @@ mod tests {
             container_spec(&task(container_info::docker_info::Network::Bridge, Some(cmd)), "exec-1", 42, std::path::Path::new("/sandbox"))
                 .unwrap();
         assert_eq!(s.name, "web.instance-1._app.1");
-        assert_eq!(s.cmd.unwrap(), ["/bin/sh", "-c", "nginx -g 'daemon off;'"]);
+        assert_eq!(s.entrypoint.as_deref(), Some(&["/bin/sh".to_string()][..]), "a shell command replaces the entrypoint");
+        assert_eq!(s.cmd.unwrap(), ["-c", "nginx -g 'daemon off;'"]);
         assert_eq!(s.env, ["PORT0=31005"]);
         assert_eq!((s.network.as_str(), s.ports.as_slice()), ("bridge", &[("80/tcp".to_string(), 31005)][..]));
         assert_eq!(s.memory, 64 * 1024 * 1024);

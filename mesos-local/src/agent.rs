@@ -29,6 +29,9 @@ pub struct AgentSettings {
     pub simulated: bool,
     /// Root of the sandboxes.
     pub work_dir: PathBuf,
+    /// The program that runs a Docker task sent without an executor (the part of Mesos's Docker
+    /// containerizer that `mesos-docker-executor` plays): `framework-executor`.
+    pub docker_executor: PathBuf,
 }
 
 /// Messages into the agent actor.
@@ -342,7 +345,13 @@ impl Agent {
             self.handle(AgentMsg::Runner { framework_id: fid, task_id, report });
             return;
         }
-        if let Some(executor) = task.executor.clone() {
+        // As Mesos's Docker containerizer: a task with a DOCKER container and no executor runs
+        // under a Docker executor of its own (executor id = task id), which pulls the image,
+        // runs the container and reports the task's updates.
+        let docker_executor = (task.executor.is_none()
+            && task.container.as_ref().is_some_and(|c| c.r#type == v1::container_info::Type::Docker as i32))
+        .then(|| self.docker_executor_info(&framework, &task));
+        if let Some(executor) = task.executor.clone().or(docker_executor) {
             self.tasks.insert((fid.clone(), task_id), TaskRun::Executor(executor.executor_id.value.clone()));
             self.ensure_executor(&framework, &executor);
             let key = (fid, executor.executor_id.value.clone());
@@ -374,6 +383,25 @@ impl Agent {
                 let _ = agent.send(AgentMsg::Runner { framework_id: fid.clone(), task_id: task_id.clone(), report });
             }
         });
+    }
+
+    /// The executor that runs a Docker task sent without one.
+    fn docker_executor_info(&self, framework: &FrameworkInfo, task: &TaskInfo) -> ExecutorInfo {
+        let program = self.settings.docker_executor.display().to_string();
+        ExecutorInfo {
+            r#type: Some(v1::executor_info::Type::Default as i32),
+            executor_id: v1::ExecutorId { value: task.task_id.value.clone() },
+            framework_id: framework.id.clone(),
+            name: Some(format!("Docker Executor (Task: {})", task.task_id.value)),
+            source: Some(task.task_id.value.clone()),
+            command: Some(v1::CommandInfo {
+                shell: Some(false),
+                value: Some(program.clone()),
+                arguments: vec![program],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
     }
 
     fn ensure_executor(&mut self, framework: &FrameworkInfo, info: &ExecutorInfo) {

@@ -80,6 +80,23 @@ pub struct ClusterConfig {
     /// How long after a master failover an agent may take to re-register before it is marked
     /// unreachable (Mesos: 10 min; see [`Fault::RestartMaster`]).
     pub agent_reregister_timeout: Duration,
+    /// The program agents run Docker tasks with (as Mesos's `mesos-docker-executor`):
+    /// `framework-executor` (default: [`default_docker_executor`]).
+    pub docker_executor: PathBuf,
+}
+
+/// Where `framework-executor` is: beside the running program, or one directory up (a test
+/// binary under `target/<profile>/deps/`), else on `PATH`.
+pub fn default_docker_executor() -> PathBuf {
+    let exe = std::env::current_exe().ok();
+    let dirs = exe.iter().filter_map(|e| e.parent()).flat_map(|d| [Some(d), d.parent()]).flatten();
+    for dir in dirs {
+        let candidate = dir.join("framework-executor");
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    PathBuf::from("framework-executor")
 }
 
 impl ClusterConfig {
@@ -110,6 +127,7 @@ impl ClusterConfig {
             simulated: false,
             framework_credentials: None,
             agent_reregister_timeout: Duration::from_secs(600),
+            docker_executor: default_docker_executor(),
         }
     }
 }
@@ -186,6 +204,7 @@ impl LocalCluster {
                 executor_registration_timeout: config.executor_registration_timeout,
                 simulated: config.simulated,
                 work_dir: config.work_dir.clone(),
+                docker_executor: config.docker_executor.clone(),
             };
             let actor = agent::Agent::new(info.clone(), settings, agent_addr, master_tx.clone(), agent_tx.clone());
             handles.push(tokio::spawn(actor.run(agent_rx)));

@@ -229,8 +229,15 @@ pub struct Flags {
     #[arg(long = "max-running-deployments", alias = "max_running_deployments", default_value_t = 100)]
     pub max_running_deployments: usize,
 
-    /// Path of `framework-executor` on the agents, which runs Docker tasks (default: next to
-    /// this binary).
+    /// What runs Docker apps' tasks: `mesos` (the default), the agent's Docker containerizer, as
+    /// with Marathon (nothing to install on stock agents); or `framework-executor`, our custom
+    /// executor (--executor-path or --executor-uri). One app opts in with the label
+    /// `FRAMEWORK_EXECUTOR: framework-executor`.
+    #[arg(long = "docker-executor", default_value = "mesos", value_parser = ["mesos", "framework-executor"])]
+    pub docker_executor: String,
+
+    /// Path of `framework-executor` on the agents, where Docker tasks run through it (default:
+    /// next to this binary). The embedded agents' Docker containerizer runs it too.
     #[arg(long = "executor-path")]
     pub executor_path: Option<String>,
 

@@ -179,8 +179,9 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         let cpus = std::thread::available_parallelism().map(|n| n.get() as f64).unwrap_or(2.0);
         let mem = (machine_mem_mb() / agents as f64).floor();
         let work_dir = std::path::absolute(flags.data_dir.join("local-cluster"))?;
-        let config =
+        let mut config =
             mesos_local::ClusterConfig::uniform(flags.local_master_address, agents, cpus, mem, 10_240.0, flags.local_ports()?, work_dir);
+        config.docker_executor = flags.executor_path()?.into();
         let cluster = mesos_local::LocalCluster::start(config).await.context("cannot start the embedded Mesos cluster")?;
         let url = cluster.url();
         tracing::info!(master = %url, agents, "embedded Mesos master and agents running");
@@ -230,7 +231,11 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             min_revive_interval: Duration::from_millis(flags.min_revive_offers_interval),
             max_running_deployments: flags.max_running_deployments,
             max_versions: flags.zk_max_versions as usize,
-            executor: spec::ExecutorSettings { path: flags.executor_path()?, uri: flags.executor_uri.clone() },
+            executor: spec::ExecutorSettings {
+                path: flags.executor_path()?,
+                uri: flags.executor_uri.clone(),
+                always: flags.docker_executor == "framework-executor",
+            },
             allow_privileged: flags.allow_privileged,
             docker_parameters_allowed: flags.docker_parameters_allowed.clone(),
             max_instances_per_offer: flags.max_instances_per_offer.max(1),

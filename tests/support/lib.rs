@@ -18,6 +18,7 @@ pub mod consul;
 pub mod docker;
 pub mod framework;
 pub mod real_mesos;
+pub mod registry;
 pub mod tls;
 pub mod zk;
 

@@ -548,7 +548,7 @@ impl Default for SchedulerConfig {
             min_revive_interval: Duration::from_secs(5),
             max_running_deployments: 100,
             max_versions: 50,
-            executor: spec::ExecutorSettings { path: "framework-executor".into(), uri: None },
+            executor: spec::ExecutorSettings { path: "framework-executor".into(), uri: None, always: false },
             allow_privileged: false,
             docker_parameters_allowed: DEFAULT_DOCKER_PARAMETERS.iter().map(ToString::to_string).collect(),
             max_instances_per_offer: 100,

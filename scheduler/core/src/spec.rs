@@ -232,14 +232,31 @@ fn health_check(app: &AppDefinition, ports: &[u32]) -> Option<v1::HealthCheck> {
     Some(check)
 }
 
-/// How Docker tasks are run: through our executor, found at a path on the agent (and fetched
-/// from a URI first, when one is given).
+/// The app label that asks for `framework-executor` instead of the agent's Docker containerizer.
+pub const EXECUTOR_LABEL: &str = "FRAMEWORK_EXECUTOR";
+/// Its value.
+pub const EXECUTOR_LABEL_VALUE: &str = "framework-executor";
+
+/// How Docker tasks are run. By default as Marathon runs them: a TaskInfo with a DOCKER container
+/// and the command, no executor, which the agent's Docker containerizer runs with nothing
+/// installed. Our `framework-executor` only where asked for (`--docker-executor
+/// framework-executor`, or the app label `FRAMEWORK_EXECUTOR: framework-executor`), found at a
+/// path on the agent or fetched from a URI.
 #[derive(Debug, Clone, Default)]
 pub struct ExecutorSettings {
     /// Path of `framework-executor` on the agents.
     pub path: String,
     /// Where agents fetch it from, if not installed.
     pub uri: Option<String>,
+    /// Every Docker app runs through `framework-executor`.
+    pub always: bool,
+}
+
+impl ExecutorSettings {
+    /// Whether `app`'s Docker tasks run through `framework-executor`.
+    pub fn used_by(&self, app: &AppDefinition) -> bool {
+        self.always || app.labels.get(EXECUTOR_LABEL).is_some_and(|v| v == EXECUTOR_LABEL_VALUE)
+    }
 }
 
 /// The ExecutorInfo that runs one Docker task (one executor per task, named after it).
@@ -271,8 +288,9 @@ fn docker_executor(task_id: &TaskId, offer: &v1::Offer, settings: &ExecutorSetti
 }
 
 /// The Mesos task that runs one instance of `app` on `offer` with the matched resources. Docker
-/// apps run through our executor, which reads the task's command from `TaskInfo.data` (Mesos
-/// allows no `TaskInfo.command` next to an executor).
+/// apps carry their command in `TaskInfo.command` for the agent's Docker containerizer, or, on
+/// `framework-executor` ([`ExecutorSettings::used_by`]), in `TaskInfo.data` (Mesos allows no
+/// `TaskInfo.command` next to an executor).
 pub fn task_info(app: &AppDefinition, task_id: &TaskId, offer: &v1::Offer, m: &Matched, executor: &ExecutorSettings) -> v1::TaskInfo {
     let env = crate::app::task_env(app, task_id, &offer.hostname, &m.host_ports);
     let docker_image = app.container.as_ref().and_then(|c| c.docker.as_ref()).map(|d| d.image.clone());
@@ -383,7 +401,7 @@ pub fn task_info(app: &AppDefinition, task_id: &TaskId, offer: &v1::Offer, m: &M
     } else {
         host_mappings(app).into_iter().map(|p| (p.name.clone(), p.protocol)).collect()
     };
-    let (command, executor_info, data) = if is_docker {
+    let (command, executor_info, data) = if is_docker && executor.used_by(app) {
         use prost::Message as _;
         (None, Some(docker_executor(task_id, offer, executor)), Some(command.encode_to_vec()))
     } else {
@@ -493,6 +511,39 @@ mod tests {
     }
 
     #[test]
+    fn docker_apps_are_sent_as_marathon_sends_them_for_the_agents_docker_containerizer() {
+        let a = app(r#"{"id":"/web","args":["-g","daemon off;"],"cpus":0.1,"mem":64,
+            "container":{"type":"DOCKER","docker":{"image":"127.0.0.1:5000/nginx:1","forcePullImage":true,"privileged":false,
+              "parameters":[{"key":"log-driver","value":"none"}]},"portMappings":[{"containerPort":80,"hostPort":0,"protocol":"tcp"}]},
+            "networks":[{"mode":"container/bridge"}]}"#);
+        let o = offer((31000, 31010));
+        let out = crate::matching::match_offer(&o, &task_request(&a), &[], "*", 1);
+        let m = out.launches.first().expect("fits");
+        let id = crate::ids::InstanceId::new(&a.id, "u1").task_id(1);
+        let t = task_info(&a, &id, &o, m, &ExecutorSettings { path: "/opt/framework-executor".into(), ..ExecutorSettings::default() });
+        assert!(t.executor.is_none() && t.data.is_none(), "no executor: the agent's Docker containerizer runs it");
+        let cmd = t.command.as_ref().expect("the command in TaskInfo.command");
+        assert_eq!(
+            (cmd.shell, cmd.value.as_deref(), cmd.arguments.as_slice()),
+            (Some(false), None, &["-g".to_string(), "daemon off;".to_string()][..])
+        );
+        let c = t.container.as_ref().expect("container");
+        assert_eq!(c.r#type, container_info::Type::Docker as i32);
+        let docker = c.docker.as_ref().expect("docker");
+        assert_eq!(docker.image, "127.0.0.1:5000/nginx:1");
+        assert_eq!(docker.force_pull_image, Some(true));
+        assert_eq!(docker.network(), container_info::docker_info::Network::Bridge);
+        assert_eq!((docker.port_mappings[0].container_port, docker.port_mappings[0].host_port), (80, m.host_ports[0]));
+        assert_eq!(docker.parameters[0].key, "log-driver");
+
+        // The label asks for framework-executor.
+        let mut b = a.clone();
+        b.labels.insert(EXECUTOR_LABEL.into(), EXECUTOR_LABEL_VALUE.into());
+        let t = task_info(&b, &id, &o, m, &ExecutorSettings { path: "/opt/framework-executor".into(), ..ExecutorSettings::default() });
+        assert!(t.executor.is_some() && t.command.is_none());
+    }
+
+    #[test]
     fn docker_apps_run_through_the_executor_with_their_command_in_data() {
         use prost::Message as _;
         let a = app(r#"{"id":"/web","cmd":"nginx -g 'daemon off;'","cpus":0.1,"mem":64,
@@ -502,7 +553,7 @@ mod tests {
         let out = crate::matching::match_offer(&o, &task_request(&a), &[], "*", 1);
         let m = out.launches.first().expect("fits");
         let id = crate::ids::InstanceId::new(&a.id, "u1").task_id(1);
-        let settings = ExecutorSettings { path: "/opt/framework-executor".into(), uri: None };
+        let settings = ExecutorSettings { path: "/opt/framework-executor".into(), uri: None, always: true };
         let t = task_info(&a, &id, &o, m, &settings);
         assert!(t.command.is_none());
         let e = t.executor.as_ref().expect("executor");

@@ -134,10 +134,12 @@ async fn the_executor_resubscribes_after_an_agent_restart_and_keeps_its_containe
     let j = fw.wait_until("/v2/apps/steady", WAIT, "a healthy task", |j| j["app"]["tasksHealthy"] == 1).await?;
     let id = task_ids(&j).into_iter().next().context("task")?;
     let agent = cluster.agent_ids()[0].clone();
-    cluster.fault(mesos_local::Fault::RestartAgent(agent, Duration::from_secs(1))).await?;
-    // Past the agent's 2 s re-registration window: an executor that had not re-subscribed would
-    // have been killed and its task replaced by now.
-    tokio::time::sleep(Duration::from_millis(4500)).await;
+    // Down for longer than 15 s: agents hand executors MESOS_RECOVERY_TIMEOUT=15mins (a Mesos
+    // duration), which an executor reading it as 15 seconds would give up on (issue 21).
+    cluster.fault(mesos_local::Fault::RestartAgent(agent, Duration::from_secs(17))).await?;
+    // Past the agent's 2 s re-registration window after it is back: an executor that had not
+    // re-subscribed would have been killed and its task replaced by now.
+    tokio::time::sleep(Duration::from_millis(20_500)).await;
     // Still the same task and container; a kill goes through the re-subscribed executor.
     let j = fw.get("/v2/apps/steady").await?.json;
     assert_eq!(task_ids(&j), BTreeSet::from([id.clone()]));

@@ -70,6 +70,9 @@ struct Executor {
     executor_id: String,
     sandbox: PathBuf,
     recovery_timeout: Duration,
+    /// The longest wait between two SUBSCRIBE attempts (`MESOS_SUBSCRIPTION_BACKOFF_MAX`): the
+    /// agent gives a recovering executor only its re-registration timeout (2 s by default).
+    backoff_max: Duration,
     docker: Result<Docker, String>,
     tasks: HashMap<String, Running>,
     launched: BTreeMap<String, TaskInfo>,
@@ -99,6 +102,11 @@ async fn main() -> anyhow::Result<()> {
         }),
         Err(_) => Duration::from_secs(15 * 60),
     };
+    let backoff_max = std::env::var("MESOS_SUBSCRIPTION_BACKOFF_MAX")
+        .ok()
+        .and_then(|text| mesos_proto::duration::parse(&text))
+        .unwrap_or(Duration::from_secs(2))
+        .max(Duration::from_millis(100));
     let docker = docker::connect().await.map_err(|e| format!("{e:#}"));
     if let Ok(d) = &docker {
         docker::remove_orphans(d).await;
@@ -111,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
         executor_id: env("MESOS_EXECUTOR_ID")?,
         sandbox: PathBuf::from(std::env::var("MESOS_SANDBOX").or_else(|_| env("MESOS_DIRECTORY"))?),
         recovery_timeout,
+        backoff_max,
         docker,
         tasks: HashMap::new(),
         launched: BTreeMap::new(),
@@ -149,12 +158,13 @@ impl Executor {
     /// SUBSCRIBE, re-sending what the agent may have lost; retried until the recovery timeout.
     async fn subscribe(&self) -> anyhow::Result<reqwest::Response> {
         let deadline = tokio::time::Instant::now() + self.recovery_timeout;
-        // Exponential with jitter (`backon`), as the scheduler's reconnect loops.
+        // Exponential with jitter (`backon`), as the scheduler's reconnect loops, never past the
+        // backoff maximum (jitter included), or a recovered agent's short window is missed.
         let mut delays = {
             use backon::BackoffBuilder as _;
             backon::ExponentialBuilder::default()
                 .with_min_delay(Duration::from_millis(100))
-                .with_max_delay(Duration::from_secs(2))
+                .with_max_delay(self.backoff_max)
                 .with_jitter()
                 .without_max_times()
                 .build()
@@ -171,7 +181,7 @@ impl Executor {
                 Err(e) => tracing::warn!(error = %e, "agent unreachable; retrying"),
             }
             anyhow::ensure!(tokio::time::Instant::now() < deadline, "the agent did not come back within the recovery timeout");
-            tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(2))).await;
+            tokio::time::sleep(delays.next().unwrap_or(self.backoff_max).min(self.backoff_max)).await;
         }
     }
 

@@ -257,3 +257,27 @@ async fn images_are_pulled_from_a_registry_and_force_pull_takes_a_new_push() -> 
     let _ = docker(&["rmi", "-f", &image, &first, &second]);
     Ok(())
 }
+
+/// Agents that authenticate executors (Mesos's `--authenticate_http_executors`) hand each one a
+/// token in `MESOS_EXECUTOR_AUTHENTICATION_TOKEN` and refuse its calls without it: the executor
+/// sends it, so its task runs; a call without it gets 401.
+#[tokio::test]
+async fn executors_authenticate_to_agents_that_require_it() -> anyhow::Result<()> {
+    ready("nginx")?;
+    let c = cluster("docker-executor-auth", 1, |cfg| cfg.authenticate_http_executors = true).await;
+    let fw = Framework::start(&c.url(), &work_dir("docker-executor-auth"), &[]).await?;
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&nginx("/authed", "/", 3))).await?.status, 201);
+    let j = fw.wait_until("/v2/apps/authed", WAIT, "a healthy task", |j| j["app"]["tasksHealthy"] == 1).await?;
+    let id = task_ids(&j).into_iter().next().context("task")?;
+    let framework_id = fw.get("/v2/info").await?.json["frameworkId"].as_str().context("framework id")?.to_string();
+    let agent = c.agent_addr(0).context("the agent's address")?;
+    let call = json!({"type": "SUBSCRIBE", "framework_id": {"value": framework_id}, "executor_id": {"value": id}, "subscribe": {}});
+    let r = reqwest::Client::new()
+        .post(format!("http://{agent}/api/v1/executor"))
+        .header("Content-Type", "application/json")
+        .body(call.to_string())
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 401, "a call without the token is refused");
+    teardown(&fw, c, "authed").await
+}

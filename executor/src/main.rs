@@ -65,6 +65,9 @@ impl Running {
 
 struct Executor {
     http: reqwest::Client,
+    /// `MESOS_EXECUTOR_AUTHENTICATION_TOKEN`, sent as a bearer token on every call (agents with
+    /// `--authenticate_http_executors` refuse calls without it).
+    token: Option<String>,
     endpoint: String,
     framework_id: String,
     executor_id: String,
@@ -114,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
     let (internal_tx, internal_rx) = mpsc::channel(256);
     let ex = Executor {
         http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default(),
+        token: std::env::var("MESOS_EXECUTOR_AUTHENTICATION_TOKEN").ok().filter(|t| !t.is_empty()),
         endpoint: env("MESOS_AGENT_ENDPOINT")?,
         framework_id: env("MESOS_FRAMEWORK_ID")?,
         executor_id: env("MESOS_EXECUTOR_ID")?,
@@ -151,6 +155,9 @@ impl Executor {
             .body(codec::encode(call, Encoding::Protobuf));
         if stream {
             req = req.timeout(Duration::from_secs(365 * 24 * 3600));
+        }
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
         }
         Ok(req.send().await?)
     }

@@ -32,6 +32,9 @@ pub struct AgentSettings {
     /// The program that runs a Docker task sent without an executor (the part of Mesos's Docker
     /// containerizer that `mesos-docker-executor` plays): `framework-executor`.
     pub docker_executor: PathBuf,
+    /// Executors must authenticate their calls with the token they were given in
+    /// `MESOS_EXECUTOR_AUTHENTICATION_TOKEN` (Mesos's `--authenticate_http_executors`).
+    pub authenticate_http_executors: bool,
 }
 
 /// Messages into the agent actor.
@@ -60,6 +63,8 @@ pub enum AgentMsg {
     ExecutorSubscribe {
         /// The call.
         call: Box<exec::Call>,
+        /// The bearer token it came with.
+        token: Option<String>,
         /// Where to answer with the executor's event stream.
         reply: oneshot::Sender<Result<mpsc::Receiver<exec::Event>, ApiError>>,
     },
@@ -67,6 +72,8 @@ pub enum AgentMsg {
     ExecutorCall {
         /// The call.
         call: Box<exec::Call>,
+        /// The bearer token it came with.
+        token: Option<String>,
         /// Where to answer (202 on `Ok`).
         reply: oneshot::Sender<Result<(), ApiError>>,
     },
@@ -106,6 +113,8 @@ struct ExecutorRec {
     sandbox: PathBuf,
     kill: Option<oneshot::Sender<()>>,
     registration_deadline: Option<Instant>,
+    /// The token its calls must carry (with `authenticate_http_executors`).
+    token: Option<String>,
 }
 
 /// The agent actor.
@@ -192,11 +201,11 @@ impl Agent {
                 self.enqueue(&framework_id, status);
             }
             AgentMsg::ExecutorExited { framework_id, executor_id, status } => self.executor_exited(&framework_id, &executor_id, status),
-            AgentMsg::ExecutorSubscribe { call, reply } => {
-                let _ = reply.send(self.executor_subscribe(*call));
+            AgentMsg::ExecutorSubscribe { call, token, reply } => {
+                let _ = reply.send(self.authenticate(&call, token.as_deref()).and_then(|()| self.executor_subscribe(*call)));
             }
-            AgentMsg::ExecutorCall { call, reply } => {
-                let _ = reply.send(self.executor_call(*call));
+            AgentMsg::ExecutorCall { call, token, reply } => {
+                let _ = reply.send(self.authenticate(&call, token.as_deref()).and_then(|()| self.executor_call(*call)));
             }
             AgentMsg::ExecutorDisconnected { framework_id, executor_id } => {
                 if let Some(e) = self.executors.get_mut(&(framework_id, executor_id))
@@ -415,8 +424,18 @@ impl Agent {
         for var in info.command.iter().flat_map(|c| c.environment.iter()).flat_map(|e| &e.variables) {
             env.push((var.name.clone(), var.value.clone().unwrap_or_default()));
         }
+        // As Mesos with --authenticate_http_executors: a secret per executor, handed over in its
+        // environment and required on each of its calls.
+        let token = self
+            .settings
+            .authenticate_http_executors
+            .then(|| format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()));
+        if let Some(t) = &token {
+            env.push(("MESOS_EXECUTOR_AUTHENTICATION_TOKEN".to_owned(), t.clone()));
+        }
         let (kill_tx, kill_rx) = oneshot::channel();
         let rec = ExecutorRec {
+            token,
             info: info.clone(),
             framework: framework.clone(),
             conn: None,
@@ -601,6 +620,20 @@ impl Agent {
             let _ = agent.send(AgentMsg::ExecutorDisconnected { framework_id: key.0, executor_id: key.1 });
         });
         Ok(rx)
+    }
+
+    /// With `authenticate_http_executors`, a call must carry its executor's token.
+    fn authenticate(&self, call: &exec::Call, token: Option<&str>) -> Result<(), ApiError> {
+        if !self.settings.authenticate_http_executors {
+            return Ok(());
+        }
+        let key = (call.framework_id.value.clone(), call.executor_id.value.clone());
+        let expected = self.executors.get(&key).and_then(|e| e.token.as_deref());
+        match (token, expected) {
+            (Some(t), Some(e)) if t == e => Ok(()),
+            (None, _) => Err(ApiError::unauthorized("Unauthorized: the call carries no executor authentication token")),
+            _ => Err(ApiError::unauthorized("Unauthorized: the token does not belong to this executor")),
+        }
     }
 
     fn executor_call(&mut self, call: exec::Call) -> Result<(), ApiError> {

@@ -275,15 +275,21 @@ async fn executor_api(State(agent): State<mpsc::UnboundedSender<AgentMsg>>, meth
         let encoding = request_encoding(&headers)?;
         let call: executor::Call = decode_call(&body, encoding)?;
         let gone = || ApiError::unavailable("Agent is shutting down");
+        // `Authorization: Bearer <MESOS_EXECUTOR_AUTHENTICATION_TOKEN>`, checked by the agent.
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned);
         if call.r#type() == executor::call::Type::Subscribe {
             let out = response_encoding(&headers)?;
             let (reply, rx) = oneshot::channel();
-            agent.send(AgentMsg::ExecutorSubscribe { call: Box::new(call), reply }).map_err(|_| gone())?;
+            agent.send(AgentMsg::ExecutorSubscribe { call: Box::new(call), token, reply }).map_err(|_| gone())?;
             let events = rx.await.map_err(|_| gone())??;
             return Ok(event_stream(events, out, (), |_| Written::Event));
         }
         let (reply, rx) = oneshot::channel();
-        agent.send(AgentMsg::ExecutorCall { call: Box::new(call), reply }).map_err(|_| gone())?;
+        agent.send(AgentMsg::ExecutorCall { call: Box::new(call), token, reply }).map_err(|_| gone())?;
         rx.await.map_err(|_| gone())??;
         Ok(StatusCode::ACCEPTED.into_response())
     }

@@ -83,6 +83,9 @@ pub struct ClusterConfig {
     /// The program agents run Docker tasks with (as Mesos's `mesos-docker-executor`):
     /// `framework-executor` (default: [`default_docker_executor`]).
     pub docker_executor: PathBuf,
+    /// Executors authenticate their calls with a token from their environment (Mesos's agent
+    /// flag `--authenticate_http_executors`).
+    pub authenticate_http_executors: bool,
 }
 
 /// Where `framework-executor` is: beside the running program, or one directory up (a test
@@ -128,6 +131,7 @@ impl ClusterConfig {
             framework_credentials: None,
             agent_reregister_timeout: Duration::from_secs(600),
             docker_executor: default_docker_executor(),
+            authenticate_http_executors: false,
         }
     }
 }
@@ -205,6 +209,7 @@ impl LocalCluster {
                 simulated: config.simulated,
                 work_dir: config.work_dir.clone(),
                 docker_executor: config.docker_executor.clone(),
+                authenticate_http_executors: config.authenticate_http_executors,
             };
             let actor = agent::Agent::new(info.clone(), settings, agent_addr, master_tx.clone(), agent_tx.clone());
             handles.push(tokio::spawn(actor.run(agent_rx)));

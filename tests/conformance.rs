@@ -508,3 +508,41 @@ async fn gpu_agents_are_offered_only_to_gpu_capable_frameworks() {
     assert_eq!(gpus, Some(json!(1.0)), "the GPU agent's offer holds its GPU: {offer}");
     c.shutdown().await;
 }
+
+/// As Mesos: with a master in a fault domain, an agent in another region is offered only to
+/// REGION_AWARE frameworks, and offers carry the agent's domain.
+#[tokio::test]
+async fn remote_region_agents_are_offered_only_to_region_aware_frameworks() {
+    let c = cluster("regions", 2, |cfg| {
+        cfg.master_domain = Some(("home".into(), "home-a".into()));
+        cfg.agents[0].domain = Some(("home".into(), "home-a".into()));
+        cfg.agents[1].domain = Some(("far".into(), "far-a".into()));
+    })
+    .await;
+    let far_agent = c.agent_ids()[1].clone();
+    let mut plain = Session::subscribe(&c.url(), subscribe_call(None, 3600.0, &["MULTI_ROLE"]), Encoding::Json).await.expect("subscribed");
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    while tokio::time::Instant::now() < deadline {
+        if let Some(ev) = plain.next_any(Duration::from_millis(500)).await
+            && ev["type"] == "OFFERS"
+        {
+            seen.extend(ev["offers"]["offers"].as_array().into_iter().flatten().cloned());
+        }
+    }
+    assert!(!seen.is_empty(), "the home agent is offered");
+    assert!(seen.iter().all(|o| o["agent_id"]["value"] != far_agent.as_str()), "no remote agent without REGION_AWARE: {seen:?}");
+    assert_eq!(seen[0]["domain"]["fault_domain"]["region"]["name"], "home");
+
+    let mut aware = Session::subscribe(&c.url(), subscribe_call(None, 3600.0, &["MULTI_ROLE", "REGION_AWARE"]), Encoding::Json)
+        .await
+        .expect("subscribed");
+    let offer = loop {
+        let ev = aware.next("OFFERS").await.expect("offers");
+        if let Some(o) = ev["offers"]["offers"].as_array().into_iter().flatten().find(|o| o["agent_id"]["value"] == far_agent.as_str()) {
+            break o.clone();
+        }
+    };
+    assert_eq!(offer["domain"]["fault_domain"]["region"]["name"], "far");
+    c.shutdown().await;
+}

@@ -919,3 +919,36 @@ async fn gpu_agents_serve_gpu_apps_and_restricted_keeps_them_for_gpu_apps() -> a
     }
     Ok(())
 }
+
+/// Fault domains: framework is REGION_AWARE, so it is offered agents in other regions, but
+/// launches there only for apps whose constraint names `@region`; other apps stay in the
+/// master's (home) region, as Marathon does.
+#[tokio::test]
+async fn apps_stay_in_the_home_region_unless_a_constraint_names_another() -> anyhow::Result<()> {
+    let c = cluster("regions-e2e", 2, |cfg| {
+        cfg.master_domain = Some(("home".into(), "home-a".into()));
+        cfg.agents[0].domain = Some(("home".into(), "home-a".into()));
+        cfg.agents[1].domain = Some(("far".into(), "far-a".into()));
+    })
+    .await;
+    let fw = Framework::start(&c.url(), &work_dir("regions-e2e"), &[]).await?;
+    let far = json!({"id": "/far", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 1, "constraints": [["@region", "IS", "far"]]});
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&far)).await?.status, 201);
+    let j = settled(&fw, "far", 1).await?;
+    assert_eq!((j["app"]["tasks"][0]["region"].as_str(), j["app"]["tasks"][0]["zone"].as_str()), (Some("far"), Some("far-a")));
+
+    // One instance per agent: the home agent takes one, the remote one is not used.
+    let home = json!({"id": "/home", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 2, "constraints": [["agent", "UNIQUE"]]});
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&home)).await?.status, 201);
+    let j = fw
+        .wait_until("/v2/apps/home", DEPLOY, "one instance running in the home region, one waiting", |j| {
+            running(j) == 1 && j["app"]["tasks"].as_array().map(Vec::len) == Some(1)
+        })
+        .await?;
+    assert_eq!(j["app"]["tasks"][0]["region"], "home");
+    // Still only one after a few offer rounds.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(fw.get("/v2/apps/home").await?.json["app"]["tasks"].as_array().map(Vec::len), Some(1));
+    c.shutdown().await;
+    Ok(())
+}

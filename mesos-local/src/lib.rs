@@ -51,6 +51,18 @@ pub struct AgentSpec {
     pub resources: Resources,
     /// Text attributes (`rack`, `zone`, ...).
     pub attributes: Vec<(String, String)>,
+    /// Its fault domain (region, zone), if any.
+    pub domain: Option<(String, String)>,
+}
+
+/// A Mesos `DomainInfo` of a region and zone.
+pub fn domain_info(region: &str, zone: &str) -> v1::DomainInfo {
+    v1::DomainInfo {
+        fault_domain: Some(v1::domain_info::FaultDomain {
+            region: v1::domain_info::fault_domain::RegionInfo { name: region.to_owned() },
+            zone: v1::domain_info::fault_domain::ZoneInfo { name: zone.to_owned() },
+        }),
+    }
 }
 
 /// Settings of the whole cluster.
@@ -86,6 +98,9 @@ pub struct ClusterConfig {
     /// Executors authenticate their calls with a token from their environment (Mesos's agent
     /// flag `--authenticate_http_executors`).
     pub authenticate_http_executors: bool,
+    /// The master's fault domain (region, zone), if any: agents in other regions are offered
+    /// only to REGION_AWARE frameworks, as in Mesos.
+    pub master_domain: Option<(String, String)>,
 }
 
 /// Where `framework-executor` is: beside the running program, or one directory up (a test
@@ -115,6 +130,7 @@ impl ClusterConfig {
                     hostname: "localhost".to_owned(),
                     resources: Resources::new(&[("cpus", cpus), ("mem", mem), ("disk", disk)], &[("ports", &[(begin, end)])]),
                     attributes: vec![("agent".to_owned(), format!("a{i}")), ("rack".to_owned(), format!("r{}", i % 2))],
+                    domain: None,
                 }
             })
             .collect();
@@ -132,6 +148,7 @@ impl ClusterConfig {
             agent_reregister_timeout: Duration::from_secs(600),
             docker_executor: default_docker_executor(),
             authenticate_http_executors: false,
+            master_domain: None,
         }
     }
 }
@@ -176,6 +193,7 @@ impl LocalCluster {
             hostname: Some(hostname.clone()),
             version: Some("1.11.0".to_owned()),
             address: Some(v1::Address { hostname: Some(hostname), ip: Some(ip.to_string()), port: i32::from(addr.port()) }),
+            domain: config.master_domain.as_ref().map(|(r, z)| domain_info(r, z)),
             ..Default::default()
         };
         let master_info = info.clone();
@@ -200,7 +218,7 @@ impl LocalCluster {
                 resources: spec.resources.to_proto(None),
                 attributes: spec.attributes.iter().map(|(k, v)| resources::text_attribute(k, v)).collect(),
                 id: Some(AgentId { value: agent_id.clone() }),
-                ..Default::default()
+                domain: spec.domain.as_ref().map(|(r, z)| domain_info(r, z)),
             };
             let (agent_tx, agent_rx) = mpsc::unbounded_channel();
             let settings = agent::AgentSettings {

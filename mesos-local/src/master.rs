@@ -1139,10 +1139,19 @@ impl Master {
             // As Mesos with its default --filter_gpu_resources: an agent with GPUs is offered
             // only to frameworks with the GPU_RESOURCES capability.
             let has_gpus = agent.total.scalar("gpus") > 0.0;
+            // As Mesos: an agent in another region than the master's is offered only to
+            // frameworks with the REGION_AWARE capability.
+            let region_of = |d: Option<&v1::DomainInfo>| d.and_then(|d| d.fault_domain.as_ref()).map(|f| f.region.name.clone());
+            let remote = match (region_of(self.config.info.domain.as_ref()), region_of(agent.info.domain.as_ref())) {
+                (Some(home), Some(there)) => home != there,
+                _ => false,
+            };
             let n = eligible.len();
             let chosen = (0..n).map(|i| &eligible[(self.round_robin + i) % n]).find(|fid| {
                 self.frameworks.get(*fid).is_some_and(|f| {
-                    f.filters.get(&agent_id).is_none_or(|until| *until <= now) && (!has_gpus || f.has(Capability::GpuResources))
+                    f.filters.get(&agent_id).is_none_or(|until| *until <= now)
+                        && (!has_gpus || f.has(Capability::GpuResources))
+                        && (!remote || f.has(Capability::RegionAware))
                 })
             });
             let Some(fid) = chosen.cloned() else { continue };
@@ -1158,6 +1167,7 @@ impl Master {
                 url: None,
                 resources: free.to_proto(role.as_deref()),
                 attributes: agent.info.attributes.clone(),
+                domain: agent.info.domain.clone(),
                 allocation_info: role.map(|r| v1::resource::AllocationInfo { role: Some(r) }),
                 ..Default::default()
             };

@@ -311,7 +311,7 @@ impl Actor {
     /// A Mesos update other than a task status.
     async fn on_mesos(&mut self, update: MesosUpdate) {
         let input = match update {
-            MesosUpdate::Subscribed { framework_id, master } => Input::Subscribed { framework_id, master },
+            MesosUpdate::Subscribed { framework_id, master, region } => Input::Subscribed { framework_id, master, region },
             MesosUpdate::Disconnected { reason } => {
                 tracing::warn!(%reason, "Mesos subscription lost");
                 Input::Disconnected
@@ -448,7 +448,7 @@ mod tests {
         std::fs::write(&journal, b"not a directory").unwrap();
         {
             let (mut actor, _handle, _rx) = Actor::new(ActorConfig::default(), store.clone(), EventBus::new(), Loaded::default());
-            actor.on_mesos(MesosUpdate::Subscribed { framework_id: "fw-1".into(), master: "m".into() }).await;
+            actor.on_mesos(MesosUpdate::Subscribed { framework_id: "fw-1".into(), master: "m".into(), region: None }).await;
             assert!(!actor.settle(false).await, "the round ends without the id made durable");
             assert_eq!(
                 actor.stopped,
@@ -459,7 +459,7 @@ mod tests {
         // A stored id goes through.
         let store = Store::Files(crate::store::FileStore::open(&root.join("ok")).await.unwrap());
         let (mut actor, _handle, _rx) = Actor::new(ActorConfig::default(), store.clone(), EventBus::new(), Loaded::default());
-        actor.on_mesos(MesosUpdate::Subscribed { framework_id: "fw-2".into(), master: "m".into() }).await;
+        actor.on_mesos(MesosUpdate::Subscribed { framework_id: "fw-2".into(), master: "m".into(), region: None }).await;
         assert!(actor.settle(false).await);
         assert_eq!(actor.stopped, None);
         assert_eq!(actor.framework_id().as_deref(), Some("fw-2"));

@@ -215,6 +215,9 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             // Offers of agents with GPUs too (Mesos filters them out otherwise, even for
             // CPU-only tasks); --gpu-scheduling-behavior decides who may use them.
             framework_info::capability::Type::GpuResources,
+            // Offers of agents in other regions too; tasks go there only when an app's
+            // constraint names `@region` (the home region is the master's).
+            framework_info::capability::Type::RegionAware,
         ]
         .into_iter()
         .map(|t| framework_info::Capability { r#type: Some(t as i32) })

@@ -103,6 +103,8 @@ pub enum MesosUpdate {
         framework_id: String,
         /// The master that answered.
         master: String,
+        /// The master's fault-domain region, if it has one.
+        region: Option<String>,
     },
     /// An event other than SUBSCRIBED and HEARTBEAT.
     Event(Box<Event>),
@@ -312,13 +314,19 @@ async fn subscribe_once(
             event::Type::Subscribed => {
                 let Some(sub) = event.subscribed else { bail!("SUBSCRIBED without its body") };
                 let id = sub.framework_id.value;
+                let region = sub
+                    .master_info
+                    .as_ref()
+                    .and_then(|m| m.domain.as_ref())
+                    .and_then(|d| d.fault_domain.as_ref())
+                    .map(|f| f.region.name.clone());
                 if let Some(hb) = sub.heartbeat_interval_seconds.filter(|s| s.is_finite() && *s > 0.0) {
                     silence_limit = Duration::from_secs_f64(hb.min(3600.0)) * config.missed_heartbeats.max(1);
                 }
                 *framework_id = Some(id.clone());
                 session.send_replace(Some(Session { url: master.clone(), stream_id: stream_id.clone(), framework_id: id.clone() }));
                 subscribed = true;
-                updates.send(MesosUpdate::Subscribed { framework_id: id, master: master.clone() }).await?;
+                updates.send(MesosUpdate::Subscribed { framework_id: id, master: master.clone(), region }).await?;
             }
             event::Type::Heartbeat => {}
             event::Type::Error => {

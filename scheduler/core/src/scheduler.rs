@@ -596,6 +596,9 @@ pub struct Scheduler {
     pub connected: bool,
     /// The master we are subscribed to.
     pub master: String,
+    /// The master's fault-domain region: tasks go to agents elsewhere only when a constraint
+    /// names `@region`.
+    pub home_region: Option<String>,
     /// REVIVE and SUPPRESS bookkeeping.
     pub offer_flow: OfferFlow,
     /// When unconfirmed launches were last reconciled.
@@ -663,6 +666,7 @@ impl Scheduler {
             framework_id,
             connected: false,
             master: String::new(),
+            home_region: None,
             offer_flow: OfferFlow::default(),
             last_stale_reconcile: Timestamp(0),
             reconciliation: reconcile::Reconciliation::new(schedule),
@@ -928,6 +932,7 @@ impl Scheduler {
     fn task_request(&self, app: &AppDefinition) -> crate::matching::TaskRequest {
         let mut req = spec::task_request(app);
         req.keep_off_gpu_agents = self.config.gpu_scheduling == GpuScheduling::Restricted && req.gpus == 0;
+        req.home_region = self.home_region.clone();
         req
     }
 
@@ -1820,8 +1825,9 @@ impl Scheduler {
     /// SUBSCRIBED, with the framework id stored: offers flow anew (filters left behind are
     /// cleared once anything waits), every task is reconciled, and kills decided earlier are sent
     /// again (they may have been lost with the previous connection or leader).
-    pub fn subscribed(&mut self, framework_id: String, master: String, now: Timestamp) {
+    pub fn subscribed(&mut self, framework_id: String, master: String, region: Option<String>, now: Timestamp) {
         self.counters.subscriptions += 1;
+        self.home_region = region;
         let first = self.framework_id.is_none();
         self.framework_id = Some(framework_id.clone());
         self.connected = true;

@@ -137,6 +137,7 @@ pub fn task_request(app: &AppDefinition) -> TaskRequest {
         constraints: app.constraints.iter().filter_map(|c| Constraint::parse(c).ok()).collect(),
         accepted_roles: app.accepted_resource_roles.clone().unwrap_or_default(),
         keep_off_gpu_agents: false,
+        home_region: None,
     }
 }
 

@@ -522,7 +522,7 @@ impl Sim {
         // What the old leader had not written yet is lost with it.
         self.writer.clear();
         self.s = self.store.load(config());
-        self.input(Input::Subscribed { framework_id: "fw".into(), master: "master".into() });
+        self.input(Input::Subscribed { framework_id: "fw".into(), master: "master".into(), region: None });
     }
 
     fn step(&mut self) {
@@ -575,7 +575,7 @@ impl Sim {
         self.faults = false;
         self.tick(400_000);
         // Reconciliation as after a reconnection.
-        self.input(Input::Subscribed { framework_id: "fw".into(), master: "master".into() });
+        self.input(Input::Subscribed { framework_id: "fw".into(), master: "master".into(), region: None });
         for _ in 0..60 {
             self.offers();
             for _ in 0..200 {

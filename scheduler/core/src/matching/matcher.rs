@@ -41,6 +41,10 @@ pub struct TaskRequest {
     /// Decline offers that hold GPUs: GPU agents are kept for tasks that need GPUs (Marathon's
     /// `--gpu_scheduling_behavior restricted`, for a task with no GPUs).
     pub keep_off_gpu_agents: bool,
+    /// The master's fault-domain region: offers from agents in another region are declined
+    /// unless a constraint names `@region` (Marathon launches in the home region by default).
+    /// Agents without a fault domain count as home.
+    pub home_region: Option<String>,
 }
 
 /// Why a task did not fit into an offer, as `/v2/queue` names it in `processedOffersSummary`.
@@ -139,6 +143,13 @@ pub fn match_offer_indexed(offer: &Offer, req: &TaskRequest, placed: &PlacementI
 fn match_against(offer: &Offer, req: &TaskRequest, placed: Placed<'_>, framework_role: &str, count: u32) -> MatchOutcome {
     if req.keep_off_gpu_agents && offer.resources.iter().any(|r| r.name == "gpus" && r.scalar.as_ref().is_some_and(|s| s.value > 0.0)) {
         return MatchOutcome { launches: Vec::new(), rejections: vec![RejectReason::DeclinedScarceResources] };
+    }
+    if let Some(home) = &req.home_region
+        && !req.constraints.iter().any(|c| c.field == "@region")
+        && let Some(region) = offer.domain.as_ref().and_then(|d| d.fault_domain.as_ref()).map(|f| &f.region.name)
+        && region != home
+    {
+        return MatchOutcome { launches: Vec::new(), rejections: vec![RejectReason::UnfulfilledConstraint] };
     }
     let roles = RoleFilter::new(&req.accepted_roles, framework_role);
     let mut scalars = ScalarPool::new(&offer.resources, &roles);
@@ -288,6 +299,33 @@ mod tests {
         let elsewhere = offer("a", vec![allocated(scalar("cpus", 4.0), "other")], vec![]);
         let outcome = match_offer(&elsewhere, &request(1.0, 0.0), &[], "marathon", 1);
         assert_eq!(outcome.rejections, vec![RejectReason::InsufficientCpus, RejectReason::UnfulfilledRole]);
+    }
+
+    #[test]
+    fn remote_regions_are_used_only_when_a_constraint_names_the_region() {
+        let in_region = |region: &str| {
+            let mut o = offer("a", vec![scalar("cpus", 4.0), scalar("mem", 1024.0)], vec![]);
+            use mesos_proto::v1;
+            o.domain = Some(v1::DomainInfo {
+                fault_domain: Some(v1::domain_info::FaultDomain {
+                    region: v1::domain_info::fault_domain::RegionInfo { name: region.into() },
+                    zone: v1::domain_info::fault_domain::ZoneInfo { name: format!("{region}-1") },
+                }),
+            });
+            o
+        };
+        let home = TaskRequest { home_region: Some("home".into()), ..request(1.0, 16.0) };
+        assert_eq!(match_offer(&in_region("home"), &home, &[], "*", 1).launches.len(), 1);
+        let out = match_offer(&in_region("far"), &home, &[], "*", 1);
+        assert_eq!((out.launches.len(), out.rejections), (0, vec![RejectReason::UnfulfilledConstraint]));
+        let plain = offer("b", vec![scalar("cpus", 4.0), scalar("mem", 1024.0)], vec![]);
+        assert_eq!(match_offer(&plain, &home, &[], "*", 1).launches.len(), 1, "no fault domain: home");
+        let far = TaskRequest {
+            constraints: vec![Constraint::parse(&["@region".to_string(), "IS".to_string(), "far".to_string()]).expect("constraint")],
+            ..home.clone()
+        };
+        assert_eq!(match_offer(&in_region("far"), &far, &[], "*", 1).launches.len(), 1, "a region constraint lifts the default");
+        assert!(match_offer(&in_region("home"), &far, &[], "*", 1).launches.is_empty());
     }
 
     #[test]

@@ -90,6 +90,7 @@ fn request_strategy() -> impl Strategy<Value = TaskRequest> {
             constraints: vec![],
             accepted_roles: roles.into_iter().map(String::from).collect(),
             keep_off_gpu_agents: false,
+            home_region: None,
         })
 }
 
@@ -390,7 +391,7 @@ proptest! {
         for c in &constraints {
             let _ = c.accepts(&here, &placed);
         }
-        let req = TaskRequest { cpus, mem, disk: mem, gpus, host_ports, constraints, accepted_roles: roles, keep_off_gpu_agents: false };
+        let req = TaskRequest { cpus, mem, disk: mem, gpus, host_ports, constraints, accepted_roles: roles, keep_off_gpu_agents: false, home_region: None };
         let outcome = match_offer(&o, &req, &placed, &framework_role, count);
         prop_assert!(outcome.launches.len() <= count as usize);
     }

@@ -44,6 +44,8 @@ pub enum Input {
         framework_id: String,
         /// The master's address.
         master: String,
+        /// The master's fault-domain region, if it has one (the home region).
+        region: Option<String>,
     },
     /// The subscription ended (the client subscribes again by itself).
     Disconnected,
@@ -242,7 +244,7 @@ impl Scheduler {
                 let write = self.ready(&id);
                 fx.persist(write);
             }
-            Input::Subscribed { framework_id, master } => {
+            Input::Subscribed { framework_id, master, region } => {
                 if self.framework_id.as_deref() != Some(framework_id.as_str()) {
                     // Stored before anything is launched under it: a lost id would register a
                     // second framework at the next start and orphan this one's tasks.
@@ -251,7 +253,7 @@ impl Scheduler {
                         ..StoreWrite::default()
                     }));
                 }
-                self.subscribed(framework_id, master, now);
+                self.subscribed(framework_id, master, region, now);
             }
             Input::Disconnected => self.disconnected(now),
             Input::Offers(offers) => self.offers(offers, now, fresh_id, &mut fx),
@@ -565,11 +567,11 @@ mod tests {
     #[test]
     fn a_new_framework_id_is_stored_first() {
         let mut s = Scheduler::new(SchedulerConfig::default(), vec![], vec![], vec![], vec![], None);
-        let fx = step(&mut s, Input::Subscribed { framework_id: "fw-9".into(), master: "m".into() }, 1);
+        let fx = step(&mut s, Input::Subscribed { framework_id: "fw-9".into(), master: "m".into(), region: None }, 1);
         let Some(Effect::Store(w)) = fx.effects.first() else { panic!("{:?}", fx.effects) };
         assert_eq!(w.puts, [(keys::FRAMEWORK_ID.to_owned(), b"fw-9".to_vec())]);
         // Subscribed again with the same id: nothing to store; every task is reconciled.
-        let fx = step(&mut s, Input::Subscribed { framework_id: "fw-9".into(), master: "m".into() }, 2);
+        let fx = step(&mut s, Input::Subscribed { framework_id: "fw-9".into(), master: "m".into(), region: None }, 2);
         assert!(stores(&fx).is_empty());
         assert!(fx.effects.iter().any(|e| matches!(e, Effect::Call(c) if c.r#type() == call::Type::Reconcile)));
     }

@@ -952,3 +952,42 @@ async fn apps_stay_in_the_home_region_unless_a_constraint_names_another() -> any
     c.shutdown().await;
     Ok(())
 }
+
+/// Docker apps on the agent's Docker containerizer, as a stock Mesos runs them (issue 21): on
+/// the real Mesos 1.11 its Docker containerizer starts our `mesos-docker-executor` stand-in, on
+/// the local cluster the agents do the same with `framework-executor`. The TaskInfo names no
+/// executor; nginx answers on its host port in bridge mode; a killed task's container goes.
+#[tokio::test]
+async fn docker_apps_run_on_the_agents_docker_containerizer() -> anyhow::Result<()> {
+    integration_tests::docker::ready("nginx")?;
+    let c = integration_tests::mesos_with_docker("docker-containerizer", 1).await;
+    let fw = Framework::start(&c.url(), &work_dir("docker-containerizer"), &[]).await?;
+    let app = json!({
+        "id": "/dnginx", "cmd": "exec nginx -g 'daemon off;'", "cpus": 0.1, "mem": 64,
+        "container": {"type": "DOCKER", "docker": {"image": "framework/nginx:latest"}, "portMappings": [{"containerPort": 80, "hostPort": 0}]},
+        "networks": [{"mode": "container/bridge"}]
+    });
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    let j = settled(&fw, "dnginx", 1).await?;
+    let task = j["app"]["tasks"][0].clone();
+    let id = task["id"].as_str().context("task id")?.to_string();
+    let port = task["ports"][0].as_u64().context("host port")?;
+    let host = task["host"].as_str().context("host")?;
+    let addr = if host == "localhost" { "127.0.0.1" } else { host };
+    let body = reqwest::get(format!("http://{addr}:{port}/")).await?.text().await?;
+    assert!(body.contains("nginx"), "nginx answers on its host port: {body}");
+    let state = c.state().await?;
+    let on_master = state["frameworks"][0]["tasks"].as_array().into_iter().flatten().find(|t| t["id"] == id.as_str()).cloned();
+    assert_eq!(on_master.as_ref().map(|t| t["executor_id"].clone()), Some(json!("")), "sent without an executor: {on_master:?}");
+    assert!(integration_tests::docker::container_of(&id)?.is_some(), "its container runs");
+
+    assert_eq!(fw.request(Method::DELETE, "/v2/apps/dnginx", None).await?.status, 200);
+    fw.wait_until("/v2/tasks", DEPLOY, "no tasks", |j| j["tasks"].as_array().is_some_and(Vec::is_empty)).await?;
+    let deadline = tokio::time::Instant::now() + DEPLOY;
+    while integration_tests::docker::container_of(&id)?.is_some() {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the container of {id} was not removed");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    c.shutdown().await;
+    Ok(())
+}

@@ -115,11 +115,23 @@ impl TestMesos {
 /// Starts the Mesos the scheduler-facing tests use (see [`TestMesos`]): `agents` agents of 2
 /// cpus, 1 GiB, 4 GiB of disk and 10 ports each.
 pub async fn mesos(name: &str, agents: usize) -> TestMesos {
+    mesos_with(name, agents, "mesos").await
+}
+
+/// [`mesos`] whose real agents also run the Docker containerizer (`docker,mesos`; it needs a
+/// running Docker daemon); the local agents always do.
+pub async fn mesos_with_docker(name: &str, agents: usize) -> TestMesos {
+    mesos_with(name, agents, "docker,mesos").await
+}
+
+async fn mesos_with(name: &str, agents: usize, containerizers: &str) -> TestMesos {
     match std::env::var("FRAMEWORK_TEST_MESOS").as_deref() {
         Ok("real") => {
             let (lo, hi) = free_port_range();
             let resources = format!("cpus:2;mem:1024;disk:4096;ports:[{lo}-{hi}]");
-            TestMesos::Real(real_mesos::RealMesos::start(name, agents, &resources).await.expect("the real Mesos starts"))
+            TestMesos::Real(
+                real_mesos::RealMesos::start_with(name, agents, &resources, containerizers).await.expect("the real Mesos starts"),
+            )
         }
         Ok("local") | Err(_) => TestMesos::Local(cluster(name, agents, |_| {}).await),
         Ok(other) => panic!("FRAMEWORK_TEST_MESOS={other}: use `local` (the default) or `real`"),

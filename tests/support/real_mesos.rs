@@ -32,10 +32,16 @@ impl RealMesos {
     /// e.g. `cpus:2;mem:1024;disk:4096;ports:[31000-31009]`), and waits until every agent has
     /// registered.
     pub async fn start(name: &str, agents: usize, resources: &str) -> anyhow::Result<Self> {
+        Self::start_with(name, agents, resources, "mesos").await
+    }
+
+    /// [`RealMesos::start`] with the agents' `--containerizers` (`docker,mesos` runs Docker
+    /// tasks through the Docker daemon, with our `mesos-docker-executor` stand-in).
+    pub async fn start_with(name: &str, agents: usize, resources: &str, containerizers: &str) -> anyhow::Result<Self> {
         let dir = crate::work_dir(&format!("real-mesos-{name}"));
         let port = crate::framework::free_port();
         let launcher_dir = crate::framework::binary().parent().map(Path::to_path_buf).context("target directory")?;
-        for helper in ["mesos-containerizer", "mesos-executor"] {
+        for helper in ["mesos-containerizer", "mesos-executor", "mesos-docker-executor"] {
             anyhow::ensure!(
                 launcher_dir.join(helper).exists(),
                 "{helper} is not built in {}: run `cargo build --workspace` first",
@@ -50,6 +56,7 @@ impl RealMesos {
             .env("LAUNCHER_DIR", &launcher_dir)
             .env("MESOS_WORK_DIR", dir.join("work"))
             .env("MESOS_RESOURCES", resources)
+            .env("MESOS_CONTAINERIZERS", containerizers)
             // Short timers, as the local cluster's tests use.
             .env("MESOS_ALLOCATION_INTERVAL", "100ms")
             .stdout(log.try_clone()?)
@@ -107,7 +114,38 @@ impl RealMesos {
                 let _ = child.wait().await;
             }
         }
+        reap_executors(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Kills the executors the agents started with sandboxes under `dir`, and removes the Docker
+/// containers they ran. The agents start executors in sessions of their own, so they outlive
+/// the cluster's process group; a checkpointing framework's executor would wait 15 minutes for
+/// its agent to come back, holding its container and ports.
+fn reap_executors(dir: &Path) {
+    let marker = dir.display().to_string();
+    let mut containers = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let env = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let in_sandbox = args.iter().any(|a| a.contains(&marker))
+            || env.split(|b| *b == 0).any(|v| v.starts_with(b"MESOS_SANDBOX=") && String::from_utf8_lossy(v).contains(&marker));
+        if !in_sandbox {
+            continue;
+        }
+        containers.extend(args.iter().filter_map(|a| a.strip_prefix("--container=").map(str::to_owned)));
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    if !containers.is_empty() {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f"])
+            .args(&containers)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
 
@@ -119,6 +157,7 @@ impl Drop for RealMesos {
             let group = nix::unistd::Pid::from_raw(-i32::try_from(pid).unwrap_or(i32::MAX));
             let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
         }
+        reap_executors(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

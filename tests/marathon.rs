@@ -867,16 +867,36 @@ async fn nothing_acknowledged_is_lost_when_the_framework_is_killed_during_writes
     Ok(())
 }
 
-/// GPU agents: framework declares GPU_RESOURCES, so an app with `gpus` runs on the agent with a
-/// GPU (its task holds the GPU on the master), and by default a CPU-only app may use that agent
-/// too; with `--gpu-scheduling-behavior restricted` the CPU-only app is kept off it and
-/// /v2/queue says why (Marathon's DeclinedScarceResources).
+/// GPU agents, with Marathon's `--enable_features gpu_resources`: framework then declares
+/// GPU_RESOURCES, so an app with `gpus` runs on the agent with a GPU (its task holds the GPU on
+/// the master), and by default a CPU-only app may use that agent too; with
+/// `--gpu-scheduling-behavior restricted` the CPU-only app is kept off it and /v2/queue says
+/// why (Marathon's DeclinedScarceResources). Without the feature an app with `gpus` is a 422
+/// with Marathon's message, and the GPU agent is never offered to us.
 #[tokio::test]
 async fn gpu_agents_serve_gpu_apps_and_restricted_keeps_them_for_gpu_apps() -> anyhow::Result<()> {
+    {
+        let c = cluster("gpu-off", 2, |cfg| cfg.agents[1].resources.add(&mesos_local::Resources::new(&[("gpus", 1.0)], &[]))).await;
+        let fw = Framework::start(&c.url(), &work_dir("gpu-off"), &[]).await?;
+        let app = json!({"id": "/trainer", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "gpus": 1, "instances": 1});
+        let r = fw.request(Method::POST, "/v2/apps", Some(&app)).await?;
+        assert_eq!(r.status, 422);
+        assert_eq!(r.json["details"][0]["errors"][0], "Feature gpu_resources is not enabled. Enable with --enable_features gpu_resources)");
+        let cpu =
+            json!({"id": "/web", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 1, "constraints": [["agent", "IS", "a1"]]});
+        assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&cpu)).await?.status, 201);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(running(&fw.get("/v2/apps/web").await?.json), 0, "the GPU agent is not offered without GPU_RESOURCES");
+        c.shutdown().await;
+    }
     for restricted in [false, true] {
         let name = if restricted { "gpu-restricted" } else { "gpu-default" };
         let c = cluster(name, 2, |cfg| cfg.agents[1].resources.add(&mesos_local::Resources::new(&[("gpus", 1.0)], &[]))).await;
-        let flags: &[&str] = if restricted { &["--gpu-scheduling-behavior", "restricted"] } else { &[] };
+        let flags: &[&str] = if restricted {
+            &["--enable_features", "gpu_resources", "--gpu-scheduling-behavior", "restricted"]
+        } else {
+            &["--enable-features", "gpu_resources"]
+        };
         let fw = Framework::start(&c.url(), &work_dir(name), flags).await?;
         let gpu_agent = c.agent_ids()[1].clone();
 

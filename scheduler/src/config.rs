@@ -186,6 +186,12 @@ pub struct Flags {
     #[arg(long = "task-launch-timeout", alias = "task_launch_timeout", default_value_t = 300_000)]
     pub task_launch_timeout: u64,
 
+    /// Marathon's optional features, comma-separated: `gpu_resources` (apps may ask for GPUs;
+    /// framework asks Mesos for GPU agents' offers), `vips` and `task_killing` (always on here).
+    /// `external_volumes` and `secrets` are not supported and refused.
+    #[arg(long = "enable-features", alias = "enable_features", value_delimiter = ',', value_parser = parse_feature)]
+    pub enable_features: Vec<String>,
+
     /// Whether tasks that need no GPU may run on agents with GPUs: `unrestricted` (the default)
     /// or `restricted`, which keeps GPU agents for apps with `gpus` > 0 (Marathon's
     /// `--gpu_scheduling_behavior`). framework always asks Mesos for GPU agents' offers
@@ -272,6 +278,15 @@ pub struct Flags {
     /// Where the embedded master listens (port 0: any free port).
     #[arg(long = "local-master-address", default_value = "127.0.0.1:0")]
     pub local_master_address: SocketAddr,
+}
+
+/// One of Marathon's `--enable_features`.
+fn parse_feature(text: &str) -> Result<String, String> {
+    match text.trim() {
+        f @ ("gpu_resources" | "vips" | "task_killing") => Ok(f.to_owned()),
+        f @ ("external_volumes" | "secrets") => Err(format!("the Marathon feature '{f}' is not supported by framework; leave it out")),
+        f => Err(format!("'{f}' is not a Marathon feature (known: gpu_resources, vips, task_killing, external_volumes, secrets)")),
+    }
 }
 
 impl Flags {

@@ -212,14 +212,14 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             framework_info::capability::Type::MultiRole,
             framework_info::capability::Type::PartitionAware,
             framework_info::capability::Type::TaskKillingState,
-            // Offers of agents with GPUs too (Mesos filters them out otherwise, even for
-            // CPU-only tasks); --gpu-scheduling-behavior decides who may use them.
-            framework_info::capability::Type::GpuResources,
             // Offers of agents in other regions too; tasks go there only when an app's
             // constraint names `@region` (the home region is the master's).
             framework_info::capability::Type::RegionAware,
         ]
         .into_iter()
+        // With gpu_resources, offers of agents with GPUs too (Mesos filters them out otherwise,
+        // even for CPU-only tasks); --gpu-scheduling-behavior decides who may use them.
+        .chain(flags.enable_features.iter().any(|f| f == "gpu_resources").then_some(framework_info::capability::Type::GpuResources))
         .map(|t| framework_info::Capability { r#type: Some(t as i32) })
         .collect(),
         ..Default::default()
@@ -242,6 +242,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             allow_privileged: flags.allow_privileged,
             docker_parameters_allowed: flags.docker_parameters_allowed.clone(),
             max_instances_per_offer: flags.max_instances_per_offer.max(1),
+            gpu_resources: flags.enable_features.iter().any(|f| f == "gpu_resources"),
             gpu_scheduling: if flags.gpu_scheduling_behavior == "restricted" {
                 framework_core::scheduler::GpuScheduling::Restricted
             } else {

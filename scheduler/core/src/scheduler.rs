@@ -318,6 +318,12 @@ pub fn container_policy(config: &SchedulerConfig, apps: &[AppDefinition]) -> Res
     };
     let mut details: Vec<serde_json::Value> = Vec::new();
     for app in apps {
+        if app.gpus > 0 && !config.gpu_resources {
+            // Marathon's message, stray parenthesis included.
+            details.push(
+                json!({"path": "/", "errors": ["Feature gpu_resources is not enabled. Enable with --enable_features gpu_resources)"]}),
+            );
+        }
         for (i, v) in app.container.iter().flat_map(|c| c.volumes.iter()).enumerate() {
             if let crate::app::Volume::Host { host_path, mode, .. } = v
                 && !config.allow_privileged
@@ -523,6 +529,9 @@ pub struct SchedulerConfig {
     /// Whether tasks without GPUs may take offers that hold GPUs (Marathon's
     /// `--gpu_scheduling_behavior`).
     pub gpu_scheduling: GpuScheduling,
+    /// Apps may ask for GPUs (Marathon's `--enable_features gpu_resources`; the framework then
+    /// declares GPU_RESOURCES).
+    pub gpu_resources: bool,
 }
 
 /// How offers holding GPUs are used (Marathon's `--gpu_scheduling_behavior`).
@@ -554,6 +563,7 @@ impl Default for SchedulerConfig {
             max_instances_per_offer: 100,
             reconciliation: reconcile::Schedule::default(),
             gpu_scheduling: GpuScheduling::default(),
+            gpu_resources: false,
         }
     }
 }

@@ -974,17 +974,29 @@ async fn apps_stay_in_the_home_region_unless_a_constraint_names_another() -> any
 }
 
 /// Docker apps on the agent's Docker containerizer, as a stock Mesos runs them (issue 21): on
-/// the real Mesos 1.11 its Docker containerizer starts our `mesos-docker-executor` stand-in, on
-/// the local cluster the agents do the same with `framework-executor`. The TaskInfo names no
-/// executor; nginx answers on its host port in bridge mode; a killed task's container goes.
+/// the real Mesos 1.11 its Docker containerizer pulls the image and starts our
+/// `mesos-docker-executor` stand-in, on the local cluster the agents do the same with
+/// `framework-executor`. The image comes from a registry on loopback (Debian's
+/// docker-registry), absent from the daemon beforehand. The TaskInfo names no executor; nginx
+/// answers on its host port in bridge mode; a deleted app's container goes.
 #[tokio::test]
 async fn docker_apps_run_on_the_agents_docker_containerizer() -> anyhow::Result<()> {
     integration_tests::docker::ready("nginx")?;
+    let registry = integration_tests::registry::Registry::start("containerizer").await?;
+    let image = format!("{}/containerizer-{}:v1", registry.addr, uuid::Uuid::new_v4().simple());
+    let docker = |args: &[&str]| -> anyhow::Result<()> {
+        let out = std::process::Command::new("docker").args(args).output()?;
+        anyhow::ensure!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(())
+    };
+    docker(&["tag", "framework/nginx:latest", &image])?;
+    docker(&["push", &image])?;
+    docker(&["rmi", &image])?;
     let c = integration_tests::mesos_with_docker("docker-containerizer", 1).await;
     let fw = Framework::start(&c.url(), &work_dir("docker-containerizer"), &[]).await?;
     let app = json!({
         "id": "/dnginx", "cmd": "exec nginx -g 'daemon off;'", "cpus": 0.1, "mem": 64,
-        "container": {"type": "DOCKER", "docker": {"image": "framework/nginx:latest"}, "portMappings": [{"containerPort": 80, "hostPort": 0}]},
+        "container": {"type": "DOCKER", "docker": {"image": image}, "portMappings": [{"containerPort": 80, "hostPort": 0}]},
         "networks": [{"mode": "container/bridge"}]
     });
     assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
@@ -1009,5 +1021,6 @@ async fn docker_apps_run_on_the_agents_docker_containerizer() -> anyhow::Result<
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     c.shutdown().await;
+    docker(&["rmi", &image])?;
     Ok(())
 }

@@ -516,9 +516,15 @@ impl Agent {
             let _ = conn.try_send(exec::Event { r#type: Some(exev::Type::Shutdown as i32), ..Default::default() });
         }
         if let Some(kill) = e.kill.take() {
-            // The process gets the shutdown grace period to exit on its own.
+            // The process gets its shutdown grace period (`ExecutorInfo.shutdown_grace_period`,
+            // else Mesos's 5 s) to exit on its own.
+            let grace = e
+                .info
+                .shutdown_grace_period
+                .map(|d| Duration::from_nanos(u64::try_from(d.nanoseconds).unwrap_or(0)))
+                .unwrap_or(Duration::from_secs(5));
             tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(5)).await;
+                tokio::time::sleep(grace).await;
                 let _ = kill.send(());
             });
         }

@@ -260,8 +260,14 @@ impl ExecutorSettings {
     }
 }
 
-/// The ExecutorInfo that runs one Docker task (one executor per task, named after it).
-fn docker_executor(task_id: &TaskId, offer: &v1::Offer, settings: &ExecutorSettings) -> v1::ExecutorInfo {
+/// How long an executor has to end after the agent asks it to shut down, beyond its task's kill
+/// grace period (Mesos's default executor shutdown grace period).
+const EXECUTOR_SHUTDOWN_MARGIN_SECS: i64 = 5;
+
+/// The ExecutorInfo that runs one Docker task (one executor per task, named after it). Its
+/// shutdown grace period covers the task's kill grace period, so that the agent does not kill
+/// the executor while its task is still stopping gracefully.
+fn docker_executor(task_id: &TaskId, offer: &v1::Offer, settings: &ExecutorSettings, kill_grace_secs: Option<u32>) -> v1::ExecutorInfo {
     let (value, uris) = match &settings.uri {
         Some(uri) => {
             let file = uri.rsplit('/').next().unwrap_or("framework-executor").to_string();
@@ -277,6 +283,9 @@ fn docker_executor(task_id: &TaskId, offer: &v1::Offer, settings: &ExecutorSetti
         executor_id: v1::ExecutorId { value: task_id.to_string() },
         framework_id: Some(offer.framework_id.clone()),
         name: Some("framework-executor".to_string()),
+        shutdown_grace_period: Some(v1::DurationInfo {
+            nanoseconds: (i64::from(kill_grace_secs.unwrap_or(3)) + EXECUTOR_SHUTDOWN_MARGIN_SECS) * 1_000_000_000,
+        }),
         command: Some(v1::CommandInfo {
             shell: Some(false),
             value: Some(value.clone()),
@@ -404,7 +413,7 @@ pub fn task_info(app: &AppDefinition, task_id: &TaskId, offer: &v1::Offer, m: &M
     };
     let (command, executor_info, data) = if is_docker && executor.used_by(app) {
         use prost::Message as _;
-        (None, Some(docker_executor(task_id, offer, executor)), Some(command.encode_to_vec()))
+        (None, Some(docker_executor(task_id, offer, executor, app.task_kill_grace_period_seconds)), Some(command.encode_to_vec()))
     } else {
         (Some(command), None, None)
     };
@@ -560,6 +569,11 @@ mod tests {
         let e = t.executor.as_ref().expect("executor");
         assert_eq!(e.executor_id.value, id.to_string());
         assert_eq!(e.command.as_ref().and_then(|c| c.value.clone()).as_deref(), Some("/opt/framework-executor"));
+        assert_eq!(e.shutdown_grace_period.map(|d| d.nanoseconds), Some(8_000_000_000), "Mesos's 3 s kill grace and 5 s to end");
+        let mut graceful = a.clone();
+        graceful.task_kill_grace_period_seconds = Some(60);
+        let t2 = task_info(&graceful, &id, &o, m, &settings);
+        assert_eq!(t2.executor.and_then(|e| e.shutdown_grace_period).map(|d| d.nanoseconds), Some(65_000_000_000), "covers the kill grace");
         let cmd = v1::CommandInfo::decode(t.data.as_deref().expect("data")).expect("CommandInfo");
         assert_eq!(cmd.value.as_deref(), Some("nginx -g 'daemon off;'"));
         let docker = t.container.as_ref().and_then(|c| c.docker.as_ref()).expect("docker");

@@ -1024,3 +1024,32 @@ async fn docker_apps_run_on_the_agents_docker_containerizer() -> anyhow::Result<
     docker(&["rmi", &image])?;
     Ok(())
 }
+
+/// An `https://` master (issue 21): framework subscribes, launches, kills and acknowledges
+/// through TLS, trusting the master's CA given with `--mesos-ca`; without the CA it cannot
+/// verify the master and never subscribes.
+#[tokio::test]
+async fn an_https_master_is_reached_with_the_ca_given() -> anyhow::Result<()> {
+    let c = mesos("https-master", 1).await;
+    let pki = integration_tests::tls::make_pki(&work_dir("https-master-pki"))?;
+    let upstream = c.url().trim_start_matches("http://").to_string();
+    let proxy = integration_tests::tls::TlsProxy::start(&pki, upstream).await?;
+    let master = format!("https://localhost:{}", proxy.port);
+    let ca = pki.ca.display().to_string();
+
+    // Untrusted: the system's roots do not know the test CA.
+    let fw = Framework::start(&master, &work_dir("https-master-untrusted"), &[]).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(fw.get("/v2/info").await?.json["frameworkId"].is_null(), "no subscription to a master it cannot verify");
+    drop(fw);
+
+    let fw = Framework::start(&master, &work_dir("https-master"), &["--mesos-ca", &ca]).await?;
+    let app = json!({"id": "/tls", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 2});
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    let j = settled(&fw, "tls", 2).await?;
+    let victim = task_ids(&j).into_iter().next().context("a task")?;
+    assert_eq!(fw.request(Method::DELETE, &format!("/v2/apps/tls/tasks/{victim}"), None).await?.status, 200);
+    fw.wait_until("/v2/apps/tls", DEPLOY, "the killed task replaced", |j| running(j) == 2 && !task_ids(j).contains(&victim)).await?;
+    c.shutdown().await;
+    Ok(())
+}

@@ -186,6 +186,11 @@ pub struct Flags {
     #[arg(long = "task-launch-timeout", alias = "task_launch_timeout", default_value_t = 300_000)]
     pub task_launch_timeout: u64,
 
+    /// A CA certificate (PEM) to trust for an `https://` Mesos master instead of the system's
+    /// roots; with `--master zk://...`, the detected masters are then reached over https.
+    #[arg(long = "mesos-ca", value_name = "FILE")]
+    pub mesos_ca: Option<PathBuf>,
+
     /// Marathon's optional features, comma-separated: `gpu_resources` (apps may ask for GPUs;
     /// framework asks Mesos for GPU agents' offers), `vips` and `task_killing` (always on here).
     /// `external_volumes` and `secrets` are not supported and refused.

@@ -93,7 +93,7 @@ impl Leadership {
         let loaded = actor::load(&store).await.context("cannot load the stored state")?;
         let (actor, handle, commands) = Actor::new(ctx.actor.clone(), store.clone(), ctx.bus.clone(), loaded);
         let (updates_tx, updates_rx) = mpsc::channel(1024);
-        let client = mesos::start(ctx.mesos.clone(), actor.framework_id(), updates_tx);
+        let client = mesos::start(ctx.mesos.clone(), actor.framework_id(), updates_tx)?;
         let calls = client.calls.clone();
         let task = tokio::spawn(actor.run(calls, commands, updates_rx));
         let registrar = ctx.consul.clone().map(|config| {
@@ -187,7 +187,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         tracing::info!(master = %url, agents, "embedded Mesos master and agents running");
         local = Some(cluster);
         mesos::MasterSource::Fixed(url)
-    } else if flags.master.starts_with("http://") {
+    } else if flags.master.starts_with("http://") || flags.master.starts_with("https://") {
         mesos::MasterSource::Fixed(flags.master.trim_end_matches('/').to_string())
     } else if flags.master.starts_with("zk://") {
         let url = zk::ZkUrl::parse(&flags.master)?;
@@ -195,7 +195,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         tokio::spawn(zk::detector::follow(url, tx));
         mesos::MasterSource::Detected(rx)
     } else {
-        anyhow::bail!("--master '{}' is not supported: use 'local', http://host:port or zk://host:port/mesos", flags.master);
+        anyhow::bail!("--master '{}' is not supported: use 'local', http(s)://host:port or zk://host:port/mesos", flags.master);
     };
 
     let user = if flags.mesos_user.is_empty() { std::env::var("USER").unwrap_or_else(|_| "root".into()) } else { flags.mesos_user.clone() };
@@ -262,6 +262,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             framework,
             missed_heartbeats: flags.missed_heartbeats,
             credentials: mesos_credentials(&flags)?,
+            ca: flags.mesos_ca.clone(),
         },
         bus: EventBus::new(),
         consul: flags.consul.clone().map(|url| consul::ConsulConfig {

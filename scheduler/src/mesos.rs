@@ -68,6 +68,9 @@ pub struct MesosConfig {
     pub missed_heartbeats: u32,
     /// Framework authentication to the master (HTTP basic), when it requires it.
     pub credentials: Option<MesosCredentials>,
+    /// The CA (PEM) trusted for `https://` masters instead of the system's roots
+    /// (`--mesos-ca`); with it, masters detected in ZooKeeper are reached over https too.
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// A framework principal and its secret.
@@ -185,18 +188,20 @@ impl Drop for MesosClient {
     }
 }
 
-/// Starts the client tasks. `framework_id` is the persisted id, if any.
-pub fn start(config: MesosConfig, framework_id: Option<String>, updates: mpsc::Sender<MesosUpdate>) -> MesosClient {
+/// Starts the client tasks. `framework_id` is the persisted id, if any. Fails only when the
+/// `--mesos-ca` file cannot be used.
+pub fn start(config: MesosConfig, framework_id: Option<String>, updates: mpsc::Sender<MesosUpdate>) -> anyhow::Result<MesosClient> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(value) = config.credentials.as_ref().and_then(authorization) {
         headers.insert(reqwest::header::AUTHORIZATION, value);
     }
-    let http = reqwest::Client::builder()
+    let http = crate::tls::client_builder(config.ca.as_deref())
+        .context("cannot use --mesos-ca")?
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .default_headers(headers)
         .build()
-        .unwrap_or_else(|_| reqwest::Client::new());
+        .context("cannot build the HTTP client for Mesos")?;
     let (session_tx, session_rx) = watch::channel(None);
     let (errors_tx, errors) = watch::channel(MesosErrors::default());
     let (tx, rx) = mpsc::unbounded_channel();
@@ -204,7 +209,7 @@ pub fn start(config: MesosConfig, framework_id: Option<String>, updates: mpsc::S
         tokio::spawn(subscription_loop(http.clone(), config.clone(), framework_id, updates, session_tx, errors_tx)),
         tokio::spawn(call_loop(http, config.encoding, rx, session_rx)),
     ];
-    MesosClient { calls: MesosCalls { tx }, errors, tasks }
+    Ok(MesosClient { calls: MesosCalls { tx }, errors, tasks })
 }
 
 /// Keeps a subscription open for as long as the process lives.
@@ -220,6 +225,12 @@ async fn subscription_loop(
     let mut source = config.master.clone();
     loop {
         let mut master = source.current().await;
+        // Masters detected in ZooKeeper say nothing of TLS; a CA given means https.
+        if config.ca.is_some()
+            && let Some(rest) = master.strip_prefix("http://")
+        {
+            master = format!("https://{rest}");
+        }
         let result = tokio::select! {
             r = subscribe_once(&http, &config, &mut master, &mut framework_id, &updates, &session, &errors) => r,
             () = source.changed() => Err(anyhow::anyhow!("the leading Mesos master changed")),
@@ -275,7 +286,8 @@ async fn subscribe_once(
         if resp.status().as_u16() == 307 && redirects < 5 {
             redirects += 1;
             let location = resp.headers().get("Location").and_then(|v| v.to_str().ok()).unwrap_or_default();
-            *master = leader_base(location).with_context(|| format!("307 from {master} without a usable Location"))?;
+            let scheme = if master.starts_with("https://") { "https" } else { "http" };
+            *master = leader_base(location, scheme).with_context(|| format!("307 from {master} without a usable Location"))?;
             tracing::info!(%master, "following the master's redirect to the leader");
             continue;
         }
@@ -356,11 +368,16 @@ async fn subscribe_once(
     }
 }
 
-/// The base URL from a 307 Location, which Mesos writes scheme-relative (`//host:port/...`).
-fn leader_base(location: &str) -> Option<String> {
-    let rest = location.strip_prefix("http://").or_else(|| location.strip_prefix("//"))?;
+/// The base URL from a 307 Location, which Mesos writes scheme-relative (`//host:port/...`):
+/// then with `scheme`, the one the redirecting master was reached with.
+fn leader_base(location: &str, scheme: &str) -> Option<String> {
+    let (scheme, rest) = match location.split_once("://") {
+        Some((given @ ("http" | "https"), rest)) => (given, rest),
+        Some(_) => return None,
+        None => (scheme, location.strip_prefix("//")?),
+    };
     let host = rest.split('/').next().filter(|h| !h.is_empty())?;
-    Some(format!("http://{host}"))
+    Some(format!("{scheme}://{host}"))
 }
 
 /// Acknowledgements, whose order does not matter, are posted with up to this many in flight; one
@@ -473,9 +490,12 @@ mod tests {
 
     #[test]
     fn redirect_locations_become_base_urls() {
-        assert_eq!(leader_base("//10.0.0.2:5050/api/v1/scheduler").as_deref(), Some("http://10.0.0.2:5050"));
-        assert_eq!(leader_base("http://m2:5050/master/api/v1/scheduler").as_deref(), Some("http://m2:5050"));
-        assert_eq!(leader_base("/api/v1/scheduler"), None);
-        assert_eq!(leader_base("//"), None);
+        assert_eq!(leader_base("//10.0.0.2:5050/api/v1/scheduler", "http").as_deref(), Some("http://10.0.0.2:5050"));
+        assert_eq!(leader_base("//10.0.0.2:5050/api/v1/scheduler", "https").as_deref(), Some("https://10.0.0.2:5050"));
+        assert_eq!(leader_base("http://m2:5050/master/api/v1/scheduler", "https").as_deref(), Some("http://m2:5050"));
+        assert_eq!(leader_base("https://m2:5050/api/v1/scheduler", "http").as_deref(), Some("https://m2:5050"));
+        assert_eq!(leader_base("/api/v1/scheduler", "http"), None);
+        assert_eq!(leader_base("//", "http"), None);
+        assert_eq!(leader_base("ftp://m2/x", "http"), None);
     }
 }

@@ -62,3 +62,43 @@ pub fn client_trusting(ca: &Path) -> anyhow::Result<reqwest::Client> {
     let certs = reqwest::Certificate::from_pem_bundle(&pem)?;
     Ok(reqwest::Client::builder().tls_certs_only(certs).build()?)
 }
+
+/// A TLS front for a plain-HTTP server on loopback (as an HTTPS-serving Mesos master looks to
+/// its clients): accepts TLS with `pki`'s server certificate and relays the bytes to
+/// `upstream`. Stops when dropped.
+pub struct TlsProxy {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsProxy {
+    /// Starts relaying to `upstream` (`host:port`).
+    pub async fn start(pki: &TestPki, upstream: String) -> anyhow::Result<Self> {
+        use rustls::pki_types::pem::PemObject as _;
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(&pki.cert)?.collect::<Result<Vec<_>, _>>()?;
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&pki.key)?;
+        let config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, upstream) = (acceptor.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(mut plain) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+        Ok(Self { port, task })
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

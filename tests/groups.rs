@@ -339,3 +339,64 @@ async fn resetting_a_launch_delay_answers_204() -> anyhow::Result<()> {
     stop(cluster, fw, dir).await;
     Ok(())
 }
+
+/// The service ports of an app as its JSON shows them (host networking: its port definitions).
+fn service_ports(app: &Json) -> Vec<u64> {
+    app["portDefinitions"].as_array().into_iter().flatten().filter_map(|p| p["port"].as_u64()).collect()
+}
+
+/// Service ports as Marathon assigns them (issue 19, part 2): port 0 gets the lowest free port
+/// of `--local-port-min`..`--local-port-max`, unique across apps (in groups too), shown in the
+/// app and in its tasks' `servicePorts`; an update asking for 0 again keeps the port; a port
+/// another app holds is a 422 with Marathon's message; ports survive a restart (they are
+/// stored); a full range is a 422 that says which flags to change.
+#[tokio::test]
+async fn service_ports_are_assigned_unique_kept_and_checked() -> anyhow::Result<()> {
+    let (cluster, mut fw, dir) = start("service-ports", &["--local_port_min", "12000", "--local_port_max", "12004"]).await?;
+    let info = fw.get("/v2/info").await?.json;
+    assert_eq!(
+        (info["marathon_config"]["local_port_min"].as_u64(), info["marathon_config"]["local_port_max"].as_u64()),
+        (Some(12000), Some(12004))
+    );
+    let two =
+        json!({"id": "/svc/a", "cmd": "sleep 1000", "cpus": 0.01, "mem": 8, "instances": 1, "portDefinitions": [{"port": 0}, {"port": 0}]});
+    let r = fw.request(Method::POST, "/v2/apps", Some(&two)).await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(service_ports(&r.json), [12000, 12001], "assigned in the answer");
+    let group = json!({"id": "/svc/g", "apps": [{"id": "b", "cmd": "sleep 1000", "cpus": 0.01, "mem": 8, "instances": 1, "portDefinitions": [{"port": 0}]}]});
+    assert_eq!(fw.request(Method::POST, "/v2/groups", Some(&group)).await?.status, 201);
+    idle(&fw).await?;
+    let b = fw.get("/v2/apps/svc/g/b").await?.json;
+    assert_eq!(service_ports(&b["app"]), [12002]);
+    let tasks = fw.wait_until("/v2/apps/svc/a", DEPLOY, "a task", |j| j["app"]["tasks"].as_array().is_some_and(|t| t.len() == 1)).await?;
+    assert_eq!(tasks["app"]["tasks"][0]["servicePorts"], json!([12000, 12001]));
+
+    // An update that asks for 0 again keeps the ports; a new position gets a free one.
+    let mut update = two.clone();
+    update["portDefinitions"] = json!([{"port": 0}, {"port": 0}, {"port": 0}]);
+    assert_eq!(fw.request(Method::PUT, "/v2/apps/svc/a", Some(&update)).await?.status, 200);
+    idle(&fw).await?;
+    assert_eq!(service_ports(&fw.get("/v2/apps/svc/a").await?.json["app"]), [12000, 12001, 12003]);
+
+    // A port another app holds; and a full range.
+    let taken = json!({"id": "/svc/c", "cmd": "sleep 1000", "cpus": 0.01, "mem": 8, "portDefinitions": [{"port": 12002}]});
+    let r = fw.request(Method::POST, "/v2/apps", Some(&taken)).await?;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json["details"][0]["errors"][0], "Requested service port 12002 conflicts with a service port in app /svc/g/b");
+    let full = json!({"id": "/svc/d", "cmd": "sleep 1000", "cpus": 0.01, "mem": 8, "portDefinitions": [{"port": 0}]});
+    let r = fw.request(Method::POST, "/v2/apps", Some(&full)).await?;
+    assert_eq!(r.status, 422);
+    assert!(r.json["details"][0]["errors"][0].as_str().is_some_and(|m| m.contains("--local-port-max")), "{}", r.text);
+    assert_eq!(fw.get("/v2/apps/svc/c").await?.status, 404, "nothing was created");
+
+    // Deleting an app frees its ports; a restart keeps the others.
+    assert_eq!(fw.request(Method::DELETE, "/v2/apps/svc/g/b", None).await?.status, 200);
+    idle(&fw).await?;
+    let r = fw.request(Method::POST, "/v2/apps", Some(&full)).await?;
+    assert_eq!((r.status, service_ports(&r.json)), (201, vec![12002]));
+    fw.restart().await?;
+    assert_eq!(service_ports(&fw.get("/v2/apps/svc/a").await?.json["app"]), [12000, 12001, 12003]);
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&taken)).await?.status, 422, "the index is rebuilt from the store");
+    stop(cluster, fw, dir).await;
+    Ok(())
+}

@@ -186,6 +186,15 @@ pub struct Flags {
     #[arg(long = "task-launch-timeout", alias = "task_launch_timeout", default_value_t = 300_000)]
     pub task_launch_timeout: u64,
 
+    /// The lowest service port assigned to `portDefinitions[].port: 0` and
+    /// `portMappings[].servicePort: 0` (Marathon's `--local_port_min`).
+    #[arg(long = "local-port-min", alias = "local_port_min", default_value_t = 10_000)]
+    pub local_port_min: u32,
+
+    /// One past the highest service port assigned (Marathon's `--local_port_max`).
+    #[arg(long = "local-port-max", alias = "local_port_max", default_value_t = 20_000)]
+    pub local_port_max: u32,
+
     /// A CA certificate (PEM) to trust for an `https://` Mesos master instead of the system's
     /// roots; with `--master zk://...`, the detected masters are then reached over https.
     #[arg(long = "mesos-ca", value_name = "FILE")]

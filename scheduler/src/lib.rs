@@ -172,6 +172,12 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         tracing::warn!(%listen, "the API is served WITHOUT authentication on a non-loopback address (--insecure-no-auth)");
     }
     let zk = flags.zk.as_deref().map(zk::ZkUrl::parse).transpose()?;
+    anyhow::ensure!(
+        flags.local_port_min < flags.local_port_max && flags.local_port_max <= 65_536,
+        "--local-port-min {} must be below --local-port-max {} (at most 65536)",
+        flags.local_port_min,
+        flags.local_port_max
+    );
 
     let mut local = None;
     let master = if flags.master == "local" {
@@ -243,6 +249,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             docker_parameters_allowed: flags.docker_parameters_allowed.clone(),
             max_instances_per_offer: flags.max_instances_per_offer.max(1),
             gpu_resources: flags.enable_features.iter().any(|f| f == "gpu_resources"),
+            service_port_range: (flags.local_port_min, flags.local_port_max),
             gpu_scheduling: if flags.gpu_scheduling_behavior == "restricted" {
                 framework_core::scheduler::GpuScheduling::Restricted
             } else {
@@ -280,6 +287,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             role: flags.role.clone(),
             hostname: flags.hostname.clone(),
             http_port: listen.port(),
+            local_ports: (flags.local_port_min, flags.local_port_max),
         }),
         forget_framework_id: flags.forget_framework_id.clone(),
     };

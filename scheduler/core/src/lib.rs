@@ -27,6 +27,7 @@ pub mod matching;
 pub mod readiness;
 pub mod reconcile;
 pub mod scheduler;
+pub mod service_ports;
 pub mod spec;
 pub mod state;
 pub mod tree;

@@ -24,6 +24,7 @@ use crate::keys;
 use crate::matching::offer_flow::{FlowCall, OfferFlow};
 use crate::matching::{Placement, PlacementIndex, TaskRequest, match_offer_indexed, placement_of};
 use crate::reconcile;
+use crate::service_ports;
 use crate::spec;
 use crate::state::{
     AppMap, Counters, Deployment, DeploymentKey, GroupMap, Instance, InstanceMap, Instances, OfferStats, StateName, TaskFailure,
@@ -529,6 +530,9 @@ pub struct SchedulerConfig {
     /// Whether tasks without GPUs may take offers that hold GPUs (Marathon's
     /// `--gpu_scheduling_behavior`).
     pub gpu_scheduling: GpuScheduling,
+    /// Where service ports of 0 are assigned from: `min..max` (Marathon's
+    /// `--local_port_min`/`--local_port_max`: 10000, 20000).
+    pub service_port_range: (u32, u32),
     /// Apps may ask for GPUs (Marathon's `--enable_features gpu_resources`; the framework then
     /// declares GPU_RESOURCES).
     pub gpu_resources: bool,
@@ -564,6 +568,7 @@ impl Default for SchedulerConfig {
             reconciliation: reconcile::Schedule::default(),
             gpu_scheduling: GpuScheduling::default(),
             gpu_resources: false,
+            service_port_range: (10_000, 20_000),
         }
     }
 }
@@ -625,6 +630,8 @@ pub struct Scheduler {
     pending_drive: Option<step::PendingDrive>,
     /// Instances whose readiness check the shell runs.
     checking: BTreeSet<InstanceId>,
+    /// Which app holds each service port, in step with `apps`.
+    service_ports: service_ports::Holders,
 }
 
 impl Scheduler {
@@ -659,6 +666,7 @@ impl Scheduler {
         let instances: Instances = instances.into_iter().map(Arc::new).collect();
         let unconfirmed = instances.values().filter(|i| i.condition == Condition::Provisioned).count();
         let schedule = config.reconciliation;
+        let held_ports = service_ports::holders(apps.values().map(|a| a.as_ref()));
         let mut s = Self {
             config,
             apps,
@@ -685,6 +693,7 @@ impl Scheduler {
             outbox: Outbox::default(),
             pending_drive: None,
             checking: BTreeSet::new(),
+            service_ports: held_ports,
         };
         for d in deployments {
             s.add_deployment(d);
@@ -779,7 +788,12 @@ impl Scheduler {
         let version = self.next_version(now);
         let mut target: BTreeMap<AppId, Option<AppDefinition>> = BTreeMap::new();
         container_policy(&self.config, &change.put)?;
-        for mut app in change.put {
+        let mut put = change.put;
+        let removed: BTreeSet<AppId> = change.delete.iter().cloned().collect();
+        let apps = &self.apps;
+        let previous = |id: &AppId| apps.get(id).map(|a| service_ports::of(a)).unwrap_or_default();
+        service_ports::assign(self.config.service_port_range, &self.service_ports, &previous, &mut put, &removed)?;
+        for mut app in put {
             let old = self.apps.get(&app.id);
             if change.rollback && app.version_info.is_some() {
                 spec::stamp_rollback(&mut app, version);
@@ -1117,6 +1131,19 @@ impl Scheduler {
         let mut apps = Vec::new();
         let mut created = Vec::new();
         for (id, app) in target {
+            // The service port index follows the apps.
+            if let Some(old) = self.apps.get(&id) {
+                for p in service_ports::of(old) {
+                    if self.service_ports.get(&p) == Some(&id) {
+                        self.service_ports.remove(&p);
+                    }
+                }
+            }
+            if let Some(new) = apps_after.get(&id) {
+                for p in service_ports::of(new).into_iter().filter(|p| *p != 0) {
+                    self.service_ports.insert(p, id.clone());
+                }
+            }
             match app {
                 Some(app) => {
                     if !self.apps.contains_key(&id) {

@@ -59,6 +59,8 @@ pub struct Info {
     pub hostname: String,
     /// The HTTP port.
     pub http_port: u16,
+    /// The service port range (`--local-port-min`, `--local-port-max`).
+    pub local_ports: (u32, u32),
 }
 
 /// The largest request body the API reads (8 MiB: a group of hundreds of apps fits easily).

@@ -32,6 +32,8 @@ pub async fn info(State(state): State<ApiState>) -> Response<Body> {
                 "mesos_role": i.role,
                 "hostname": i.hostname,
                 "checkpoint": true,
+                "local_port_min": i.local_ports.0,
+                "local_port_max": i.local_ports.1,
                 "mesos_leader_ui_url": if snap.master.is_empty() { Value::Null } else { json!(format!("{}/", snap.master)) },
                 // Not Marathon's: the ERROR events Mesos sent (kept in marathon_config, which
                 // clients read as a map, so that no client meets an unknown top-level key).

@@ -253,3 +253,25 @@ async fn haproxy_keyed_by_service_ports_reaches_the_apps_and_follows_a_scale_up(
     c.shutdown().await;
     Ok(())
 }
+
+/// marathon-python 0.13 (PyPI `marathon`, in a venv made by `scripts/marathon-python-install`):
+/// `tests/python/marathon_client.py` calls every client method that maps to an endpoint we
+/// serve (apps, tasks, kills, versions, rollback, restart, deployments, queue, delay, groups,
+/// events, info, leader, ping) and checks what comes back.
+#[tokio::test]
+async fn marathon_python_calls_every_endpoint_we_serve() -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).context("repository root")?;
+    let install =
+        std::process::Command::new(root.join("scripts/marathon-python-install")).output().context("run scripts/marathon-python-install")?;
+    anyhow::ensure!(install.status.success(), "scripts/marathon-python-install failed: {}", String::from_utf8_lossy(&install.stderr));
+    let python = String::from_utf8_lossy(&install.stdout).trim().to_owned();
+    let (cluster, fw) = start("marathon-python").await?;
+    let run = Command::new(&python).arg(root.join("tests/python/marathon_client.py")).arg(&fw.url).kill_on_drop(true).output();
+    let out =
+        tokio::time::timeout(Duration::from_secs(600), run).await.context("marathon_client.py did not finish within 10 minutes")??;
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "marathon_client.py failed ({}):\n{stdout}\n{stderr}", out.status);
+    assert!(stdout.contains("all calls answered as Marathon's"), "{stdout}");
+    cluster.shutdown().await;
+    Ok(())
+}

@@ -29,7 +29,7 @@ async fn settled(fw: &Framework, app: &str, n: usize) -> anyhow::Result<BTreeSet
 
 /// The framework's count of SUBSCRIBE attempts that got SUBSCRIBED.
 async fn subscriptions(fw: &Framework) -> anyhow::Result<f64> {
-    let text = fw.get("/metrics").await?.text;
+    let text = fw.get("/metrics/prometheus").await?.text;
     Ok(text.lines().find_map(|l| l.strip_prefix("marathon_mesos_subscriptions_total ")).and_then(|v| v.parse().ok()).unwrap_or(0.0))
 }
 
@@ -114,7 +114,7 @@ async fn a_stream_cut_mid_event_and_a_master_restart_lose_and_duplicate_nothing(
 
 /// A metric of the framework's /metrics.
 async fn metric(fw: &Framework, name: &str) -> anyhow::Result<f64> {
-    let text = fw.get("/metrics").await?.text;
+    let text = fw.get("/metrics/prometheus").await?.text;
     let prefix = format!("{name} ");
     text.lines()
         .find_map(|l| l.strip_prefix(prefix.as_str()))

@@ -404,19 +404,21 @@ async fn event_streams_keep_alive_and_announce_attach_and_detach() -> anyhow::Re
 
 /// An ERROR other than "Framework has been removed" (here Mesos refuses a failover timeout it
 /// cannot represent) does not stop framework: the subscription is tried again with backoff, and
-/// the errors are counted in /metrics and shown in /v2/info (issue 21).
+/// the errors are counted in /metrics and shown at /framework/mesos (issue 21; not in
+/// /v2/info, whose keys marathon-python reads strictly).
 #[tokio::test]
 async fn other_mesos_errors_are_retried_counted_and_shown() -> anyhow::Result<()> {
     let (cluster, fw) = start_with("mesos-error", 1, &["--failover-timeout", "1e12"]).await?;
-    let info = fw
-        .wait_until("/v2/info", Duration::from_secs(30), "two refused subscriptions", |j| {
-            j["marathon_config"]["mesos_errors"]["count"].as_u64().is_some_and(|n| n >= 2)
+    let status = fw
+        .wait_until("/framework/mesos", Duration::from_secs(30), "two refused subscriptions", |j| {
+            j["errors"]["count"].as_u64().is_some_and(|n| n >= 2)
         })
         .await?;
-    let errors = &info["marathon_config"]["mesos_errors"];
+    let errors = &status["errors"];
     assert_eq!(errors["last_message"], "The framework failover_timeout (1e+12) is invalid", "Mesos's message: {errors}");
     assert!(errors["last_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{errors}");
-    let metrics = fw.get("/metrics").await?.text;
+    assert_eq!(status["connected"], false);
+    let metrics = fw.get("/metrics/prometheus").await?.text;
     let count = metrics.lines().find_map(|l| l.strip_prefix("marathon_mesos_errors_total ")).and_then(|v| v.parse::<f64>().ok());
     assert!(count.is_some_and(|n| n >= 2.0), "{metrics}");
     // Still serving, still not registered.
@@ -518,7 +520,7 @@ async fn system_endpoints() -> anyhow::Result<()> {
     assert_eq!(info["marathon_config"]["master"], cluster.url());
     let r = fw.get("/v2/leader").await?;
     assert!(r.json["leader"].as_str().is_some_and(|l| l.ends_with(&fw.url.rsplit(':').next().unwrap_or_default().to_string())));
-    let r = fw.get("/metrics").await?;
+    let r = fw.get("/metrics/prometheus").await?;
     assert!(r.text.contains("marathon_mesos_connected 1"), "{}", r.text);
     let r = fw.get("/v2/groups").await?;
     assert_eq!(r.json["id"], "/");
@@ -653,7 +655,7 @@ async fn lost_event_stream_is_resubscribed_and_tasks_survive() -> anyhow::Result
         t.lines().find_map(|l| l.strip_prefix("marathon_mesos_subscriptions_total ")).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
     };
     let deadline = tokio::time::Instant::now() + DEPLOY;
-    while metrics(&fw.get("/metrics").await?.text) < 2.0 {
+    while metrics(&fw.get("/metrics/prometheus").await?.text) < 2.0 {
         anyhow::ensure!(tokio::time::Instant::now() < deadline, "framework did not re-subscribe");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -288,6 +288,29 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             hostname: flags.hostname.clone(),
             http_port: listen.port(),
             local_ports: (flags.local_port_min, flags.local_port_max),
+            config: serde_json::json!({
+                "mesos_user": flags.mesos_user,
+                "executor": "//cmd",
+                "features": flags.enable_features,
+                "task_launch_timeout": flags.task_launch_timeout,
+                "reconciliation_initial_delay": flags.reconciliation_initial_delay,
+                "reconciliation_interval": flags.reconciliation_interval,
+                "decline_offer_duration": flags.decline_offer_duration,
+                "min_revive_offers_interval": flags.min_revive_offers_interval,
+                "max_instances_per_offer": flags.max_instances_per_offer,
+                "mesos_heartbeat_failure_threshold": flags.missed_heartbeats,
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+            zookeeper: serde_json::json!({
+                "zk_session_timeout": flags.zk_session_timeout,
+                "zk_timeout": flags.zk_session_timeout,
+                "zk_max_versions": flags.zk_max_versions,
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
         }),
         forget_framework_id: flags.forget_framework_id.clone(),
     };

@@ -110,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
         let r = fw.request(Method::POST, "/v2/apps", Some(&app)).await?;
         anyhow::ensure!(r.status == 201, "POST /v2/apps answered {}: {}", r.status, r.text);
         loop {
-            let m = fw.get("/metrics").await?;
+            let m = fw.get("/metrics/prometheus").await?;
             if metric(&m.text, "marathon_instances_running_gauge").unwrap_or(0.0) as usize >= n {
                 break;
             }

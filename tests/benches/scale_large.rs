@@ -247,7 +247,7 @@ impl Api {
     }
 
     async fn running(&self) -> anyhow::Result<usize> {
-        let text = self.http.get(format!("{}/metrics", self.url)).send().await?.text().await?;
+        let text = self.http.get(format!("{}/metrics/prometheus", self.url)).send().await?.text().await?;
         Ok(metric(&text, "marathon_instances_running_gauge").unwrap_or(0.0) as usize)
     }
 }

@@ -1911,16 +1911,19 @@ impl Scheduler {
         Some(InstanceWrite { instances: vec![updated], ..InstanceWrite::default() })
     }
 
-    /// Resets an app's launch backoff; whether there was a delay to reset.
+    /// Resets an app's launch backoff; whether the app was in the launch queue (waiting or
+    /// delayed).
     pub fn reset_delay(&mut self, app: &AppId, now: Timestamp) -> bool {
+        // As Marathon: 204 while the app is in the launch queue (waiting or delayed), else 404.
+        let waiting = self.demand.get(app).is_some_and(|n| *n > 0);
         self.backoffs
             .get_mut(app)
             .map(|b| {
                 let had = b.time_left_ms(now) > 0;
                 b.reset();
-                had
+                had || waiting
             })
-            .unwrap_or(false)
+            .unwrap_or(waiting)
     }
 
     /// The instances that want a readiness check: running, of the current configuration, not

@@ -69,15 +69,22 @@ fn group_json(snap: &Snapshot, gid: &PathId, embed: Embed) -> Value {
         .filter(|(id, _)| !id.is_root() && &id.parent() == gid)
         .map(|(id, _)| group_json(snap, id, embed))
         .collect();
-    json!({
+    let mut group = json!({
         "id": gid,
         "apps": apps,
         "groups": groups,
         "pods": [],
         "dependencies": node.map(|n| n.dependencies.clone()).unwrap_or_default(),
         "version": node.map(|n| n.version),
-        "enforceRole": node.is_some_and(|n| n.enforce_role),
-    })
+    });
+    // Only when set: marathon-python 0.13 reads groups into a class that refuses the key, so a
+    // group that never asked for it reads as before enforceRole existed.
+    if node.is_some_and(|n| n.enforce_role)
+        && let Some(g) = group.as_object_mut()
+    {
+        g.insert("enforceRole".into(), json!(true));
+    }
+    group
 }
 
 async fn get_group(state: ApiState, rest: &str, q: Option<String>) -> Result<Response<Body>, ApiError> {

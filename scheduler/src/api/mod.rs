@@ -61,6 +61,10 @@ pub struct Info {
     pub http_port: u16,
     /// The service port range (`--local-port-min`, `--local-port-max`).
     pub local_ports: (u32, u32),
+    /// More of `marathon_config` (the flags Marathon reports there).
+    pub config: serde_json::Map<String, serde_json::Value>,
+    /// `zookeeper_config` beyond `zk`.
+    pub zookeeper: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The largest request body the API reads (8 MiB: a group of hundreds of apps fits easily).
@@ -118,7 +122,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v2/events", get(events::stream))
         .route("/v2/info", get(system::info))
         .route("/v2/leader", get(system::leader))
+        .route("/framework/mesos", get(system::mesos_status))
         .route("/metrics", get(system::metrics))
+        .route("/metrics/prometheus", get(system::metrics_prometheus))
         // Pods are not supported: every pods route answers 404, which is how clients (the
         // Marathon UI, marathon-python, DC/OS tooling) learn that a Marathon has no pods.
         .route("/v2/pods", any(no_pods))

@@ -16,6 +16,30 @@ use crate::error::ApiError;
 pub async fn info(State(state): State<ApiState>) -> Response<Body> {
     let snap = state.actor.snapshot();
     let i = &state.info;
+    // Only keys Marathon 1.10 reports: marathon-python reads `marathon_config`,
+    // `zookeeper_config` and `http_config` into classes that refuse any other key.
+    let mut marathon_config = json!({
+        "master": i.master,
+        "framework_name": i.framework_name,
+        "failover_timeout": i.failover_timeout,
+        "mesos_role": i.role,
+        "hostname": i.hostname,
+        "checkpoint": true,
+        "ha": i.zk.is_some(),
+        "local_port_min": i.local_ports.0,
+        "local_port_max": i.local_ports.1,
+        "webui_url": Value::Null,
+        "access_control_allow_origin": Value::Null,
+        "mesos_leader_ui_url": if snap.master.is_empty() { Value::Null } else { json!(format!("{}/", snap.master)) },
+    });
+    if let Some(m) = marathon_config.as_object_mut() {
+        m.extend(i.config.clone());
+    }
+    let mut zookeeper_config = json!({});
+    if let (Some(zk), Some(m)) = (&i.zk, zookeeper_config.as_object_mut()) {
+        m.insert("zk".into(), json!(zk));
+        m.extend(i.zookeeper.clone());
+    }
     json_response(
         200,
         &json!({
@@ -25,36 +49,32 @@ pub async fn info(State(state): State<ApiState>) -> Response<Body> {
             "elected": true,
             "leader": i.advertised,
             "frameworkId": snap.framework_id,
-            "marathon_config": {
-                "master": i.master,
-                "framework_name": i.framework_name,
-                "failover_timeout": i.failover_timeout,
-                "mesos_role": i.role,
-                "hostname": i.hostname,
-                "checkpoint": true,
-                "local_port_min": i.local_ports.0,
-                "local_port_max": i.local_ports.1,
-                "mesos_leader_ui_url": if snap.master.is_empty() { Value::Null } else { json!(format!("{}/", snap.master)) },
-                // Not Marathon's: the ERROR events Mesos sent (kept in marathon_config, which
-                // clients read as a map, so that no client meets an unknown top-level key).
-                "mesos_errors": mesos_errors(&state.mesos_errors.borrow()),
-            },
-            "zookeeper_config": match &i.zk {
-                Some(zk) => json!({"zk": zk}),
-                None => json!({}),
-            },
-            "http_config": { "http_port": i.http_port, "https_port": Value::Null },
+            "marathon_config": marathon_config,
+            "zookeeper_config": zookeeper_config,
+            "http_config": { "http_port": i.http_port, "https_port": Value::Null, "assets_path": Value::Null },
         }),
     )
 }
 
-/// The ERROR events Mesos sent, for /v2/info.
-fn mesos_errors(e: &crate::mesos::MesosErrors) -> Value {
-    json!({
-        "count": e.count,
-        "last_message": e.last.as_ref().map(|(m, _)| m),
-        "last_at": e.last.as_ref().map(|(_, at)| at.to_string()),
-    })
+/// GET /framework/mesos: not Marathon's. The subscription to Mesos as this leader sees it: the
+/// master, whether subscribed, the framework id, and the ERROR events Mesos sent (counted, with
+/// the last one). Kept out of /v2/info, whose keys marathon-python reads strictly.
+pub async fn mesos_status(State(state): State<ApiState>) -> Response<Body> {
+    let snap = state.actor.snapshot();
+    let e = state.mesos_errors.borrow().clone();
+    json_response(
+        200,
+        &json!({
+            "master": if snap.master.is_empty() { Value::Null } else { json!(snap.master) },
+            "connected": snap.connected,
+            "frameworkId": snap.framework_id,
+            "errors": {
+                "count": e.count,
+                "last_message": e.last.as_ref().map(|(m, _)| m),
+                "last_at": e.last.as_ref().map(|(_, at)| at.to_string()),
+            },
+        }),
+    )
 }
 
 /// GET /v2/leader
@@ -62,53 +82,82 @@ pub async fn leader(State(state): State<ApiState>) -> Response<Body> {
     json_response(200, &json!({ "leader": state.info.advertised }))
 }
 
-/// GET /metrics in the Prometheus text format.
-pub async fn metrics(State(state): State<ApiState>) -> Response<Body> {
+/// One metric: its Prometheus name, kind, help and value.
+struct Metric {
+    name: &'static str,
+    counter: bool,
+    help: &'static str,
+    value: f64,
+}
+
+/// The metrics, read from the snapshot and the Mesos client.
+fn collect(state: &ApiState) -> Vec<Metric> {
     let snap = state.actor.snapshot();
     let c = snap.counters;
+    let gauge = |name, help, value: f64| Metric { name, counter: false, help, value };
+    let counter = |name, help, value: u64| Metric { name, counter: true, help, value: value as f64 };
+    let running = snap.instances.values().filter(|i| i.condition == framework_core::instance::Condition::Running).count();
+    vec![
+        gauge("marathon_apps_active_gauge", "Apps defined.", snap.apps.len() as f64),
+        gauge("marathon_instances_gauge", "Instances known.", snap.instances.len() as f64),
+        gauge("marathon_instances_running_gauge", "Instances whose task is running.", running as f64),
+        gauge("marathon_deployments_active_gauge", "Deployments in progress.", snap.deployments.len() as f64),
+        gauge("marathon_launch_queue_gauge", "Instances waiting for launch.", snap.queue.total() as f64),
+        gauge("marathon_mesos_connected", "1 while subscribed to Mesos.", if snap.connected { 1.0 } else { 0.0 }),
+        counter("marathon_mesos_offers_received_total", "Offers received.", c.offers_received),
+        counter("marathon_mesos_offers_declined_total", "Offers declined.", c.offers_declined),
+        counter("marathon_tasks_launched_total", "Tasks launched.", c.tasks_launched),
+        counter("marathon_mesos_task_updates_total", "Task status updates received.", c.status_updates),
+        counter("marathon_tasks_kills_total", "KILL calls sent.", c.kills_sent),
+        counter("marathon_deployments_success_total", "Deployments finished.", c.deployments_succeeded),
+        counter("marathon_deployments_cancelled_total", "Deployments cancelled.", c.deployments_cancelled),
+        counter("marathon_mesos_subscriptions_total", "Mesos (re)subscriptions.", c.subscriptions),
+        counter("marathon_mesos_errors_total", "ERROR events Mesos sent.", state.mesos_errors.borrow().count),
+        counter("marathon_reconciliation_rounds_total", "Task reconciliation rounds completed.", c.reconciliation_rounds),
+        counter(
+            "marathon_reconciliation_retries_total",
+            "Explicit reconciliation requests repeated for tasks that had not answered.",
+            c.reconciliation_retries,
+        ),
+        gauge(
+            "marathon_reconciliation_pending_gauge",
+            "Tasks the reconciliation under way waits to hear about.",
+            c.reconciliation_pending as f64,
+        ),
+    ]
+}
+
+/// GET /metrics in Marathon's JSON shape (Dropwizard's: `counters`, `gauges`, `histograms`,
+/// `meters`, `timers`), with Marathon's dotted names (`marathon.apps.active.gauge`); the
+/// Prometheus text is at /metrics/prometheus.
+pub async fn metrics(State(state): State<ApiState>) -> Response<Body> {
+    let mut counters = serde_json::Map::new();
+    let mut gauges = serde_json::Map::new();
+    for m in collect(&state) {
+        let dotted = m.name.trim_end_matches("_total").replace('_', ".");
+        if m.counter {
+            counters.insert(dotted, json!({"count": m.value as u64}));
+        } else {
+            gauges.insert(dotted, json!({"value": m.value}));
+        }
+    }
+    json_response(200, &json!({"version": "4.0.0", "counters": counters, "gauges": gauges, "histograms": {}, "meters": {}, "timers": {}}))
+}
+
+/// GET /metrics/prometheus in the Prometheus text format.
+pub async fn metrics_prometheus(State(state): State<ApiState>) -> Response<Body> {
     let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-    };
-    metric("marathon_apps_active_gauge", "gauge", "Apps defined.", snap.apps.len() as f64);
-    metric("marathon_instances_gauge", "gauge", "Instances known.", snap.instances.len() as f64);
-    metric(
-        "marathon_instances_running_gauge",
-        "gauge",
-        "Instances whose task is running.",
-        snap.instances.values().filter(|i| i.condition == framework_core::instance::Condition::Running).count() as f64,
-    );
-    metric("marathon_deployments_active_gauge", "gauge", "Deployments in progress.", snap.deployments.len() as f64);
-    metric("marathon_launch_queue_gauge", "gauge", "Instances waiting for launch.", snap.queue.total() as f64);
-    metric("marathon_mesos_connected", "gauge", "1 while subscribed to Mesos.", if snap.connected { 1.0 } else { 0.0 });
-    metric("marathon_mesos_offers_received_total", "counter", "Offers received.", c.offers_received as f64);
-    metric("marathon_mesos_offers_declined_total", "counter", "Offers declined.", c.offers_declined as f64);
-    metric("marathon_tasks_launched_total", "counter", "Tasks launched.", c.tasks_launched as f64);
-    metric("marathon_mesos_task_updates_total", "counter", "Task status updates received.", c.status_updates as f64);
-    metric("marathon_tasks_kills_total", "counter", "KILL calls sent.", c.kills_sent as f64);
-    metric("marathon_deployments_success_total", "counter", "Deployments finished.", c.deployments_succeeded as f64);
-    metric("marathon_deployments_cancelled_total", "counter", "Deployments cancelled.", c.deployments_cancelled as f64);
-    metric("marathon_mesos_subscriptions_total", "counter", "Mesos (re)subscriptions.", c.subscriptions as f64);
-    metric("marathon_mesos_errors_total", "counter", "ERROR events Mesos sent.", state.mesos_errors.borrow().count as f64);
-    metric("marathon_reconciliation_rounds_total", "counter", "Task reconciliation rounds completed.", c.reconciliation_rounds as f64);
-    metric(
-        "marathon_reconciliation_retries_total",
-        "counter",
-        "Explicit reconciliation requests repeated for tasks that had not answered.",
-        c.reconciliation_retries as f64,
-    );
-    metric(
-        "marathon_reconciliation_pending_gauge",
-        "gauge",
-        "Tasks the reconciliation under way waits to hear about.",
-        c.reconciliation_pending as f64,
-    );
+    for m in collect(&state) {
+        let kind = if m.counter { "counter" } else { "gauge" };
+        let _ = writeln!(out, "# HELP {0} {1}\n# TYPE {0} {kind}\n{0} {2}", m.name, m.help, m.value);
+    }
     let mut resp = Response::new(Body::from(out));
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     resp
 }
 
-/// GET /v2/queue
+/// GET /v2/queue. Each item holds only the keys marathon-python's `MarathonQueueItem` takes
+/// (the app carries its role).
 pub async fn queue(State(state): State<ApiState>, RawQuery(q): RawQuery) -> Response<Body> {
     let _ = Params::parse(q.as_deref());
     let snap = state.actor.snapshot();
@@ -122,7 +171,6 @@ pub async fn queue(State(state): State<ApiState>, RawQuery(q): RawQuery) -> Resp
             json!({
                 "app": super::render::app_info(&snap, &e.app, super::render::Embed::default()),
                 "count": e.count,
-                "role": e.app.role.clone().unwrap_or_else(|| state.info.role.clone()),
                 "delay": { "timeLeftSeconds": (e.delay_left_ms.max(0) + 999) / 1000, "overdue": e.delay_left_ms <= 0 && now.0 - e.since.0 > 60_000 },
                 "since": e.since,
                 "processedOffersSummary": {

@@ -1055,3 +1055,36 @@ async fn an_https_master_is_reached_with_the_ca_given() -> anyhow::Result<()> {
     c.shutdown().await;
     Ok(())
 }
+
+/// CORS (`--access-control-allow-origin`, Marathon's flag), for UIs hosted elsewhere: a
+/// preflight from an allowed origin is answered (before authentication), answers carry
+/// `Access-Control-Allow-Origin`, and other origins get none.
+#[tokio::test]
+async fn cors_for_the_origins_allowed() -> anyhow::Result<()> {
+    let (cluster, fw) = start_with("cors", 1, &["--access-control-allow-origin", "http://ui.example", "--http-credentials", "u:p"]).await?;
+    let http = reqwest::Client::new();
+    let preflight = http
+        .request(Method::OPTIONS, format!("{}/v2/apps", fw.url))
+        .header("Origin", "http://ui.example")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type, authorization")
+        .send()
+        .await?;
+    assert_eq!(preflight.status().as_u16(), 200, "a preflight carries no credentials and is answered");
+    let h = preflight.headers();
+    assert_eq!(h.get("access-control-allow-origin").and_then(|v| v.to_str().ok()), Some("http://ui.example"));
+    assert!(h.get("access-control-allow-methods").and_then(|v| v.to_str().ok()).is_some_and(|m| m.contains("POST")));
+    assert_eq!(h.get("access-control-allow-headers").and_then(|v| v.to_str().ok()), Some("content-type, authorization"));
+
+    let get = |origin: &'static str| http.get(format!("{}/v2/apps", fw.url)).basic_auth("u", Some("p")).header("Origin", origin).send();
+    let r = get("http://ui.example").await?;
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()), Some("http://ui.example"));
+    let r = get("http://elsewhere.example").await?;
+    assert!(r.headers().get("access-control-allow-origin").is_none(), "another origin gets no CORS header");
+    let info = http.get(format!("{}/v2/info", fw.url)).basic_auth("u", Some("p")).send().await?;
+    let info: Json = serde_json::from_slice(&info.bytes().await?)?;
+    assert_eq!(info["marathon_config"]["access_control_allow_origin"], "http://ui.example");
+    cluster.shutdown().await;
+    Ok(())
+}

@@ -186,6 +186,11 @@ pub struct Flags {
     #[arg(long = "task-launch-timeout", alias = "task_launch_timeout", default_value_t = 300_000)]
     pub task_launch_timeout: u64,
 
+    /// Origins whose browsers may call the API (UIs hosted elsewhere), comma-separated, or `*`
+    /// (Marathon's `--access_control_allow_origin`).
+    #[arg(long = "access-control-allow-origin", alias = "access_control_allow_origin", value_delimiter = ',')]
+    pub access_control_allow_origin: Vec<String>,
+
     /// The lowest service port assigned to `portDefinitions[].port: 0` and
     /// `portMappings[].servicePort: 0` (Marathon's `--local_port_min`).
     #[arg(long = "local-port-min", alias = "local_port_min", default_value_t = 10_000)]

@@ -41,6 +41,8 @@ pub struct Front {
     pub scheme: &'static str,
     /// Who may use the API.
     pub auth: crate::auth::Auth,
+    /// Origins whose browsers may call the API (`--access-control-allow-origin`; `*`: any).
+    pub cors: Vec<String>,
 }
 
 /// The front router: everything goes through [`dispatch`].
@@ -69,7 +71,39 @@ fn without_trailing_slash(mut req: Request) -> Request {
 /// Headers that belong to one connection and are not forwarded.
 const HOP_BY_HOP: [&str; 8] = ["connection", "host", "content-length", "transfer-encoding", "keep-alive", "upgrade", "te", "trailer"];
 
-async fn dispatch(State(front): State<Front>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response<Body> {
+/// CORS as Marathon's `--access_control_allow_origin` does it: an allowed origin gets
+/// `Access-Control-Allow-Origin` on every answer, and a preflight (OPTIONS with
+/// `Access-Control-Request-Method`) is answered here, before authentication (browsers send no
+/// credentials with it).
+async fn dispatch(State(front): State<Front>, peer: ConnectInfo<SocketAddr>, req: Request) -> Response<Body> {
+    let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let allowed = origin
+        .filter(|o| front.cors.iter().any(|a| a == "*" || a == o))
+        .map(|o| if front.cors.iter().any(|a| a == "*") { "*".to_owned() } else { o });
+    let Some(allowed) = allowed else { return dispatch_inner(front, peer, req).await };
+    let preflight = req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let requested_headers = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
+    let mut resp = if preflight {
+        let mut r = Response::new(Body::empty());
+        let h = r.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS, POST, PUT, DELETE, PATCH"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            requested_headers.unwrap_or(HeaderValue::from_static("Content-Type, Authorization, Accept")),
+        );
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+        r
+    } else {
+        dispatch_inner(front, peer, req).await
+    };
+    if let Ok(v) = HeaderValue::from_str(&allowed) {
+        resp.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        resp.headers_mut().append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    resp
+}
+
+async fn dispatch_inner(front: Front, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response<Body> {
     let path = req.uri().path().to_string();
     if path == "/ping" {
         let mut resp = Response::new(Body::from("pong"));

@@ -290,6 +290,11 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             local_ports: (flags.local_port_min, flags.local_port_max),
             config: serde_json::json!({
                 "mesos_user": flags.mesos_user,
+                "access_control_allow_origin": if flags.access_control_allow_origin.is_empty() {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::json!(flags.access_control_allow_origin.join(","))
+                },
                 "executor": "//cmd",
                 "features": flags.enable_features,
                 "task_launch_timeout": flags.task_launch_timeout,
@@ -338,7 +343,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         }
     };
     let http = front::proxy_client(flags.tls_ca.as_deref())?;
-    let app = front::router(front::Front { mode: mode_rx, me: advertised, abdicate, http, scheme, auth });
+    let cors = flags.access_control_allow_origin.clone();
+    let app = front::router(front::Front { mode: mode_rx, me: advertised, abdicate, http, scheme, auth, cors });
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     tracing::info!(%listen, %scheme, "Marathon API listening");
     // A single instance stops serving when its scheduler stops (after a failure to save state,

@@ -29,7 +29,6 @@ pub async fn info(State(state): State<ApiState>) -> Response<Body> {
         "local_port_min": i.local_ports.0,
         "local_port_max": i.local_ports.1,
         "webui_url": Value::Null,
-        "access_control_allow_origin": Value::Null,
         "mesos_leader_ui_url": if snap.master.is_empty() { Value::Null } else { json!(format!("{}/", snap.master)) },
     });
     if let Some(m) = marathon_config.as_object_mut() {

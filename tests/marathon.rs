@@ -1088,3 +1088,74 @@ async fn cors_for_the_origins_allowed() -> anyhow::Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// Reads SSE frames from `body` until `done` holds for the events seen so far (type, data).
+async fn events_until(
+    body: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    buf: &mut String,
+    seen: &mut Vec<(String, Json)>,
+    done: impl Fn(&[(String, Json)]) -> bool,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + DEPLOY;
+    while !done(seen) {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .with_context(|| format!("timed out; events so far: {:?}", seen.iter().map(|(k, _)| k).collect::<Vec<_>>()))?
+            .context("stream ended")??;
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let Some(kind) = frame.lines().find_map(|l| l.strip_prefix("event: ")) else { continue };
+            let data: Json = serde_json::from_str(frame.lines().find_map(|l| l.strip_prefix("data: ")).context("data line")?)?;
+            seen.push((kind.to_string(), data));
+        }
+    }
+    Ok(())
+}
+
+/// The event types Marathon posts that clients (marathon-lb, UIs) watch for (issue 19 part 3):
+/// health checks added and removed with their app, a failed check, the kill of an unhealthy
+/// instance, a group change refused for a running deployment, and a deployment step that failed
+/// when the deployment was stopped.
+#[tokio::test]
+async fn events_for_health_checks_refused_changes_and_failed_steps() -> anyhow::Result<()> {
+    let (cluster, fw) = start("more-events", 1).await?;
+    let resp = reqwest::Client::new().get(format!("{}/v2/events", fw.url)).header("Accept", "text/event-stream").send().await?;
+    let mut body = resp.bytes_stream();
+    let (mut buf, mut seen) = (String::new(), Vec::new());
+    events_until(&mut body, &mut buf, &mut seen, |s| s.iter().any(|(k, _)| k == "event_stream_attached")).await?;
+
+    let sick = json!({
+        "id": "/sick", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 1,
+        "healthChecks": [{"protocol": "COMMAND", "command": {"value": "false"}, "gracePeriodSeconds": 0, "intervalSeconds": 1, "timeoutSeconds": 1, "maxConsecutiveFailures": 2, "delaySeconds": 0}]
+    });
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&sick)).await?.status, 201);
+    let has = |s: &[(String, Json)], kind: &str| s.iter().any(|(k, d)| k == kind && d["appId"] == "/sick");
+    events_until(&mut body, &mut buf, &mut seen, |s| has(s, "unhealthy_instance_kill_event")).await?;
+    let find = |kind: &str| seen.iter().find(|(k, d)| k == kind && d["appId"] == "/sick").map(|(_, d)| d.clone());
+    let added = find("add_health_check_event").context("add_health_check_event")?;
+    assert_eq!(added["healthCheck"]["protocol"], "COMMAND");
+    let failed = find("failed_health_check_event").context("failed_health_check_event")?;
+    assert_eq!(failed["healthCheck"]["command"]["value"], "false");
+    let killed = find("unhealthy_instance_kill_event").context("unhealthy_instance_kill_event")?;
+    assert_eq!(killed["taskId"], failed["taskId"]);
+    assert_eq!(fw.request(Method::DELETE, "/v2/apps/sick?force=true", None).await?.status, 200);
+    events_until(&mut body, &mut buf, &mut seen, |s| has(s, "remove_health_check_event")).await?;
+
+    // A deployment that cannot finish (no agent has the cpus), a change refused for it, and the
+    // deployment stopped.
+    let big = json!({"id": "/big", "cmd": "sleep 1000", "cpus": 64, "mem": 16, "instances": 1});
+    let r = fw.request(Method::POST, "/v2/apps", Some(&big)).await?;
+    assert_eq!(r.status, 201);
+    let deployment = r.json["deployments"][0]["id"].as_str().context("deployment id")?.to_string();
+    let r = fw.request(Method::PUT, "/v2/apps/big", Some(&json!({"instances": 2}))).await?;
+    assert_eq!(r.status, 409);
+    events_until(&mut body, &mut buf, &mut seen, |s| s.iter().any(|(k, _)| k == "group_change_failed")).await?;
+    let refused = seen.iter().find(|(k, _)| k == "group_change_failed").map(|(_, d)| d.clone()).context("group_change_failed")?;
+    assert!(refused["reason"].as_str().is_some_and(|m| m.contains("locked")), "{refused}");
+    assert_eq!(fw.request(Method::DELETE, &format!("/v2/deployments/{deployment}?force=true"), None).await?.status, 202);
+    let stopped = |s: &[(String, Json)]| s.iter().any(|(k, d)| k == "deployment_step_failure" && d["plan"]["id"] == deployment.as_str());
+    events_until(&mut body, &mut buf, &mut seen, stopped).await?;
+    cluster.shutdown().await;
+    Ok(())
+}

@@ -212,6 +212,41 @@ async fn differential_a_command_task_that_fails() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The terminal update of a command task killed for failing its health check.
+async fn health_killed_task(url: &str) -> anyhow::Result<Json> {
+    let mut s = Session::subscribe(url, subscribe_call(None, 60.0, &["PARTITION_AWARE", "TASK_KILLING_STATE"]), Encoding::Json).await?;
+    let check = serde_json::json!({"health_check": {"type": "COMMAND", "command": {"value": "false"}, "delay_seconds": 0,
+        "interval_seconds": 0.5, "grace_period_seconds": 0, "timeout_seconds": 2, "consecutive_failures": 1}});
+    s.launch("unhealthy", serde_json::json!({"value": "sleep 1000"}), check).await?;
+    let mut last = Json::Null;
+    for _ in 0..10 {
+        last = s.next("UPDATE").await?;
+        let st = &last["update"]["status"];
+        if st["state"] == "TASK_KILLED" {
+            return Ok(serde_json::json!({"state": st["state"], "reason": st["reason"], "healthy": st["healthy"], "source": st["source"]}));
+        }
+        s.ack(&last["update"]["status"]).await?;
+    }
+    anyhow::bail!("no TASK_KILLED: {last}")
+}
+
+/// A task killed for failing its health check ends TASK_KILLED with `healthy: false` and no
+/// reason, as Mesos's command executor sends it (launcher/executor.cpp); the local agents sent
+/// REASON_TASK_HEALTH_CHECK_STATUS_UPDATED, and the scheduler only recognised a health kill by
+/// that reason (found by this check; both fixed).
+#[tokio::test]
+async fn differential_a_task_killed_by_its_health_check() -> anyhow::Result<()> {
+    let mut mesos = RealMesos::start("differential-health", 1, "cpus:2;mem:1024;disk:4096;ports:[31000-31009]").await?;
+    let local = cluster("differential-health", 1, |_| {}).await;
+    let real = health_killed_task(&mesos.url()).await?;
+    assert_eq!((real["healthy"].clone(), real["reason"].clone()), (Json::Bool(false), Json::Null), "real agent: {real}");
+    let ours = health_killed_task(&local.url()).await?;
+    assert_eq!(ours, real, "local cluster differs from the real agent");
+    local.shutdown().await;
+    mesos.stop().await;
+    Ok(())
+}
+
 /// The first UPDATE a scenario gets (its state, reason and source), after subscribing with
 /// PARTITION_AWARE and taking the first offer.
 async fn first_update_of(url: &str, scenario: &str) -> anyhow::Result<Json> {

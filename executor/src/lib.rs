@@ -466,12 +466,8 @@ impl Executor {
                     docker::remove(d, &t.container).await;
                 }
                 let (state, reason, message, healthy) = if t.killed_by_health {
-                    (
-                        TaskState::TaskKilled,
-                        Some(Reason::TaskHealthCheckStatusUpdated),
-                        "killed after failing its health check".to_string(),
-                        Some(false),
-                    )
+                    // As Mesos's executors: no reason, only `healthy: false`.
+                    (TaskState::TaskKilled, None, "killed after failing its health check".to_string(), Some(false))
                 } else if t.killing {
                     (TaskState::TaskKilled, None, "killed by request".to_string(), t.healthy)
                 } else if exit.oom_killed {

@@ -108,9 +108,11 @@ pub async fn run(spec: RunSpec, reports: mpsc::UnboundedSender<Report>, mut kill
                         }
                         let grace = spec.task.kill_policy.as_ref().and_then(|p| p.grace_period.as_ref()).map(duration).unwrap_or(DEFAULT_KILL_GRACE);
                         terminate(&mut child, pid, grace).await;
+                        // As Mesos's command executor: no reason on the terminal update, only
+                        // `healthy: false` (launcher/executor.cpp; a differential check).
                         send(Report {
                             state: TaskState::TaskKilled,
-                            reason: Some(Reason::TaskHealthCheckStatusUpdated),
+                            reason: None,
                             message: Some(format!("Task was killed after {} consecutive failed health checks", h.tracker.policy().max_failures)),
                             healthy: Some(false),
                         });

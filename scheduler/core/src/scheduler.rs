@@ -1122,6 +1122,11 @@ impl Scheduler {
             if let Some(old) = self.deployment_key(id).and_then(|k| self.remove_deployment(&k)) {
                 self.counters.deployments_cancelled += 1;
                 self.outbox.event(
+                    "deployment_step_failure",
+                    json!({"plan": plan_json(&old), "currentStep": step_json(&old, old.current_step.min(old.steps.len().saturating_sub(1)))}),
+                    now,
+                );
+                self.outbox.event(
                     "deployment_failed",
                     json!({"id": old.id, "plan": plan_json(&old), "reason": "cancelled by a forced deployment"}),
                     now,
@@ -1130,6 +1135,20 @@ impl Scheduler {
         }
         let mut apps = Vec::new();
         let mut created = Vec::new();
+        for (id, app) in &target {
+            // Health checks added and removed, as Marathon's health check manager announces them.
+            let before = self.apps.get(id).map(|a| a.health_checks.clone()).unwrap_or_default();
+            let after = app.as_ref().map(|a| a.health_checks.clone()).unwrap_or_default();
+            if before != after {
+                if !before.is_empty() {
+                    self.outbox.event("remove_health_check_event", json!({"appId": id}), now);
+                }
+                let version = app.as_ref().and_then(|a| a.version);
+                for check in &after {
+                    self.outbox.event("add_health_check_event", json!({"appId": id, "version": version, "healthCheck": check}), now);
+                }
+            }
+        }
         for (id, app) in target {
             // The service port index follows the apps.
             if let Some(old) = self.apps.get(&id) {
@@ -1304,6 +1323,14 @@ impl Scheduler {
                            "host": instance.host, "runSpecVersion": instance.version}),
                 ));
             }
+            if was_healthy != instance.healthy && instance.healthy == Some(false) {
+                // Marathon announces each failed check; the one Mesos runs is the app's first.
+                let check = self.apps.get(app_id).and_then(|a| a.health_checks.first()).and_then(|c| serde_json::to_value(c).ok());
+                effects.push(Effect::Event(
+                    "failed_health_check_event",
+                    json!({"appId": app_id, "taskId": task_id, "instanceId": instance.id, "healthCheck": check}),
+                ));
+            }
             if was_healthy != instance.healthy {
                 effects.push(Effect::Event(
                     "health_status_changed_event",
@@ -1317,9 +1344,20 @@ impl Scheduler {
         }
         if condition.is_terminal() {
             let reason = status.reason.and_then(|r| task_status::Reason::try_from(r).ok());
-            if matches!(state, TaskState::TaskFailed | TaskState::TaskFinished | TaskState::TaskError)
-                || reason == Some(task_status::Reason::TaskHealthCheckStatusUpdated)
-            {
+            // Killed for failing its health checks: Mesos's executors say so only with
+            // `healthy: false` on the TASK_KILLED (no reason); a kill we asked for is not one.
+            let health_kill = state == TaskState::TaskKilled
+                && instance.kill_sent_at.is_none()
+                && (status.healthy == Some(false) || reason == Some(task_status::Reason::TaskHealthCheckStatusUpdated));
+            if announce && health_kill {
+                effects.push(Effect::Event(
+                    "unhealthy_instance_kill_event",
+                    json!({"appId": app_id, "taskId": task_id, "instanceId": instance.id, "version": instance.version,
+                           "reason": status.message.clone().unwrap_or_else(|| "failed health checks".to_owned()),
+                           "host": instance.host, "slaveId": instance.agent_id}),
+                ));
+            }
+            if matches!(state, TaskState::TaskFailed | TaskState::TaskFinished | TaskState::TaskError) || health_kill {
                 effects.push(Effect::Backoff(app_id.clone()));
             }
             if state != TaskState::TaskKilled && state != TaskState::TaskFinished {
@@ -1834,6 +1872,11 @@ impl Scheduler {
     pub fn stop_deployment(&mut self, key: &DeploymentKey, now: Timestamp) {
         if let Some(old) = self.remove_deployment(key) {
             self.counters.deployments_cancelled += 1;
+            self.outbox.event(
+                "deployment_step_failure",
+                json!({"plan": plan_json(&old), "currentStep": step_json(&old, old.current_step.min(old.steps.len().saturating_sub(1)))}),
+                now,
+            );
             self.outbox.event("deployment_failed", json!({"id": old.id, "plan": plan_json(&old), "reason": "cancelled"}), now);
         }
     }

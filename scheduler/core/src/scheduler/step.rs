@@ -355,7 +355,20 @@ impl Scheduler {
         fresh_id: &mut dyn FnMut() -> String,
         fx: &mut Effects,
     ) -> Result<Deployed, Rejection> {
-        let mut start = self.plan_start(target, to_kill, groups, version, force, DeploymentId(fresh_id()))?;
+        let mut start = match self.plan_start(target, to_kill, groups, version, force, DeploymentId(fresh_id())) {
+            Ok(start) => start,
+            Err(refused) => {
+                // As Marathon's group manager: a change refused for running deployments.
+                if refused.status == 409 {
+                    self.outbox.event(
+                        "group_change_failed",
+                        serde_json::json!({"groupId": "/", "version": version, "reason": refused.body["message"]}),
+                        now,
+                    );
+                }
+                return Err(refused);
+            }
+        };
         fx.push(Effect::Store(StoreWrite {
             puts: std::mem::take(&mut start.writes),
             deletes: std::mem::take(&mut start.removals),

@@ -468,42 +468,49 @@ async fn agent_restart_keeps_tasks_and_executors_resubscribe() {
     c.shutdown().await;
 }
 
+/// Every offer a session gets within `window`.
+async fn offers_within(s: &mut Session, window: Duration) -> Vec<Json> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + window;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(ev) = s.next_any(Duration::from_millis(500)).await
+            && ev["type"] == "OFFERS"
+        {
+            seen.extend(ev["offers"]["offers"].as_array().into_iter().flatten().cloned());
+        }
+    }
+    seen
+}
+
+/// The first offer of `agent` a session gets.
+async fn offer_of(s: &mut Session, agent: &str) -> Json {
+    loop {
+        let ev = s.next("OFFERS").await.expect("offers");
+        if let Some(o) = ev["offers"]["offers"].as_array().into_iter().flatten().find(|o| o["agent_id"]["value"] == agent) {
+            return o.clone();
+        }
+    }
+}
+
 /// As Mesos with its default `--filter_gpu_resources`: an agent with GPUs is offered only to
 /// frameworks with the GPU_RESOURCES capability (the whole agent, not just its GPUs).
 #[tokio::test]
 async fn gpu_agents_are_offered_only_to_gpu_capable_frameworks() {
     let c = cluster("gpu-filter", 2, |cfg| cfg.agents[1].resources.add(&mesos_local::Resources::new(&[("gpus", 1.0)], &[]))).await;
     let gpu_agent = c.agent_ids()[1].clone();
-    let offered_agents = |offers: &Json| -> Vec<String> {
-        offers["offers"]["offers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|o| o["agent_id"]["value"].as_str().map(str::to_owned))
-            .collect()
-    };
     let mut plain = Session::subscribe(&c.url(), subscribe_call(None, 3600.0, &["MULTI_ROLE"]), Encoding::Json).await.expect("subscribed");
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
-    while tokio::time::Instant::now() < deadline {
-        if let Some(ev) = plain.next_any(Duration::from_millis(500)).await
-            && ev["type"] == "OFFERS"
-        {
-            seen.extend(offered_agents(&ev));
-        }
-    }
+    let seen: Vec<String> = offers_within(&mut plain, Duration::from_secs(4))
+        .await
+        .iter()
+        .filter_map(|o| o["agent_id"]["value"].as_str().map(str::to_owned))
+        .collect();
     assert!(!seen.is_empty(), "the agent without GPUs is offered");
     assert!(!seen.contains(&gpu_agent), "the GPU agent is never offered without GPU_RESOURCES: {seen:?}");
 
     let mut gpu = Session::subscribe(&c.url(), subscribe_call(None, 3600.0, &["MULTI_ROLE", "GPU_RESOURCES"]), Encoding::Json)
         .await
         .expect("subscribed");
-    let offer = loop {
-        let ev = gpu.next("OFFERS").await.expect("offers");
-        if let Some(o) = ev["offers"]["offers"].as_array().into_iter().flatten().find(|o| o["agent_id"]["value"] == gpu_agent.as_str()) {
-            break o.clone();
-        }
-    };
+    let offer = offer_of(&mut gpu, &gpu_agent).await;
     let gpus = offer["resources"].as_array().into_iter().flatten().find(|r| r["name"] == "gpus").map(|r| r["scalar"]["value"].clone());
     assert_eq!(gpus, Some(json!(1.0)), "the GPU agent's offer holds its GPU: {offer}");
     c.shutdown().await;
@@ -521,15 +528,7 @@ async fn remote_region_agents_are_offered_only_to_region_aware_frameworks() {
     .await;
     let far_agent = c.agent_ids()[1].clone();
     let mut plain = Session::subscribe(&c.url(), subscribe_call(None, 3600.0, &["MULTI_ROLE"]), Encoding::Json).await.expect("subscribed");
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
-    while tokio::time::Instant::now() < deadline {
-        if let Some(ev) = plain.next_any(Duration::from_millis(500)).await
-            && ev["type"] == "OFFERS"
-        {
-            seen.extend(ev["offers"]["offers"].as_array().into_iter().flatten().cloned());
-        }
-    }
+    let seen = offers_within(&mut plain, Duration::from_secs(4)).await;
     assert!(!seen.is_empty(), "the home agent is offered");
     assert!(seen.iter().all(|o| o["agent_id"]["value"] != far_agent.as_str()), "no remote agent without REGION_AWARE: {seen:?}");
     assert_eq!(seen[0]["domain"]["fault_domain"]["region"]["name"], "home");
@@ -537,12 +536,7 @@ async fn remote_region_agents_are_offered_only_to_region_aware_frameworks() {
     let mut aware = Session::subscribe(&c.url(), subscribe_call(None, 3600.0, &["MULTI_ROLE", "REGION_AWARE"]), Encoding::Json)
         .await
         .expect("subscribed");
-    let offer = loop {
-        let ev = aware.next("OFFERS").await.expect("offers");
-        if let Some(o) = ev["offers"]["offers"].as_array().into_iter().flatten().find(|o| o["agent_id"]["value"] == far_agent.as_str()) {
-            break o.clone();
-        }
-    };
+    let offer = offer_of(&mut aware, &far_agent).await;
     assert_eq!(offer["domain"]["fault_domain"]["region"]["name"], "far");
     c.shutdown().await;
 }

@@ -466,8 +466,14 @@ async fn a_removed_framework_stops_and_waits_for_the_operator() -> anyhow::Resul
 
     fw.add_flags(&["--forget-framework-id", &old_id]);
     fw.restart().await?;
-    let again = task_ids(&settled(&fw, "kept", 1).await?);
-    assert!(again.is_disjoint(&first), "the app is launched anew under the new framework");
+    // The stored instances name tasks Mesos killed with the old framework: reconciliation under
+    // the new one answers them gone, and the app is launched anew.
+    let again = fw
+        .wait_until("/v2/apps/kept", DEPLOY, "the app relaunched under the new framework", |j| {
+            running(j) == 1 && j["app"]["tasks"].as_array().map(Vec::len) == Some(1) && task_ids(j).is_disjoint(&first)
+        })
+        .await?;
+    assert_eq!(task_ids(&again).len(), 1);
     let state = cluster.state().await?;
     let new_id = state["frameworks"][0]["id"].as_str().context("the master lists the new framework")?;
     assert_ne!(new_id, old_id);

@@ -85,9 +85,12 @@ impl Framework {
         Ok(fw)
     }
 
-    async fn spawn(&mut self) -> anyhow::Result<()> {
+    /// Starts the process with its flags, its output appended to `framework.log` in the data
+    /// directory; the process and the log's length before it started.
+    fn launch(&self) -> anyhow::Result<(Child, u64)> {
         std::fs::create_dir_all(&self.data_dir)?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.data_dir.join("framework.log"))?;
+        let start = log.metadata()?.len();
         let child = Command::new(binary())
             .args(&self.args)
             .env("RUST_LOG", "info")
@@ -96,6 +99,11 @@ impl Framework {
             .kill_on_drop(true)
             .spawn()
             .context("spawn framework")?;
+        Ok((child, start))
+    }
+
+    async fn spawn(&mut self) -> anyhow::Result<()> {
+        let (child, _) = self.launch()?;
         self.child = Some(child);
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -148,18 +156,8 @@ impl Framework {
     /// `within` for it to exit by itself: its exit status and what it logged in this run.
     pub async fn run_until_exit(&mut self, within: Duration) -> anyhow::Result<(std::process::ExitStatus, String)> {
         self.crash().await;
-        std::fs::create_dir_all(&self.data_dir)?;
         let path = self.data_dir.join("framework.log");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-        let start = log.metadata()?.len();
-        let mut child = Command::new(binary())
-            .args(&self.args)
-            .env("RUST_LOG", "info")
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .context("spawn framework")?;
+        let (mut child, start) = self.launch()?;
         let status = match tokio::time::timeout(within, child.wait()).await {
             Ok(status) => status?,
             Err(_) => bail!("framework did not exit within {within:?}; see {}", path.display()),

@@ -1,9 +1,9 @@
-//! `framework-cli` end to end against a `framework` server on the local cluster.
+//! `framework-cli` end to end against a `framework` server (on the Mesos `FRAMEWORK_TEST_MESOS` names).
 
 use std::path::Path;
 
 use integration_tests::framework::{Framework, binary};
-use integration_tests::{cluster, work_dir};
+use integration_tests::{mesos, work_dir};
 use serde_json::{Value as Json, json};
 
 /// Runs the CLI against `url`; returns (exit code, stdout, stderr). Async, so that the local
@@ -28,7 +28,7 @@ fn write(dir: &Path, name: &str, v: &Json) -> String {
 
 #[tokio::test]
 async fn the_cli_drives_apps_through_their_life() -> anyhow::Result<()> {
-    let c = cluster("cli", 1, |_| {}).await;
+    let c = mesos("cli", 1).await;
     let fw = Framework::start(&c.url(), &work_dir("cli"), &[]).await?;
     let url = fw.url.clone();
     let files = work_dir("cli-files");

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use integration_tests::consul::{ConsulAgent, Nginx};
 use integration_tests::framework::{Framework, binary};
-use integration_tests::{cluster, task_ids, until, work_dir};
+use integration_tests::{mesos, task_ids, until, work_dir};
 use reqwest::Method;
 use serde_json::{Value as Json, json};
 
@@ -44,7 +44,7 @@ async fn through_nginx(nginx: &Nginx, n: usize) -> anyhow::Result<BTreeSet<Strin
 #[tokio::test]
 async fn running_tasks_are_registered_and_nginx_follows() -> anyhow::Result<()> {
     let consul = ConsulAgent::start("follow").await?;
-    let cluster = cluster("consul-follow", 1, |_| {}).await;
+    let cluster = mesos("consul-follow", 1).await;
     let fw = Framework::start(&cluster.url(), &work_dir("consul-follow"), &["--consul", &consul.url()]).await?;
     let nginx = Nginx::start("follow", "web").await?;
     let _lb = tokio::process::Command::new(binary())
@@ -101,7 +101,7 @@ async fn running_tasks_are_registered_and_nginx_follows() -> anyhow::Result<()> 
 #[tokio::test]
 async fn consul_outage_delays_but_never_loses_registrations() -> anyhow::Result<()> {
     let mut consul = ConsulAgent::start("outage").await?;
-    let cluster = cluster("consul-outage", 1, |_| {}).await;
+    let cluster = mesos("consul-outage", 1).await;
     let fw = Framework::start(&cluster.url(), &work_dir("consul-outage"), &["--consul", &consul.url()]).await?;
     let app = json!({"id": "/svc", "cmd": "sleep 1000", "cpus": 0.05, "mem": 16, "instances": 1, "portDefinitions": [{"port": 0}]});
     assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
@@ -134,7 +134,7 @@ async fn registrations_carry_the_acl_token() -> anyhow::Result<()> {
     let r = http.put(format!("{}/v1/agent/service/register", consul.url())).body(probe.to_string()).send().await?;
     assert_eq!(r.status().as_u16(), 403, "{}", r.text().await?);
 
-    let cluster = cluster("consul-acl", 1, |_| {}).await;
+    let cluster = mesos("consul-acl", 1).await;
     let fw =
         Framework::start(&cluster.url(), &work_dir("consul-acl"), &["--consul", &consul.url(), "--consul-token", "root-token"]).await?;
     let app = json!({"id": "/acl", "cmd": "sleep 1000", "cpus": 0.05, "mem": 16, "instances": 2, "portDefinitions": [{"port": 0}]});

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use integration_tests::framework::Framework;
 use integration_tests::zk::ZkServer;
-use integration_tests::{alive_on_master, cluster, task_ids, work_dir};
+use integration_tests::{cluster, mesos, task_ids, work_dir};
 use reqwest::Method;
 use serde_json::{Value as Json, json};
 
@@ -86,7 +86,7 @@ fn app(id: &str, instances: u32) -> Json {
 #[tokio::test]
 async fn followers_proxy_and_the_leader_abdicates_on_request() -> anyhow::Result<()> {
     let zk = ZkServer::start("election").await?;
-    let cluster = cluster("election", 1, |_| {}).await;
+    let cluster = mesos("election", 1).await;
     let fws = start_ha("election", 3, &cluster.url(), &zk).await?;
     let l = leader(&fws).await?;
     let f = (l + 1) % 3;
@@ -122,7 +122,7 @@ async fn followers_proxy_and_the_leader_abdicates_on_request() -> anyhow::Result
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(settled(&fws[new], "web", 2).await?, before);
-    assert_eq!(alive_on_master(&cluster).await?, before);
+    assert_eq!(cluster.alive().await?, before);
     write(&fws[l], Method::PUT, "/v2/apps/web", &json!({"instances": 3})).await?;
     settled(&fws[l], "web", 3).await?;
     cluster.shutdown().await;
@@ -132,7 +132,7 @@ async fn followers_proxy_and_the_leader_abdicates_on_request() -> anyhow::Result
 #[tokio::test]
 async fn repeated_leader_crashes_lose_and_duplicate_nothing() -> anyhow::Result<()> {
     let zk = ZkServer::start("crashes").await?;
-    let cluster = cluster("crashes", 2, |_| {}).await;
+    let cluster = mesos("crashes", 2).await;
     let mut fws = start_ha("crashes", 3, &cluster.url(), &zk).await?;
     let l = leader(&fws).await?;
     write(&fws[l], Method::POST, "/v2/apps", &app("/stable", 2)).await?;
@@ -155,7 +155,7 @@ async fn repeated_leader_crashes_lose_and_duplicate_nothing() -> anyhow::Result<
     let l = leader(&fws).await?;
     let churn = settled(&fws[l], "churn", desired as usize).await?;
     assert_eq!(settled(&fws[l], "stable", 2).await?, stable, "the stable app's tasks survived every failover");
-    let alive = alive_on_master(&cluster).await?;
+    let alive = cluster.alive().await?;
     let ours: BTreeSet<String> = churn.union(&stable).cloned().collect();
     assert_eq!(alive, ours, "the master runs exactly the tasks the framework knows");
     cluster.shutdown().await;
@@ -165,7 +165,7 @@ async fn repeated_leader_crashes_lose_and_duplicate_nothing() -> anyhow::Result<
 #[tokio::test]
 async fn zookeeper_outage_abdicates_without_killing_and_recovers() -> anyhow::Result<()> {
     let mut zk = ZkServer::start("outage").await?;
-    let cluster = cluster("outage", 1, |_| {}).await;
+    let cluster = mesos("outage", 1).await;
     let fws = start_ha("outage", 2, &cluster.url(), &zk).await?;
     let l = leader(&fws).await?;
     write(&fws[l], Method::POST, "/v2/apps", &app("/keep", 2)).await?;
@@ -181,7 +181,7 @@ async fn zookeeper_outage_abdicates_without_killing_and_recovers() -> anyhow::Re
     }
     // Without a leader nothing acts on the tasks.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(alive_on_master(&cluster).await?, tasks, "tasks were killed during the outage");
+    assert_eq!(cluster.alive().await?, tasks, "tasks were killed during the outage");
 
     zk.restart().await?;
     let l = leader(&fws).await?;
@@ -198,7 +198,7 @@ async fn a_frozen_old_leader_cannot_change_state() -> anyhow::Result<()> {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
     let zk = ZkServer::start("frozen").await?;
-    let cluster = cluster("frozen", 1, |_| {}).await;
+    let cluster = mesos("frozen", 1).await;
     let fws = start_ha("frozen", 2, &cluster.url(), &zk).await?;
     let old = leader(&fws).await?;
     let new = 1 - old;
@@ -235,7 +235,7 @@ async fn a_frozen_old_leader_cannot_change_state() -> anyhow::Result<()> {
     let r = fws[new].get("/v2/apps/a").await?;
     assert_eq!(r.json["app"]["instances"], 3);
     assert_eq!(task_ids(&r.json), tasks);
-    assert_eq!(alive_on_master(&cluster).await?, tasks);
+    assert_eq!(cluster.alive().await?, tasks);
     cluster.shutdown().await;
     Ok(())
 }
@@ -280,7 +280,7 @@ async fn mesos_master_is_found_through_zookeeper_and_followed_on_handover() -> a
 #[tokio::test]
 async fn zookeeper_digest_auth_keeps_the_state_to_its_owner() -> anyhow::Result<()> {
     let zk = ZkServer::start("digest").await?;
-    let cluster = cluster("digest", 1, |_| {}).await;
+    let cluster = mesos("digest", 1).await;
     let url = format!("zk://marathon:s3cret@{}/secure", zk.hosts());
     let fw = Framework::start(&cluster.url(), &work_dir("digest"), &["--zk", &url, "--zk-session-timeout", SESSION_MS]).await?;
     fw.wait_until_status("/v2/leader", 200, WAIT).await?;

@@ -178,6 +178,33 @@ async fn reconciliation_is_asked_again_until_every_task_answered_after_a_master_
     Ok(())
 }
 
+/// A stalled answer from the master does not hold up later calls (issue 21): KILLs are posted
+/// only after the ACCEPTs before them are answered, so an ACCEPT whose answer never comes would
+/// hold every kill; each call now gives up after 10 s. Here the master carries out an ACCEPT but
+/// holds its answer for two minutes, and a kill right after it still takes effect.
+#[tokio::test]
+async fn a_stalled_master_answer_does_not_hold_up_kills() -> anyhow::Result<()> {
+    let c = cluster("stall", 1, |_| {}).await;
+    let fw = Framework::start(&c.url(), &work_dir("stall"), &[]).await?;
+    let app = json!({"id": "/s", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 1});
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    let before = settled(&fw, "s", 1).await?;
+    let victim = before.iter().next().context("a task")?.clone();
+    c.fault(Fault::StallAnswer(mesos_proto::v1::scheduler::call::Type::Accept, Duration::from_secs(120))).await?;
+    fw.request(Method::PUT, "/v2/apps/s", Some(&json!({"instances": 2}))).await?;
+    settled(&fw, "s", 2).await?;
+    assert_eq!(fw.request(Method::DELETE, &format!("/v2/apps/s/tasks/{victim}"), None).await?.status, 200);
+    fw.wait_until("/v2/apps/s", WAIT, "the killed task gone and replaced", |j| {
+        let ids = task_ids(j);
+        ids.len() == 2
+            && !ids.contains(&victim)
+            && j["app"]["tasks"].as_array().is_some_and(|t| t.iter().all(|t| t["state"] == "TASK_RUNNING"))
+    })
+    .await?;
+    c.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn framework_authentication_to_the_master() -> anyhow::Result<()> {
     let creds: BTreeMap<String, String> = [("marathon".to_string(), "s3cret".to_string())].into();

@@ -151,6 +151,8 @@ pub struct Master {
     start_time: f64,
     /// Set while a simulated restart lasts: the scheduler API answers 503 until then.
     recovering_until: Option<Instant>,
+    /// Calls whose next answer is held back this long (see [`Fault::StallAnswer`]).
+    stalls: Vec<(call::Type, Duration)>,
 }
 
 impl Master {
@@ -167,6 +169,7 @@ impl Master {
             round_robin: 0,
             start_time: now_secs(),
             recovering_until: None,
+            stalls: Vec::new(),
         }
     }
 
@@ -226,8 +229,22 @@ impl Master {
                     let _ = reply.send(Err(ApiError::unavailable("Master has not finished recovery")));
                     return;
                 }
+                let kind = call.r#type();
                 let result = self.call(*call, stream_id);
-                let _ = reply.send(result);
+                // A stalled answer (Fault::StallAnswer): the call is carried out, its answer
+                // comes late, as from an overloaded master or a slow network.
+                match self.stalls.iter().position(|(k, _)| *k == kind) {
+                    Some(i) => {
+                        let (_, delay) = self.stalls.remove(i);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            let _ = reply.send(result);
+                        });
+                    }
+                    None => {
+                        let _ = reply.send(result);
+                    }
+                }
             }
             MasterMsg::StreamClosed { framework_id, stream_id } => self.stream_closed(&framework_id, &stream_id),
             MasterMsg::FromAgent { agent_id, event } => self.on_agent_event(&agent_id, event),
@@ -951,6 +968,10 @@ impl Master {
                     return Err(format!("agent {id} is not active"));
                 }
                 let _ = agent.link.send(AgentCmd::Restart { down });
+                Ok(())
+            }
+            Fault::StallAnswer(kind, delay) => {
+                self.stalls.push((kind, delay));
                 Ok(())
             }
             Fault::UpdateDelivery(id, mode) => {

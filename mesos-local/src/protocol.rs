@@ -234,6 +234,9 @@ pub enum Fault {
     /// its executor API answers 503, no updates are sent), then recovers with its tasks (which
     /// keep running, as with checkpointing) and gives executors Mesos's 2 s to re-subscribe.
     RestartAgent(String, Duration),
+    /// Carry out the next scheduler call of this type at once but hold its HTTP answer back
+    /// for the given time (an overloaded master, a slow network).
+    StallAnswer(mesos_proto::v1::scheduler::call::Type, Duration),
     /// Change the status update delivery of an agent.
     UpdateDelivery(String, UpdateDelivery),
 }

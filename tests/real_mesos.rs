@@ -367,3 +367,82 @@ async fn mesos_health_checks_report_and_replace_on_the_real_agents() -> anyhow::
     mesos.stop().await;
     Ok(())
 }
+
+/// A counter or gauge of framework's /metrics/prometheus.
+async fn metric(fw: &Framework, name: &str) -> anyhow::Result<f64> {
+    let text = fw.get("/metrics/prometheus").await?.text;
+    let prefix = format!("{name} ");
+    text.lines().find_map(|l| l.strip_prefix(prefix.as_str())).and_then(|v| v.parse().ok()).with_context(|| format!("no {name}"))
+}
+
+/// A crash of the real Mesos (master and agents killed at once, then started again): the master
+/// recovers its agents from its registry but knows none of their tasks until they re-register,
+/// and says nothing about them meanwhile; the agent recovers its checkpointed executors, which
+/// ran on. framework subscribes again and asks about its tasks until each has answered (issue
+/// 21), and the same tasks run on: none lost, none duplicated.
+#[tokio::test]
+async fn a_mesos_restart_keeps_every_task_and_reconciliation_completes() -> anyhow::Result<()> {
+    let mut mesos = RealMesos::start_persistent("restart", 1, "cpus:2;mem:1024;disk:4096;ports:[31000-31009]", "mesos").await?;
+    let fw = Framework::start(&mesos.url(), &work_dir("real-restart"), &[]).await?;
+    let app = serde_json::json!({"id": "/kept", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 2});
+    assert_eq!(fw.request(reqwest::Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    let running = |j: &Json| j["app"]["tasks"].as_array().is_some_and(|t| t.len() == 2 && t.iter().all(|t| t["state"] == "TASK_RUNNING"));
+    let before = integration_tests::task_ids(&fw.wait_until("/v2/apps/kept", Duration::from_secs(60), "two running tasks", running).await?);
+    let subscriptions = metric(&fw, "marathon_mesos_subscriptions_total").await?;
+    let rounds = metric(&fw, "marathon_reconciliation_rounds_total").await?;
+
+    mesos.restart(Duration::ZERO).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let resubscribed = metric(&fw, "marathon_mesos_subscriptions_total").await? > subscriptions;
+        let reconciled = metric(&fw, "marathon_reconciliation_rounds_total").await? > rounds
+            && metric(&fw, "marathon_reconciliation_pending_gauge").await? == 0.0;
+        if resubscribed && reconciled {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no completed reconciliation after the restart; log:\n{}",
+            mesos.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let after = fw.wait_until("/v2/apps/kept", Duration::from_secs(60), "the tasks running", running).await?;
+    assert_eq!(integration_tests::task_ids(&after), before, "the same tasks run on");
+    let state: Json = serde_json::from_slice(&reqwest::get(format!("{}/master/state", mesos.url())).await?.bytes().await?)?;
+    assert_eq!(integration_tests::alive_in(&state), before, "the master knows exactly these tasks again");
+    drop(fw);
+    mesos.stop().await;
+    Ok(())
+}
+
+/// The real agents down for longer than 15 s (issue 21: agents hand executors
+/// MESOS_RECOVERY_TIMEOUT=15mins, which an executor reading it as 15 seconds gives up on): a
+/// command task (the command executor, checkpointed) runs on through the restart under its id.
+/// (A Docker task through our `mesos-docker-executor` stand-in does not survive this yet: see
+/// the closing note; on the local cluster `tests/docker.rs` shows Docker tasks surviving 17 s.)
+#[tokio::test]
+async fn a_task_survives_the_real_agents_down_for_longer_than_15_seconds() -> anyhow::Result<()> {
+    let mut mesos = RealMesos::start_persistent("long-restart", 1, "cpus:2;mem:1024;disk:4096;ports:[31000-31009]", "mesos").await?;
+    let fw = Framework::start(&mesos.url(), &work_dir("real-long-restart"), &[]).await?;
+    let cmd = serde_json::json!({"id": "/cmd", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 1});
+    assert_eq!(fw.request(reqwest::Method::POST, "/v2/apps", Some(&cmd)).await?.status, 201);
+    let running = |j: &Json| j["app"]["tasks"].as_array().is_some_and(|t| t.len() == 1 && t[0]["state"] == "TASK_RUNNING");
+    let before = integration_tests::task_ids(&fw.wait_until("/v2/apps/cmd", Duration::from_secs(60), "a running task", running).await?);
+    mesos.restart(Duration::from_secs(17)).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let state: Json = serde_json::from_slice(&reqwest::get(format!("{}/master/state", mesos.url())).await?.bytes().await?)?;
+        let alive = integration_tests::alive_in(&state);
+        if alive == before {
+            break;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the task {before:?} did not come back; master has {alive:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let after = fw.wait_until("/v2/apps/cmd", Duration::from_secs(60), "the task running", running).await?;
+    assert_eq!(integration_tests::task_ids(&after), before, "the same task runs on");
+    drop(fw);
+    mesos.stop().await;
+    Ok(())
+}

@@ -156,7 +156,9 @@ pub async fn run() -> anyhow::Result<()> {
         .ok()
         .and_then(|text| mesos_proto::duration::parse(&text))
         .unwrap_or(Duration::from_secs(2))
-        .max(Duration::from_millis(100));
+        // At most 1 s: a recovering agent waits only its re-registration timeout (2 s by
+        // default) for executors, and a jittered wait near that limit could miss it.
+        .clamp(Duration::from_millis(100), Duration::from_secs(1));
     let docker = docker::connect().await.map_err(|e| format!("{e:#}"));
     if let Ok(d) = &docker {
         docker::remove_orphans(d).await;

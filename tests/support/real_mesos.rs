@@ -20,6 +20,9 @@ pub struct RealMesos {
     /// The master's port on 127.0.0.1 (the agents share it).
     pub port: u16,
     dir: PathBuf,
+    /// The environment `scripts/real-mesos run` gets.
+    env: Vec<(String, String)>,
+    agents: usize,
 }
 
 /// The repository's root (tests run with the `tests/` package as their directory).
@@ -38,6 +41,23 @@ impl RealMesos {
     /// [`RealMesos::start`] with the agents' `--containerizers` (`docker,mesos` runs Docker
     /// tasks through the Docker daemon, with our `mesos-docker-executor` stand-in).
     pub async fn start_with(name: &str, agents: usize, resources: &str, containerizers: &str) -> anyhow::Result<Self> {
+        let env = vec![("MESOS_CONTAINERIZERS".to_owned(), containerizers.to_owned())];
+        Self::launch(name, agents, resources, env).await
+    }
+
+    /// [`RealMesos::start`] with the master's registry in a replicated log under its work
+    /// directory, so that [`RealMesos::restart`] brings back a master that knows its agents.
+    /// `containerizers` as in [`RealMesos::start_with`].
+    pub async fn start_persistent(name: &str, agents: usize, resources: &str, containerizers: &str) -> anyhow::Result<Self> {
+        let env = vec![
+            ("MESOS_REGISTRY".to_owned(), "replicated_log".to_owned()),
+            ("MESOS_QUORUM".to_owned(), "1".to_owned()),
+            ("MESOS_CONTAINERIZERS".to_owned(), containerizers.to_owned()),
+        ];
+        Self::launch(name, agents, resources, env).await
+    }
+
+    async fn launch(name: &str, agents: usize, resources: &str, mut env: Vec<(String, String)>) -> anyhow::Result<Self> {
         let dir = crate::work_dir(&format!("real-mesos-{name}"));
         let port = crate::framework::free_port();
         let launcher_dir = crate::framework::binary().parent().map(Path::to_path_buf).context("target directory")?;
@@ -48,23 +68,28 @@ impl RealMesos {
                 launcher_dir.display()
             );
         }
-        let log = std::fs::File::create(dir.join("real-mesos.log"))?;
-        let mut cmd = Command::new(repo_root().join("scripts/real-mesos"));
-        cmd.arg("run")
-            .env("PORT", port.to_string())
-            .env("NUM_AGENTS", agents.to_string())
-            .env("LAUNCHER_DIR", &launcher_dir)
-            .env("MESOS_WORK_DIR", dir.join("work"))
-            .env("MESOS_RESOURCES", resources)
-            .env("MESOS_CONTAINERIZERS", containerizers)
+        env.extend([
+            ("PORT".to_owned(), port.to_string()),
+            ("NUM_AGENTS".to_owned(), agents.to_string()),
+            ("LAUNCHER_DIR".to_owned(), launcher_dir.display().to_string()),
+            ("MESOS_WORK_DIR".to_owned(), dir.join("work").display().to_string()),
+            ("MESOS_RESOURCES".to_owned(), resources.to_owned()),
             // Short timers, as the local cluster's tests use.
-            .env("MESOS_ALLOCATION_INTERVAL", "100ms")
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .process_group(0);
-        let child = cmd.spawn().context("cannot start scripts/real-mesos")?;
-        let mut me = Self { child: Some(child), port, dir };
+            ("MESOS_ALLOCATION_INTERVAL".to_owned(), "100ms".to_owned()),
+        ]);
+        let mut me = Self { child: None, port, dir, env, agents };
+        me.spawn().await?;
+        Ok(me)
+    }
+
+    /// Starts the process and waits until every agent has registered.
+    async fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("real-mesos.log"))?;
+        let mut cmd = Command::new(repo_root().join("scripts/real-mesos"));
+        cmd.arg("run").envs(self.env.iter().cloned()).stdout(log.try_clone()?).stderr(log).kill_on_drop(true).process_group(0);
+        self.child = Some(cmd.spawn().context("cannot start scripts/real-mesos")?);
+        let agents = self.agents;
+        let me = self;
         let http = reqwest::Client::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
@@ -81,13 +106,30 @@ impl RealMesos {
                 && let Ok(body) = serde_json::from_slice::<Json>(&bytes)
                 && body["slaves"].as_array().is_some_and(|s| s.iter().filter(|a| a["active"] == true).count() >= agents)
             {
-                return Ok(me);
+                return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
                 bail!("the real Mesos's agents did not register within 60 s; log:\n{}", me.log_tail());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Kills the master and agents at once (SIGKILL, as a crash of the machine's Mesos would)
+    /// and starts them again on the same port and work directory: the master recovers its
+    /// registry (see [`RealMesos::start_persistent`]) and the agents their checkpointed
+    /// executors, which ran on in sessions of their own.
+    /// They stay down for `down`.
+    pub async fn restart(&mut self, down: Duration) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take()
+            && let Some(pid) = child.id()
+        {
+            let group = nix::unistd::Pid::from_raw(-i32::try_from(pid).unwrap_or(i32::MAX));
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait().await;
+        }
+        tokio::time::sleep(down).await;
+        self.spawn().await
     }
 
     /// The master's URL.

@@ -88,6 +88,10 @@ fn main() {
 
 /// Runs the launch; the child's raw wait status when this process waited for it.
 fn launch(flags: &Flags) -> anyhow::Result<Option<i32>> {
+    // A session of its own, as Mesos's POSIX launcher gives every container (its SETSID child
+    // hook): what it runs outlives the agent, so that a checkpointing framework's executors are
+    // still there when a restarted agent recovers. (A process group leader cannot, and need not.)
+    let _ = nix::unistd::setsid();
     let info: Json =
         serde_json::from_str(flags.launch_info.as_deref().context("no launch_info was given")?).context("launch_info is not JSON")?;
     for unsupported in ["rootfs", "mounts", "clone_namespaces", "capabilities", "effective_capabilities", "seccomp", "rlimits"] {

@@ -12,8 +12,10 @@
 //! (the KILL's kill policy, else the task's, else 3 s). It exits once the terminal update is
 //! acknowledged. Health checks (COMMAND, HTTP, TCP) run by the shared `mesos-health` policy: a
 //! change of health is reported, too many failures in a row kill the task (its terminal update
-//! says `healthy: false`). Not done yet: generic checks (`CheckInfo`), max_completion_time,
-//! re-subscribing after an agent restart (without checkpointing Mesos's executor shuts down, as this one does).
+//! says `healthy: false`). With a checkpointing framework (`MESOS_CHECKPOINT=1`) it survives an
+//! agent restart: it keeps its task, and subscribes again (with its unacknowledged task and
+//! updates) within `MESOS_RECOVERY_TIMEOUT`; without checkpointing it kills its task and exits,
+//! as Mesos's does. Not done yet: generic checks (`CheckInfo`), max_completion_time.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -50,6 +52,16 @@ struct Executor {
     health: Option<(Results, mesos_health::Tracker, tokio::time::Instant)>,
     healthy: Option<bool>,
     killed_by_health: bool,
+    /// Updates the agent has not acknowledged, by uuid (sent again when subscribing again).
+    unacked: std::collections::BTreeMap<Vec<u8>, TaskStatus>,
+    /// Whether any update of the task was acknowledged.
+    acked_any: bool,
+    /// The framework checkpoints: an agent restart is waited out.
+    checkpoint: bool,
+    /// How long to wait for a restarting agent (`MESOS_RECOVERY_TIMEOUT`).
+    recovery_timeout: Duration,
+    /// The longest wait between two SUBSCRIBE attempts.
+    backoff_max: Duration,
 }
 
 fn env(name: &str) -> anyhow::Result<String> {
@@ -93,6 +105,18 @@ async fn main() -> anyhow::Result<()> {
         health: None,
         healthy: None,
         killed_by_health: false,
+        unacked: std::collections::BTreeMap::new(),
+        acked_any: false,
+        checkpoint: std::env::var("MESOS_CHECKPOINT").as_deref() == Ok("1"),
+        recovery_timeout: std::env::var("MESOS_RECOVERY_TIMEOUT")
+            .ok()
+            .and_then(|t| mesos_proto::duration::parse(&t))
+            .unwrap_or(Duration::from_secs(15 * 60)),
+        backoff_max: std::env::var("MESOS_SUBSCRIPTION_BACKOFF_MAX")
+            .ok()
+            .and_then(|t| mesos_proto::duration::parse(&t))
+            .unwrap_or(Duration::from_secs(2))
+            .clamp(Duration::from_millis(100), Duration::from_secs(1)),
     };
     ex.run().await
 }
@@ -120,13 +144,44 @@ impl Executor {
         req
     }
 
-    async fn run(&mut self) -> anyhow::Result<()> {
-        let mut subscribe = self.call(call::Type::Subscribe);
-        subscribe.subscribe = Some(call::Subscribe::default());
-        let resp = self.post(&subscribe).send().await.context("SUBSCRIBE to the agent")?;
-        if resp.status().as_u16() != 200 {
-            bail!("the agent refused SUBSCRIBE: {}", resp.status());
+    /// SUBSCRIBE; after a lost connection (`again`), with the unacknowledged task and updates,
+    /// retried until the agent is back or the recovery timeout passes.
+    async fn subscribe(&self, again: bool) -> anyhow::Result<reqwest::Response> {
+        let deadline = tokio::time::Instant::now() + self.recovery_timeout;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let mut subscribe = self.call(call::Type::Subscribe);
+            subscribe.subscribe = Some(call::Subscribe {
+                unacknowledged_tasks: if self.acked_any { Vec::new() } else { self.task.iter().cloned().collect() },
+                unacknowledged_updates: self.unacked.values().map(|s| call::Update { status: s.clone() }).collect(),
+            });
+            match self.post(&subscribe).send().await {
+                Ok(resp) if resp.status().as_u16() == 200 => return Ok(resp),
+                Ok(resp) if !again => bail!("the agent refused SUBSCRIBE: {}", resp.status()),
+                Err(e) if !again => return Err(e).context("SUBSCRIBE to the agent"),
+                _ => {}
+            }
+            anyhow::ensure!(tokio::time::Instant::now() < deadline, "the agent did not come back within the recovery timeout");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(self.backoff_max);
         }
+    }
+
+    async fn run(&mut self) -> anyhow::Result<()> {
+        let mut again = false;
+        loop {
+            let resp = self.subscribe(again).await?;
+            again = true;
+            if self.serve(resp).await? {
+                return Ok(());
+            }
+            eprintln!("mesos-executor: the agent closed the event stream; subscribing again");
+        }
+    }
+
+    /// Serves one subscription: true when the executor is done, false when the agent went
+    /// away and a checkpointing executor waits for it.
+    async fn serve(&mut self, resp: reqwest::Response) -> anyhow::Result<bool> {
         let mut events = RecordStream::new(Box::pin(resp.bytes_stream()), 64 << 20);
         // When SIGKILL follows the SIGTERM of a kill.
         let mut escalate: Option<tokio::time::Instant> = None;
@@ -139,10 +194,13 @@ impl Executor {
                             escalate = Some(tokio::time::Instant::now() + grace);
                         }
                         if self.done() {
-                            return Ok(());
+                            return Ok(true);
                         }
                     }
                     _ => {
+                        if self.checkpoint {
+                            return Ok(false);
+                        }
                         // Without checkpointing, Mesos's executor shuts down when its agent goes.
                         self.signal_task(nix::sys::signal::Signal::SIGKILL);
                         bail!("the agent closed the event stream");
@@ -195,10 +253,12 @@ impl Executor {
                 return self.kill(grace).await;
             }
             event::Type::Acknowledged => {
-                if let Some(ack) = ev.acknowledged
-                    && self.terminal_uuid.as_deref() == Some(&ack.uuid[..])
-                {
-                    self.terminal_uuid = None;
+                if let Some(ack) = ev.acknowledged {
+                    self.unacked.remove(&ack.uuid);
+                    self.acked_any = true;
+                    if self.terminal_uuid.as_deref() == Some(&ack.uuid[..]) {
+                        self.terminal_uuid = None;
+                    }
                 }
             }
             event::Type::Shutdown => {
@@ -231,11 +291,19 @@ impl Executor {
     }
 
     async fn update(&mut self, status: TaskStatus) -> anyhow::Result<()> {
+        if let Some(uuid) = &status.uuid {
+            self.unacked.insert(uuid.clone(), status.clone());
+        }
         let mut c = self.call(call::Type::Update);
         c.update = Some(call::Update { status });
-        let resp = self.post(&c).send().await.context("UPDATE to the agent")?;
-        anyhow::ensure!(resp.status().as_u16() == 202, "the agent refused an UPDATE: {}", resp.status());
-        Ok(())
+        match self.post(&c).send().await {
+            Ok(resp) if resp.status().as_u16() == 202 => Ok(()),
+            // A checkpointing executor keeps what the agent did not take: it goes with the
+            // next SUBSCRIBE.
+            _ if self.checkpoint => Ok(()),
+            Ok(resp) => bail!("the agent refused an UPDATE: {}", resp.status()),
+            Err(e) => Err(e).context("UPDATE to the agent"),
+        }
     }
 
     async fn launch(&mut self, task: TaskInfo) -> anyhow::Result<()> {

@@ -65,7 +65,7 @@ fn web(id: &str, instances: u32) -> Json {
         "id": id, "cpus": 0.05, "mem": 32, "instances": instances,
         "cmd": "mkdir -p www && echo \"$MESOS_TASK_ID\" > www/index.html && cd www && exec python3 -m http.server \"$PORT0\" --bind 0.0.0.0",
         "portDefinitions": [{"port": 0, "name": "http"}],
-        "healthChecks": [{"protocol": "HTTP", "path": "/", "portIndex": 0, "gracePeriodSeconds": 30, "intervalSeconds": 1, "timeoutSeconds": 2, "maxConsecutiveFailures": 3}]
+        "healthChecks": [{"protocol": "HTTP", "path": "/", "portIndex": 0, "gracePeriodSeconds": 30, "intervalSeconds": 1, "timeoutSeconds": 2, "maxConsecutiveFailures": 3, "delaySeconds": 0}]
     })
 }
 

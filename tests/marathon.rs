@@ -1165,3 +1165,30 @@ async fn events_for_health_checks_refused_changes_and_failed_steps() -> anyhow::
     cluster.shutdown().await;
     Ok(())
 }
+
+/// `DELETE /v2/apps/{id}/tasks?host=...` (issue 19 part 3): another host kills nothing, the
+/// agent's host kills its tasks, and `host=*` (Marathon's wildcard) kills them wherever they run;
+/// with `scale=true` the app keeps none.
+#[tokio::test]
+async fn killing_an_apps_tasks_by_host() -> anyhow::Result<()> {
+    let (cluster, fw) = start("kill-by-host", 1).await?;
+    let app = json!({"id": "/hosted", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 2});
+    assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&app)).await?.status, 201);
+    let first = task_ids(&settled(&fw, "hosted", 2).await?);
+    let r = fw.request(Method::DELETE, "/v2/apps/hosted/tasks?host=elsewhere.example", None).await?;
+    assert_eq!((r.status, r.json["tasks"].as_array().map(Vec::len)), (200, Some(0)), "{}", r.text);
+    let host = cluster.agent_hostname().await?;
+    let r = fw.request(Method::DELETE, &format!("/v2/apps/hosted/tasks?host={host}"), None).await?;
+    assert_eq!((r.status, r.json["tasks"].as_array().map(Vec::len)), (200, Some(2)), "{}", r.text);
+    let second =
+        fw.wait_until("/v2/apps/hosted", DEPLOY, "both tasks replaced", |j| running(j) == 2 && task_ids(j).is_disjoint(&first)).await?;
+    let r = fw.request(Method::DELETE, "/v2/apps/hosted/tasks?host=*&scale=true", None).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    fw.wait_until("/v2/apps/hosted", DEPLOY, "no tasks and instances 0", |j| {
+        j["app"]["instances"] == 0 && j["app"]["tasks"].as_array().is_some_and(Vec::is_empty)
+    })
+    .await?;
+    assert_eq!(task_ids(&second).len(), 2);
+    cluster.shutdown().await;
+    Ok(())
+}

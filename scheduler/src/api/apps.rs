@@ -388,9 +388,10 @@ pub async fn delete_any(State(state): State<ApiState>, Path(rest): Path<String>,
                 if !snap.apps.contains_key(&id) {
                     return Err(ApiError::app_not_found(&id));
                 }
+                // `host=<agent>` kills the tasks on that agent, `host=*` (as in Marathon) on any.
                 let host = p.get("host");
                 let tasks: Vec<TaskId> =
-                    snap.instances_of(&id).filter(|i| host.is_none_or(|h| h == &*i.host)).map(|i| i.task_id.clone()).collect();
+                    snap.instances_of(&id).filter(|i| host.is_none_or(|h| h == "*" || h == &*i.host)).map(|i| i.task_id.clone()).collect();
                 Ok(tasks)
             }
             .await;

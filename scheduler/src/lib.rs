@@ -287,9 +287,10 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             role: flags.role.clone(),
             hostname: flags.hostname.clone(),
             http_port: listen.port(),
-            local_ports: (flags.local_port_min, flags.local_port_max),
             config: serde_json::json!({
                 "mesos_user": flags.mesos_user,
+                "local_port_min": flags.local_port_min,
+                "local_port_max": flags.local_port_max,
                 "access_control_allow_origin": if flags.access_control_allow_origin.is_empty() {
                     serde_json::Value::Null
                 } else {

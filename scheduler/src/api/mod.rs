@@ -59,8 +59,6 @@ pub struct Info {
     pub hostname: String,
     /// The HTTP port.
     pub http_port: u16,
-    /// The service port range (`--local-port-min`, `--local-port-max`).
-    pub local_ports: (u32, u32),
     /// More of `marathon_config` (the flags Marathon reports there).
     pub config: serde_json::Map<String, serde_json::Value>,
     /// `zookeeper_config` beyond `zk`.

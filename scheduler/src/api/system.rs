@@ -26,8 +26,6 @@ pub async fn info(State(state): State<ApiState>) -> Response<Body> {
         "hostname": i.hostname,
         "checkpoint": true,
         "ha": i.zk.is_some(),
-        "local_port_min": i.local_ports.0,
-        "local_port_max": i.local_ports.1,
         "webui_url": Value::Null,
         "mesos_leader_ui_url": if snap.master.is_empty() { Value::Null } else { json!(format!("{}/", snap.master)) },
     });

@@ -1027,8 +1027,16 @@ async fn docker_apps_run_on_the_agents_docker_containerizer() -> anyhow::Result<
     let port = task["ports"][0].as_u64().context("host port")?;
     let host = task["host"].as_str().context("host")?;
     let addr = if host == "localhost" { "127.0.0.1" } else { host };
-    let body = reqwest::get(format!("http://{addr}:{port}/")).await?.text().await?;
-    assert!(body.contains("nginx"), "nginx answers on its host port: {body}");
+    // RUNNING means the container started, not that nginx listens yet: until it does, the
+    // port mapping accepts and closes the connection.
+    let url = format!("http://{addr}:{port}/");
+    integration_tests::until("nginx answering on its host port", DEPLOY, || async {
+        Ok(match reqwest::get(&url).await {
+            Ok(r) => r.text().await.is_ok_and(|body| body.contains("nginx")),
+            Err(_) => false,
+        })
+    })
+    .await?;
     let state = c.state().await?;
     let on_master = state["frameworks"][0]["tasks"].as_array().into_iter().flatten().find(|t| t["id"] == id.as_str()).cloned();
     assert_eq!(on_master.as_ref().map(|t| t["executor_id"].clone()), Some(json!("")), "sent without an executor: {on_master:?}");
@@ -1036,11 +1044,10 @@ async fn docker_apps_run_on_the_agents_docker_containerizer() -> anyhow::Result<
 
     assert_eq!(fw.request(Method::DELETE, "/v2/apps/dnginx", None).await?.status, 200);
     fw.wait_until("/v2/tasks", DEPLOY, "no tasks", |j| j["tasks"].as_array().is_some_and(Vec::is_empty)).await?;
-    let deadline = tokio::time::Instant::now() + DEPLOY;
-    while integration_tests::docker::container_of(&id)?.is_some() {
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the container of {id} was not removed");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    integration_tests::until("the deleted app's container removed", DEPLOY, || async {
+        Ok(integration_tests::docker::container_of(&id)?.is_none())
+    })
+    .await?;
     c.shutdown().await;
     docker(&["rmi", &image])?;
     Ok(())

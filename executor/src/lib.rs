@@ -13,6 +13,7 @@
 
 mod docker;
 mod health;
+mod libprocess;
 mod spec;
 
 use std::collections::{BTreeMap, HashMap};
@@ -63,8 +64,27 @@ impl Running {
     }
 }
 
+/// How the executor talks to its agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// The v1 executor HTTP API (`framework-executor`).
+    Http,
+    /// Libprocess messages, as Mesos's own executors (the `mesos-docker-executor` stand-in):
+    /// what a Mesos agent's Docker containerizer recovers after a restart (see `src/libprocess.rs`).
+    Libprocess,
+}
+
+enum Transport {
+    Http,
+    Libprocess(libprocess::Link),
+}
+
 struct Executor {
     http: reqwest::Client,
+    transport: Transport,
+    /// The agent's id (`MESOS_SLAVE_ID`, then what registration says): libprocess status
+    /// updates name it, and the agent drops updates whose id is not its own.
+    agent_id: String,
     /// `MESOS_EXECUTOR_AUTHENTICATION_TOKEN`, sent as a bearer token on every call (agents with
     /// `--authenticate_http_executors` refuse calls without it).
     token: Option<String>,
@@ -137,8 +157,15 @@ pub fn agent_url(pid: Option<&str>, endpoint: &str) -> String {
     }
 }
 
-/// Runs the executor until its task has ended (or the agent is gone for good).
+/// Runs the executor on the v1 HTTP API until its task has ended (or the agent is gone for
+/// good).
 pub async fn run() -> anyhow::Result<()> {
+    run_with(Driver::Http).await
+}
+
+/// Runs the executor with the given driver until its task has ended (or the agent is gone for
+/// good).
+pub async fn run_with(driver: Driver) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
@@ -164,8 +191,27 @@ pub async fn run() -> anyhow::Result<()> {
         docker::remove_orphans(d).await;
     }
     let (internal_tx, internal_rx) = mpsc::channel(256);
+    let (transport, inbound) = match driver {
+        Driver::Http => (Transport::Http, None),
+        Driver::Libprocess => {
+            let pid = env("MESOS_SLAVE_PID")?;
+            let agent = libprocess::Upid::parse(&pid).with_context(|| format!("MESOS_SLAVE_PID {pid:?} is not a libprocess pid"))?;
+            // Where libprocess would listen: LIBPROCESS_IP/PORT when the agent sets them, else
+            // the agent's own address (reachable from the agent by construction).
+            let ip = std::env::var("LIBPROCESS_IP")
+                .ok()
+                .filter(|ip| !ip.is_empty())
+                .unwrap_or_else(|| agent.addr.rsplit_once(':').map_or("127.0.0.1".to_string(), |(host, _)| host.to_string()));
+            let port = std::env::var("LIBPROCESS_PORT").ok().and_then(|p| p.parse::<u16>().ok()).unwrap_or(0);
+            let bind = format!("{ip}:{port}").parse().with_context(|| format!("{ip}:{port} is not an address to listen on"))?;
+            let (link, inbound) = libprocess::Link::start(agent, bind).await?;
+            (Transport::Libprocess(link), Some(inbound))
+        }
+    };
     let ex = Executor {
         http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default(),
+        transport,
+        agent_id: std::env::var("MESOS_SLAVE_ID").unwrap_or_default(),
         token: std::env::var("MESOS_EXECUTOR_AUTHENTICATION_TOKEN").ok().filter(|t| !t.is_empty()),
         endpoint: env("MESOS_AGENT_ENDPOINT")?,
         url: agent_url(std::env::var("MESOS_SLAVE_PID").ok().as_deref(), &env("MESOS_AGENT_ENDPOINT")?),
@@ -184,7 +230,10 @@ pub async fn run() -> anyhow::Result<()> {
         last_update_accepted: false,
         flags: DockerExecutorFlags::parse(std::env::args().skip(1)),
     };
-    ex.run(internal_rx).await
+    match inbound {
+        Some(inbound) => ex.run_libprocess(inbound, internal_rx).await,
+        None => ex.run_http(internal_rx).await,
+    }
 }
 
 impl Executor {
@@ -243,7 +292,100 @@ impl Executor {
         }
     }
 
-    async fn run(mut self, mut internal: mpsc::Receiver<Internal>) -> anyhow::Result<()> {
+    /// The libprocess driver's loop: register, then act on the agent's messages; when the
+    /// connection to the agent closes, wait up to the recovery timeout for the restarted
+    /// agent's reconnect request and re-register with what it may have lost.
+    async fn run_libprocess(
+        mut self,
+        mut inbound: mpsc::UnboundedReceiver<libprocess::Inbound>,
+        mut internal: mpsc::Receiver<Internal>,
+    ) -> anyhow::Result<()> {
+        use libprocess::Inbound;
+        let Transport::Libprocess(link) = &self.transport else { anyhow::bail!("not a libprocess executor") };
+        let link = link.clone();
+        let register = libprocess::RegisterExecutorMessage {
+            framework_id: Some(v1::FrameworkId { value: self.framework_id.clone() }),
+            executor_id: Some(v1::ExecutorId { value: self.executor_id.clone() }),
+        };
+        anyhow::ensure!(link.send("RegisterExecutorMessage", &register).await, "the agent at {} did not take our registration", link.agent);
+        link.watch_agent();
+        let mut lost_since: Option<tokio::time::Instant> = None;
+        loop {
+            let give_up = lost_since.map(|t| t + self.recovery_timeout);
+            tokio::select! {
+                msg = inbound.recv() => match msg {
+                    Some(Inbound::Registered { agent_id }) => {
+                        tracing::info!(%agent_id, "registered with the agent");
+                        self.agent_id = agent_id;
+                        lost_since = None;
+                    }
+                    Some(Inbound::Reconnect { agent_id }) => {
+                        tracing::info!(%agent_id, "the agent asks us to re-register");
+                        self.agent_id = agent_id;
+                        link.watch_agent();
+                        let reregister = libprocess::ReregisterExecutorMessage {
+                            executor_id: Some(v1::ExecutorId { value: self.executor_id.clone() }),
+                            framework_id: Some(v1::FrameworkId { value: self.framework_id.clone() }),
+                            tasks: self.launched.values().cloned().collect(),
+                            updates: self.unacked.values().map(|s| self.status_update(s.clone())).collect(),
+                        };
+                        if link.send("ReregisterExecutorMessage", &reregister).await {
+                            lost_since = None;
+                        }
+                    }
+                    Some(Inbound::Launch(task)) => self.launch(*task).await,
+                    Some(Inbound::Kill { task_id, kill_policy }) => {
+                        let grace = kill_policy.and_then(|p| p.grace_period).map(|g| Duration::from_nanos(u64::try_from(g.nanoseconds).unwrap_or(0)));
+                        self.kill(&task_id, grace, false);
+                    }
+                    Some(Inbound::Acknowledged { task_id, uuid }) => {
+                        self.unacked.remove(&uuid);
+                        self.launched.remove(&task_id);
+                    }
+                    Some(Inbound::Shutdown) => self.shutdown(),
+                    Some(Inbound::Disconnected) => {
+                        tracing::warn!(agent = %link.agent, timeout = ?self.recovery_timeout, "lost the agent; waiting for it to come back");
+                        lost_since.get_or_insert_with(tokio::time::Instant::now);
+                    }
+                    None => anyhow::bail!("the executor's libprocess server stopped"),
+                },
+                Some(msg) = internal.recv() => self.on_internal(msg).await,
+                () = async { if let Some(t) = give_up { tokio::time::sleep_until(t).await } else { std::future::pending().await } } => {
+                    anyhow::bail!("the agent did not come back within the recovery timeout ({:?})", self.recovery_timeout);
+                }
+            }
+            if self.finished() {
+                tracing::info!("no task left; exiting");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                return Ok(());
+            }
+        }
+    }
+
+    /// A v1 status wrapped as the libprocess driver sends it.
+    fn status_update(&self, mut status: TaskStatus) -> libprocess::StatusUpdate {
+        let agent = v1::AgentId { value: self.agent_id.clone() };
+        status.agent_id = Some(agent.clone());
+        let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        libprocess::StatusUpdate {
+            framework_id: Some(v1::FrameworkId { value: self.framework_id.clone() }),
+            executor_id: Some(v1::ExecutorId { value: self.executor_id.clone() }),
+            slave_id: Some(agent),
+            uuid: status.uuid.clone(),
+            timestamp: Some(status.timestamp.unwrap_or(timestamp)),
+            status: Some(status),
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.shutting_down = true;
+        let ids: Vec<String> = self.tasks.keys().cloned().collect();
+        for id in ids {
+            self.kill(&id, None, false);
+        }
+    }
+
+    async fn run_http(mut self, mut internal: mpsc::Receiver<Internal>) -> anyhow::Result<()> {
         loop {
             let resp = self.subscribe().await?;
             let mut records = RecordStream::new(Box::pin(resp.bytes_stream()), 64 << 20);
@@ -300,6 +442,11 @@ impl Executor {
             ..Default::default()
         };
         self.unacked.insert(status.uuid.clone().unwrap_or_default(), status.clone());
+        if let Transport::Libprocess(link) = &self.transport {
+            let message = libprocess::StatusUpdateMessage { update: Some(self.status_update(status)), pid: Some(link.me.to_string()) };
+            self.last_update_accepted = link.send("StatusUpdateMessage", &message).await;
+            return;
+        }
         let mut c = self.base_call(call::Type::Update);
         c.update = Some(call::Update { status });
         self.last_update_accepted = matches!(self.post(&c, false).await, Ok(r) if r.status().as_u16() == 202);
@@ -326,13 +473,7 @@ impl Executor {
                     self.launched.remove(&a.task_id.value);
                 }
             }
-            event::Type::Shutdown => {
-                self.shutting_down = true;
-                let ids: Vec<String> = self.tasks.keys().cloned().collect();
-                for id in ids {
-                    self.kill(&id, None, false);
-                }
-            }
+            event::Type::Shutdown => self.shutdown(),
             event::Type::Error => tracing::error!(message = ?ev.error.map(|e| e.message), "the agent reported an error"),
             other => tracing::debug!(?other, "ignored event"),
         }

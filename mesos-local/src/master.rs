@@ -565,23 +565,15 @@ impl Master {
                 }
                 v1::offer::operation::Type::LaunchGroup => {
                     let Some(group) = op.launch_group else { continue };
-                    let mut executor = group.executor;
-                    executor.framework_id.get_or_insert_with(|| FrameworkId { value: fid.to_owned() });
-                    let tasks = group.task_group.tasks;
-                    // A task group is all or nothing: validate every task before launching any.
-                    let mut probe = available.clone();
-                    let mut error = None;
-                    let mut seen = HashSet::new();
-                    for t in &tasks {
-                        if let Err(e) = self.validate_task(fid, &agent_id, t, true, &probe, &seen).map(|r| {
-                            probe.subtract(&r);
-                        }) {
-                            error = Some(e);
-                            break;
-                        }
-                        seen.insert(t.task_id.value.clone());
+                    let executor = group.executor;
+                    let mut tasks = group.task_group.tasks;
+                    // As Mesos's master does before validating: a task without an executor gets
+                    // the group's (and the framework must have set the executor's framework id).
+                    for t in &mut tasks {
+                        t.executor.get_or_insert_with(|| executor.clone());
                     }
-                    if let Some(e) = error {
+                    // A task group is all or nothing: validate every task before launching any.
+                    if let Err(e) = self.validate_group(fid, &agent_id, &tasks, &executor, &available) {
                         for t in &tasks {
                             self.send_update(
                                 fid,
@@ -629,8 +621,13 @@ impl Master {
         if task.agent_id.value != agent_id {
             return Err(format!("Task uses invalid agent: {}", task.agent_id.value));
         }
-        if in_group && task.executor.is_some() {
-            return Err("'TaskInfo.executor' must not be set for a task in a task group".to_owned());
+        if in_group && task.executor.is_none() {
+            return Err("'TaskInfo.executor' must be set".to_owned());
+        }
+        if in_group
+            && task.container.as_ref().is_some_and(|c| v1::container_info::Type::try_from(c.r#type) == Ok(v1::container_info::Type::Docker))
+        {
+            return Err("Docker ContainerInfo is not supported on the task".to_owned());
         }
         if !in_group && task.command.is_some() == task.executor.is_some() {
             return Err("Task should have at least one (but not both) of CommandInfo or ExecutorInfo present".to_owned());
@@ -640,6 +637,10 @@ impl Master {
         }
         validate_task_shape(task)?;
         let mut needed = Resources::from_proto(&task.resources).map_err(|e| e.to_string())?;
+        if in_group {
+            // The group's executor and the total are checked once for the group.
+            return Ok(needed);
+        }
         if let Some(exec) = &task.executor {
             validate_id("Executor ID", &exec.executor_id.value)?;
             if !fw.executors.contains_key(&(agent_id.to_owned(), exec.executor_id.value.clone())) {
@@ -650,6 +651,85 @@ impl Master {
             return Err(format!("Task uses more resources {needed} than available {available}"));
         }
         Ok(needed)
+    }
+
+    /// Validates a task group and its executor as Mesos's `task::group::validate` does, in its
+    /// order: each task (its message prefixed with the task's id), then the executor (its own
+    /// rules, the framework id the framework must set, a type, no Docker container, the same
+    /// executor on every task, Mesos's minimum cpus and mem, some disk), then the total
+    /// against what is left of the offer.
+    fn validate_group(
+        &self,
+        fid: &str,
+        agent_id: &str,
+        tasks: &[TaskInfo],
+        executor: &v1::ExecutorInfo,
+        offered: &Resources,
+    ) -> Result<(), String> {
+        use v1::executor_info::Type as ExecutorType;
+        let mut seen = HashSet::new();
+        let mut total = Resources::default();
+        for t in tasks {
+            let needed = self
+                .validate_task(fid, agent_id, t, true, offered, &seen)
+                .map_err(|e| format!("Task '{}' is invalid: {e}", t.task_id.value))?;
+            total.add(&needed);
+            seen.insert(t.task_id.value.clone());
+        }
+        let kind = executor.r#type.map(|t| ExecutorType::try_from(t).unwrap_or(ExecutorType::Unknown));
+        match kind {
+            Some(ExecutorType::Default) if executor.command.is_some() => {
+                return Err("'ExecutorInfo.command' must not be set for 'DEFAULT' executor".to_owned());
+            }
+            Some(ExecutorType::Custom) if executor.command.is_none() => {
+                return Err("'ExecutorInfo.command' must be set for 'CUSTOM' executor".to_owned());
+            }
+            _ => {}
+        }
+        validate_id("Executor ID", &executor.executor_id.value)?;
+        match &executor.framework_id {
+            None => return Err("'ExecutorInfo.framework_id' must be set".to_owned()),
+            Some(id) if id.value != fid => {
+                return Err(format!("ExecutorInfo has an invalid FrameworkID (Actual: {} vs Expected: {fid})", id.value));
+            }
+            Some(_) => {}
+        }
+        match kind {
+            None => return Err("'ExecutorInfo.type' must be set".to_owned()),
+            Some(ExecutorType::Unknown) => return Err("Unknown executor type".to_owned()),
+            Some(_) => {}
+        }
+        if executor.container.as_ref().is_some_and(|c| v1::container_info::Type::try_from(c.r#type) == Ok(v1::container_info::Type::Docker))
+        {
+            return Err("Docker ContainerInfo is not supported on the executor".to_owned());
+        }
+        let eid = &executor.executor_id.value;
+        if let Some(t) = tasks.iter().find(|t| t.executor.as_ref() != Some(executor)) {
+            return Err(format!("The `ExecutorInfo` of task '{}' is different from executor '{eid}'", t.task_id.value));
+        }
+        let own = Resources::from_proto(&executor.resources).map_err(|e| format!("Executor uses invalid resources: {e}"))?;
+        let named = |name: &str| executor.resources.iter().any(|r| r.name == name);
+        let cpus = own.scalar("cpus");
+        if !named("cpus") || cpus < 0.01 {
+            let found = if named("cpus") { cpp_double(cpus) } else { "None".to_owned() };
+            return Err(format!("Executor '{eid}' uses less CPUs ({found}) than the minimum required (0.01)"));
+        }
+        let mem = own.scalar("mem");
+        if !named("mem") || mem < 32.0 {
+            let found = if named("mem") { megabytes(mem) } else { "None".to_owned() };
+            return Err(format!("Executor '{eid}' uses less memory ({found}) than the minimum required (32MB)"));
+        }
+        if !named("disk") {
+            return Err(format!("Executor '{eid}' uses no disk"));
+        }
+        let fw = self.frameworks.get(fid).ok_or("Unknown framework")?;
+        if !fw.executors.contains_key(&(agent_id.to_owned(), eid.clone())) {
+            total.add(&own);
+        }
+        if !offered.contains(&total) {
+            return Err(format!("Total resources {total} required by task group and its executor are more than available {offered}"));
+        }
+        Ok(())
     }
 
     fn launch(
@@ -1391,6 +1471,18 @@ fn validate_framework_info(info: &v1::FrameworkInfo) -> Result<(), String> {
 fn valid_failover_timeout(seconds: f64) -> bool {
     let ns = seconds * 1e9;
     ns.is_finite() && ns <= i64::MAX as f64 && ns >= i64::MIN as f64
+}
+
+/// An amount of megabytes as Mesos prints it: `Resources::mem()` keeps whole megabytes and
+/// stout's `Bytes` raises the unit only when nothing is lost (`0B`, `16MB`, `1GB`).
+fn megabytes(mb: f64) -> String {
+    let mb = mb.max(0.0) as u64;
+    match mb {
+        0 => "0B".to_owned(),
+        m if m % (1024 * 1024) == 0 => format!("{}TB", m / (1024 * 1024)),
+        m if m % 1024 == 0 => format!("{}GB", m / 1024),
+        m => format!("{m}MB"),
+    }
 }
 
 /// A double as C++'s `std::ostream` writes it by default (`%g`, 6 significant digits), as

@@ -235,6 +235,20 @@ async fn bad_requests_get_marathons_errors() -> anyhow::Result<()> {
     let r = fw.request(Method::POST, "/v2/apps", Some(&json!({"id": "/Bad_Id", "cmd": "sleep 1"}))).await?;
     assert_eq!(r.status, 422, "{}", r.text);
     assert_eq!(r.json["details"][0]["path"], "/id");
+    // Fields not carried to Mesos: a 422 naming the field, nothing stored (also through PATCH).
+    let r = fw.request(Method::POST, "/v2/apps", Some(&json!({"id": "/x", "cmd": "sleep 1", "resourceLimits": {"cpus": 2}}))).await?;
+    assert_eq!((r.status, r.json["details"][0]["path"].as_str()), (422, Some("/resourceLimits")), "{}", r.text);
+    assert_eq!(fw.get("/v2/apps/x").await?.status, 404);
+    // The deprecated ipAddress becomes networks, as in Marathon 1.10.
+    let ip = json!({"id": "/ip", "cmd": "sleep 1", "instances": 0, "ipAddress": {"networkName": "dev"}});
+    let r = fw.request(Method::POST, "/v2/apps", Some(&ip)).await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let app = fw.get("/v2/apps/ip").await?.json;
+    assert_eq!(app["app"]["networks"], json!([{"mode": "container", "name": "dev"}]), "{app}");
+    assert_eq!(app["app"]["container"]["type"], "MESOS", "{app}");
+    let r = fw.request(Method::PATCH, "/v2/apps/ip", Some(&json!({"tty": true}))).await?;
+    assert_eq!((r.status, r.json["details"][0]["path"].as_str()), (422, Some("/tty")), "{}", r.text);
+    assert_eq!(fw.request(Method::DELETE, "/v2/apps/ip", None).await?.status, 200);
     // Conflicts: 409.
     let ok = json!({"id": "/x", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 0});
     assert_eq!(fw.request(Method::POST, "/v2/apps", Some(&ok)).await?.status, 201);

@@ -56,7 +56,7 @@ pub fn apply_patch(current: &AppDefinition, patch: &[u8], base: &PathId) -> Resu
         merged.remove("fetch");
     }
     let docker_network = value.pointer("/container/docker/network").is_some_and(|n| !n.is_null());
-    if docker_network && !o.has("networks") {
+    if (docker_network || o.has("ipAddress")) && !o.has("networks") {
         merged.remove("networks");
     }
     if let Value::Object(fields) = &value {
@@ -101,16 +101,139 @@ pub(crate) fn parse_json(body: &[u8]) -> Result<Value, AppError> {
 
 /// Reads, checks, normalizes and validates the app at `path` of a body.
 pub(crate) fn app_from_value(value: &Value, path: &str, base: &PathId) -> Result<AppDefinition, AppError> {
+    let translated = translate_ip_address(value).map_err(|found| AppError::Invalid(prefixed(path, found)))?;
+    let value = translated.as_ref().unwrap_or(value);
     let raw = read_app(value, path, base).map_err(AppError::malformed)?;
     check_app(raw, value).map_err(|found| AppError::Invalid(prefixed(path, found)))
 }
 
-/// The rules of an app as read from `value`: deprecated-field rules (with `ipAddress`, which
-/// is not supported), normalization, validation. Paths are relative to the app.
+/// The network name Marathon reads as "the Mesos bridge" in a deprecated `ipAddress`
+/// (`--mesos_bridge_name`'s default).
+const MESOS_BRIDGE_NAME: &str = "mesos-bridge";
+
+/// Marathon 1.10's translation of the deprecated `ipAddress` (`AppNormalization`'s
+/// `NetworkTranslation` and `migrateIpDiscovery`), done on the JSON before the app is read:
+/// - with `container.docker.network` HOST, USER or BRIDGE: `networks` is `[{mode: host}]`,
+///   `[{mode: container, name: networkName}]` or `[{mode: container/bridge}]` (the docker
+///   network is dropped);
+/// - without: `[{mode: container/bridge}]` for the name `mesos-bridge`, else
+///   `[{mode: container, name: networkName}]`;
+/// - `ipAddress.labels` become the network's labels; an app without a container gets an empty
+///   MESOS container;
+/// - `ipAddress.discovery.ports` become the MESOS container's `portMappings` (container port,
+///   name, protocol, labels; no host port); with any other container type, or next to given
+///   port mappings, they are refused;
+/// - next to a non-empty `networks` the app is refused ("cannot mix deprecated and canonical
+///   network APIs").
+///
+/// Marathon answers its refusals here with HTTP 500; they are 422s here. `None`: no `ipAddress`.
+fn translate_ip_address(value: &Value) -> Result<Option<Value>, Vec<Violation>> {
+    let Some(ip) = value.get("ipAddress").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let mut e = Violations::default();
+    let Some(ip) = ip.as_object() else {
+        e.add("/ipAddress", "error.expected.jsobject");
+        return Err(e.into_vec());
+    };
+    let Some(mut app) = value.as_object().cloned() else {
+        return Ok(None);
+    };
+    if value.get("networks").and_then(Value::as_array).is_some_and(|n| !n.is_empty()) {
+        e.add("/", "cannot mix deprecated and canonical network APIs");
+        return Err(e.into_vec());
+    }
+    let name = ip.get("networkName").and_then(Value::as_str);
+    let labels = ip.get("labels").filter(|l| !l.is_null());
+    let network = |mode: &str, name: Option<&str>| {
+        let mut n = Map::new();
+        n.insert("mode".into(), mode.into());
+        if let Some(name) = name {
+            n.insert("name".into(), name.into());
+        }
+        if let Some(labels) = labels.filter(|_| mode != "host") {
+            n.insert("labels".into(), labels.clone());
+        }
+        Value::Object(n)
+    };
+    let networks = match value.pointer("/container/docker/network").filter(|n| !n.is_null()) {
+        Some(Value::String(kind)) if kind == "HOST" => network("host", None),
+        Some(Value::String(kind)) if kind == "USER" => network("container", name),
+        Some(Value::String(kind)) if kind == "BRIDGE" => network("container/bridge", None),
+        Some(other) => {
+            let kind = other.as_str().map_or_else(|| other.to_string(), str::to_owned);
+            e.add("/container/docker/network", format!("unsupported docker network type {kind}"));
+            return Err(e.into_vec());
+        }
+        None if name == Some(MESOS_BRIDGE_NAME) => network("container/bridge", None),
+        None => network("container", name),
+    };
+    app.insert("networks".into(), Value::Array(vec![networks]));
+    let container = app.entry("container").or_insert(Value::Null);
+    if container.is_null() {
+        *container = serde_json::json!({"type": "MESOS"});
+    }
+    if let Some(c) = container.as_object_mut() {
+        if let Some(Value::Object(docker)) = c.get_mut("docker") {
+            docker.remove("network");
+        }
+        let ports = ip.get("discovery").and_then(|d| d.get("ports")).and_then(Value::as_array).filter(|p| !p.is_empty());
+        if let Some(ports) = ports {
+            let kind = c.get("type").and_then(Value::as_str).unwrap_or("DOCKER").to_owned();
+            let given = |v: Option<&Value>| v.is_some_and(|m| !m.is_null());
+            if kind != "MESOS" {
+                e.add("/ipAddress/discovery/ports", format!("ipAddress.discovery.ports do not apply for container type {kind}"));
+            } else if given(c.get("portMappings")) || given(c.get("docker").and_then(|d| d.get("portMappings"))) {
+                e.add("/ipAddress/discovery/ports", "container.portMappings and ipAddress.discovery.ports must not both be set");
+            } else {
+                let mappings = ports
+                    .iter()
+                    .map(|port| {
+                        let mut m = Map::new();
+                        for (from, to) in [("number", "containerPort"), ("name", "name"), ("protocol", "protocol"), ("labels", "labels")] {
+                            if let Some(v) = port.get(from).filter(|v| !v.is_null()) {
+                                m.insert(to.into(), v.clone());
+                            }
+                        }
+                        Value::Object(m)
+                    })
+                    .collect();
+                c.insert("portMappings".into(), Value::Array(mappings));
+            }
+        }
+    }
+    app.remove("ipAddress");
+    e.into_result()?;
+    Ok(Some(Value::Object(app)))
+}
+
+/// Marathon 1.10 app fields this scheduler does not carry to Mesos: refused with a 422 that
+/// says what to do rather than dropped (issue 19). A `null` counts as absent.
+const NOT_CARRIED: &[(&str, &str)] = &[
+    ("/resourceLimits", "resourceLimits is not supported: tasks are limited to the cpus and mem they ask for; remove resourceLimits"),
+    ("/check", "check (Mesos task checks) is not supported: use healthChecks, or readinessChecks for deployments"),
+    ("/executorResources", "executorResources is not supported: remove it (executors get Mesos's default resources)"),
+    ("/container/linuxInfo", "container.linuxInfo is not supported: remove it (seccomp and shared memory are the agent's defaults)"),
+];
+
+/// The rules of an app as read from `value`: fields not carried to Mesos ([`NOT_CARRIED`], a
+/// custom executor, a TTY), deprecated-field rules, normalization, validation. Paths are
+/// relative to the app.
 pub(crate) fn check_app(raw: AppDefinition, value: &Value) -> Result<AppDefinition, Vec<Violation>> {
     let mut legacy = Violations::default();
-    if value.get("ipAddress").is_some_and(|v| !v.is_null()) {
-        legacy.add("/ipAddress", "ipAddress is not supported: use networks and container.portMappings");
+    for (path, why) in NOT_CARRIED {
+        if value.pointer(path).is_some_and(|v| !v.is_null()) {
+            legacy.add(path, *why);
+        }
+    }
+    if !raw.executor.is_empty() && raw.executor != "//cmd" {
+        legacy.add(
+            "/executor",
+            "custom executors are not supported: leave executor empty or \"//cmd\" (Docker apps can run through framework-executor with the label FRAMEWORK_EXECUTOR)",
+        );
+    }
+    if raw.tty == Some(true) {
+        legacy.add("/tty", "tty is not supported: tasks run without a terminal; remove tty or set it to false");
     }
     if let Err(found) = validate_legacy(&raw) {
         legacy.extend(found);
@@ -172,9 +295,91 @@ mod tests {
     }
 
     #[test]
-    fn ip_address_is_refused() {
-        let e = parse(json!({"id": "/a", "cmd": "x1", "ipAddress": {"networkName": "n"}})).unwrap_err();
-        assert_eq!(e.details()[0].path, "/ipAddress");
+    fn ip_address_becomes_networks_as_in_marathon() {
+        let networks = |a: &AppDefinition| serde_json::to_value(&a.networks).unwrap();
+        // A named network, with labels and discovery ports: an empty MESOS container gets them.
+        let a = parse(json!({"id": "/a", "cmd": "x1", "ipAddress": {"networkName": "dev", "labels": {"k": "v"},
+            "discovery": {"ports": [{"number": 8080, "name": "http", "protocol": "tcp"}]}}}))
+        .unwrap();
+        assert_eq!(networks(&a), json!([{"mode": "container", "name": "dev", "labels": {"k": "v"}}]));
+        let c = a.container.as_ref().unwrap();
+        assert_eq!(c.kind, ContainerType::Mesos);
+        let pm = c.port_mappings.as_ref().unwrap();
+        assert_eq!((pm.len(), pm[0].container_port, pm[0].name.as_deref(), pm[0].host_port), (1, 8080, Some("http"), None));
+        assert!(a.port_definitions.as_ref().is_none_or(Vec::is_empty));
+        // The Mesos bridge's name, and the Docker network kinds.
+        let a = parse(json!({"id": "/a", "cmd": "x1", "ipAddress": {"networkName": "mesos-bridge"}})).unwrap();
+        assert_eq!(networks(&a), json!([{"mode": "container/bridge"}]));
+        for (kind, want) in [
+            ("BRIDGE", json!([{"mode": "container/bridge"}])),
+            ("USER", json!([{"mode": "container", "name": "dev"}])),
+            ("HOST", json!([{"mode": "host"}])),
+        ] {
+            let a = parse(json!({"id": "/a", "ipAddress": {"networkName": "dev"},
+                "container": {"type": "DOCKER", "docker": {"image": "i", "network": kind}}}))
+            .unwrap();
+            assert_eq!(networks(&a), want, "{kind}");
+            assert!(a.container.as_ref().unwrap().docker.as_ref().unwrap().network.is_none());
+        }
+        // Without a name: a container network needs one (no --default_network_name).
+        let e = parse(json!({"id": "/a", "cmd": "x1", "ipAddress": {}})).unwrap_err();
+        assert_eq!(e.status(), 422);
+        assert!(e.details().iter().any(|d| d.path == "/networks"), "{:?}", e.details());
+        // Refusals (Marathon's messages; its HTTP 500 is a 422 here).
+        for (app, path, message) in [
+            (
+                json!({"id": "/a", "cmd": "x1", "ipAddress": {"networkName": "n"}, "networks": [{"mode": "host"}]}),
+                "/",
+                "cannot mix deprecated and canonical network APIs",
+            ),
+            (
+                json!({"id": "/a", "ipAddress": {"networkName": "n", "discovery": {"ports": [{"number": 80, "name": "h", "protocol": "tcp"}]}},
+                    "container": {"type": "DOCKER", "docker": {"image": "i"}}}),
+                "/ipAddress/discovery/ports",
+                "ipAddress.discovery.ports do not apply for container type DOCKER",
+            ),
+            (
+                json!({"id": "/a", "cmd": "x1", "ipAddress": {"networkName": "n", "discovery": {"ports": [{"number": 80, "name": "h", "protocol": "tcp"}]}},
+                    "container": {"type": "MESOS", "portMappings": [{"containerPort": 81}]}}),
+                "/ipAddress/discovery/ports",
+                "container.portMappings and ipAddress.discovery.ports must not both be set",
+            ),
+            (json!({"id": "/a", "cmd": "x1", "ipAddress": "n"}), "/ipAddress", "error.expected.jsobject"),
+        ] {
+            let e = parse(app).unwrap_err();
+            assert_eq!((e.status(), e.details()[0].path.as_str(), e.details()[0].errors[0].as_str()), (422, path, message));
+        }
+        let r = parse(json!({"id": "/ip", "cmd": "sleep 1", "instances": 0, "ipAddress": {"networkName": "dev"}}));
+        assert!(r.is_ok(), "{:?}", r.err().map(|e| e.to_json()));
+        // A partial update naming ipAddress replaces the app's networks.
+        let cur = parse(json!({"id": "/a", "cmd": "x1"})).unwrap();
+        let next = apply_patch(&cur, br#"{"ipAddress": {"networkName": "dev"}}"#, &root()).unwrap();
+        assert_eq!(networks(&next), json!([{"mode": "container", "name": "dev"}]));
+    }
+
+    #[test]
+    fn fields_not_carried_to_mesos_are_refused_never_dropped() {
+        for (field, value, path) in [
+            ("resourceLimits", json!({"cpus": 2}), "/resourceLimits"),
+            ("check", json!({"exec": {"command": {"shell": "true"}}}), "/check"),
+            ("executorResources", json!({"cpus": 0.1}), "/executorResources"),
+            ("container", json!({"type": "MESOS", "linuxInfo": {"seccomp": {"unconfined": true}}}), "/container/linuxInfo"),
+            ("executor", json!("/opt/my-executor"), "/executor"),
+            ("tty", json!(true), "/tty"),
+        ] {
+            let mut app = json!({"id": "/a", "cmd": "x1"});
+            app[field] = value;
+            let e = parse(app).unwrap_err();
+            assert_eq!(e.status(), 422, "{field}");
+            assert_eq!(e.details()[0].path, path, "{field}");
+            assert!(e.details()[0].errors[0].contains("not supported"), "{field}: {:?}", e.details());
+        }
+        // What is carried or means nothing: accepted.
+        for (field, value) in [("executor", json!("//cmd")), ("executor", json!("")), ("tty", json!(false)), ("check", Value::Null)] {
+            let mut app = json!({"id": "/a", "cmd": "x1"});
+            app[field] = value.clone();
+            assert!(parse(app).is_ok(), "{field}: {value}");
+        }
     }
 
     #[test]

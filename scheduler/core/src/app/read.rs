@@ -360,7 +360,7 @@ fn app(value: &Value, path: &str, base: &PathId, e: &mut Violations) -> Option<A
     a.secrets = o.opt("secrets", e, secrets).unwrap_or_default();
     a.version = o.opt("version", e, timestamp);
     a.version_info = o.opt("versionInfo", e, version_info);
-    // `residency` is deprecated and has no effect; `ipAddress` is refused by the parser.
+    // `residency` is deprecated and has no effect; `ipAddress` is translated by the parser.
     Some(a)
 }
 

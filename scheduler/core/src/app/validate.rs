@@ -16,9 +16,9 @@
 //!   resident upgrade strategy: resident apps need persistent volumes, which are refused.
 //! - Secret references (`env`, `pullConfig`, secret volumes) pointing at existing secrets:
 //!   the `secrets` feature is off, so any secret use is refused outright.
-//! - External volume provider rules, AppC image ids, `check` (Mesos checks), `linuxInfo`,
-//!   `resourceLimits`, `executorResources`, `ipAddress`: not supported (`ipAddress` is refused
-//!   when parsing; the others are ignored as unknown fields).
+//! - External volume provider rules and AppC image ids. `check` (Mesos checks), `linuxInfo`,
+//!   `resourceLimits`, `executorResources`, custom executors and `tty: true` are not
+//!   supported: the parser refuses them (`parse.rs`, `NOT_CARRIED`); it translates `ipAddress`.
 //! - "Network name must be specified" assumes no `--default_network_name` is configured.
 //!
 //! Added here, beyond Marathon: size bounds ([`MAX_ID_LENGTH`], [`MAX_INSTANCES`] and the

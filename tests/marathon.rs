@@ -65,6 +65,8 @@ async fn app_lifecycle_scale_kill_restart_update_delete() -> anyhow::Result<()> 
         assert!(t["id"].as_str().is_some_and(|id| id.starts_with("shop_web.instance-") && id.ends_with("._app.1")), "{t}");
         assert!(t["slaveId"].as_str().is_some_and(|s| !s.is_empty()));
         assert!(t["startedAt"].is_string());
+        // The role its resources were allocated to (Marathon's Task.role): the framework's, `*`.
+        assert_eq!(t["role"], "*", "{t}");
     }
     assert_eq!(j["app"]["tasksRunning"], 2);
 

@@ -1850,6 +1850,7 @@ impl Scheduler {
             framework_id: self.framework_id.clone(),
             connected: self.connected,
             master: self.master.clone(),
+            role: self.config.role.clone(),
             counters: Counters {
                 reconciliation_rounds: self.reconciliation.rounds_completed,
                 reconciliation_retries: self.reconciliation.retries,

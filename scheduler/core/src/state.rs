@@ -344,6 +344,8 @@ pub struct Snapshot {
     pub connected: bool,
     /// The master we are subscribed to.
     pub master: String,
+    /// The Mesos role the scheduler launches tasks under (`--mesos-role`): each task's `role`.
+    pub role: String,
     /// Counters for /metrics.
     pub counters: Counters,
 }

@@ -190,7 +190,7 @@ pub async fn get_any(State(state): State<ApiState>, Path(rest): Path<String>, Ra
             Target::Tasks(raw) => {
                 let id = app_id(&raw)?;
                 let app = snap.apps.get(&id).ok_or_else(|| ApiError::app_not_found(&id))?;
-                Ok(json!({ "tasks": snap.instances_of(&id).map(|i| render::task(i, Some(app))).collect::<Vec<_>>() }))
+                Ok(json!({ "tasks": snap.instances_of(&id).map(|i| render::task(i, Some(app), &snap.role)).collect::<Vec<_>>() }))
             }
             Target::Versions(raw) => {
                 let id = app_id(&raw)?;

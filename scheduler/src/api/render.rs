@@ -40,7 +40,7 @@ impl Embed {
 }
 
 /// The Task JSON of an instance.
-pub fn task(i: &Instance, app: Option<&AppDefinition>) -> Value {
+pub fn task(i: &Instance, app: Option<&AppDefinition>, framework_role: &str) -> Value {
     let has_checks = app.is_some_and(crate::spec::has_health_checks);
     let health: Vec<Value> = match (has_checks, i.healthy) {
         (true, Some(alive)) => vec![json!({
@@ -66,6 +66,7 @@ pub fn task(i: &Instance, app: Option<&AppDefinition>) -> Value {
         "localVolumes": [],
         "region": i.region,
         "zone": i.zone,
+        "role": app.and_then(|a| a.role.as_deref()).unwrap_or(framework_role),
     })
 }
 
@@ -118,7 +119,7 @@ impl<'a> AppInfo<'a> {
                 tasks_healthy: counts.healthy,
                 tasks_unhealthy: counts.unhealthy,
                 deployments: deployment.map(|(_, id)| DeploymentRef { id: id.clone() }).into_iter().collect(),
-                tasks: embed.tasks.then(|| snap.instances_of(&app.id).map(|i| task(i, Some(app))).collect()),
+                tasks: embed.tasks.then(|| snap.instances_of(&app.id).map(|i| task(i, Some(app), &snap.role)).collect()),
                 last_task_failure: if embed.last_task_failure { snap.failures.get(&app.id) } else { None },
             },
         }

@@ -29,7 +29,7 @@ pub async fn list(State(state): State<ApiState>, RawQuery(q): RawQuery) -> Respo
                     _ => false,
                 })
         })
-        .map(|i| render::task(i, snap.apps.get(&i.app_id).map(|a| a.as_ref())))
+        .map(|i| render::task(i, snap.apps.get(&i.app_id).map(|a| a.as_ref()), &snap.role))
         .collect();
     json_response(200, &json!({ "tasks": tasks }))
 }
@@ -87,7 +87,8 @@ pub async fn kill(state: &ApiState, tasks: Vec<TaskId>, p: &Params, single: bool
     match state.actor.ask(|reply| Command::KillTasks { tasks, reply }).await.and_then(|r| r) {
         Ok(killed) => {
             let snap = state.actor.snapshot();
-            let rendered: Vec<Value> = killed.iter().map(|i| render::task(i, snap.apps.get(&i.app_id).map(|a| a.as_ref()))).collect();
+            let rendered: Vec<Value> =
+                killed.iter().map(|i| render::task(i, snap.apps.get(&i.app_id).map(|a| a.as_ref()), &snap.role)).collect();
             if single {
                 json_response(200, &json!({ "task": rendered.into_iter().next() }))
             } else {

@@ -69,6 +69,17 @@ async fn app_lifecycle_scale_kill_restart_update_delete() -> anyhow::Result<()> 
         assert_eq!(t["role"], "*", "{t}");
     }
     assert_eq!(j["app"]["tasksRunning"], 2);
+    // Marathon's group wildcards: every app within a group, and their tasks.
+    for path in ["/v2/apps/shop/*", "/v2/apps/*"] {
+        let r = fw.get(path).await?;
+        let ids: Vec<&str> = r.json["*"].as_array().context("a `*` list")?.iter().filter_map(|a| a["id"].as_str()).collect();
+        assert_eq!((r.status, ids), (200, vec!["/shop/web"]), "{path}: {}", r.text);
+        assert_eq!(r.json["*"][0]["tasks"].as_array().map(Vec::len), Some(2), "{path}");
+    }
+    let r = fw.get("/v2/apps/shop/*/tasks").await?;
+    assert_eq!(r.json["tasks"].as_array().map(Vec::len), Some(2), "{}", r.text);
+    let r = fw.get("/v2/apps/nope/*").await?;
+    assert_eq!((r.status, r.json["message"].as_str()), (404, Some("Group '/nope' does not exist")));
 
     // Scale up and down.
     let r = fw.request(Method::PUT, "/v2/apps/shop/web", Some(&json!({"instances": 3}))).await?;

@@ -49,6 +49,18 @@ fn target(rest: &str) -> Target {
     Target::App(rest.to_string())
 }
 
+/// The group part of Marathon's `{group}/*` (`*` alone is the root), if `raw` is one.
+fn group_wildcard(raw: &str) -> Option<&str> {
+    if raw == "*" { Some("/") } else { raw.strip_suffix("/*") }
+}
+
+/// The existing group a `{group}/*` names (404 with Marathon's message when there is none).
+fn wildcard_group(snap: &framework_core::state::Snapshot, raw: &str) -> Result<PathId, ApiError> {
+    let group = group_wildcard(raw).unwrap_or("/");
+    let gid = PathId::parse(group).map_err(|e| ApiError::new(400, format!("Invalid group id '{group}': {e}")))?;
+    if snap.groups.contains_key(&gid) { Ok(gid) } else { Err(ApiError::group_not_found(&gid)) }
+}
+
 fn app_id(raw: &str) -> Result<AppId, ApiError> {
     PathId::parse(raw).map_err(|e| ApiError::new(400, format!("Invalid app id '{raw}': {e}")))
 }
@@ -179,6 +191,22 @@ pub async fn get_any(State(state): State<ApiState>, Path(rest): Path<String>, Ra
     let snap = state.actor.snapshot();
     let result = async {
         match target(&rest) {
+            // Marathon's `{group}/*`: every app within the group (`{"*": [...]}`), or their tasks.
+            Target::App(raw) if group_wildcard(&raw).is_some() => {
+                let gid = wildcard_group(&snap, &raw)?;
+                let mut embed = Embed::parse(p.all("embed"));
+                embed.tasks = true;
+                embed.last_task_failure = true;
+                let apps = snap.apps.range(gid.clone()..).take_while(|(id, _)| id.is_within(&gid));
+                Ok(json!({ "*": apps.map(|(_, a)| render::app_info(&snap, a, embed)).collect::<Vec<_>>() }))
+            }
+            Target::Tasks(raw) if group_wildcard(&raw).is_some() => {
+                let gid = wildcard_group(&snap, &raw)?;
+                let apps = snap.apps.range(gid.clone()..).take_while(|(id, _)| id.is_within(&gid));
+                let tasks: Vec<Value> =
+                    apps.flat_map(|(id, a)| snap.instances_of(id).map(|i| render::task(i, Some(a), &snap.role))).collect();
+                Ok(json!({ "tasks": tasks }))
+            }
             Target::App(raw) => {
                 let id = app_id(&raw)?;
                 let app = snap.apps.get(&id).ok_or_else(|| ApiError::app_not_found(&id))?;

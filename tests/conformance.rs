@@ -407,18 +407,24 @@ async fn launch_group_runs_every_task_on_the_executor() {
     let c = mesos("group", 1).await;
     let log = integration_tests::work_dir("group-log").join("events.jsonl");
     let mut s = Session::subscribe(&c.url(), subscribe_call(None, 3600.0, &[]), Encoding::Json).await.expect("subscribed");
-    let offer = s.next("OFFERS").await.expect("offer")["offers"]["offers"][0].clone();
-    let task = |id: &str| {
-        json!({"name": id, "task_id": {"value": id}, "agent_id": offer["agent_id"],
-        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}, {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}]})
+    // An ACCEPT of `offer` launching tasks `ids` as one group on `executor`.
+    let accept_group = |offer: &Json, executor: &Json, ids: [&str; 2]| {
+        let tasks: Vec<Json> = ids
+            .iter()
+            .map(|id| {
+                json!({"name": id, "task_id": {"value": id}, "agent_id": offer["agent_id"],
+                "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}, {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}]})
+            })
+            .collect();
+        let op = json!({"type": "LAUNCH_GROUP", "launch_group": {"executor": executor, "task_group": {"tasks": tasks}}});
+        json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [op], "filters": {"refuse_seconds": 0}}})
     };
-    let group = |executor: Json| json!({"type": "LAUNCH_GROUP", "launch_group": {"executor": executor, "task_group": {"tasks": [task("g1"), task("g2")]}}});
-    let accept = |offer: &Json, op: Json| json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [op], "filters": {"refuse_seconds": 0}}});
+    let offer = s.next("OFFERS").await.expect("offer")["offers"]["offers"][0].clone();
     // Mesos's master fills in the executor's framework id for LAUNCH, not for LAUNCH_GROUP:
     // without it every task of the group is refused, and nothing is acknowledged (the master's
     // updates carry no uuid).
     let mut executor = executor_info("group-exec", &log);
-    assert_eq!(s.call(accept(&offer, group(executor.clone()))).await.expect("accept"), 202);
+    assert_eq!(s.call(accept_group(&offer, &executor, ["g1", "g2"])).await.expect("accept"), 202);
     for id in ["g1", "g2"] {
         let st = s.wait_state(id, "TASK_ERROR").await.expect("refused");
         assert_eq!(st["reason"], "REASON_TASK_GROUP_INVALID", "{st}");
@@ -427,12 +433,7 @@ async fn launch_group_runs_every_task_on_the_executor() {
     }
     executor["framework_id"] = json!({"value": s.framework_id});
     let offer = s.next("OFFERS").await.expect("the resources offered again")["offers"]["offers"][0].clone();
-    let task = |id: &str| {
-        json!({"name": id, "task_id": {"value": id}, "agent_id": offer["agent_id"],
-        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}, {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}]})
-    };
-    let op = json!({"type": "LAUNCH_GROUP", "launch_group": {"executor": executor, "task_group": {"tasks": [task("g3"), task("g4")]}}});
-    assert_eq!(s.call(accept(&offer, op)).await.expect("accept"), 202);
+    assert_eq!(s.call(accept_group(&offer, &executor, ["g3", "g4"])).await.expect("accept"), 202);
     let mut running = std::collections::BTreeSet::new();
     while running.len() < 2 {
         let ev = s.next("UPDATE").await.expect("update");

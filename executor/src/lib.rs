@@ -205,7 +205,7 @@ pub async fn run_with(driver: Driver) -> anyhow::Result<()> {
             let port = std::env::var("LIBPROCESS_PORT").ok().and_then(|p| p.parse::<u16>().ok()).unwrap_or(0);
             let bind = format!("{ip}:{port}").parse().with_context(|| format!("{ip}:{port} is not an address to listen on"))?;
             let (link, inbound) = libprocess::Link::start(agent, bind).await?;
-            (Transport::Libprocess(link), Some(inbound))
+            (Transport::Libprocess(link.clone()), Some((link, inbound)))
         }
     };
     let ex = Executor {
@@ -231,7 +231,7 @@ pub async fn run_with(driver: Driver) -> anyhow::Result<()> {
         flags: DockerExecutorFlags::parse(std::env::args().skip(1)),
     };
     match inbound {
-        Some(inbound) => ex.run_libprocess(inbound, internal_rx).await,
+        Some((link, inbound)) => ex.run_libprocess(link, inbound, internal_rx).await,
         None => ex.run_http(internal_rx).await,
     }
 }
@@ -297,12 +297,11 @@ impl Executor {
     /// agent's reconnect request and re-register with what it may have lost.
     async fn run_libprocess(
         mut self,
+        link: libprocess::Link,
         mut inbound: mpsc::UnboundedReceiver<libprocess::Inbound>,
         mut internal: mpsc::Receiver<Internal>,
     ) -> anyhow::Result<()> {
         use libprocess::Inbound;
-        let Transport::Libprocess(link) = &self.transport else { anyhow::bail!("not a libprocess executor") };
-        let link = link.clone();
         let register = libprocess::RegisterExecutorMessage {
             framework_id: Some(v1::FrameworkId { value: self.framework_id.clone() }),
             executor_id: Some(v1::ExecutorId { value: self.executor_id.clone() }),

@@ -624,9 +624,7 @@ impl Master {
         if in_group && task.executor.is_none() {
             return Err("'TaskInfo.executor' must be set".to_owned());
         }
-        if in_group
-            && task.container.as_ref().is_some_and(|c| v1::container_info::Type::try_from(c.r#type) == Ok(v1::container_info::Type::Docker))
-        {
+        if in_group && is_docker(task.container.as_ref()) {
             return Err("Docker ContainerInfo is not supported on the task".to_owned());
         }
         if !in_group && task.command.is_some() == task.executor.is_some() {
@@ -699,8 +697,7 @@ impl Master {
             Some(ExecutorType::Unknown) => return Err("Unknown executor type".to_owned()),
             Some(_) => {}
         }
-        if executor.container.as_ref().is_some_and(|c| v1::container_info::Type::try_from(c.r#type) == Ok(v1::container_info::Type::Docker))
-        {
+        if is_docker(executor.container.as_ref()) {
             return Err("Docker ContainerInfo is not supported on the executor".to_owned());
         }
         let eid = &executor.executor_id.value;
@@ -1471,6 +1468,11 @@ fn validate_framework_info(info: &v1::FrameworkInfo) -> Result<(), String> {
 fn valid_failover_timeout(seconds: f64) -> bool {
     let ns = seconds * 1e9;
     ns.is_finite() && ns <= i64::MAX as f64 && ns >= i64::MIN as f64
+}
+
+/// Whether a container is a Docker one.
+fn is_docker(container: Option<&v1::ContainerInfo>) -> bool {
+    container.is_some_and(|c| v1::container_info::Type::try_from(c.r#type) == Ok(v1::container_info::Type::Docker))
 }
 
 /// An amount of megabytes as Mesos prints it: `Resources::mem()` keeps whole megabytes and

@@ -417,7 +417,7 @@ pub fn group_dependencies(app: &AppId, groups: &GroupMap, apps: &AppMap) -> Vec<
     let mut up = app.parent();
     loop {
         for dep in groups.get(&up).map(|g| g.dependencies.as_slice()).unwrap_or_default() {
-            out.extend(apps.range(dep.clone()..).take_while(|(id, _)| id.is_within(dep)).map(|(id, _)| id.clone()).filter(|id| id != app));
+            out.extend(crate::state::within(apps, dep).map(|(id, _)| id.clone()).filter(|id| id != app));
         }
         if up.is_root() {
             break;
@@ -759,13 +759,8 @@ impl Scheduler {
     /// The apps and groups within `gid`, for the pure tree functions.
     pub fn tree_view(&self, gid: &PathId) -> tree::TreeView {
         tree::TreeView {
-            apps: self.apps.range(gid.clone()..).take_while(|(id, _)| id.is_within(gid)).map(|(id, _)| id.clone()).collect(),
-            groups: self
-                .groups
-                .range(gid.clone()..)
-                .take_while(|(id, _)| id.is_within(gid))
-                .map(|(id, g)| (id.clone(), (**g).clone()))
-                .collect(),
+            apps: crate::state::within(&self.apps, gid).map(|(id, _)| id.clone()).collect(),
+            groups: crate::state::within(&self.groups, gid).map(|(id, g)| (id.clone(), (**g).clone())).collect(),
         }
     }
 
@@ -1805,10 +1800,7 @@ impl Scheduler {
                 if !self.groups.contains_key(&group) {
                     return Err(Rejection::group_not_found(&group));
                 }
-                let put: Vec<AppDefinition> = self
-                    .apps
-                    .range(group.clone()..)
-                    .take_while(|(id, _)| id.is_within(&group))
+                let put: Vec<AppDefinition> = crate::state::within(&self.apps, &group)
                     .map(|(_, a)| {
                         let mut a = (**a).clone();
                         a.instances = (f64::from(a.instances) * factor).ceil().min(f64::from(u32::MAX)) as u32;

@@ -391,6 +391,15 @@ impl Snapshot {
     }
 }
 
+/// The entries of an id-ordered map (apps, groups) at `group` or below it: one contiguous range,
+/// found in O(log n).
+pub fn within<'a, V: Clone>(
+    map: &'a imbl::OrdMap<crate::ids::PathId, V>,
+    group: &'a crate::ids::PathId,
+) -> impl Iterator<Item = (&'a crate::ids::PathId, &'a V)> + 'a {
+    map.range(group.clone()..).take_while(move |(id, _)| id.is_within(group))
+}
+
 /// The entries of an instance map whose ids start with `app`'s prefix (`<safe name>.instance-`):
 /// every instance of `app`, as one contiguous range of the id-ordered map, found in O(log n).
 /// The range can also hold instances of apps whose safe name extends this one's (`/a.instance-x`

@@ -10,6 +10,7 @@ use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderValue, Response};
 use framework_core::app::{self, AppDefinition};
 use framework_core::ids::{AppId, PathId, TaskId, Timestamp};
+use framework_core::state::within;
 use serde_json::{Value, json};
 
 use super::render::{self, Embed};
@@ -197,14 +198,13 @@ pub async fn get_any(State(state): State<ApiState>, Path(rest): Path<String>, Ra
                 let mut embed = Embed::parse(p.all("embed"));
                 embed.tasks = true;
                 embed.last_task_failure = true;
-                let apps = snap.apps.range(gid.clone()..).take_while(|(id, _)| id.is_within(&gid));
-                Ok(json!({ "*": apps.map(|(_, a)| render::app_info(&snap, a, embed)).collect::<Vec<_>>() }))
+                Ok(json!({ "*": within(&snap.apps, &gid).map(|(_, a)| render::app_info(&snap, a, embed)).collect::<Vec<_>>() }))
             }
             Target::Tasks(raw) if group_wildcard(&raw).is_some() => {
                 let gid = wildcard_group(&snap, &raw)?;
-                let apps = snap.apps.range(gid.clone()..).take_while(|(id, _)| id.is_within(&gid));
-                let tasks: Vec<Value> =
-                    apps.flat_map(|(id, a)| snap.instances_of(id).map(|i| render::task(i, Some(a), &snap.role))).collect();
+                let tasks: Vec<Value> = within(&snap.apps, &gid)
+                    .flat_map(|(id, a)| snap.instances_of(id).map(|i| render::task(i, Some(a), &snap.role)))
+                    .collect();
                 Ok(json!({ "tasks": tasks }))
             }
             Target::App(raw) => {

@@ -6,6 +6,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, Response};
 use framework_core::app::{self, GroupRequest};
 use framework_core::ids::{PathId, Timestamp};
+use framework_core::state::within;
 use framework_core::tree::GroupVersion;
 use serde_json::{Value, json};
 
@@ -55,17 +56,11 @@ fn target(rest: &str) -> Target {
 /// Marathon's group JSON: the group's own fields, its apps and its subgroups, recursively.
 fn group_json(snap: &Snapshot, gid: &PathId, embed: Embed) -> Value {
     let node = snap.groups.get(gid);
-    let apps: Vec<Value> = snap
-        .apps
-        .range(gid.clone()..)
-        .take_while(|(id, _)| id.is_within(gid))
+    let apps: Vec<Value> = within(&snap.apps, gid)
         .filter(|(id, _)| !id.is_root() && &id.parent() == gid)
         .map(|(_, a)| render::app_info(snap, a, embed))
         .collect();
-    let groups: Vec<Value> = snap
-        .groups
-        .range(gid.clone()..)
-        .take_while(|(id, _)| id.is_within(gid))
+    let groups: Vec<Value> = within(&snap.groups, gid)
         .filter(|(id, _)| !id.is_root() && &id.parent() == gid)
         .map(|(id, _)| group_json(snap, id, embed))
         .collect();
@@ -102,12 +97,7 @@ async fn get_group(state: ApiState, rest: &str, q: Option<String>) -> Result<Res
         Target::Apps(raw) => {
             // Every app within the group (an unknown group has none, as in Marathon).
             let gid = group_id(&raw)?;
-            let apps: Vec<Value> = snap
-                .apps
-                .range(gid.clone()..)
-                .take_while(|(id, _)| id.is_within(&gid))
-                .map(|(_, a)| render::app_info(&snap, a, embed))
-                .collect();
+            let apps: Vec<Value> = within(&snap.apps, &gid).map(|(_, a)| render::app_info(&snap, a, embed)).collect();
             json!(apps)
         }
         Target::Versions(raw) => {
